@@ -1,0 +1,51 @@
+# AegisFS top-level Makefile.
+#   make          build aegisfs.ko against KDIR (default: the project's test kernel)
+#   make tools    build mkfs.aegisfs (and the other userspace tools)
+#   make setup    install missing packages, build the test kernel and the guest image
+#   make run      setup + build, then boot QEMU and show AegisFS mounted and used
+#   make test     setup + build, then cargo test and every in-guest suite
+# Everything built lands in build/ (git-ignored) and is reused by the next run.
+
+TOP      := $(CURDIR)
+BUILD    ?= $(TOP)/build
+KDIR     ?= $(BUILD)/linux-obj
+MODOUT   ?= $(BUILD)/module
+# Kernel-side Rust needs the compiler the kernel was built with (see qemu/toolchain.env).
+KRUSTC   ?= /usr/bin/rustc
+KRUSTLIB ?= $(lastword $(sort $(wildcard /usr/src/rustc-*/library)))
+KBINDGEN ?= $(or $(shell command -v bindgen 2>/dev/null),$(HOME)/.cargo/bin/bindgen)
+export LIBCLANG_PATH ?= /usr/lib/llvm-19/lib
+
+KMAKE = $(MAKE) -C $(KDIR) M=$(TOP) MO=$(MODOUT) \
+	RUSTC=$(KRUSTC) BINDGEN=$(KBINDGEN) RUST_LIB_SRC=$(KRUSTLIB)
+
+.PHONY: all module tools setup kernel guest run test clean
+
+all: module
+
+module:
+	@mkdir -p $(MODOUT)
+	$(KMAKE) modules
+
+tools:
+	cargo build --release --workspace --bins
+
+kernel:
+	qemu/setup-host.sh
+	qemu/build-kernel.sh
+
+guest: kernel
+	qemu/build-rootfs.sh
+
+setup: guest
+
+run: setup
+	$(MAKE) module tools
+	qemu/demo.sh
+
+test: setup
+	$(MAKE) module tools
+	tests/run
+
+clean:
+	rm -rf $(MODOUT) $(BUILD)/target
