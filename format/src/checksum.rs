@@ -1,0 +1,246 @@
+// Checksums of every checksummed structure (docs/format.md, "Checksums").
+//
+// All are `crc32c(seed, ...)` (raw update, no inversion) where `seed` is the superblock's
+// `checksum_seed`; a checksum field inside the covered range counts as four zero bytes.
+
+use crate::crc32c::{crc32c, crc32c_zeros};
+use crate::disk::{
+    GroupDesc, IndirectBlock, SuperBlock, BLOCK_SIZE, DIR_TAIL_OFFSET, GROUP_DESC_CHECKSUM_OFFSET,
+    INDIRECT_CHECKSUM_OFFSET, INODE_CHECKSUM_OFFSET, INODE_SIZES, SUPERBLOCK_CHECKSUM_OFFSET,
+};
+use crate::error::{FormatError, Result};
+
+/// Offset of the checksum in journal metadata blocks (superblock, descriptor, revoke,
+/// commit).
+pub const JOURNAL_CHECKSUM_OFFSET: usize = 0xFFC;
+
+/// The checksum seed of a filesystem UUID: `crc32c(0xFFFFFFFF, uuid)`.
+pub fn checksum_seed(uuid: &[u8; 16]) -> u32 {
+    crc32c(0xFFFF_FFFF, uuid)
+}
+
+/// CRC of `bytes` with the 4-byte field at `field` counted as zeros.
+fn crc_with_zeroed_field(crc: u32, bytes: &[u8], field: usize) -> u32 {
+    let head = bytes.get(..field).unwrap_or(bytes);
+    let crc = crc32c(crc, head);
+    let crc = crc32c_zeros(crc, 4);
+    crc32c(crc, bytes.get(field + 4..).unwrap_or(&[]))
+}
+
+/// `seed` extended with two u32 words (inode number and generation, or group number).
+fn seed_with(seed: u32, a: u32, b: Option<u32>) -> u32 {
+    let crc = crc32c(seed, &a.to_le_bytes());
+    match b {
+        Some(b) => crc32c(crc, &b.to_le_bytes()),
+        None => crc,
+    }
+}
+
+impl SuperBlock {
+    /// The checksum this superblock should have (over bytes `0..0x3FC`, seeded with its own
+    /// `checksum_seed`).
+    pub fn compute_checksum(&self) -> u32 {
+        let bytes = self.as_bytes();
+        crc32c(
+            self.checksum_seed.get(),
+            bytes.get(..SUPERBLOCK_CHECKSUM_OFFSET).unwrap_or(bytes),
+        )
+    }
+
+    /// Stores the correct checksum.
+    pub fn update_checksum(&mut self) {
+        let c = self.compute_checksum();
+        self.checksum.set(c);
+    }
+
+    /// Checks the stored checksum.
+    pub fn verify_checksum(&self) -> Result<()> {
+        if self.checksum.get() == self.compute_checksum() {
+            Ok(())
+        } else {
+            Err(FormatError::SuperBlockChecksum)
+        }
+    }
+}
+
+impl GroupDesc {
+    /// The checksum descriptor `g` should have.
+    pub fn compute_checksum(&self, seed: u32, g: u32) -> u32 {
+        crc_with_zeroed_field(
+            seed_with(seed, g, None),
+            self.as_bytes(),
+            GROUP_DESC_CHECKSUM_OFFSET,
+        )
+    }
+
+    /// Stores the correct checksum for group `g`.
+    pub fn update_checksum(&mut self, seed: u32, g: u32) {
+        let c = self.compute_checksum(seed, g);
+        self.checksum.set(c);
+    }
+
+    /// Checks the stored checksum of descriptor `g`.
+    pub fn verify_checksum(&self, seed: u32, g: u32) -> Result<()> {
+        if self.checksum.get() == self.compute_checksum(seed, g) {
+            Ok(())
+        } else {
+            Err(FormatError::GroupDescChecksum)
+        }
+    }
+
+    /// Checks group `g`'s block bitmap against the checksum in this descriptor.
+    pub fn verify_block_bitmap(&self, seed: u32, g: u32, bitmap: &[u8; BLOCK_SIZE]) -> Result<()> {
+        if self.block_bitmap_checksum.get() == bitmap_checksum(seed, g, bitmap) {
+            Ok(())
+        } else {
+            Err(FormatError::BlockBitmapChecksum)
+        }
+    }
+
+    /// Checks group `g`'s inode bitmap against the checksum in this descriptor.
+    pub fn verify_inode_bitmap(&self, seed: u32, g: u32, bitmap: &[u8; BLOCK_SIZE]) -> Result<()> {
+        if self.inode_bitmap_checksum.get() == bitmap_checksum(seed, g, bitmap) {
+            Ok(())
+        } else {
+            Err(FormatError::InodeBitmapChecksum)
+        }
+    }
+
+    /// Stores the checksum of group `g`'s block bitmap (update the descriptor checksum
+    /// afterwards).
+    pub fn set_block_bitmap_checksum(&mut self, seed: u32, g: u32, bitmap: &[u8; BLOCK_SIZE]) {
+        self.block_bitmap_checksum
+            .set(bitmap_checksum(seed, g, bitmap));
+    }
+
+    /// Stores the checksum of group `g`'s inode bitmap (update the descriptor checksum
+    /// afterwards).
+    pub fn set_inode_bitmap_checksum(&mut self, seed: u32, g: u32, bitmap: &[u8; BLOCK_SIZE]) {
+        self.inode_bitmap_checksum
+            .set(bitmap_checksum(seed, g, bitmap));
+    }
+}
+
+/// Checksum of a block or inode bitmap of group `g` (stored in the group descriptor).
+pub fn bitmap_checksum(seed: u32, g: u32, bitmap: &[u8; BLOCK_SIZE]) -> u32 {
+    crc32c(seed_with(seed, g, None), bitmap)
+}
+
+fn inode_slot_ok(raw: &[u8]) -> Result<()> {
+    if INODE_SIZES.iter().any(|&s| usize::from(s) == raw.len()) {
+        Ok(())
+    } else {
+        Err(FormatError::BufferSize)
+    }
+}
+
+/// The generation stored in a raw inode.
+fn raw_generation(raw: &[u8]) -> u32 {
+    match raw.get(0x24..0x28) {
+        Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]),
+        _ => 0,
+    }
+}
+
+/// Checksum of inode `ino` whose `inode_size` bytes are `raw` (length 256, 512 or 1024);
+/// the generation is read from `raw`.
+pub fn inode_checksum(seed: u32, ino: u32, raw: &[u8]) -> Result<u32> {
+    inode_slot_ok(raw)?;
+    Ok(crc_with_zeroed_field(
+        seed_with(seed, ino, Some(raw_generation(raw))),
+        raw,
+        INODE_CHECKSUM_OFFSET,
+    ))
+}
+
+/// Stores the checksum of inode `ino` in `raw` (its `inode_size` bytes).
+pub fn set_inode_checksum(seed: u32, ino: u32, raw: &mut [u8]) -> Result<()> {
+    let c = inode_checksum(seed, ino, raw)?;
+    match raw.get_mut(INODE_CHECKSUM_OFFSET..INODE_CHECKSUM_OFFSET + 4) {
+        Some(f) => {
+            f.copy_from_slice(&c.to_le_bytes());
+            Ok(())
+        }
+        None => Err(FormatError::BufferSize),
+    }
+}
+
+/// Checks the checksum of inode `ino` stored in `raw` (its `inode_size` bytes).
+pub fn verify_inode_checksum(seed: u32, ino: u32, raw: &[u8]) -> Result<()> {
+    let c = inode_checksum(seed, ino, raw)?;
+    match raw.get(INODE_CHECKSUM_OFFSET..INODE_CHECKSUM_OFFSET + 4) {
+        Some(&[a, b, cc, d]) if u32::from_le_bytes([a, b, cc, d]) == c => Ok(()),
+        _ => Err(FormatError::InodeChecksum),
+    }
+}
+
+/// Checksum of a directory block of directory `dir_ino`/`dir_generation` (bytes `0..4084`).
+pub fn dir_block_checksum(
+    seed: u32,
+    dir_ino: u32,
+    dir_generation: u32,
+    block: &[u8; BLOCK_SIZE],
+) -> u32 {
+    let covered = block.get(..DIR_TAIL_OFFSET).unwrap_or(block);
+    crc32c(seed_with(seed, dir_ino, Some(dir_generation)), covered)
+}
+
+impl IndirectBlock {
+    /// The checksum this indirect block of inode `ino`/`generation` should have.
+    pub fn compute_checksum(&self, seed: u32, ino: u32, generation: u32) -> u32 {
+        let bytes: &[u8; BLOCK_SIZE] = zerocopy::transmute_ref!(self);
+        crc32c(
+            seed_with(seed, ino, Some(generation)),
+            bytes.get(..INDIRECT_CHECKSUM_OFFSET).unwrap_or(bytes),
+        )
+    }
+
+    /// Stores the correct checksum and zeroes the reserved word.
+    pub fn update_checksum(&mut self, seed: u32, ino: u32, generation: u32) {
+        self.reserved.set(0);
+        let c = self.compute_checksum(seed, ino, generation);
+        self.checksum.set(c);
+    }
+
+    /// Checks the checksum (and that the reserved word is zero).
+    pub fn verify_checksum(&self, seed: u32, ino: u32, generation: u32) -> Result<()> {
+        if self.reserved.get() == 0
+            && self.checksum.get() == self.compute_checksum(seed, ino, generation)
+        {
+            Ok(())
+        } else {
+            Err(FormatError::IndirectChecksum)
+        }
+    }
+}
+
+/// Checksum of a journal metadata block (bytes `0..0xFFC`).
+pub fn journal_block_checksum(seed: u32, block: &[u8; BLOCK_SIZE]) -> u32 {
+    crc32c(seed, block.get(..JOURNAL_CHECKSUM_OFFSET).unwrap_or(block))
+}
+
+/// Stores the checksum of a journal metadata block at `0xFFC`.
+pub fn set_journal_block_checksum(seed: u32, block: &mut [u8; BLOCK_SIZE]) {
+    let c = journal_block_checksum(seed, block);
+    if let Some(f) = block.get_mut(JOURNAL_CHECKSUM_OFFSET..) {
+        f.copy_from_slice(&c.to_le_bytes());
+    }
+}
+
+/// Checks the checksum of a journal metadata block.
+pub fn verify_journal_block_checksum(seed: u32, block: &[u8; BLOCK_SIZE]) -> Result<()> {
+    match block.get(JOURNAL_CHECKSUM_OFFSET..) {
+        Some(&[a, b, c, d])
+            if u32::from_le_bytes([a, b, c, d]) == journal_block_checksum(seed, block) =>
+        {
+            Ok(())
+        }
+        _ => Err(FormatError::JournalChecksum),
+    }
+}
+
+/// Checksum of a block logged in the journal, stored in its descriptor tag: over the
+/// transaction `sequence` (u64 LE) then the block's real (unescaped) 4096 bytes.
+pub fn journal_data_checksum(seed: u32, sequence: u64, data: &[u8; BLOCK_SIZE]) -> u32 {
+    crc32c(crc32c(seed, &sequence.to_le_bytes()), data)
+}
