@@ -1,9 +1,7 @@
 // Logical block -> indirect path mapping (docs/format.md, "Block mapping") and the
 // indirect block view.
 
-use crate::disk::{
-    IndirectBlock, BLOCK_SIZE, MAX_FILE_BLOCKS, N_DIRECT, PTRS_PER_BLOCK, PTRS_PER_BLOCK_U64,
-};
+use crate::disk::{IndirectBlock, BLOCK_SIZE, MAX_FILE_BLOCKS, N_DIRECT, PTRS_PER_BLOCK_U64};
 use crate::error::{FormatError, Result};
 use crate::geometry::Geometry;
 
@@ -129,9 +127,6 @@ impl IndirectBlock {
         Ok(())
     }
 }
-
-/// Number of pointers in an indirect block, as `usize`.
-pub const INDIRECT_PTRS: usize = PTRS_PER_BLOCK;
 
 #[cfg(test)]
 mod tests {

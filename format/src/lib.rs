@@ -10,6 +10,9 @@
 pub mod blockmap;
 pub mod checksum;
 pub mod crc32c;
+pub mod dir;
 pub mod disk;
 pub mod error;
 pub mod geometry;
+pub mod inode;
+pub mod journal;

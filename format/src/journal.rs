@@ -1,0 +1,382 @@
+// Journal block layouts (docs/format.md, "Journal"): superblock, descriptor, revoke and
+// commit blocks, the empty journal mkfs writes, and escaping of logged blocks.
+
+use crate::checksum::{set_journal_block_checksum, verify_journal_block_checksum};
+use crate::disk::{BLOCK_SIZE, BLOCK_SIZE_U64};
+use crate::error::{FormatError, Result};
+use core::mem::{offset_of, size_of};
+use zerocopy::little_endian::{I64, U32, U64};
+
+/// Magic of every journal metadata block (`"GEAJ"` on disk).
+pub const JOURNAL_MAGIC: u32 = 0x4A41_4547;
+/// Block type: journal superblock.
+pub const JT_SUPERBLOCK: u32 = 1;
+/// Block type: descriptor.
+pub const JT_DESCRIPTOR: u32 = 2;
+/// Block type: commit.
+pub const JT_COMMIT: u32 = 3;
+/// Block type: revoke.
+pub const JT_REVOKE: u32 = 4;
+/// Descriptor tag flag: the logged block began with [`JOURNAL_MAGIC`], zeroed in the log.
+pub const TAG_FLAG_ESCAPED: u32 = 1 << 0;
+/// Tags in one descriptor block.
+pub const MAX_DESCRIPTOR_TAGS: usize = 254;
+/// Block numbers in one revoke block.
+pub const MAX_REVOKE_RECORDS: usize = 509;
+/// First log block (block 0 of the journal is its superblock).
+pub const JOURNAL_FIRST_LOG_BLOCK: u64 = 1;
+
+/// The 16-byte header of every journal metadata block.
+#[derive(
+    zerocopy_derive::FromBytes,
+    zerocopy_derive::IntoBytes,
+    zerocopy_derive::KnownLayout,
+    zerocopy_derive::Immutable,
+    zerocopy_derive::Unaligned,
+)]
+#[repr(C)]
+pub struct JournalHeader {
+    /// [`JOURNAL_MAGIC`].
+    pub magic: U32,
+    /// `JT_*`.
+    pub block_type: U32,
+    /// Transaction id.
+    pub sequence: U64,
+}
+
+/// The journal superblock (block 0 of the journal).
+#[derive(
+    zerocopy_derive::FromBytes,
+    zerocopy_derive::IntoBytes,
+    zerocopy_derive::KnownLayout,
+    zerocopy_derive::Immutable,
+    zerocopy_derive::Unaligned,
+)]
+#[repr(C)]
+pub struct JournalSuperBlock {
+    /// Type [`JT_SUPERBLOCK`], sequence 0.
+    pub header: JournalHeader,
+    /// 4096.
+    pub block_size: U32,
+    /// Journal length in blocks (the superblock's `journal_blocks`).
+    pub max_len: U32,
+    /// First log block: 1.
+    pub first: U64,
+    /// Log block of the oldest live transaction; 0 = journal empty.
+    pub start: U64,
+    /// First expected transaction id.
+    pub sequence: U64,
+    /// Error recorded by the journal, 0 = none.
+    pub errno: U32,
+    /// Zero.
+    pub reserved: [u8; 0xFFC - 0x34],
+    /// Checksum over bytes `0..0xFFC`.
+    pub checksum: U32,
+}
+
+/// One descriptor tag: a block logged in the following log blocks.
+#[derive(
+    zerocopy_derive::FromBytes,
+    zerocopy_derive::IntoBytes,
+    zerocopy_derive::KnownLayout,
+    zerocopy_derive::Immutable,
+    zerocopy_derive::Unaligned,
+)]
+#[repr(C)]
+pub struct JournalTag {
+    /// Filesystem block the logged block belongs to.
+    pub target: U64,
+    /// `TAG_FLAG_*`.
+    pub flags: U32,
+    /// `journal_data_checksum(seed, sequence, real contents)`.
+    pub checksum: U32,
+}
+
+/// A descriptor block: `count` tags, each followed in the log by its data block.
+#[derive(
+    zerocopy_derive::FromBytes,
+    zerocopy_derive::IntoBytes,
+    zerocopy_derive::KnownLayout,
+    zerocopy_derive::Immutable,
+    zerocopy_derive::Unaligned,
+)]
+#[repr(C)]
+pub struct JournalDescriptor {
+    /// Type [`JT_DESCRIPTOR`], the transaction id.
+    pub header: JournalHeader,
+    /// Tags used.
+    pub count: U32,
+    /// Tags.
+    pub tags: [JournalTag; MAX_DESCRIPTOR_TAGS],
+    /// Zero.
+    pub reserved: [u8; 8],
+    /// Checksum over bytes `0..0xFFC`.
+    pub checksum: U32,
+}
+
+/// A revoke block: `count` block numbers whose earlier log copies must not be replayed.
+#[derive(
+    zerocopy_derive::FromBytes,
+    zerocopy_derive::IntoBytes,
+    zerocopy_derive::KnownLayout,
+    zerocopy_derive::Immutable,
+    zerocopy_derive::Unaligned,
+)]
+#[repr(C)]
+pub struct JournalRevoke {
+    /// Type [`JT_REVOKE`], the transaction id.
+    pub header: JournalHeader,
+    /// Records used.
+    pub count: U32,
+    /// Revoked block numbers.
+    pub blocks: [U64; MAX_REVOKE_RECORDS],
+    /// Checksum over bytes `0..0xFFC`.
+    pub checksum: U32,
+}
+
+/// A commit block: ends a transaction.
+#[derive(
+    zerocopy_derive::FromBytes,
+    zerocopy_derive::IntoBytes,
+    zerocopy_derive::KnownLayout,
+    zerocopy_derive::Immutable,
+    zerocopy_derive::Unaligned,
+)]
+#[repr(C)]
+pub struct JournalCommit {
+    /// Type [`JT_COMMIT`], the transaction id.
+    pub header: JournalHeader,
+    /// Commit time, seconds.
+    pub commit_sec: I64,
+    /// Commit time, nanoseconds.
+    pub commit_nsec: U32,
+    /// Zero.
+    pub reserved: [u8; 0xFFC - 0x1C],
+    /// Checksum over bytes `0..0xFFC`.
+    pub checksum: U32,
+}
+
+const _: () = {
+    assert!(size_of::<JournalHeader>() == 16);
+    assert!(size_of::<JournalSuperBlock>() == BLOCK_SIZE);
+    assert!(offset_of!(JournalSuperBlock, block_size) == 0x10);
+    assert!(offset_of!(JournalSuperBlock, max_len) == 0x14);
+    assert!(offset_of!(JournalSuperBlock, first) == 0x18);
+    assert!(offset_of!(JournalSuperBlock, start) == 0x20);
+    assert!(offset_of!(JournalSuperBlock, sequence) == 0x28);
+    assert!(offset_of!(JournalSuperBlock, errno) == 0x30);
+    assert!(offset_of!(JournalSuperBlock, checksum) == 0xFFC);
+    assert!(size_of::<JournalTag>() == 16);
+    assert!(size_of::<JournalDescriptor>() == BLOCK_SIZE);
+    assert!(offset_of!(JournalDescriptor, count) == 0x10);
+    assert!(offset_of!(JournalDescriptor, tags) == 0x14);
+    assert!(offset_of!(JournalDescriptor, checksum) == 0xFFC);
+    assert!(size_of::<JournalRevoke>() == BLOCK_SIZE);
+    assert!(offset_of!(JournalRevoke, blocks) == 0x14);
+    assert!(offset_of!(JournalRevoke, checksum) == 0xFFC);
+    assert!(size_of::<JournalCommit>() == BLOCK_SIZE);
+    assert!(offset_of!(JournalCommit, commit_sec) == 0x10);
+    assert!(offset_of!(JournalCommit, commit_nsec) == 0x18);
+    assert!(offset_of!(JournalCommit, checksum) == 0xFFC);
+};
+
+/// Checks magic, block type and checksum of a journal metadata block and returns its
+/// header.
+pub fn check_journal_block(
+    block: &[u8; BLOCK_SIZE],
+    seed: u32,
+    block_type: u32,
+) -> Result<&JournalHeader> {
+    let sb: &JournalSuperBlock = zerocopy::transmute_ref!(block);
+    let h = &sb.header;
+    if h.magic.get() != JOURNAL_MAGIC || h.block_type.get() != block_type {
+        return Err(FormatError::JournalFormat);
+    }
+    verify_journal_block_checksum(seed, block)?;
+    Ok(h)
+}
+
+fn set_header(h: &mut JournalHeader, block_type: u32, sequence: u64) {
+    h.magic.set(JOURNAL_MAGIC);
+    h.block_type.set(block_type);
+    h.sequence.set(sequence);
+}
+
+impl JournalSuperBlock {
+    /// The journal superblock viewed in place.
+    pub fn from_block(block: &[u8; BLOCK_SIZE]) -> &JournalSuperBlock {
+        zerocopy::transmute_ref!(block)
+    }
+
+    /// The journal superblock viewed in place, mutable.
+    pub fn from_block_mut(block: &mut [u8; BLOCK_SIZE]) -> &mut JournalSuperBlock {
+        zerocopy::transmute_mut!(block)
+    }
+
+    /// Validates a journal superblock for a journal of `journal_blocks` blocks: header,
+    /// checksum, block size, `max_len`, `first` = 1 and `start` 0 or a log block.
+    pub fn validate(
+        block: &[u8; BLOCK_SIZE],
+        seed: u32,
+        journal_blocks: u64,
+    ) -> Result<&JournalSuperBlock> {
+        check_journal_block(block, seed, JT_SUPERBLOCK)?;
+        let jsb = Self::from_block(block);
+        let max_len = u64::from(jsb.max_len.get());
+        let start = jsb.start.get();
+        if u64::from(jsb.block_size.get()) != BLOCK_SIZE_U64
+            || max_len != journal_blocks
+            || jsb.first.get() != JOURNAL_FIRST_LOG_BLOCK
+            || (start != 0 && (start < JOURNAL_FIRST_LOG_BLOCK || start >= max_len))
+        {
+            return Err(FormatError::JournalFormat);
+        }
+        Ok(jsb)
+    }
+
+    /// True when the journal holds no live transaction.
+    pub fn is_empty(&self) -> bool {
+        self.start.get() == 0
+    }
+}
+
+/// Writes the empty journal superblock mkfs puts at `journal_start`: `start` 0,
+/// `sequence` 1, checksummed with `seed`. Fails if `journal_blocks` exceeds `u32::MAX`.
+pub fn init_journal_superblock(
+    block: &mut [u8; BLOCK_SIZE],
+    seed: u32,
+    journal_blocks: u64,
+) -> Result<()> {
+    let max_len = u32::try_from(journal_blocks).map_err(|_| FormatError::BadJournalSize)?;
+    block.fill(0);
+    let jsb = JournalSuperBlock::from_block_mut(block);
+    set_header(&mut jsb.header, JT_SUPERBLOCK, 0);
+    jsb.block_size.set(BLOCK_SIZE as u32);
+    jsb.max_len.set(max_len);
+    jsb.first.set(JOURNAL_FIRST_LOG_BLOCK);
+    jsb.start.set(0);
+    jsb.sequence.set(1);
+    set_journal_block_checksum(seed, block);
+    Ok(())
+}
+
+impl JournalDescriptor {
+    /// A descriptor block viewed in place.
+    pub fn from_block(block: &[u8; BLOCK_SIZE]) -> &JournalDescriptor {
+        zerocopy::transmute_ref!(block)
+    }
+
+    /// A descriptor block viewed in place, mutable.
+    pub fn from_block_mut(block: &mut [u8; BLOCK_SIZE]) -> &mut JournalDescriptor {
+        zerocopy::transmute_mut!(block)
+    }
+
+    /// Starts an empty descriptor for transaction `sequence` (zeroes the block).
+    pub fn init(block: &mut [u8; BLOCK_SIZE], sequence: u64) -> &mut JournalDescriptor {
+        block.fill(0);
+        let d = Self::from_block_mut(block);
+        set_header(&mut d.header, JT_DESCRIPTOR, sequence);
+        d
+    }
+
+    /// The used tags; `JournalFormat` if `count` exceeds [`MAX_DESCRIPTOR_TAGS`].
+    pub fn used_tags(&self) -> Result<&[JournalTag]> {
+        let n = usize::try_from(self.count.get()).map_err(|_| FormatError::JournalFormat)?;
+        self.tags.get(..n).ok_or(FormatError::JournalFormat)
+    }
+
+    /// Appends a tag; false when the descriptor is full.
+    pub fn push_tag(&mut self, target: u64, flags: u32, checksum: u32) -> bool {
+        let n = self.count.get();
+        match self.tags.get_mut(n as usize) {
+            Some(t) => {
+                t.target.set(target);
+                t.flags.set(flags);
+                t.checksum.set(checksum);
+                self.count.set(n + 1);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl JournalRevoke {
+    /// A revoke block viewed in place.
+    pub fn from_block(block: &[u8; BLOCK_SIZE]) -> &JournalRevoke {
+        zerocopy::transmute_ref!(block)
+    }
+
+    /// A revoke block viewed in place, mutable.
+    pub fn from_block_mut(block: &mut [u8; BLOCK_SIZE]) -> &mut JournalRevoke {
+        zerocopy::transmute_mut!(block)
+    }
+
+    /// Starts an empty revoke block for transaction `sequence` (zeroes the block).
+    pub fn init(block: &mut [u8; BLOCK_SIZE], sequence: u64) -> &mut JournalRevoke {
+        block.fill(0);
+        let r = Self::from_block_mut(block);
+        set_header(&mut r.header, JT_REVOKE, sequence);
+        r
+    }
+
+    /// The used records; `JournalFormat` if `count` exceeds [`MAX_REVOKE_RECORDS`].
+    pub fn records(&self) -> Result<&[U64]> {
+        let n = usize::try_from(self.count.get()).map_err(|_| FormatError::JournalFormat)?;
+        self.blocks.get(..n).ok_or(FormatError::JournalFormat)
+    }
+
+    /// Appends a revoked block number; false when the block is full.
+    pub fn push(&mut self, block: u64) -> bool {
+        let n = self.count.get();
+        match self.blocks.get_mut(n as usize) {
+            Some(b) => {
+                b.set(block);
+                self.count.set(n + 1);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl JournalCommit {
+    /// A commit block viewed in place.
+    pub fn from_block(block: &[u8; BLOCK_SIZE]) -> &JournalCommit {
+        zerocopy::transmute_ref!(block)
+    }
+
+    /// Writes a commit block for transaction `sequence` at time `sec`/`nsec`, checksummed.
+    pub fn write(block: &mut [u8; BLOCK_SIZE], seed: u32, sequence: u64, sec: i64, nsec: u32) {
+        block.fill(0);
+        let c: &mut JournalCommit = zerocopy::transmute_mut!(&mut *block);
+        set_header(&mut c.header, JT_COMMIT, sequence);
+        c.commit_sec.set(sec);
+        c.commit_nsec.set(nsec);
+        set_journal_block_checksum(seed, block);
+    }
+}
+
+/// True if a block to be logged starts with [`JOURNAL_MAGIC`] and so must be escaped.
+pub fn needs_escape(data: &[u8; BLOCK_SIZE]) -> bool {
+    matches!(data.first_chunk::<4>(), Some(m) if u32::from_le_bytes(*m) == JOURNAL_MAGIC)
+}
+
+/// Escapes a block for the log: zeroes its first 4 bytes if they are the magic. Returns
+/// whether it did (then set [`TAG_FLAG_ESCAPED`] in its tag).
+pub fn escape(data: &mut [u8; BLOCK_SIZE]) -> bool {
+    let esc = needs_escape(data);
+    if esc {
+        if let Some(m) = data.first_chunk_mut::<4>() {
+            *m = [0; 4];
+        }
+    }
+    esc
+}
+
+/// Restores a logged block whose tag has [`TAG_FLAG_ESCAPED`]: puts the magic back.
+pub fn unescape(data: &mut [u8; BLOCK_SIZE]) {
+    if let Some(m) = data.first_chunk_mut::<4>() {
+        *m = JOURNAL_MAGIC.to_le_bytes();
+    }
+}
