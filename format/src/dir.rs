@@ -41,7 +41,7 @@ impl DirEntry<'_> {
     /// Bytes this record could give to a new entry after its own (all of it if unused).
     pub fn free_space(&self) -> usize {
         if self.is_used() {
-            self.rec_len - min_rec_len(self.name.len())
+            self.rec_len.saturating_sub(min_rec_len(self.name.len()))
         } else {
             self.rec_len
         }
@@ -227,11 +227,11 @@ pub fn iter_dir_block<'a>(
     dir_ino: u32,
     dir_generation: u32,
 ) -> Result<DirIter<'a>> {
-    verify_dir_block_checksum(block, geo.checksum_seed, dir_ino, dir_generation)?;
+    verify_dir_block_checksum(block, geo.checksum_seed(), dir_ino, dir_generation)?;
     Ok(DirIter {
         block,
         pos: 0,
-        inodes_count: Some(geo.inodes_count),
+        inodes_count: Some(geo.inodes_count()),
         done: false,
     })
 }

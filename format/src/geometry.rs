@@ -125,35 +125,35 @@ pub fn fsid(uuid: &[u8; 16]) -> [u32; 2] {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Geometry {
     /// Blocks in the filesystem.
-    pub blocks_count: u64,
+    blocks_count: u64,
     /// First block of group 0.
-    pub first_group_block: u64,
+    first_group_block: u64,
     /// Number of groups (at least 1).
-    pub group_count: u32,
+    group_count: u32,
     /// Inodes per group (multiple of 16, at most 32768).
-    pub inodes_per_group: u32,
+    inodes_per_group: u32,
     /// `group_count * inodes_per_group`.
-    pub inodes_count: u32,
+    inodes_count: u32,
     /// 256, 512 or 1024.
-    pub inode_size: u16,
+    inode_size: u16,
     /// Blocks of each group's inode table.
-    pub inode_table_blocks: u64,
+    inode_table_blocks: u64,
     /// First GDT block (1).
-    pub gdt_start: u64,
+    gdt_start: u64,
     /// GDT blocks.
-    pub gdt_blocks: u32,
+    gdt_blocks: u32,
     /// First journal block (0 without a journal).
-    pub journal_start: u64,
+    journal_start: u64,
     /// Journal blocks (0 = no journal).
-    pub journal_blocks: u64,
+    journal_blocks: u64,
     /// Length of the last group in blocks.
-    pub last_group_len: u64,
+    last_group_len: u64,
     /// Blocks that can never hold data: `first_group_block + group_count * (2 + itb)`.
-    pub overhead: u64,
+    overhead: u64,
     /// Seed of every checksum (the superblock's `checksum_seed`; 0 in a plan).
-    pub checksum_seed: u32,
+    checksum_seed: u32,
     /// ro_compat bits set in the superblock that are unknown: mount read-only if non-zero.
-    pub unknown_ro_compat: u64,
+    unknown_ro_compat: u64,
 }
 
 fn ceil_div(a: u64, b: u64) -> u64 {
@@ -161,6 +161,82 @@ fn ceil_div(a: u64, b: u64) -> u64 {
 }
 
 impl Geometry {
+    /// Blocks in the filesystem.
+    pub fn blocks_count(&self) -> u64 {
+        self.blocks_count
+    }
+
+    /// First block of group 0.
+    pub fn first_group_block(&self) -> u64 {
+        self.first_group_block
+    }
+
+    /// Number of groups (at least 1).
+    pub fn group_count(&self) -> u32 {
+        self.group_count
+    }
+
+    /// Inodes per group (multiple of 16, at most 32768).
+    pub fn inodes_per_group(&self) -> u32 {
+        self.inodes_per_group
+    }
+
+    /// `group_count * inodes_per_group`.
+    pub fn inodes_count(&self) -> u32 {
+        self.inodes_count
+    }
+
+    /// 256, 512 or 1024.
+    pub fn inode_size(&self) -> u16 {
+        self.inode_size
+    }
+
+    /// Blocks of each group's inode table.
+    pub fn inode_table_blocks(&self) -> u64 {
+        self.inode_table_blocks
+    }
+
+    /// First GDT block (1).
+    pub fn gdt_start(&self) -> u64 {
+        self.gdt_start
+    }
+
+    /// GDT blocks.
+    pub fn gdt_blocks(&self) -> u32 {
+        self.gdt_blocks
+    }
+
+    /// First journal block (0 without a journal).
+    pub fn journal_start(&self) -> u64 {
+        self.journal_start
+    }
+
+    /// Journal blocks (0 = no journal).
+    pub fn journal_blocks(&self) -> u64 {
+        self.journal_blocks
+    }
+
+    /// Length of the last group in blocks.
+    pub fn last_group_len(&self) -> u64 {
+        self.last_group_len
+    }
+
+    /// Blocks that can never hold data: `first_group_block + group_count * (2 + itb)`.
+    pub fn overhead(&self) -> u64 {
+        self.overhead
+    }
+
+    /// Seed of every checksum (the superblock's `checksum_seed`; 0 in a plan until
+    /// [`Geometry::set_checksum_seed`]).
+    pub fn checksum_seed(&self) -> u32 {
+        self.checksum_seed
+    }
+
+    /// ro_compat bits set in the superblock that are unknown: mount read-only if non-zero.
+    pub fn unknown_ro_compat(&self) -> u64 {
+        self.unknown_ro_compat
+    }
+
     /// Computes the derived geometry from recorded fields, checking every relation.
     fn derive(r: &RawGeometry, device_blocks: u64) -> Result<Geometry> {
         if r.blocks_per_group != BLOCKS_PER_GROUP {
@@ -420,9 +496,17 @@ impl Geometry {
         Ok(())
     }
 
+    /// Sets the checksum seed (mkfs, after planning: `checksum_seed(uuid)`).
+    pub fn set_checksum_seed(&mut self, seed: u32) {
+        self.checksum_seed = seed;
+    }
+
     /// Inodes per inode table block.
     pub fn inodes_per_block(&self) -> u32 {
-        (BLOCK_SIZE / usize::from(self.inode_size)) as u32
+        // inode_size is 256, 512 or 1024 in a derived geometry.
+        BLOCK_SIZE
+            .checked_div(usize::from(self.inode_size))
+            .map_or(1, |n| n as u32)
     }
 
     /// Metadata blocks at the start of every group: two bitmaps and the inode table.
@@ -525,7 +609,13 @@ impl Geometry {
             return Err(FormatError::BadInodeNumber);
         }
         let i = ino - 1;
-        Ok((i / self.inodes_per_group, i % self.inodes_per_group))
+        match (
+            i.checked_div(self.inodes_per_group),
+            i.checked_rem(self.inodes_per_group),
+        ) {
+            (Some(g), Some(idx)) => Ok((g, idx)),
+            _ => Err(FormatError::BadInodeNumber),
+        }
     }
 
     /// Inode number of index `index` in group `g`.
@@ -547,8 +637,8 @@ impl Geometry {
         Ok(InodeLocation {
             group,
             index,
-            block: table + u64::from(index / per_block),
-            offset: (index % per_block) as usize * usize::from(self.inode_size),
+            block: table + u64::from(index / per_block.max(1)),
+            offset: (index % per_block.max(1)) as usize * usize::from(self.inode_size),
         })
     }
 
@@ -716,7 +806,7 @@ impl GroupDesc {
         let free_inodes = self.free_inodes.get();
         if u64::from(self.free_blocks.get()) > data
             || free_inodes > geo.inodes_per_group
-            || self.used_dirs.get() > geo.inodes_per_group - free_inodes
+            || self.used_dirs.get() > geo.inodes_per_group.saturating_sub(free_inodes)
             || self.flags.get() != 0
         {
             return Err(FormatError::GroupDescCounts);

@@ -228,13 +228,13 @@ impl Inode {
     /// pointers. Block pointers themselves are checked when used
     /// (`Geometry::check_data_block`).
     pub fn validate<'a>(ino: u32, raw: &'a [u8], geo: &Geometry) -> Result<&'a Inode> {
-        if raw.len() != usize::from(geo.inode_size) {
+        if raw.len() != usize::from(geo.inode_size()) {
             return Err(FormatError::BufferSize);
         }
         if !geo.is_valid_ino(ino) {
             return Err(FormatError::BadInodeNumber);
         }
-        verify_inode_checksum(geo.checksum_seed, ino, raw)?;
+        verify_inode_checksum(geo.checksum_seed(), ino, raw)?;
         let inode = Inode::from_slot(raw)?;
         let ft = inode.file_type().ok_or(FormatError::InodeFileType)?;
         let flags = inode.flags.get();
@@ -258,7 +258,7 @@ impl Inode {
             return Err(FormatError::InodeBlocks);
         }
         let orphan = inode.next_orphan.get();
-        if orphan != 0 && (orphan < FIRST_INO || orphan > geo.inodes_count) {
+        if orphan != 0 && (orphan < FIRST_INO || orphan > geo.inodes_count()) {
             return Err(FormatError::BadOrphan);
         }
         let size = inode.size.get();
