@@ -1,0 +1,123 @@
+//! Block and inode allocation for mkfs. mkfs never frees, so first-fit in group order is a
+//! cursor that only moves forward: what is in use in each group follows from the cursor,
+//! and the bitmaps are generated from it at the end without keeping them in memory.
+
+use aegisfs_format::disk::{FIRST_INO, LOST_FOUND_INO};
+use aegisfs_format::geometry::Geometry;
+
+use crate::filemap::BlockSource;
+
+pub struct BlockAllocator {
+    geo: Geometry,
+    group: u32,
+    /// Next free block (inside `group`'s data area, or its end when the group is full).
+    next: u64,
+}
+
+impl BlockAllocator {
+    pub fn new(geo: &Geometry) -> BlockAllocator {
+        BlockAllocator {
+            geo: *geo,
+            group: 0,
+            next: geo.first_data_block(0).expect("a geometry has a group 0"),
+        }
+    }
+
+    fn group_end(&self, g: u32) -> u64 {
+        self.geo.group_start(g).expect("group in range") + self.geo.group_len(g).expect("group")
+    }
+
+    /// Data blocks allocated in group `g`; they are the first ones of its data area.
+    pub fn used_in_group(&self, g: u32) -> u64 {
+        if g < self.group {
+            self.geo.group_data_blocks(g).expect("group in range")
+        } else if g == self.group {
+            self.next - self.geo.first_data_block(g).expect("group in range")
+        } else {
+            0
+        }
+    }
+
+    /// Data blocks allocated in total.
+    pub fn used_total(&self) -> u64 {
+        (0..=self.group).map(|g| self.used_in_group(g)).sum()
+    }
+}
+
+impl BlockSource for BlockAllocator {
+    fn alloc_run(&mut self, max: u64) -> Result<(u64, u64), String> {
+        while self.next == self.group_end(self.group) {
+            if self.group + 1 == self.geo.group_count() {
+                return Err("no space left in the new filesystem".to_string());
+            }
+            self.group += 1;
+            self.next = self
+                .geo
+                .first_data_block(self.group)
+                .expect("group in range");
+        }
+        let count = max.min(self.group_end(self.group) - self.next);
+        let start = self.next;
+        self.next += count;
+        Ok((start, count))
+    }
+}
+
+/// Hands out inode numbers from `first_ino` upwards; `lost+found` is the first of them.
+pub struct InodeAllocator {
+    inodes_per_group: u32,
+    inodes_count: u32,
+    /// The highest inode number in use.
+    last: u32,
+    /// Directories per group.
+    dirs: Vec<u32>,
+}
+
+impl InodeAllocator {
+    pub fn new(geo: &Geometry) -> InodeAllocator {
+        InodeAllocator {
+            inodes_per_group: geo.inodes_per_group(),
+            inodes_count: geo.inodes_count(),
+            last: FIRST_INO - 1,
+            dirs: vec![0; geo.group_count() as usize],
+        }
+    }
+
+    /// Allocates the next inode.
+    pub fn alloc(&mut self, is_dir: bool) -> Result<u32, String> {
+        if self.last >= self.inodes_count {
+            return Err(format!(
+                "the new filesystem has only {} inodes, too few for the source tree \
+                 (use -N or -i)",
+                self.inodes_count
+            ));
+        }
+        self.last += 1;
+        if is_dir {
+            self.note_dir(self.last);
+        }
+        Ok(self.last)
+    }
+
+    /// Counts a directory with an inode that was not allocated here (the root).
+    pub fn note_dir(&mut self, ino: u32) {
+        self.dirs[((ino - 1) / self.inodes_per_group) as usize] += 1;
+    }
+
+    /// The highest inode number in use.
+    pub fn last(&self) -> u32 {
+        self.last
+    }
+
+    /// Inodes in use in group `g` (reserved ones included); they are the group's first.
+    pub fn used_in_group(&self, g: u32) -> u32 {
+        let first = g * self.inodes_per_group;
+        self.last.saturating_sub(first).min(self.inodes_per_group)
+    }
+
+    pub fn dirs_in_group(&self, g: u32) -> u32 {
+        self.dirs[g as usize]
+    }
+}
+
+const _: () = assert!(LOST_FOUND_INO == FIRST_INO);

@@ -1,0 +1,260 @@
+//! mkfs.aegisfs: checks the target, plans the geometry, then writes the new filesystem.
+
+use std::ffi::OsString;
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aegisfs_format::checksum::checksum_seed;
+use aegisfs_format::disk::{Timestamp, BLOCKS_PER_GROUP, BLOCK_SIZE_U64};
+use aegisfs_format::geometry::{Geometry, DEFAULT_INODE_SIZE};
+
+use crate::build::{Builder, Stats};
+use crate::cli::{format_uuid, parse_args, Command, Options, UuidChoice, BLOCKS_PER_MIB, USAGE};
+use crate::device::{open_target, Kind};
+use crate::mounts::{find_mount, MountSources};
+use crate::rng::Rng;
+use crate::size::human_bytes;
+use crate::wipe;
+
+pub const PROG: &str = "mkfs.aegisfs";
+
+/// Exit status of a usage error (bad option, bad value, missing device).
+pub const EXIT_USAGE: i32 = 1;
+/// Exit status of an operational error (util-linux `MKFS_EX_ERROR`).
+pub const EXIT_ERROR: i32 = 8;
+
+/// What mkfs talks to besides the target: output streams, whether stdin is a terminal
+/// (only then does it ask before overwriting), and where mounts are looked up.
+pub struct Env<'a> {
+    pub stdout: &'a mut dyn Write,
+    pub stderr: &'a mut dyn Write,
+    pub stdin: &'a mut dyn BufRead,
+    pub stdin_is_tty: bool,
+    pub mounts: MountSources,
+}
+
+/// Runs mkfs with the arguments after the program name; returns the exit status.
+pub fn run(args: &[OsString], env: &mut Env) -> i32 {
+    match parse_args(args) {
+        Err(e) => {
+            let _ = writeln!(env.stderr, "{PROG}: {e}");
+            let _ = env.stderr.write_all(USAGE.as_bytes());
+            EXIT_USAGE
+        }
+        Ok(Command::Help) => {
+            let _ = env.stdout.write_all(USAGE.as_bytes());
+            0
+        }
+        Ok(Command::Version) => {
+            let _ = writeln!(env.stdout, "{PROG} {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
+        Ok(Command::Format(opts)) => match format(&opts, env) {
+            Ok(()) => 0,
+            Err(e) => {
+                let _ = writeln!(env.stderr, "{PROG}: {e}");
+                EXIT_ERROR
+            }
+        },
+    }
+}
+
+fn now() -> Timestamp {
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp::new(d.as_secs() as i64, d.subsec_nanos())
+}
+
+/// The geometry for `opts` on `device_blocks` blocks.
+fn plan(
+    opts: &Options,
+    device_blocks: u64,
+) -> Result<Geometry, aegisfs_format::error::FormatError> {
+    Geometry::plan(
+        device_blocks,
+        opts.inodes.unwrap_or_default(),
+        opts.inode_size.unwrap_or(DEFAULT_INODE_SIZE),
+        opts.journal_mib.map(|m| m * BLOCKS_PER_MIB),
+    )
+}
+
+/// The smallest device (in blocks) `opts` can be formatted on, if any.
+fn minimum_blocks(opts: &Options) -> Option<u64> {
+    let (mut lo, mut hi) = (1u64, 1u64 << 40);
+    plan(opts, hi).ok()?;
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if plan(opts, mid).is_ok() {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    Some(lo)
+}
+
+fn format(opts: &Options, env: &mut Env) -> Result<(), String> {
+    let dev = &opts.device;
+    if let Some(why) = find_mount(dev, &env.mounts)? {
+        return Err(format!("{why}: will not make a filesystem here"));
+    }
+    let mut target = open_target(dev, opts.dry_run)?;
+    let fs_bytes = target.usable_bytes(opts.size_bytes)?;
+    let device_blocks = fs_bytes / BLOCK_SIZE_U64;
+    let geo = match plan(opts, device_blocks) {
+        Ok(g) => g,
+        Err(e) => {
+            return Err(match minimum_blocks(opts) {
+                Some(min) if min > device_blocks => format!(
+                    "{}: {} ({fs_bytes} bytes) is too small: with these options AegisFS \
+                     needs at least {} ({} bytes)",
+                    dev.display(),
+                    human_bytes(fs_bytes),
+                    human_bytes(min * BLOCK_SIZE_U64),
+                    min * BLOCK_SIZE_U64
+                ),
+                _ => format!("cannot lay out the filesystem: {}", e.msg()),
+            })
+        }
+    };
+
+    let mut rng = Rng::from_os().map_err(|e| format!("getrandom failed: {e}"))?;
+    let uuid = match opts.uuid {
+        UuidChoice::Random => rng.uuid_v4(),
+        UuidChoice::Clear => [0u8; 16],
+        UuidChoice::Explicit(u) => u,
+    };
+    let seed = checksum_seed(&uuid);
+
+    if opts.dry_run {
+        if !opts.quiet {
+            print_summary(env.stdout, opts, &geo, &uuid, None);
+            let _ = writeln!(env.stdout, "Dry run: nothing was written.");
+        }
+        return Ok(());
+    }
+
+    if target.kind != Kind::Missing {
+        let found = wipe::detect(&target, target.current_bytes)?;
+        if !found.is_empty() {
+            let what = found.join(", ");
+            if !opts.force && env.stdin_is_tty {
+                let _ = write!(
+                    env.stdout,
+                    "{} contains a {what} filesystem.\nProceed anyway? (y,N) ",
+                    dev.display()
+                );
+                let _ = env.stdout.flush();
+                let mut answer = String::new();
+                env.stdin
+                    .read_line(&mut answer)
+                    .map_err(|e| format!("cannot read the answer: {e}"))?;
+                if !matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+                    return Err("aborted: nothing was written".to_string());
+                }
+            } else if !opts.quiet {
+                let _ = writeln!(
+                    env.stdout,
+                    "Overwriting the {what} signature on {}",
+                    dev.display()
+                );
+            }
+        }
+    }
+
+    target.prepare(fs_bytes)?;
+    wipe::wipe(&target, fs_bytes)?;
+    let mut builder = Builder::new(&geo, seed, now(), &target, rng);
+    builder.populate(opts.root_dir.as_deref())?;
+    let stats = builder.stats;
+    builder.finish(&uuid, &opts.label, opts.reserved_hundredths)?;
+    if !opts.quiet {
+        print_summary(
+            env.stdout,
+            opts,
+            &geo,
+            &uuid,
+            Some((&stats, opts.root_dir.as_deref())),
+        );
+    }
+    Ok(())
+}
+
+fn print_summary(
+    out: &mut dyn Write,
+    opts: &Options,
+    geo: &Geometry,
+    uuid: &[u8; 16],
+    done: Option<(&Stats, Option<&Path>)>,
+) {
+    let bytes = geo.blocks_count() * BLOCK_SIZE_U64;
+    let reserved = u128::from(geo.data_blocks()) * u128::from(opts.reserved_hundredths) / 10_000;
+    let mut lines = vec![
+        format!(
+            "{} AegisFS on {}",
+            if done.is_some() {
+                "Created"
+            } else {
+                "Would create"
+            },
+            opts.device.display()
+        ),
+        format!(
+            "  size:        {} ({} blocks of {BLOCK_SIZE_U64} bytes)",
+            human_bytes(bytes),
+            geo.blocks_count()
+        ),
+        format!(
+            "  groups:      {} ({BLOCKS_PER_GROUP} blocks per group)",
+            geo.group_count()
+        ),
+        format!(
+            "  inodes:      {} ({} per group, {} bytes each)",
+            geo.inodes_count(),
+            geo.inodes_per_group(),
+            geo.inode_size()
+        ),
+        if geo.journal_blocks() == 0 {
+            "  journal:     none".to_string()
+        } else {
+            format!(
+                "  journal:     {} ({} blocks at block {})",
+                human_bytes(geo.journal_blocks() * BLOCK_SIZE_U64),
+                geo.journal_blocks(),
+                geo.journal_start()
+            )
+        },
+        format!(
+            "  reserved:    {}.{:02}% ({reserved} blocks)",
+            opts.reserved_hundredths / 100,
+            opts.reserved_hundredths % 100
+        ),
+        format!("  UUID:        {}", format_uuid(uuid)),
+        format!(
+            "  label:       {}",
+            if opts.label.is_empty() {
+                "(none)".to_string()
+            } else {
+                String::from_utf8_lossy(&opts.label).into_owned()
+            }
+        ),
+    ];
+    if let Some((stats, Some(dir))) = done {
+        lines.push(format!(
+            "  copied:      {} ({} files, {} directories, {} symlinks, {} special files, \
+             {} hard links, {} data blocks)",
+            dir.display(),
+            stats.files,
+            stats.dirs,
+            stats.symlinks,
+            stats.specials,
+            stats.hard_links,
+            stats.data_blocks
+        ));
+    }
+    for l in lines {
+        let _ = writeln!(out, "{l}");
+    }
+}
