@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# Suite "harness": proves qemu/vm itself. The guest boots and runs a script with its
+# arguments and environment, --disk devices appear as /dev/vdb, /dev/vdc with the right
+# sizes (and a FILE disk is used in place), --share content is visible both ways, the
+# staged tools are found by `mkfs -t` / `fsck -t`, the root image is never modified, the
+# script's exit status comes back, and a kernel panic, a kernel console WARNING and a
+# timeout each fail the run.
+# Prints one `ok harness/<case>` or `not ok harness/<case>: <reason>` line per case.
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/../.." && pwd)
+build=${BUILD:-$top/build}
+work=$build/tests/harness
+vm=$top/qemu/vm
+kernel=$build/linux-obj/arch/x86/boot/bzImage
+rootfs=$build/guest/rootfs.img
+
+for f in "$kernel" "$rootfs"; do
+    [ -f "$f" ] || { echo "harness: $f missing (run make setup)" >&2; exit 1; }
+done
+rm -rf "$work"
+mkdir -p "$work/share" "$work/build/target/release" "$work/build/module"
+
+ok() { echo "ok harness/$1"; }
+not_ok() {
+    echo "not ok harness/$1: $2"
+    [ -z "${3:-}" ] || sed 's/^/    | /' "$3"
+}
+
+token=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+
+# Stand-ins for the real tools and module: this suite tests how qemu/vm stages them, not
+# the tools themselves, so it does not depend on their state.
+cat > "$work/build/target/release/mkfs.aegisfs" <<'EOF'
+#!/bin/sh
+echo "staged mkfs.aegisfs $*"
+EOF
+cat > "$work/build/target/release/fsck.aegisfs" <<'EOF'
+#!/bin/sh
+echo "staged fsck.aegisfs $*"
+exit 4
+EOF
+chmod +x "$work/build/target/release/"*.aegisfs
+echo "module stand-in $token" > "$work/build/module/aegisfs.ko"
+echo "$token" > "$work/share/from-host.txt"
+
+# A FILE disk: the guest must read what the host wrote and the host must see the reply.
+disk_file=$work/disk-file.img
+truncate -s 32M "$disk_file"
+printf 'host-%s' "$token" | dd of="$disk_file" bs=1 seek=1048576 conv=notrunc status=none
+
+# The timeout case mostly sleeps, so it runs alongside the others.
+cat > "$work/sleep.sh" <<'EOF'
+echo "sleeping"
+sleep 600
+EOF
+start_timeout=$(date +%s)
+"$vm" --timeout 20 "$work/sleep.sh" > "$work/timeout.out" 2>&1 &
+timeout_pid=$!
+
+cat > "$work/main.sh" <<'EOF'
+#!/bin/bash
+# Prints key=value facts for the host to judge.
+echo "booted=yes"
+printf 'arg=%s\n' "$@"
+echo "term=$TERM home=$HOME user=$(id -u) cwd=$PWD"
+echo "path_first=${PATH%%:*}"
+echo "ko=$AEGISFS_KO sum=$(md5sum < "$AEGISFS_KO" | cut -d' ' -f1)"
+echo "disks=$AEGISFS_DISKS"
+echo "vdb_size=$(blockdev --getsize64 /dev/vdb)"
+echo "vdc_size=$(blockdev --getsize64 /dev/vdc)"
+echo "vdc_data=$(dd if=/dev/vdc bs=1 skip=1048576 count=21 status=none)"
+printf 'guest-%s' "$(cat /share/from-host.txt)" | dd of=/dev/vdc bs=1 seek=2097152 conv=notrunc,fsync status=none
+echo "share=$(cat /share/from-host.txt)"
+echo "$1" > /share/from-guest.txt
+echo "mkfs=$(mkfs -t aegisfs /dev/vdb 2>&1)"
+fsck_out=$(fsck -T -t aegisfs /dev/vdb 2>&1); fsck_rc=$?
+echo "fsck=$fsck_out rc=$fsck_rc"
+[ -e /harness-marker ] && echo "root_marker=present" || echo "root_marker=absent"
+touch /harness-marker
+echo "scriptdir=$(dirname "$0")"
+exit 0
+EOF
+chmod +x "$work/main.sh"
+
+BUILD=$work/build "$vm" --kernel "$kernel" --rootfs "$rootfs" \
+    --disk 96M --disk "$disk_file" --share "$work/share" \
+    "$work/main.sh" "$token" "two words" "" "-x" > "$work/main.out" 2>&1
+main_rc=$?
+fact() { sed -n "s/^$1=//p" "$work/main.out" | head -n 1; }
+
+if [ $main_rc = 0 ] && [ "$(fact booted)" = yes ]; then
+    ok boot
+else
+    not_ok boot "qemu/vm exited $main_rc" "$work/main.out"
+fi
+
+want_args=$(printf 'arg=%s\n' "$token" "two words" "" "-x")
+if [ "$(grep '^arg=' "$work/main.out")" = "$want_args" ]; then
+    ok args
+else
+    not_ok args "arguments did not arrive intact" "$work/main.out"
+fi
+
+env_line=$(fact term)
+if [ "$env_line" = "dumb home=/root user=0 cwd=/root" ] && [ "$(fact path_first)" = /opt/aegisfs/bin ] &&
+   [ "$(fact scriptdir)" = /opt/aegisfs/script ]; then
+    ok environment
+else
+    not_ok environment "got TERM=$env_line, PATH first $(fact path_first), script dir $(fact scriptdir)"
+fi
+
+vdb=$(fact vdb_size) vdc=$(fact vdc_size)
+if [ "$vdb" = $((96 << 20)) ] && [ "$vdc" = $((32 << 20)) ] && [ "$(fact disks)" = "/dev/vdb /dev/vdc" ]; then
+    ok disk-sizes
+else
+    not_ok disk-sizes "/dev/vdb $vdb bytes (want $((96 << 20))), /dev/vdc $vdc (want $((32 << 20))), AEGISFS_DISKS '$(fact disks)'"
+fi
+
+back=$(dd if="$disk_file" bs=1 skip=2097152 count=22 status=none)
+if [ "$(fact vdc_data)" = "host-$token" ] && [ "$back" = "guest-$token" ]; then
+    ok disk-file-in-place
+else
+    not_ok disk-file-in-place "guest read '$(fact vdc_data)', host read back '$back'"
+fi
+
+if [ "$(fact share)" = "$token" ] && [ "$(cat "$work/share/from-guest.txt" 2>/dev/null)" = "$token" ]; then
+    ok share
+else
+    not_ok share "guest saw '$(fact share)', host got '$(cat "$work/share/from-guest.txt" 2>/dev/null)'"
+fi
+
+want_sum=$(md5sum < "$work/build/module/aegisfs.ko" | cut -d' ' -f1)
+if [ "$(fact mkfs)" = "staged mkfs.aegisfs /dev/vdb" ] &&
+   [ "$(fact fsck)" = "staged fsck.aegisfs /dev/vdb rc=4" ] &&
+   [ "$(fact ko)" = "/opt/aegisfs/aegisfs.ko sum=$want_sum" ]; then
+    ok staged-tools
+else
+    not_ok staged-tools "mkfs: '$(fact mkfs)', fsck: '$(fact fsck)', module: '$(fact ko)'"
+fi
+
+cat > "$work/status.sh" <<'EOF'
+[ -e /harness-marker ] && echo "root_marker=present" || echo "root_marker=absent"
+echo "about to exit 42"
+exit 42
+EOF
+"$vm" "$work/status.sh" > "$work/status.out" 2>&1
+status_rc=$?
+if [ $status_rc = 42 ] && grep -qx "about to exit 42" "$work/status.out"; then
+    ok exit-status
+else
+    not_ok exit-status "qemu/vm exited $status_rc, want 42" "$work/status.out"
+fi
+
+# The first run created /harness-marker; snapshot=on must have thrown it away.
+if [ "$(fact root_marker)" = absent ] && grep -qx "root_marker=absent" "$work/status.out"; then
+    ok root-image-unchanged
+else
+    not_ok root-image-unchanged "a file created by one run was visible to the next"
+fi
+
+cat > "$work/panic.sh" <<'EOF'
+echo "crashing the kernel"
+echo c > /proc/sysrq-trigger
+echo "still alive"
+EOF
+start=$(date +%s)
+"$vm" "$work/panic.sh" > "$work/panic.out" 2>&1
+panic_rc=$?
+took=$(( $(date +%s) - start ))
+if [ $panic_rc != 0 ] && [ $panic_rc != 124 ] && grep -q "Kernel panic" "$work/panic.out" &&
+   ! grep -q "still alive" "$work/panic.out"; then
+    ok panic-detected
+else
+    not_ok panic-detected "qemu/vm exited $panic_rc after $took s" "$work/panic.out"
+fi
+
+# A report on the kernel console fails the run even though the script exits 0. Lines
+# written to /dev/kmsg reach the console exactly like the kernel's own WARN() output.
+cat > "$work/warn.sh" <<'EOF'
+echo "WARNING: CPU: 0 PID: 1 at harness/suite.c:1 injected by the harness suite" > /dev/kmsg
+exit 0
+EOF
+"$vm" "$work/warn.sh" > "$work/warn.out" 2>&1
+warn_rc=$?
+if [ $warn_rc = 125 ] && grep -q "injected by the harness suite" "$work/warn.out"; then
+    ok console-warning-detected
+else
+    not_ok console-warning-detected "qemu/vm exited $warn_rc, want 125" "$work/warn.out"
+fi
+
+wait $timeout_pid
+timeout_rc=$?
+took=$(( $(date +%s) - start_timeout ))
+if [ $timeout_rc = 124 ] && grep -q "timeout after 20 s" "$work/timeout.out"; then
+    ok timeout
+else
+    not_ok timeout "qemu/vm exited $timeout_rc after $took s, want 124" "$work/timeout.out"
+fi
+exit 0
