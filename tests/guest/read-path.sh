@@ -1,0 +1,88 @@
+#!/bin/bash
+# Guest half of tests/suites/read-path.sh: mounts the image on /dev/vdb read-only and checks
+# it against what the host recorded in /share (see that suite for the files).
+set -u
+suite=read-path
+share=${1:-/share}
+mnt=/mnt/aegisfs
+check() { python3 "$share/check.py" "$@"; }
+ok() { echo "ok $suite/$1"; }
+fail() { echo "not ok $suite/$1: $2"; }
+
+insmod "$AEGISFS_KO" || { echo "read-path: insmod failed" >&2; exit 1; }
+mkdir -p "$mnt"
+if ! out=$(mount -t aegisfs -o ro /dev/vdb "$mnt" 2>&1); then
+    fail mount "$out"
+    exit 0
+fi
+ok mount
+
+start=$SECONDS
+check data "$suite" "$share/data.manifest" "$mnt"
+echo "# read-path: data checks took $((SECONDS - start)) s" >&2
+
+check names "$suite" readdir "$mnt/bigdir" "$share/bigdir.names"
+# getdents must also return "." and ".." exactly once each.
+dots=$(ls -f -a "$mnt/bigdir" | grep -cxE '\.|\.\.')
+if [ "$dots" = 2 ]; then ok readdir-dots; else fail readdir-dots "$dots dot entries, expected 2"; fi
+
+# Lookups by name: entries spread over the directory's blocks, and a missing name.
+lookup=ok
+while IFS= read -r -d '' name; do
+    [ -f "$mnt/bigdir/$name" ] || { lookup="lookup of $name failed"; break; }
+done < <(tr '\0' '\n' < "$share/bigdir.names" | awk 'NR % 997 == 1 || NR == 10000' | tr '\n' '\0')
+if [ "$lookup" = ok ]; then ok lookup; else fail lookup "$lookup"; fi
+check errno "$suite" lookup-missing ENOENT stat "$mnt/bigdir/no-such-entry"
+
+for want in "$share"/links/*; do
+    name=${want##*/}
+    if ! got=$(readlink -n "$mnt/links/$name" | od -An -tx1 | tr -d ' \n'); then
+        fail "symlink-$name" "readlink failed"
+    elif [ "$got" = "$(od -An -tx1 < "$want" | tr -d ' \n')" ]; then
+        ok "symlink-$name"
+    else
+        fail "symlink-$name" "target differs ($(readlink -n "$mnt/links/$name" | wc -c) bytes, expected $(wc -c < "$want"))"
+    fi
+done
+# Following a symlink reaches the file it names.
+if cmp -s "$mnt/links/to-file" "$mnt/files/f-4096"; then ok symlink-follow
+else fail symlink-follow "contents via the link differ"; fi
+
+mapfile -t paths < <(cut -d'|' -f2 "$share/meta.expected")
+(cd "$mnt" && TZ=UTC stat -c '%n|%f|%u|%g|%s|%h|%.9X|%.9Y|%.9Z|%x|%y|%z' -- "${paths[@]}") > /tmp/meta.got
+check meta "$suite" "$share/meta.expected" /tmp/meta.got
+
+got=$(stat -f -c '%S %b %f %a %c %d %l %i' "$mnt")
+want=$(cat "$share/statfs.expected")
+if [ "$got" = "$want" ]; then ok statfs; else fail statfs "got '$got', expected '$want'"; fi
+
+check errno "$suite" erofs-create EROFS create "$mnt/files/new-file"
+check errno "$suite" erofs-open-write EROFS open-write "$mnt/files/f-4096"
+check errno "$suite" erofs-truncate EROFS truncate "$mnt/files/f-4096"
+check errno "$suite" erofs-touch EROFS utime "$mnt/files/f-4096"
+check errno "$suite" erofs-chmod EROFS chmod "$mnt/files/f-4096"
+check errno "$suite" erofs-chown EROFS chown "$mnt/files/f-4096"
+check errno "$suite" erofs-mkdir EROFS mkdir "$mnt/new-dir"
+check errno "$suite" erofs-rm EROFS unlink "$mnt/files/f-1"
+check errno "$suite" erofs-rmdir EROFS rmdir "$mnt/meta/empty-dir"
+check errno "$suite" erofs-rename EROFS rename "$mnt/files/f-1" "$mnt/files/f-1.renamed"
+check errno "$suite" erofs-link EROFS link "$mnt/files/f-1" "$mnt/files/f-1.link"
+check errno "$suite" erofs-symlink EROFS symlink "$mnt/files/new-link"
+check errno "$suite" erofs-mkfifo EROFS mknod "$mnt/files/new-fifo"
+# The shell tools fail too, and nothing appeared or disappeared.
+if touch "$mnt/touched" 2>/dev/null || mkdir "$mnt/made" 2>/dev/null \
+        || rm -f "$mnt/files/f-1" 2>/dev/null; then
+    fail erofs-tools "touch, mkdir or rm succeeded"
+elif [ -e "$mnt/touched" ] || [ -e "$mnt/made" ] || [ ! -e "$mnt/files/f-1" ]; then
+    fail erofs-tools "the tree changed"
+else
+    ok erofs-tools
+fi
+
+if out=$(umount "$mnt" 2>&1); then
+    if grep -q " $mnt " /proc/mounts; then fail umount "still in /proc/mounts"; else ok umount; fi
+else
+    fail umount "$out"
+fi
+rmmod aegisfs || echo "read-path: rmmod failed" >&2
+exit 0

@@ -1,0 +1,267 @@
+//! Targeted corruptions of a valid image. Each changes one thing and, unless the checksum
+//! itself is the target, recomputes the checksum covering it, so exactly one check of the
+//! reader is exercised.
+
+use aegisfs_format::dir::set_dir_block_checksum;
+use aegisfs_format::disk::{
+    IndirectBlock, Inode, BLOCKS_PER_GROUP, DIR_TAIL_OFFSET, INODE_CHECKSUM_OFFSET,
+};
+
+use crate::image::{ferr, Image};
+
+/// What to corrupt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// First magic byte changed; superblock checksum recomputed.
+    BadMagic,
+    /// One bit of the stored superblock checksum flipped.
+    SuperblockChecksum,
+    /// `blocks_count` one block past the end of the device; the layout stays consistent
+    /// (the last group grows) and the checksum is recomputed.
+    BlocksCount,
+    /// The given `feature_incompat` bit set; checksum recomputed.
+    IncompatFeature(u32),
+    /// The given `feature_ro_compat` bit set; checksum recomputed.
+    RoCompatFeature(u32),
+    /// The given `feature_compat` bit set; checksum recomputed.
+    CompatFeature(u32),
+    /// One bit of group descriptor `g`'s stored checksum flipped.
+    GroupDescChecksum(u32),
+    /// `direct[0]` of the file at the path set 1000 blocks past the end of the device;
+    /// inode checksum recomputed.
+    BlockPointer(String),
+    /// `rec_len` of the first entry after `.` and `..` of the directory at the path set to
+    /// the value; directory block checksum recomputed.
+    DirRecLen(String, RecLen),
+    /// Entry 0 of the file's indirect tree root at the given level (1 single, 2 double,
+    /// 3 triple) pointed at that root itself; indirect block checksum recomputed.
+    IndirectLoop(String, u8),
+    /// One bit of the stored checksum of the inode at the path flipped.
+    InodeChecksum(String),
+}
+
+/// The bad `rec_len` of [`Kind::DirRecLen`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecLen {
+    /// This exact value.
+    Value(u16),
+    /// Four bytes more than reaches the block tail, so the record crosses it.
+    PastTail,
+}
+
+impl Kind {
+    /// Parses `KIND [ARGS]` from the command line.
+    pub fn parse(args: &[String]) -> Result<Kind, String> {
+        let arg = |i: usize| {
+            args.get(i)
+                .cloned()
+                .ok_or_else(|| format!("{}: missing argument {i}", args[0]))
+        };
+        let num = |i: usize| -> Result<u32, String> {
+            arg(i)?
+                .parse()
+                .map_err(|_| format!("{}: argument {i} is not a number", args[0]))
+        };
+        let want = |n: usize| {
+            if args.len() == n + 1 {
+                Ok(())
+            } else {
+                Err(format!("{} takes {n} argument(s)", args[0]))
+            }
+        };
+        let kind = match args.first().map(String::as_str) {
+            Some("bad-magic") => want(0).map(|_| Kind::BadMagic)?,
+            Some("sb-checksum") => want(0).map(|_| Kind::SuperblockChecksum)?,
+            Some("blocks-count") => want(0).map(|_| Kind::BlocksCount)?,
+            Some("incompat-feature") => want(1).and(num(1).map(Kind::IncompatFeature))?,
+            Some("ro-compat-feature") => want(1).and(num(1).map(Kind::RoCompatFeature))?,
+            Some("compat-feature") => want(1).and(num(1).map(Kind::CompatFeature))?,
+            Some("gd-checksum") => want(1).and(num(1).map(Kind::GroupDescChecksum))?,
+            Some("block-pointer") => want(1).and(arg(1).map(Kind::BlockPointer))?,
+            Some("dir-rec-len") => {
+                want(2)?;
+                let value = match arg(2)?.as_str() {
+                    "past-tail" => RecLen::PastTail,
+                    v => RecLen::Value(
+                        v.parse()
+                            .map_err(|_| "dir-rec-len: VALUE is a u16 or past-tail".to_string())?,
+                    ),
+                };
+                Kind::DirRecLen(arg(1)?, value)
+            }
+            Some("indirect-loop") => {
+                want(2)?;
+                let level = num(2)?;
+                if !(1..=3).contains(&level) {
+                    return Err("indirect-loop: LEVEL is 1, 2 or 3".to_string());
+                }
+                Kind::IndirectLoop(arg(1)?, level as u8)
+            }
+            Some("inode-checksum") => want(1).and(arg(1).map(Kind::InodeChecksum))?,
+            _ => return Err(format!("unknown corruption {:?}", args.first())),
+        };
+        if let Kind::IncompatFeature(b) | Kind::RoCompatFeature(b) | Kind::CompatFeature(b) = kind {
+            if b > 63 {
+                return Err("feature bits are 0..=63".to_string());
+            }
+        }
+        Ok(kind)
+    }
+}
+
+/// Applies `kind` to `img`; returns a one-line description of the change.
+pub fn apply(img: &Image, kind: &Kind) -> Result<String, String> {
+    match kind {
+        Kind::BadMagic => {
+            img.patch_superblock(|sb| {
+                sb.magic[0] ^= 0x20;
+                sb.update_checksum();
+            })?;
+            Ok("superblock magic[0] ^= 0x20, checksum recomputed".to_string())
+        }
+        Kind::SuperblockChecksum => {
+            img.patch_superblock(|sb| sb.checksum.set(sb.checksum.get() ^ 1))?;
+            Ok("superblock checksum bit 0 flipped".to_string())
+        }
+        Kind::BlocksCount => blocks_count(img),
+        Kind::IncompatFeature(bit) => {
+            img.patch_superblock(|sb| {
+                sb.feature_incompat
+                    .set(sb.feature_incompat.get() | 1 << bit);
+                sb.update_checksum();
+            })?;
+            Ok(format!(
+                "feature_incompat bit {bit} set, checksum recomputed"
+            ))
+        }
+        Kind::RoCompatFeature(bit) => {
+            img.patch_superblock(|sb| {
+                sb.feature_ro_compat
+                    .set(sb.feature_ro_compat.get() | 1 << bit);
+                sb.update_checksum();
+            })?;
+            Ok(format!(
+                "feature_ro_compat bit {bit} set, checksum recomputed"
+            ))
+        }
+        Kind::CompatFeature(bit) => {
+            img.patch_superblock(|sb| {
+                sb.feature_compat.set(sb.feature_compat.get() | 1 << bit);
+                sb.update_checksum();
+            })?;
+            Ok(format!("feature_compat bit {bit} set, checksum recomputed"))
+        }
+        Kind::GroupDescChecksum(g) => {
+            if *g >= img.geo.group_count() {
+                return Err(format!("no group {g}"));
+            }
+            img.patch_group_desc(*g, |d| d.checksum.set(d.checksum.get() ^ 1))?;
+            Ok(format!("group descriptor {g} checksum bit 0 flipped"))
+        }
+        Kind::BlockPointer(path) => block_pointer(img, path),
+        Kind::DirRecLen(path, value) => dir_rec_len(img, path, *value),
+        Kind::IndirectLoop(path, level) => indirect_loop(img, path, *level),
+        Kind::InodeChecksum(path) => {
+            let ino = img.lookup(path)?;
+            let mut raw = img.inode(ino)?;
+            raw[INODE_CHECKSUM_OFFSET] ^= 1;
+            img.write_inode(ino, &mut raw, false)?;
+            Ok(format!("{path}: inode {ino} checksum bit 0 flipped"))
+        }
+    }
+}
+
+fn blocks_count(img: &Image) -> Result<String, String> {
+    let geo = &img.geo;
+    let new = img.device_blocks + 1;
+    // Keep the group count: only the last group may grow, up to a full group.
+    let last_start =
+        geo.first_group_block() + u64::from(geo.group_count() - 1) * u64::from(BLOCKS_PER_GROUP);
+    if new - last_start > u64::from(BLOCKS_PER_GROUP) {
+        return Err(format!(
+            "the last group cannot grow to {new} blocks: use an image whose last group is short"
+        ));
+    }
+    let old = geo.blocks_count();
+    img.patch_superblock(|sb| {
+        sb.blocks_count.set(new);
+        sb.update_checksum();
+    })?;
+    Ok(format!(
+        "blocks_count {old} -> {new} (device has {} blocks), checksum recomputed",
+        img.device_blocks
+    ))
+}
+
+fn block_pointer(img: &Image, path: &str) -> Result<String, String> {
+    let ino = img.lookup(path)?;
+    let mut raw = img.inode(ino)?;
+    let bad = img.device_blocks + 1000;
+    let inode = Inode::from_slot_mut(&mut raw).map_err(|e| ferr(path, e))?;
+    let old = inode.direct_ptr(0).unwrap_or(0);
+    if old == 0 || inode.has_inline_data() {
+        return Err(format!("{path}: inode {ino} has no direct[0] block"));
+    }
+    inode.set_direct_ptr(0, bad);
+    img.write_inode(ino, &mut raw, true)?;
+    Ok(format!(
+        "{path}: inode {ino} direct[0] {old} -> {bad}, inode checksum recomputed"
+    ))
+}
+
+fn dir_rec_len(img: &Image, path: &str, value: RecLen) -> Result<String, String> {
+    let dir = img.lookup(path)?;
+    let raw = img.inode(dir)?;
+    let generation = Inode::from_slot(&raw)
+        .map_err(|e| ferr(path, e))?
+        .generation
+        .get();
+    // Entries of the first block, in order: ".", "..", then the victim.
+    let entries = img.dir_entries(dir)?;
+    let first_block = entries.first().map(|e| e.block);
+    let victim = entries
+        .into_iter()
+        .filter(|e| Some(e.block) == first_block)
+        .nth(2)
+        .ok_or_else(|| format!("{path}: fewer than three entries in the first block"))?;
+    let (b, off) = (victim.block, victim.offset);
+    let new = match value {
+        RecLen::Value(v) => v,
+        // off is a multiple of 4 below 4084.
+        RecLen::PastTail => (DIR_TAIL_OFFSET - off + 4) as u16,
+    };
+    let mut block = img.read_block(b)?;
+    let old = u16::from_le_bytes([block[off + 4], block[off + 5]]);
+    block[off + 4..off + 6].copy_from_slice(&new.to_le_bytes());
+    set_dir_block_checksum(&mut block, img.geo.checksum_seed(), dir, generation);
+    img.write_block(b, &block)?;
+    Ok(format!(
+        "{path}: block {b} offset {off} (entry {:?} -> inode {}) rec_len {old} -> {new}, \
+         block checksum recomputed",
+        String::from_utf8_lossy(&victim.name),
+        victim.ino
+    ))
+}
+
+fn indirect_loop(img: &Image, path: &str, level: u8) -> Result<String, String> {
+    let ino = img.lookup(path)?;
+    let raw = img.inode(ino)?;
+    let inode = Inode::from_slot(&raw).map_err(|e| ferr(path, e))?;
+    let root = inode.tree_root(level).unwrap_or(0);
+    if root == 0 {
+        return Err(format!(
+            "{path}: inode {ino} has no level {level} indirect block"
+        ));
+    }
+    img.geo.check_data_block(root).map_err(|e| ferr(path, e))?;
+    let mut block = img.read_block(root)?;
+    let ind = IndirectBlock::from_block_mut(&mut block);
+    let old = ind.ptr(0).unwrap_or(0);
+    ind.set_ptr(0, root);
+    ind.update_checksum(img.geo.checksum_seed(), ino, inode.generation.get());
+    img.write_block(root, &block)?;
+    Ok(format!(
+        "{path}: inode {ino} level {level} indirect block {root} entry 0 {old} -> {root}, \
+         checksum recomputed"
+    ))
+}

@@ -1,0 +1,588 @@
+//! Each corruption is applied to a small image built here with the format crate, then the
+//! image is parsed back: the targeted check must fail with the expected error, every other
+//! check must still pass, and only the expected bytes may differ.
+
+use std::fs;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+
+use aegisfs_format::blockmap::{DIND_START, IND_START, TIND_START};
+use aegisfs_format::checksum::{set_inode_checksum, verify_inode_checksum};
+use aegisfs_format::dir::{iter_dir_block, DirBlockBuilder};
+use aegisfs_format::disk::{
+    bitmap_set, GroupDesc, IndirectBlock, Inode, SuperBlock, BLOCK_SIZE, BLOCK_SIZE_U64, FT_DIR,
+    FT_REG, INODE_CHECKSUM_OFFSET, LOST_FOUND_INO, ROOT_INO,
+};
+use aegisfs_format::error::FormatError;
+use aegisfs_format::geometry::{Geometry, InodeSpec};
+
+use crate::corrupt::{apply, Kind, RecLen};
+use crate::fill;
+use crate::image::{Block, Image};
+
+const DEVICE_BLOCKS: u64 = 16384;
+const UUID: [u8; 16] = *b"aegisfs-testimg!";
+const SMALL: u32 = 12;
+const BIG: u32 = 13;
+const DIR: u32 = 14;
+const GENERATION: u32 = 0x5eed;
+
+/// Logical blocks of the file "big": one in each mapping level.
+const BIG_BLOCKS: [u64; 4] = [0, IND_START, DIND_START, TIND_START];
+
+/// A directory of the fixture: inode, parent, entries (name, inode, file type).
+type DirSpec<'a> = (u32, u32, Vec<(&'a [u8], u32, u8)>);
+
+struct TestImage {
+    path: PathBuf,
+}
+
+impl Drop for TestImage {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// Writes the fixed parts of a new inode and its checksum.
+fn make_inode(
+    geo: &Geometry,
+    ino: u32,
+    mode: u16,
+    size: u64,
+    edit: impl FnOnce(&mut Inode),
+) -> Vec<u8> {
+    let mut raw = vec![0u8; usize::from(geo.inode_size())];
+    let inode = Inode::from_slot_mut(&mut raw).unwrap();
+    inode.mode.set(mode);
+    inode
+        .links_count
+        .set(if mode & 0o040000 != 0 { 2 } else { 1 });
+    inode.size.set(size);
+    inode.generation.set(GENERATION);
+    inode.mtime.set(1_700_000_000);
+    edit(inode);
+    set_inode_checksum(geo.checksum_seed(), ino, &mut raw).unwrap();
+    raw
+}
+
+/// A 64 MiB image without journal: root with "small" (2 direct blocks), "big" (one data
+/// block in each mapping level) and "dir" (entries "a", "b", "c"), plus lost+found.
+fn build(name: &str) -> TestImage {
+    let path = std::env::temp_dir().join(format!(
+        "aegisfs-testimage-{}-{name}.img",
+        std::process::id()
+    ));
+    let file = fs::File::create(&path).unwrap();
+    file.set_len(DEVICE_BLOCKS * BLOCK_SIZE_U64).unwrap();
+    let plan = Geometry::plan(DEVICE_BLOCKS, InodeSpec::Count(64), 256, Some(0)).unwrap();
+    let mut block0 = [0u8; BLOCK_SIZE];
+    plan.fill_superblock(
+        SuperBlock::in_block_mut(&mut block0),
+        &UUID,
+        b"test",
+        1_700_000_000,
+    )
+    .unwrap();
+    let geo = SuperBlock::in_block(&block0)
+        .validate(DEVICE_BLOCKS)
+        .unwrap();
+    let seed = geo.checksum_seed();
+    let write = |b: u64, data: &Block| file.write_all_at(data, b * BLOCK_SIZE_U64).unwrap();
+
+    let mut next = geo.first_data_block(0).unwrap();
+    let mut used = Vec::new();
+    let mut alloc = || {
+        next += 1;
+        used.push(next - 1);
+        next - 1
+    };
+
+    let mut inodes: Vec<(u32, Vec<u8>)> = Vec::new();
+    let dir_block = |dir: u32, parent: u32, entries: &[(&[u8], u32, u8)]| {
+        let mut block = [0u8; BLOCK_SIZE];
+        let mut builder = DirBlockBuilder::new_first(&mut block, dir, parent).unwrap();
+        for &(name, ino, ft) in entries {
+            assert!(builder.try_add(ino, name, ft).unwrap());
+        }
+        builder.finalize(seed, dir, GENERATION);
+        block
+    };
+    let dirs: [DirSpec; 3] = [
+        (
+            ROOT_INO,
+            ROOT_INO,
+            vec![
+                (b"lost+found", LOST_FOUND_INO, FT_DIR),
+                (b"small", SMALL, FT_REG),
+                (b"big", BIG, FT_REG),
+                (b"dir", DIR, FT_DIR),
+            ],
+        ),
+        (LOST_FOUND_INO, ROOT_INO, vec![]),
+        (
+            DIR,
+            ROOT_INO,
+            vec![
+                (b"a", SMALL, FT_REG),
+                (b"b", BIG, FT_REG),
+                (b"c", SMALL, FT_REG),
+            ],
+        ),
+    ];
+    for (ino, parent, entries) in &dirs {
+        let b = alloc();
+        write(b, &dir_block(*ino, *parent, entries));
+        inodes.push((
+            *ino,
+            make_inode(&geo, *ino, 0o040755, 4096, |i| {
+                i.set_direct_ptr(0, b);
+                i.blocks.set(1);
+            }),
+        ));
+    }
+
+    let small = [alloc(), alloc()];
+    for (k, &b) in small.iter().enumerate() {
+        write(b, &[k as u8 + 1; BLOCK_SIZE]);
+    }
+    inodes.push((
+        SMALL,
+        make_inode(&geo, SMALL, 0o100644, 8000, |i| {
+            i.set_direct_ptr(0, small[0]);
+            i.set_direct_ptr(1, small[1]);
+            i.blocks.set(2);
+        }),
+    ));
+
+    // "big": the indirect chain of each level ends in one data block; entry 0 everywhere.
+    let mut roots = [0u64; 4];
+    let mut data = [0u64; 4];
+    let mut blocks = 0;
+    for level in 0..4usize {
+        data[level] = alloc();
+        write(data[level], &[0xA0 + level as u8; BLOCK_SIZE]);
+        blocks += 1;
+        let mut child = data[level];
+        for _ in 0..level {
+            let b = alloc();
+            let mut block = [0u8; BLOCK_SIZE];
+            let ind = IndirectBlock::from_block_mut(&mut block);
+            ind.set_ptr(0, child);
+            ind.update_checksum(seed, BIG, GENERATION);
+            write(b, &block);
+            blocks += 1;
+            child = b;
+        }
+        roots[level] = child;
+    }
+    inodes.push((
+        BIG,
+        make_inode(
+            &geo,
+            BIG,
+            0o100600,
+            (TIND_START + 1) * BLOCK_SIZE_U64,
+            |i| {
+                i.set_direct_ptr(0, roots[0]);
+                for level in 1..4u8 {
+                    i.set_tree_root(level, roots[usize::from(level)]);
+                }
+                i.blocks.set(blocks);
+            },
+        ),
+    ));
+
+    for (ino, raw) in &inodes {
+        let loc = geo.inode_location(*ino).unwrap();
+        file.write_all_at(raw, loc.block * BLOCK_SIZE_U64 + loc.offset as u64)
+            .unwrap();
+    }
+
+    let mut bbitmap = [0u8; BLOCK_SIZE];
+    geo.init_block_bitmap(0, &mut bbitmap).unwrap();
+    let start = geo.group_start(0).unwrap();
+    for &b in &used {
+        assert!(!bitmap_set(&mut bbitmap, (b - start) as u32, true));
+    }
+    let mut ibitmap = [0u8; BLOCK_SIZE];
+    geo.init_inode_bitmap(0, &mut ibitmap).unwrap();
+    for ino in LOST_FOUND_INO..=DIR {
+        bitmap_set(&mut ibitmap, ino - 1, true);
+    }
+    write(geo.block_bitmap_block(0).unwrap(), &bbitmap);
+    write(geo.inode_bitmap_block(0).unwrap(), &ibitmap);
+
+    let mut gdt = [0u8; BLOCK_SIZE];
+    let free_blocks = geo.group_data_blocks(0).unwrap() - used.len() as u64;
+    let free_inodes = geo.inodes_per_group() - DIR;
+    {
+        let d = GroupDesc::in_block_mut(&mut gdt, 0);
+        *d = geo.new_group_desc(0).unwrap();
+        d.free_blocks.set(free_blocks as u32);
+        d.free_inodes.set(free_inodes);
+        d.used_dirs.set(3);
+        d.set_block_bitmap_checksum(seed, 0, &bbitmap);
+        d.set_inode_bitmap_checksum(seed, 0, &ibitmap);
+        d.update_checksum(seed, 0);
+    }
+    write(geo.gdt_start(), &gdt);
+
+    let sb = SuperBlock::in_block_mut(&mut block0);
+    sb.free_blocks.set(free_blocks);
+    sb.free_inodes.set(free_inodes);
+    sb.update_checksum();
+    write(0, &block0);
+    TestImage { path }
+}
+
+fn bytes(t: &TestImage) -> Vec<u8> {
+    fs::read(&t.path).unwrap()
+}
+
+/// Byte offsets where two images differ.
+fn diff(a: &[u8], b: &[u8]) -> Vec<usize> {
+    assert_eq!(a.len(), b.len());
+    (0..a.len()).filter(|&i| a[i] != b[i]).collect()
+}
+
+/// Asserts every changed byte lies in one of `ranges` (absolute byte ranges).
+fn assert_only(changed: &[usize], ranges: &[(u64, u64)]) {
+    assert!(!changed.is_empty(), "nothing changed");
+    for &c in changed {
+        let c = c as u64;
+        assert!(
+            ranges.iter().any(|&(s, len)| c >= s && c < s + len),
+            "byte {c} changed outside {ranges:?}"
+        );
+    }
+}
+
+fn block0(t: &TestImage) -> Block {
+    let mut b = [0u8; BLOCK_SIZE];
+    b.copy_from_slice(&bytes(t)[..BLOCK_SIZE]);
+    b
+}
+
+fn corrupt(t: &TestImage, args: &[&str]) -> String {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let kind = Kind::parse(&args).unwrap();
+    apply(&Image::open(&t.path).unwrap(), &kind).unwrap()
+}
+
+const SB: u64 = 1024;
+const SB_CSUM: (u64, u64) = (SB + 0x3FC, 4);
+
+#[test]
+fn fixture_is_valid_and_walkable() {
+    let t = build("valid");
+    let img = Image::open(&t.path).unwrap();
+    assert_eq!(img.lookup("small").unwrap(), SMALL);
+    assert_eq!(img.lookup("dir/b").unwrap(), BIG);
+    assert_eq!(img.lookup("/dir/c").unwrap(), SMALL);
+    assert!(img.lookup("dir/missing").is_err());
+    let raw = img.inode(BIG).unwrap();
+    for (level, &l) in BIG_BLOCKS.iter().enumerate() {
+        let m = img.map(BIG, &raw, l).unwrap();
+        assert_eq!(m.indirect.len(), level);
+        let block = img.read_block(m.data.unwrap()).unwrap();
+        assert!(block.iter().all(|&b| b == 0xA0 + level as u8));
+        // The next logical block is a hole at every level.
+        assert_eq!(img.map(BIG, &raw, l + 1).unwrap().data, None);
+    }
+}
+
+#[test]
+fn statfs_figures() {
+    let t = build("statfs");
+    let img = Image::open(&t.path).unwrap();
+    let geo = img.geo;
+    let line = crate::statfs_line(&img).unwrap();
+    // 3 directory blocks, 2 for "small", 4 data + 6 indirect for "big".
+    let used = 15;
+    let data = geo.blocks_count() - geo.overhead();
+    let bfree = geo.group_data_blocks(0).unwrap() - used;
+    let reserved = img.with_superblock(|sb| sb.reserved_blocks.get()).unwrap();
+    assert!(reserved > 0);
+    let w = |i: usize| u32::from_le_bytes(UUID[i..i + 4].try_into().unwrap());
+    let fsid = u64::from(w(0) ^ w(8)) << 32 | u64::from(w(4) ^ w(12));
+    assert_eq!(
+        line,
+        format!(
+            "4096 {data} {bfree} {} {} {} 255 {fsid:x}",
+            bfree - reserved,
+            geo.inodes_count(),
+            geo.inodes_count() - DIR
+        )
+    );
+}
+
+#[test]
+fn bad_magic() {
+    let t = build("magic");
+    let before = bytes(&t);
+    corrupt(&t, &["bad-magic"]);
+    assert_only(&diff(&before, &bytes(&t)), &[(SB, 1), SB_CSUM]);
+    let mut b0 = block0(&t);
+    let sb = SuperBlock::in_block_mut(&mut b0);
+    assert_eq!(
+        sb.validate(DEVICE_BLOCKS).unwrap_err(),
+        FormatError::BadMagic
+    );
+    // Only the magic is wrong: the checksum matches the new contents.
+    sb.verify_checksum().unwrap();
+    // Nothing else is wrong: with the magic restored the superblock is valid again.
+    sb.magic[0] ^= 0x20;
+    sb.update_checksum();
+    sb.validate(DEVICE_BLOCKS).unwrap();
+}
+
+#[test]
+fn superblock_checksum() {
+    let t = build("sbcsum");
+    let before = bytes(&t);
+    corrupt(&t, &["sb-checksum"]);
+    let changed = diff(&before, &bytes(&t));
+    assert_eq!(changed, vec![(SB + 0x3FC) as usize]);
+    let sb_err = SuperBlock::in_block(&block0(&t)).validate(DEVICE_BLOCKS);
+    assert_eq!(sb_err.unwrap_err(), FormatError::SuperBlockChecksum);
+}
+
+#[test]
+fn blocks_count_past_device() {
+    let t = build("blocks");
+    let before = bytes(&t);
+    corrupt(&t, &["blocks-count"]);
+    assert_only(&diff(&before, &bytes(&t)), &[(SB + 0x28, 8), SB_CSUM]);
+    let b0 = block0(&t);
+    let sb = SuperBlock::in_block(&b0);
+    assert_eq!(sb.blocks_count.get(), DEVICE_BLOCKS + 1);
+    assert_eq!(
+        sb.validate(DEVICE_BLOCKS).unwrap_err(),
+        FormatError::DeviceTooSmall
+    );
+    // Everything else is consistent: a device one block larger would be accepted.
+    assert_eq!(
+        sb.validate(DEVICE_BLOCKS + 1).unwrap().blocks_count(),
+        DEVICE_BLOCKS + 1
+    );
+}
+
+#[test]
+fn feature_bits() {
+    for (kind, offset, bit) in [
+        ("incompat-feature", 0x18, 40),
+        ("incompat-feature", 0x18, 2),
+        ("ro-compat-feature", 0x20, 5),
+        ("compat-feature", 0x10, 33),
+    ] {
+        let t = build(&format!("{kind}-{bit}"));
+        let before = bytes(&t);
+        corrupt(&t, &[kind, &bit.to_string()]);
+        assert_only(&diff(&before, &bytes(&t)), &[(SB + offset, 8), SB_CSUM]);
+        let b0 = block0(&t);
+        let sb = SuperBlock::in_block(&b0);
+        let result = sb.validate(DEVICE_BLOCKS);
+        match kind {
+            "incompat-feature" => {
+                assert_eq!(sb.feature_incompat.get(), 1 << bit);
+                assert_eq!(result.unwrap_err(), FormatError::UnsupportedFeature);
+            }
+            "ro-compat-feature" => {
+                assert_eq!(result.unwrap().unknown_ro_compat(), 1 << bit);
+            }
+            _ => {
+                assert_ne!(sb.feature_compat.get() & 1 << bit, 0);
+                result.unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+fn group_desc_checksum() {
+    let t = build("gd");
+    let before = bytes(&t);
+    corrupt(&t, &["gd-checksum", "0"]);
+    let gdt = BLOCK_SIZE_U64;
+    assert_eq!(diff(&before, &bytes(&t)), vec![(gdt + 0x3C) as usize]);
+    let raw = bytes(&t);
+    let mut block = [0u8; BLOCK_SIZE];
+    block.copy_from_slice(&raw[BLOCK_SIZE..2 * BLOCK_SIZE]);
+    let geo = SuperBlock::in_block(&block0(&t))
+        .validate(DEVICE_BLOCKS)
+        .unwrap();
+    let d = GroupDesc::in_block(&block, 0);
+    assert_eq!(
+        d.validate(0, &geo).unwrap_err(),
+        FormatError::GroupDescChecksum
+    );
+    assert!(Image::open(&t.path).is_err());
+    assert!(Kind::parse(&["gd-checksum".to_string(), "1".to_string()]).is_ok());
+    let img_err = {
+        let t2 = build("gd-range");
+        let img = Image::open(&t2.path).unwrap();
+        apply(&img, &Kind::GroupDescChecksum(1)).unwrap_err()
+    };
+    assert_eq!(img_err, "no group 1");
+}
+
+fn inode_range(t: &TestImage, ino: u32) -> (u64, u64) {
+    let img = Image::open(&t.path).unwrap();
+    let loc = img.geo.inode_location(ino).unwrap();
+    (
+        loc.block * BLOCK_SIZE_U64 + loc.offset as u64,
+        u64::from(img.geo.inode_size()),
+    )
+}
+
+#[test]
+fn block_pointer_outside_device() {
+    let t = build("ptr");
+    let (at, _) = inode_range(&t, SMALL);
+    let before = bytes(&t);
+    corrupt(&t, &["block-pointer", "dir/a"]);
+    assert_only(
+        &diff(&before, &bytes(&t)),
+        &[(at + 0x60, 8), (at + 0xFC, 4)],
+    );
+    let img = Image::open(&t.path).unwrap();
+    // The inode itself is valid (checksum recomputed); the pointer is not.
+    let raw = img.inode(SMALL).unwrap();
+    let inode = Inode::from_slot(&raw).unwrap();
+    assert_eq!(inode.direct_ptr(0), Some(DEVICE_BLOCKS + 1000));
+    assert_eq!(
+        img.geo.check_data_block(DEVICE_BLOCKS + 1000).unwrap_err(),
+        FormatError::BadBlockPointer
+    );
+    assert!(img.map(SMALL, &raw, 0).is_err());
+    assert!(img.map(SMALL, &raw, 1).unwrap().data.is_some());
+}
+
+fn first_dir_block(img: &Image, dir: u32) -> (u64, Block) {
+    let raw = img.inode(dir).unwrap();
+    let b = img.map(dir, &raw, 0).unwrap().data.unwrap();
+    (b, img.read_block(b).unwrap())
+}
+
+#[test]
+fn dir_rec_len() {
+    for (value, want) in [("0", 0u16), ("6", 6), ("past-tail", 4084 - 24 + 4)] {
+        let t = build(&format!("reclen-{value}"));
+        let (b, _) = first_dir_block(&Image::open(&t.path).unwrap(), DIR);
+        let before = bytes(&t);
+        corrupt(&t, &["dir-rec-len", "dir", value]);
+        // "." and ".." take 12 bytes each, so the third entry is at 24.
+        let at = b * BLOCK_SIZE_U64;
+        assert_only(
+            &diff(&before, &bytes(&t)),
+            &[(at + 24 + 4, 2), (at + 4092, 4)],
+        );
+        let img = Image::open(&t.path).unwrap();
+        let (_, block) = first_dir_block(&img, DIR);
+        assert_eq!(u16::from_le_bytes([block[28], block[29]]), want);
+        // The checksum is valid, the record is not.
+        let entries: Vec<_> = iter_dir_block(&block, &img.geo, DIR, GENERATION)
+            .unwrap()
+            .collect();
+        assert_eq!(entries.len(), 3);
+        assert_eq!(entries[0].unwrap().name, b".");
+        assert_eq!(entries[1].unwrap().name, b"..");
+        assert_eq!(entries[2].unwrap_err(), FormatError::DirRecLen);
+        assert!(img.lookup("dir/c").is_err());
+        assert_eq!(img.lookup("small").unwrap(), SMALL);
+    }
+}
+
+#[test]
+fn indirect_loop() {
+    for level in 1..=3u8 {
+        let t = build(&format!("loop-{level}"));
+        let img = Image::open(&t.path).unwrap();
+        let raw = img.inode(BIG).unwrap();
+        let root = Inode::from_slot(&raw).unwrap().tree_root(level).unwrap();
+        let before = bytes(&t);
+        corrupt(&t, &["indirect-loop", "big", &level.to_string()]);
+        let at = root * BLOCK_SIZE_U64;
+        assert_only(&diff(&before, &bytes(&t)), &[(at, 8), (at + 0xFF8, 4)]);
+        let block = img.read_block(root).unwrap();
+        let ind = IndirectBlock::from_block(&block);
+        ind.verify_checksum(img.geo.checksum_seed(), BIG, GENERATION)
+            .unwrap();
+        assert_eq!(ind.ptr(0), Some(root));
+        // Walking the level's first block now passes through the root at every step and
+        // ends on it as if it were data.
+        let m = img.map(BIG, &raw, BIG_BLOCKS[usize::from(level)]).unwrap();
+        assert_eq!(m.indirect, vec![root; usize::from(level)]);
+        assert_eq!(m.data, Some(root));
+    }
+}
+
+#[test]
+fn inode_checksum() {
+    let t = build("icsum");
+    let (at, size) = inode_range(&t, BIG);
+    let before = bytes(&t);
+    corrupt(&t, &["inode-checksum", "dir/b"]);
+    assert_eq!(diff(&before, &bytes(&t)), vec![(at + 0xFC) as usize]);
+    let raw = &bytes(&t)[at as usize..(at + size) as usize];
+    assert_eq!(
+        verify_inode_checksum(Image::open(&t.path).unwrap().geo.checksum_seed(), BIG, raw)
+            .unwrap_err(),
+        FormatError::InodeChecksum
+    );
+    assert_eq!(raw[INODE_CHECKSUM_OFFSET] ^ before[(at + 0xFC) as usize], 1);
+}
+
+#[test]
+fn errors_for_unusable_targets() {
+    let t = build("targets");
+    let img = Image::open(&t.path).unwrap();
+    let err = |args: &[&str]| {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        apply(&img, &Kind::parse(&args).unwrap()).unwrap_err()
+    };
+    assert!(err(&["indirect-loop", "small", "1"]).contains("no level 1 indirect block"));
+    assert!(err(&["block-pointer", "nope"]).contains("no entry nope"));
+    assert!(err(&["dir-rec-len", "lost+found", "0"]).contains("fewer than three"));
+    assert!(Kind::parse(&["incompat-feature".to_string(), "64".to_string()]).is_err());
+    assert!(Kind::parse(&[
+        "indirect-loop".to_string(),
+        "big".to_string(),
+        "4".to_string()
+    ])
+    .is_err());
+    assert!(Kind::parse(&["bogus".to_string()]).is_err());
+    assert_eq!(
+        Kind::parse(&[
+            "dir-rec-len".to_string(),
+            "d".to_string(),
+            "past-tail".to_string()
+        ]),
+        Ok(Kind::DirRecLen("d".to_string(), RecLen::PastTail))
+    );
+}
+
+#[test]
+fn fill_is_deterministic_and_keeps_holes() {
+    let path = std::env::temp_dir().join(format!("aegisfs-testimage-{}-fill", std::process::id()));
+    let _ = fs::remove_file(&path);
+    fill::fill(&path, 10_000, 3_000_000, 7).unwrap();
+    fill::fill(&path, 5, 3, 9).unwrap();
+    let data = fs::read(&path).unwrap();
+    fs::remove_file(&path).unwrap();
+    assert_eq!(data.len(), 3_010_000);
+    assert!(data[..5].iter().all(|&b| b == 0));
+    assert_eq!(
+        &data[5..8],
+        &[fill::byte(9, 0), fill::byte(9, 1), fill::byte(9, 2)]
+    );
+    assert!(data[8..10_000].iter().all(|&b| b == 0));
+    for i in [0u64, 1, 7, 8, 1 << 20, (1 << 20) + 3, 2_999_999] {
+        assert_eq!(data[10_000 + i as usize], fill::byte(7, i));
+    }
+    // Different seeds give different streams.
+    assert_ne!(
+        (0..64).map(|i| fill::byte(7, i)).collect::<Vec<_>>(),
+        (0..64).map(|i| fill::byte(8, i)).collect::<Vec<_>>()
+    );
+}
