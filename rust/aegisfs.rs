@@ -1,0 +1,69 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! AegisFS: a journaled, block-based filesystem (docs/format.md).
+//!
+//! This version mounts read-only. `vfs` is the only module with `unsafe` code; `fs` holds
+//! the filesystem logic; the remaining modules are the shared on-disk format crate
+//! (`format/src/`), included file by file because its files refer to each other as
+//! `crate::<file>`.
+
+#[allow(dead_code, missing_docs, unreachable_pub)]
+#[path = "../format/src/blockmap.rs"]
+mod blockmap;
+#[allow(dead_code, missing_docs, unreachable_pub)]
+#[path = "../format/src/checksum.rs"]
+mod checksum;
+#[allow(dead_code, missing_docs, unreachable_pub)]
+#[path = "../format/src/crc32c.rs"]
+mod crc32c;
+#[allow(dead_code, missing_docs, unreachable_pub)]
+#[path = "../format/src/dir.rs"]
+mod dir;
+#[allow(dead_code, missing_docs, unreachable_pub)]
+#[path = "../format/src/disk.rs"]
+mod disk;
+#[allow(dead_code, missing_docs, unreachable_pub)]
+#[path = "../format/src/error.rs"]
+mod error;
+#[allow(dead_code, missing_docs, unreachable_pub)]
+#[path = "../format/src/geometry.rs"]
+mod geometry;
+#[allow(dead_code, missing_docs, unreachable_pub)]
+#[path = "../format/src/inode.rs"]
+mod inode;
+#[allow(dead_code, missing_docs, unreachable_pub)]
+#[path = "../format/src/journal.rs"]
+mod journal;
+
+/// The filesystem logic, in safe Rust.
+mod fs {
+    pub(crate) mod blockmap;
+    pub(crate) mod dir;
+    pub(crate) mod inode;
+    pub(crate) mod namei;
+    pub(crate) mod superblock;
+}
+
+mod vfs;
+
+use kernel::prelude::*;
+
+module! {
+    type: AegisFs,
+    name: "aegisfs",
+    authors: ["AegisFS developers"],
+    description: "AegisFS journaled filesystem",
+    license: "GPL",
+}
+
+struct AegisFs {
+    _registration: vfs::fs_type::Registration,
+}
+
+impl kernel::Module for AegisFs {
+    fn init(module: &'static ThisModule) -> Result<Self> {
+        Ok(Self {
+            _registration: vfs::fs_type::Registration::new(module)?,
+        })
+    }
+}

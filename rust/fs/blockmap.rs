@@ -1,0 +1,135 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Mapping logical blocks of a file to disk blocks through the indirect trees.
+
+use super::superblock::corruption;
+use crate::blockmap::BlockPath;
+use crate::disk::IndirectBlock;
+use crate::vfs::buffer::Verified;
+use crate::vfs::inode::Inode;
+use kernel::prelude::*;
+
+/// Contiguous disk blocks backing contiguous logical blocks.
+pub(crate) struct BlockRun {
+    pub(crate) start: u64,
+    pub(crate) count: u64,
+}
+
+/// The disk blocks on the walk from the inode to a data block, to catch loops.
+struct WalkPath {
+    blocks: [u64; 3],
+    len: usize,
+}
+
+impl WalkPath {
+    fn contains(&self, block: u64) -> bool {
+        self.blocks.iter().take(self.len).any(|&b| b == block)
+    }
+
+    fn push(&mut self, block: u64) {
+        if let Some(slot) = self.blocks.get_mut(self.len) {
+            *slot = block;
+            self.len += 1;
+        }
+    }
+}
+
+/// Checks a block pointer read from the inode or an indirect block.
+fn check_ptr(inode: &Inode, path: &WalkPath, block: u64) -> Result {
+    if !inode.sb().info().geometry().is_data_block(block) {
+        return Err(corruption(inode.sb(), inode.ino(), "block pointer outside the data area"));
+    }
+    if path.contains(block) {
+        return Err(corruption(inode.sb(), inode.ino(), "indirect block loop"));
+    }
+    Ok(())
+}
+
+/// Extends a run starting at `first` (pointer `0` of `ptrs`) over the following pointers
+/// while they continue it on disk, up to `max` blocks.
+fn extend_run(
+    inode: &Inode,
+    path: &WalkPath,
+    first: u64,
+    max: u64,
+    mut ptrs: impl Iterator<Item = u64>,
+) -> Result<BlockRun> {
+    check_ptr(inode, path, first)?;
+    let mut count = 1u64;
+    while count < max {
+        let Some(next) = first.checked_add(count) else {
+            break;
+        };
+        if ptrs.next() != Some(next) {
+            break;
+        }
+        check_ptr(inode, path, next)?;
+        count += 1;
+    }
+    Ok(BlockRun {
+        start: first,
+        count,
+    })
+}
+
+/// Maps logical block `lblk` of `inode`, and up to `max` following blocks when they are
+/// contiguous on disk. `None` is a hole, which reads as zeros.
+pub(crate) fn map_blocks(inode: &Inode, lblk: u64, max: u64) -> Result<Option<BlockRun>> {
+    let Some(block_path) = BlockPath::of(lblk) else {
+        return Ok(None);
+    };
+    let max = max.min(block_path.run_in_leaf()).max(1);
+    let info = inode.info();
+    let mut walk = WalkPath {
+        blocks: [0; 3],
+        len: 0,
+    };
+    let offsets = block_path.used_offsets();
+
+    if block_path.depth == 0 {
+        let start = usize::from(offsets.first().copied().unwrap_or(0));
+        let mut ptrs = info.direct.iter().skip(start).copied();
+        return match ptrs.next() {
+            None | Some(0) => Ok(None),
+            Some(first) => extend_run(inode, &walk, first, max, ptrs).map(Some),
+        };
+    }
+
+    let sb = inode.sb();
+    let geo = sb.info().geometry();
+    let root_index = usize::from(block_path.depth - 1);
+    let mut block = info.tree_roots.get(root_index).copied().unwrap_or(0);
+    for (level, &offset) in offsets.iter().enumerate() {
+        if block == 0 {
+            return Ok(None);
+        }
+        check_ptr(inode, &walk, block)?;
+        walk.push(block);
+        let bh = sb.bread(block)?;
+        let indirect = IndirectBlock::from_block(bh.data());
+        if !bh.is_verified(Verified::Indirect) {
+            indirect
+                .verify_checksum(geo.checksum_seed(), inode.ino(), info.generation)
+                .map_err(|e| corruption(sb, inode.ino(), e.msg()))?;
+            bh.set_verified(Verified::Indirect);
+        }
+        let offset = usize::from(offset);
+        if level + 1 == offsets.len() {
+            let mut ptrs = indirect.ptrs.iter().skip(offset).map(|p| p.get());
+            return match ptrs.next() {
+                None | Some(0) => Ok(None),
+                Some(first) => extend_run(inode, &walk, first, max, ptrs).map(Some),
+            };
+        }
+        block = indirect.ptr(offset).unwrap_or(0);
+    }
+    Ok(None)
+}
+
+/// The disk block of block `index` of a directory; directories have no holes.
+pub(crate) fn dir_block(inode: &Inode, index: u64) -> Result<u64> {
+    match map_blocks(inode, index, 1)? {
+        Some(run) => Ok(run.start),
+        None => Err(corruption(inode.sb(), inode.ino(), "hole in a directory")),
+    }
+}

@@ -1,0 +1,200 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Mounting: the superblock and group descriptors, statfs and mount options.
+
+use super::inode::iget;
+use crate::disk::{
+    GroupDesc, SuperBlock as DiskSuperBlock, ERRORS_CONTINUE, ERRORS_PANIC, ERRORS_REMOUNT_RO,
+    MAX_FILE_SIZE, ROOT_INO, S_IFDIR, S_IFMT,
+};
+use crate::error::FormatError;
+use crate::geometry::{fsid, Geometry};
+use crate::vfs::inode::InodeRef;
+use crate::vfs::super_block::{Device, SuperBlock};
+use core::sync::atomic::{AtomicU32, Ordering};
+use kernel::prelude::*;
+
+/// `f_type` of `statfs` and `s_magic`: "AEGI" read as a big-endian word.
+pub(crate) const MAGIC_NUMBER: u32 = 0x4145_4749;
+
+/// What the filesystem keeps in memory while mounted.
+pub(crate) struct SbInfo {
+    geometry: Geometry,
+    uuid: [u8; 16],
+    reserved_blocks: u64,
+    /// Sums of the group descriptors' free counts (the filesystem is read-only, so they
+    /// do not change while mounted).
+    free_blocks: u64,
+    free_inodes: u64,
+    /// Inode bitmap checksum of each group, from its validated descriptor.
+    inode_bitmap_checksums: KVec<u32>,
+    /// `errors_behavior` of the superblock.
+    default_errors: u32,
+    /// Current `errors=` behaviour (1 continue, 2 remount-ro, 3 panic).
+    errors: AtomicU32,
+}
+
+impl SbInfo {
+    pub(crate) fn geometry(&self) -> &Geometry {
+        &self.geometry
+    }
+
+    pub(crate) fn uuid(&self) -> [u8; 16] {
+        self.uuid
+    }
+
+    /// `s_maxbytes`: the format's limit, within what `loff_t` holds.
+    pub(crate) fn max_bytes(&self) -> i64 {
+        i64::try_from(MAX_FILE_SIZE).unwrap_or(i64::MAX)
+    }
+
+    /// Checksum of the inode bitmap of group `group`.
+    pub(crate) fn inode_bitmap_checksum(&self, group: u32) -> Option<u32> {
+        self.inode_bitmap_checksums
+            .get(usize::try_from(group).ok()?)
+            .copied()
+    }
+
+    fn errors(&self) -> u32 {
+        self.errors.load(Ordering::Relaxed)
+    }
+}
+
+/// Logs a problem with the superblock or group descriptors and returns its errno:
+/// EUCLEAN for corruption, EINVAL for what is unsupported or not an AegisFS image.
+fn mount_error(dev: &Device, err: FormatError) -> Error {
+    pr_err!("aegisfs ({}): {}\n", dev.name(), err.msg());
+    if err.is_corruption() {
+        EUCLEAN
+    } else {
+        EINVAL
+    }
+}
+
+/// Logs corruption found in inode `ino` (or its blocks) and returns EUCLEAN, after
+/// panicking if mounted with `errors=panic`. `remount-ro` needs nothing more: the
+/// filesystem is always read-only.
+pub(crate) fn corruption(sb: &SuperBlock, ino: u32, msg: &str) -> Error {
+    if sb.info().errors() == ERRORS_PANIC {
+        sb.panic(ino, msg);
+    }
+    pr_err!("aegisfs ({}): inode {}: {}\n", sb.name(), ino, msg);
+    EUCLEAN
+}
+
+/// Reads and validates the superblock and every group descriptor of `dev`.
+///
+/// `errors` is the `errors=` mount option, 0 when not given.
+pub(crate) fn load(dev: &Device, errors: u32) -> Result<SbInfo> {
+    let device_blocks = dev.blocks();
+    if device_blocks == 0 {
+        pr_err!("aegisfs ({}): device is smaller than one block\n", dev.name());
+        return Err(EINVAL);
+    }
+    let block0 = dev.bread(0)?;
+    let disk_sb = DiskSuperBlock::in_block(block0.data());
+    let geometry = disk_sb
+        .validate(device_blocks)
+        .map_err(|e| mount_error(dev, e))?;
+    if disk_sb.needs_recovery() {
+        pr_err!(
+            "aegisfs ({}): journal needs recovery, which this version cannot do; run fsck.aegisfs\n",
+            dev.name()
+        );
+        return Err(EINVAL);
+    }
+    let default_errors = disk_sb.errors_behavior.get();
+    let uuid = disk_sb.uuid;
+    let reserved_blocks = disk_sb.reserved_blocks.get();
+    drop(block0);
+
+    let groups = geometry.group_count();
+    let mut inode_bitmap_checksums = KVec::with_capacity(usize::try_from(groups)?, GFP_KERNEL)?;
+    let (mut free_blocks, mut free_inodes) = (0u64, 0u64);
+    let mut gdt_block: Option<(u64, crate::vfs::buffer::BufferHead)> = None;
+    for g in 0..groups {
+        let (block, _) = geometry
+            .group_desc_location(g)
+            .ok_or_else(|| mount_error(dev, FormatError::BadGdtLocation))?;
+        let bh = match gdt_block.take() {
+            Some((b, bh)) if b == block => bh,
+            _ => dev.bread(block)?,
+        };
+        let desc = GroupDesc::in_block(bh.data(), g);
+        desc.validate(g, &geometry).map_err(|e| {
+            pr_err!("aegisfs ({}): group {}: {}\n", dev.name(), g, e.msg());
+            EUCLEAN
+        })?;
+        free_blocks = free_blocks.saturating_add(u64::from(desc.free_blocks.get()));
+        free_inodes = free_inodes.saturating_add(u64::from(desc.free_inodes.get()));
+        inode_bitmap_checksums.push(desc.inode_bitmap_checksum.get(), GFP_KERNEL)?;
+        gdt_block = Some((block, bh));
+    }
+
+    Ok(SbInfo {
+        geometry,
+        uuid,
+        reserved_blocks,
+        free_blocks,
+        free_inodes,
+        inode_bitmap_checksums,
+        default_errors,
+        errors: AtomicU32::new(if errors == 0 { default_errors } else { errors }),
+    })
+}
+
+/// The root directory.
+pub(crate) fn root_inode(sb: &SuperBlock) -> Result<InodeRef> {
+    let root = iget(sb, ROOT_INO)?;
+    if root.mode() & S_IFMT != S_IFDIR {
+        return Err(corruption(sb, ROOT_INO, "root inode is not a directory"));
+    }
+    Ok(root)
+}
+
+/// The figures of `statfs` (docs/format.md, "statfs").
+pub(crate) struct StatFs {
+    pub(crate) blocks: u64,
+    pub(crate) bfree: u64,
+    pub(crate) bavail: u64,
+    pub(crate) files: u64,
+    pub(crate) ffree: u64,
+    pub(crate) fsid: [u32; 2],
+}
+
+pub(crate) fn statfs(sb: &SuperBlock) -> StatFs {
+    let info = sb.info();
+    let st = info
+        .geometry
+        .statfs(info.free_blocks, info.free_inodes, info.reserved_blocks);
+    StatFs {
+        blocks: st.blocks,
+        bfree: st.bfree,
+        bavail: st.bavail,
+        files: st.files,
+        ffree: st.ffree,
+        fsid: fsid(&info.uuid),
+    }
+}
+
+/// The `errors=` option for `/proc/mounts`, when it differs from the superblock's default.
+pub(crate) fn show_errors_option(sb: &SuperBlock) -> Option<&'static CStr> {
+    let info = sb.info();
+    let errors = info.errors();
+    if errors == info.default_errors {
+        return None;
+    }
+    match errors {
+        ERRORS_CONTINUE => Some(c",errors=continue"),
+        ERRORS_REMOUNT_RO => Some(c",errors=remount-ro"),
+        ERRORS_PANIC => Some(c",errors=panic"),
+        _ => None,
+    }
+}
+
+/// Applies the options of a remount; `errors` is 0 when not given.
+pub(crate) fn reconfigure(sb: &SuperBlock, errors: u32) {
+    if errors != 0 {
+        sb.info().errors.store(errors, Ordering::Relaxed);
+    }
+}

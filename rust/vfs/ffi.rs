@@ -1,0 +1,91 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! C functions absent from `kernel::bindings`: exported kernel functions, and the wrappers
+//! and tables of `helpers.c` (static inlines and the fs_context types bindgen leaves opaque).
+
+use kernel::bindings;
+use kernel::ffi::{c_char, c_int, c_uint, c_void};
+
+// Kernel structs that bindgen made opaque (or that contain opaque members) are zero-sized
+// in Rust; only pointers to them cross the boundary, so their layout does not matter.
+#[allow(improper_ctypes)]
+unsafe extern "C" {
+    // Exported by the kernel.
+    pub(crate) fn mpage_read_folio(folio: *mut bindings::folio, get_block: bindings::get_block_t)
+        -> c_int;
+    pub(crate) fn mpage_readahead(
+        rac: *mut bindings::readahead_control,
+        get_block: bindings::get_block_t,
+    );
+    pub(crate) fn __seq_puts(m: *mut bindings::seq_file, s: *const c_char);
+
+    // rust/vfs/helpers.c
+    pub(crate) static aegisfs_fs_parameters: bindings::fs_parameter_spec;
+    pub(crate) fn aegisfs_vfs_init_fs_context(fc: *mut bindings::fs_context) -> c_int;
+    pub(crate) fn aegisfs_vfs_fc_errors(fc: *const bindings::fs_context) -> u32;
+    pub(crate) fn aegisfs_vfs_fc_is_rdonly(fc: *const bindings::fs_context) -> bool;
+    pub(crate) fn aegisfs_vfs_fc_reconfigure_sb(
+        fc: *const bindings::fs_context,
+    ) -> *mut bindings::super_block;
+    pub(crate) fn aegisfs_vfs_inode_cache_create(
+        size: c_uint,
+        useroffset: c_uint,
+        usersize: c_uint,
+        ctor: Option<unsafe extern "C" fn(*mut c_void)>,
+    ) -> *mut bindings::kmem_cache;
+    pub(crate) fn aegisfs_vfs_alloc_inode(
+        sb: *mut bindings::super_block,
+        cache: *mut bindings::kmem_cache,
+    ) -> *mut c_void;
+    pub(crate) fn aegisfs_vfs_device_bytes(sb: *mut bindings::super_block) -> u64;
+    pub(crate) fn aegisfs_vfs_set_uuid(sb: *mut bindings::super_block, uuid: *const u8);
+    pub(crate) fn aegisfs_vfs_sb_bread(
+        sb: *mut bindings::super_block,
+        block: u64,
+    ) -> *mut bindings::buffer_head;
+    pub(crate) fn aegisfs_vfs_brelse(bh: *mut bindings::buffer_head);
+    pub(crate) fn aegisfs_vfs_bh_data(bh: *const bindings::buffer_head) -> *const u8;
+    pub(crate) fn aegisfs_vfs_bh_size(bh: *const bindings::buffer_head) -> u64;
+    pub(crate) fn aegisfs_vfs_map_bh(
+        bh: *mut bindings::buffer_head,
+        sb: *mut bindings::super_block,
+        block: u64,
+        size: u64,
+    );
+    pub(crate) fn aegisfs_vfs_buffer_verified(bh: *mut bindings::buffer_head, kind: c_uint) -> bool;
+    pub(crate) fn aegisfs_vfs_set_buffer_verified(bh: *mut bindings::buffer_head, kind: c_uint);
+    pub(crate) fn aegisfs_vfs_set_owner(inode: *mut bindings::inode, uid: u32, gid: u32);
+    pub(crate) fn aegisfs_vfs_set_times(
+        inode: *mut bindings::inode,
+        atime: i64,
+        atime_nsec: u32,
+        mtime: i64,
+        mtime_nsec: u32,
+        ctime: i64,
+        ctime_nsec: u32,
+    );
+    pub(crate) fn aegisfs_vfs_set_size(inode: *mut bindings::inode, size: i64);
+    pub(crate) fn aegisfs_vfs_init_special(inode: *mut bindings::inode, mode: u16, rdev: u32);
+    pub(crate) fn aegisfs_vfs_dir_emit(
+        ctx: *mut bindings::dir_context,
+        name: *const u8,
+        name_len: c_int,
+        ino: u64,
+        file_type: c_uint,
+    ) -> bool;
+    pub(crate) fn aegisfs_vfs_inode_is_new(inode: *mut bindings::inode) -> bool;
+    pub(crate) fn aegisfs_vfs_set_link(inode: *mut bindings::inode, link: *mut c_char);
+    pub(crate) fn aegisfs_vfs_dentry_name(dentry: *const bindings::dentry, len: *mut u32)
+        -> *const u8;
+    pub(crate) fn aegisfs_vfs_fill_statfs(
+        buf: *mut bindings::kstatfs,
+        magic: u64,
+        blocks: u64,
+        bfree: u64,
+        bavail: u64,
+        files: u64,
+        ffree: u64,
+        fsid_low: u32,
+        fsid_high: u32,
+    );
+}

@@ -1,0 +1,223 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * C half of the AegisFS VFS layer.
+ *
+ * The kernel crate's bindings have no symbols for static inline functions and leave the
+ * fs_context and fs_parser types opaque, so this file wraps the inlines the Rust side needs
+ * and holds the mount-option table and fs_context operations. Everything else lives in Rust.
+ */
+
+#include <linux/blkdev.h>
+#include <linux/buffer_head.h>
+#include <linux/fs.h>
+#include <linux/fs_context.h>
+#include <linux/fs_parser.h>
+#include <linux/kdev_t.h>
+#include <linux/slab.h>
+#include <linux/statfs.h>
+
+#include "helpers.h"
+
+/* Buffer state bits of our own: the checksum of the block was verified for this kind. */
+#define AEGISFS_BH_VERIFIED_FIRST BH_PrivateStart
+#define AEGISFS_BH_VERIFIED_KINDS 3
+
+/* Values of errors=, equal to the superblock's errors_behavior. */
+static const struct constant_table aegisfs_param_errors[] = {
+	{ "continue",	1 },
+	{ "remount-ro",	2 },
+	{ "panic",	3 },
+	{}
+};
+
+enum { AEGISFS_OPT_ERRORS };
+
+const struct fs_parameter_spec aegisfs_fs_parameters[] = {
+	fsparam_enum("errors", AEGISFS_OPT_ERRORS, aegisfs_param_errors),
+	{}
+};
+
+/* fc->fs_private: the errors= value given, 0 when none was. */
+struct aegisfs_mount_options {
+	u32 errors;
+};
+
+static void aegisfs_free_fc(struct fs_context *fc)
+{
+	kfree(fc->fs_private);
+}
+
+static int aegisfs_parse_param(struct fs_context *fc, struct fs_parameter *param)
+{
+	struct aegisfs_mount_options *opts = fc->fs_private;
+	struct fs_parse_result result;
+	int opt;
+
+	opt = fs_parse(fc, aegisfs_fs_parameters, param, &result);
+	if (opt < 0)
+		return opt;
+	if (opt == AEGISFS_OPT_ERRORS)
+		opts->errors = result.uint_32;
+	return 0;
+}
+
+static int aegisfs_get_tree(struct fs_context *fc)
+{
+	return get_tree_bdev(fc, aegisfs_fill_super);
+}
+
+static const struct fs_context_operations aegisfs_context_ops = {
+	.free		= aegisfs_free_fc,
+	.parse_param	= aegisfs_parse_param,
+	.get_tree	= aegisfs_get_tree,
+	.reconfigure	= aegisfs_reconfigure,
+};
+
+int aegisfs_vfs_init_fs_context(struct fs_context *fc)
+{
+	fc->fs_private = kzalloc(sizeof(struct aegisfs_mount_options), GFP_KERNEL);
+	if (!fc->fs_private)
+		return -ENOMEM;
+	fc->ops = &aegisfs_context_ops;
+	return 0;
+}
+
+u32 aegisfs_vfs_fc_errors(const struct fs_context *fc)
+{
+	const struct aegisfs_mount_options *opts = fc->fs_private;
+
+	return opts->errors;
+}
+
+bool aegisfs_vfs_fc_is_rdonly(const struct fs_context *fc)
+{
+	return fc->sb_flags & SB_RDONLY;
+}
+
+struct super_block *aegisfs_vfs_fc_reconfigure_sb(const struct fs_context *fc)
+{
+	return fc->root->d_sb;
+}
+
+struct kmem_cache *aegisfs_vfs_inode_cache_create(unsigned int size, unsigned int useroffset,
+						  unsigned int usersize, void (*ctor)(void *))
+{
+	return kmem_cache_create_usercopy("aegisfs_inode_cache", size, 0,
+					  SLAB_RECLAIM_ACCOUNT | SLAB_ACCOUNT,
+					  useroffset, usersize, ctor);
+}
+
+void *aegisfs_vfs_alloc_inode(struct super_block *sb, struct kmem_cache *cache)
+{
+	return alloc_inode_sb(sb, cache, GFP_KERNEL);
+}
+
+u64 aegisfs_vfs_device_bytes(struct super_block *sb)
+{
+	return bdev_nr_bytes(sb->s_bdev);
+}
+
+void aegisfs_vfs_set_uuid(struct super_block *sb, const u8 *uuid)
+{
+	super_set_uuid(sb, uuid, 16);
+}
+
+struct buffer_head *aegisfs_vfs_sb_bread(struct super_block *sb, u64 block)
+{
+	return sb_bread(sb, block);
+}
+
+void aegisfs_vfs_brelse(struct buffer_head *bh)
+{
+	brelse(bh);
+}
+
+const u8 *aegisfs_vfs_bh_data(const struct buffer_head *bh)
+{
+	return (const u8 *)bh->b_data;
+}
+
+u64 aegisfs_vfs_bh_size(const struct buffer_head *bh)
+{
+	return bh->b_size;
+}
+
+void aegisfs_vfs_map_bh(struct buffer_head *bh, struct super_block *sb, u64 block, u64 size)
+{
+	map_bh(bh, sb, block);
+	bh->b_size = size;
+}
+
+bool aegisfs_vfs_buffer_verified(struct buffer_head *bh, unsigned int kind)
+{
+	if (kind >= AEGISFS_BH_VERIFIED_KINDS)
+		return false;
+	return test_bit(AEGISFS_BH_VERIFIED_FIRST + kind, &bh->b_state);
+}
+
+void aegisfs_vfs_set_buffer_verified(struct buffer_head *bh, unsigned int kind)
+{
+	if (kind < AEGISFS_BH_VERIFIED_KINDS)
+		set_bit(AEGISFS_BH_VERIFIED_FIRST + kind, &bh->b_state);
+}
+
+void aegisfs_vfs_set_owner(struct inode *inode, u32 uid, u32 gid)
+{
+	i_uid_write(inode, uid);
+	i_gid_write(inode, gid);
+}
+
+void aegisfs_vfs_set_times(struct inode *inode, s64 atime, u32 atime_nsec, s64 mtime,
+			   u32 mtime_nsec, s64 ctime, u32 ctime_nsec)
+{
+	inode_set_atime(inode, atime, atime_nsec);
+	inode_set_mtime(inode, mtime, mtime_nsec);
+	inode_set_ctime(inode, ctime, ctime_nsec);
+}
+
+void aegisfs_vfs_set_size(struct inode *inode, s64 size)
+{
+	i_size_write(inode, size);
+}
+
+void aegisfs_vfs_init_special(struct inode *inode, u16 mode, u32 encoded_rdev)
+{
+	init_special_inode(inode, mode, new_decode_dev(encoded_rdev));
+}
+
+bool aegisfs_vfs_dir_emit(struct dir_context *ctx, const u8 *name, int name_len, u64 ino,
+			  unsigned int type)
+{
+	return dir_emit(ctx, name, name_len, ino, type);
+}
+
+void aegisfs_vfs_set_link(struct inode *inode, char *link)
+{
+	inode->i_link = link;
+}
+
+const u8 *aegisfs_vfs_dentry_name(const struct dentry *dentry, u32 *len)
+{
+	*len = dentry->d_name.len;
+	return dentry->d_name.name;
+}
+
+void aegisfs_vfs_fill_statfs(struct kstatfs *buf, u64 magic, u64 blocks, u64 bfree, u64 bavail,
+			     u64 files, u64 ffree, u32 fsid_low, u32 fsid_high)
+{
+	buf->f_type = magic;
+	buf->f_bsize = 4096;
+	buf->f_blocks = blocks;
+	buf->f_bfree = bfree;
+	buf->f_bavail = bavail;
+	buf->f_files = files;
+	buf->f_ffree = ffree;
+	buf->f_namelen = 255;
+	buf->f_fsid.val[0] = fsid_low;
+	buf->f_fsid.val[1] = fsid_high;
+}
+
+bool aegisfs_vfs_inode_is_new(struct inode *inode)
+{
+	return inode_state_read_once(inode) & I_NEW;
+}

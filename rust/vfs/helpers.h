@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Functions of helpers.c that the Rust side of the AegisFS VFS layer calls
+ * (declared again in rust/vfs/ffi.rs), and the Rust functions helpers.c calls.
+ */
+#ifndef AEGISFS_VFS_HELPERS_H
+#define AEGISFS_VFS_HELPERS_H
+
+#include <linux/types.h>
+
+struct buffer_head;
+struct dentry;
+struct dir_context;
+struct fs_context;
+struct fs_parameter_spec;
+struct inode;
+struct kmem_cache;
+struct kstatfs;
+struct super_block;
+
+/* rust/vfs/fs_type.rs */
+int aegisfs_fill_super(struct super_block *sb, struct fs_context *fc);
+int aegisfs_reconfigure(struct fs_context *fc);
+
+extern const struct fs_parameter_spec aegisfs_fs_parameters[];
+
+int aegisfs_vfs_init_fs_context(struct fs_context *fc);
+u32 aegisfs_vfs_fc_errors(const struct fs_context *fc);
+bool aegisfs_vfs_fc_is_rdonly(const struct fs_context *fc);
+struct super_block *aegisfs_vfs_fc_reconfigure_sb(const struct fs_context *fc);
+struct kmem_cache *aegisfs_vfs_inode_cache_create(unsigned int size, unsigned int useroffset,
+	unsigned int usersize, void (*ctor)(void *));
+void *aegisfs_vfs_alloc_inode(struct super_block *sb, struct kmem_cache *cache);
+u64 aegisfs_vfs_device_bytes(struct super_block *sb);
+void aegisfs_vfs_set_uuid(struct super_block *sb, const u8 *uuid);
+struct buffer_head *aegisfs_vfs_sb_bread(struct super_block *sb, u64 block);
+void aegisfs_vfs_brelse(struct buffer_head *bh);
+const u8 *aegisfs_vfs_bh_data(const struct buffer_head *bh);
+u64 aegisfs_vfs_bh_size(const struct buffer_head *bh);
+void aegisfs_vfs_map_bh(struct buffer_head *bh, struct super_block *sb, u64 block, u64 size);
+bool aegisfs_vfs_buffer_verified(struct buffer_head *bh, unsigned int kind);
+void aegisfs_vfs_set_buffer_verified(struct buffer_head *bh, unsigned int kind);
+void aegisfs_vfs_set_owner(struct inode *inode, u32 uid, u32 gid);
+void aegisfs_vfs_set_times(struct inode *inode, s64 atime, u32 atime_nsec, s64 mtime,
+	u32 mtime_nsec, s64 ctime, u32 ctime_nsec);
+void aegisfs_vfs_set_size(struct inode *inode, s64 size);
+void aegisfs_vfs_init_special(struct inode *inode, u16 mode, u32 encoded_rdev);
+bool aegisfs_vfs_dir_emit(struct dir_context *ctx, const u8 *name, int name_len, u64 ino,
+	unsigned int type);
+void aegisfs_vfs_set_link(struct inode *inode, char *link);
+const u8 *aegisfs_vfs_dentry_name(const struct dentry *dentry, u32 *len);
+void aegisfs_vfs_fill_statfs(struct kstatfs *buf, u64 magic, u64 blocks, u64 bfree, u64 bavail,
+	u64 files, u64 ffree, u32 fsid_low, u32 fsid_high);
+bool aegisfs_vfs_inode_is_new(struct inode *inode);
+
+#endif /* AEGISFS_VFS_HELPERS_H */

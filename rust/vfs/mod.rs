@@ -1,0 +1,15 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The thin layer between the kernel's C VFS and AegisFS.
+//!
+//! This is the only place with `unsafe` code: it declares the C functions the kernel crate's
+//! bindings lack (`ffi`), wraps kernel objects in safe types (`BufferHead`, `SuperBlock`,
+//! `Inode`, ...) and holds the C-callable entry points that forward to the safe filesystem
+//! logic in `crate::fs`.
+
+pub(crate) mod buffer;
+mod ffi;
+pub(crate) mod fs_type;
+pub(crate) mod inode;
+pub(crate) mod ops;
+pub(crate) mod super_block;

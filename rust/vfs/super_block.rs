@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Superblocks: the mounted filesystem and its block device.
+
+use super::buffer::BufferHead;
+use super::ffi;
+use crate::disk::BLOCK_SIZE_U64;
+use kernel::ffi::{c_int, c_uint, c_ulong};
+use kernel::str::CStrExt;
+use crate::fs::superblock::SbInfo;
+use core::ops::Deref;
+use kernel::bindings;
+use kernel::prelude::*;
+use kernel::types::Opaque;
+
+const BLOCK_SIZE_ULONG: c_ulong = 4096;
+
+/// The block device under a superblock, read in 4096-byte blocks.
+///
+/// This is what `fill_super` has before the filesystem's private data exists.
+///
+/// # Invariants
+///
+/// The wrapped `super_block` is live and belongs to AegisFS.
+#[repr(transparent)]
+pub(crate) struct Device(Opaque<bindings::super_block>);
+
+impl Device {
+    /// Wraps a superblock being filled.
+    ///
+    /// # Safety
+    ///
+    /// `sb` must be a live AegisFS superblock, for `'a`.
+    pub(crate) unsafe fn from_raw<'a>(sb: *mut bindings::super_block) -> &'a Self {
+        // SAFETY: `Device` is a transparent wrapper of `super_block`; the caller guarantees
+        // the pointer is valid for `'a`.
+        unsafe { &*sb.cast::<Self>() }
+    }
+
+    pub(crate) fn as_ptr(&self) -> *mut bindings::super_block {
+        self.0.get()
+    }
+
+    /// The device name for log lines, like `vdb`.
+    pub(crate) fn name(&self) -> &str {
+        // SAFETY: By the type invariants the superblock is live; `s_id` is set before
+        // `fill_super` and never changes afterwards.
+        let id = unsafe { &(*self.as_ptr()).s_id };
+        // SAFETY: `c_char` and `u8` have the same size and alignment.
+        let bytes = unsafe { &*(core::ptr::from_ref(id).cast::<[u8; 32]>()) };
+        let len = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+        core::str::from_utf8(&bytes[..len]).unwrap_or("?")
+    }
+
+    /// Stops the system after corruption was found, for `errors=panic`.
+    pub(crate) fn panic(&self, ino: u32, msg: &str) -> ! {
+        let len = c_int::try_from(msg.len()).unwrap_or(0);
+        // SAFETY: The format string takes a NUL-terminated string (`s_id` is one), a
+        // `c_uint` and a length-limited byte string that `msg` provides.
+        unsafe {
+            bindings::panic(
+                c"aegisfs (%s): inode %u: %.*s\n".as_char_ptr(),
+                (*self.as_ptr()).s_id.as_ptr(),
+                c_uint::from(ino),
+                len,
+                msg.as_ptr(),
+            )
+        }
+    }
+
+    /// Size of the device in 4096-byte blocks.
+    pub(crate) fn blocks(&self) -> u64 {
+        // SAFETY: By the type invariants the superblock is live and has a block device.
+        unsafe { ffi::aegisfs_vfs_device_bytes(self.as_ptr()) / BLOCK_SIZE_U64 }
+    }
+
+    /// Reads block `block` of the device; a block past the device end is refused with
+    /// EUCLEAN (callers validate block numbers first, so this only guards against bugs).
+    pub(crate) fn bread(&self, block: u64) -> Result<BufferHead> {
+        if block >= self.blocks() {
+            return Err(EUCLEAN);
+        }
+        // SAFETY: By the type invariants the superblock is live.
+        if unsafe { (*self.as_ptr()).s_blocksize } != BLOCK_SIZE_ULONG {
+            return Err(EINVAL);
+        }
+        // SAFETY: By the type invariants the superblock is live, its block size was just
+        // checked to be 4096 and `block` to lie inside the device.
+        unsafe { BufferHead::read(self.as_ptr(), block) }
+    }
+}
+
+/// A mounted AegisFS superblock: a [`Device`] with the filesystem's private data.
+///
+/// # Invariants
+///
+/// In addition to the invariants of [`Device`], `s_fs_info` points to a valid [`SbInfo`] that
+/// lives as long as the superblock.
+#[repr(transparent)]
+pub(crate) struct SuperBlock(Device);
+
+impl SuperBlock {
+    /// Wraps a superblock whose private data is set.
+    ///
+    /// # Safety
+    ///
+    /// `sb` must be a live AegisFS superblock whose `s_fs_info` points to a valid `SbInfo`,
+    /// for `'a`.
+    pub(crate) unsafe fn from_raw<'a>(sb: *mut bindings::super_block) -> &'a Self {
+        // SAFETY: `SuperBlock` is a transparent wrapper of `super_block` (through `Device`);
+        // the caller guarantees the pointer and its private data are valid for `'a`.
+        unsafe { &*sb.cast::<Self>() }
+    }
+
+    /// The filesystem's private data.
+    pub(crate) fn info(&self) -> &SbInfo {
+        // SAFETY: By the type invariants `s_fs_info` points to a valid `SbInfo` for as long
+        // as the superblock lives.
+        unsafe { &*(*self.as_ptr()).s_fs_info.cast::<SbInfo>() }
+    }
+}
+
+impl Deref for SuperBlock {
+    type Target = Device;
+
+    fn deref(&self) -> &Device {
+        &self.0
+    }
+}
