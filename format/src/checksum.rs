@@ -244,3 +244,122 @@ pub fn verify_journal_block_checksum(seed: u32, block: &[u8; BLOCK_SIZE]) -> Res
 pub fn journal_data_checksum(seed: u32, sequence: u64, data: &[u8; BLOCK_SIZE]) -> u32 {
     crc32c(crc32c(seed, &sequence.to_le_bytes()), data)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crc32c::crc32c;
+
+    #[test]
+    fn seed_is_crc_of_uuid() {
+        let uuid = *b"0123456789abcdef";
+        assert_eq!(checksum_seed(&uuid), crc32c(!0, &uuid));
+        assert_ne!(checksum_seed(&uuid), checksum_seed(&[0; 16]));
+    }
+
+    #[test]
+    fn group_desc_checksum_covers_group_number_and_every_bit() {
+        let mut d = GroupDesc::zeroed();
+        d.block_bitmap.set(100);
+        d.free_blocks.set(5);
+        d.update_checksum(77, 3);
+        assert!(d.verify_checksum(77, 3).is_ok());
+        assert_eq!(
+            d.verify_checksum(77, 4),
+            Err(FormatError::GroupDescChecksum)
+        );
+        assert_eq!(
+            d.verify_checksum(78, 3),
+            Err(FormatError::GroupDescChecksum)
+        );
+        // Spec: crc32c(seed, g LE, 60 bytes, 4 zero bytes).
+        let mut manual = crc32c(77, &3u32.to_le_bytes());
+        manual = crc32c(manual, &d.as_bytes()[..60]);
+        manual = crc32c(manual, &[0; 4]);
+        assert_eq!(d.checksum.get(), manual);
+        let bytes = *d.as_bytes();
+        for bit in 0..GROUP_DESC_SIZE_BITS {
+            let mut c = bytes;
+            c[bit / 8] ^= 1 << (bit % 8);
+            let table: [u8; BLOCK_SIZE] = core::array::from_fn(|i| c.get(i).copied().unwrap_or(0));
+            let dd = GroupDesc::in_block(&table, 0);
+            assert!(dd.verify_checksum(77, 3).is_err(), "bit {bit}");
+        }
+    }
+
+    const GROUP_DESC_SIZE_BITS: usize = 64 * 8;
+
+    #[test]
+    fn bitmap_checksums() {
+        let mut bm = [0u8; BLOCK_SIZE];
+        bm[0] = 0x0F;
+        let mut d = GroupDesc::zeroed();
+        d.set_block_bitmap_checksum(9, 1, &bm);
+        d.set_inode_bitmap_checksum(9, 1, &bm);
+        assert!(d.verify_block_bitmap(9, 1, &bm).is_ok());
+        assert!(d.verify_inode_bitmap(9, 1, &bm).is_ok());
+        assert_eq!(
+            d.verify_block_bitmap(9, 2, &bm),
+            Err(FormatError::BlockBitmapChecksum)
+        );
+        for bit in (0..BLOCK_SIZE * 8).step_by(13) {
+            let mut c = bm;
+            c[bit / 8] ^= 1 << (bit % 8);
+            assert_eq!(
+                d.verify_block_bitmap(9, 1, &c),
+                Err(FormatError::BlockBitmapChecksum)
+            );
+            assert_eq!(
+                d.verify_inode_bitmap(9, 1, &c),
+                Err(FormatError::InodeBitmapChecksum)
+            );
+        }
+    }
+
+    #[test]
+    fn inode_checksum_layout() {
+        let mut raw = [0u8; 512];
+        raw[0x24..0x28].copy_from_slice(&99u32.to_le_bytes());
+        raw[300] = 1;
+        set_inode_checksum(5, 12, &mut raw).unwrap();
+        let mut manual = crc32c(5, &12u32.to_le_bytes());
+        manual = crc32c(manual, &99u32.to_le_bytes());
+        manual = crc32c(manual, &raw[..0xFC]);
+        manual = crc32c(manual, &[0; 4]);
+        manual = crc32c(manual, &raw[0x100..]);
+        assert_eq!(raw[0xFC..0x100], manual.to_le_bytes());
+        assert!(verify_inode_checksum(5, 12, &raw).is_ok());
+        assert_eq!(
+            verify_inode_checksum(5, 13, &raw),
+            Err(FormatError::InodeChecksum)
+        );
+        assert_eq!(
+            inode_checksum(5, 12, &raw[..300]),
+            Err(FormatError::BufferSize)
+        );
+        assert_eq!(
+            set_inode_checksum(5, 12, &mut [0u8; 100]),
+            Err(FormatError::BufferSize)
+        );
+    }
+
+    #[test]
+    fn dir_and_journal_checksum_layout() {
+        let mut block = [1u8; BLOCK_SIZE];
+        let manual = crc32c(
+            crc32c(crc32c(4, &2u32.to_le_bytes()), &6u32.to_le_bytes()),
+            &block[..4084],
+        );
+        assert_eq!(dir_block_checksum(4, 2, 6, &block), manual);
+        block[4090] = 9;
+        assert_eq!(dir_block_checksum(4, 2, 6, &block), manual);
+        set_journal_block_checksum(4, &mut block);
+        assert_eq!(block[0xFFC..], crc32c(4, &block[..0xFFC]).to_le_bytes());
+        assert!(verify_journal_block_checksum(4, &block).is_ok());
+        block[0] ^= 0x80;
+        assert_eq!(
+            verify_journal_block_checksum(4, &block),
+            Err(FormatError::JournalChecksum)
+        );
+    }
+}

@@ -459,3 +459,325 @@ impl<'a> DirBlockBuilder<'a> {
         set_dir_block_checksum(self.block, seed, dir_ino, dir_generation);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::disk::{FT_REG, FT_SYMLINK, LOST_FOUND_INO};
+    use crate::geometry::InodeSpec;
+
+    const SEED: u32 = 0x5EED_0001;
+
+    fn geo() -> Geometry {
+        let mut g = Geometry::plan(100_000, InodeSpec::default(), 256, None).unwrap();
+        g.set_checksum_seed(SEED);
+        g
+    }
+
+    fn collect<'a>(it: DirIter<'a>, out: &mut [Option<DirEntry<'a>>; 64]) -> Result<usize> {
+        let mut n = 0;
+        for e in it {
+            out[n] = Some(e?);
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Root-like block: `.`, `..`, `lost+found`, `file`, finalized.
+    fn sample() -> [u8; BLOCK_SIZE] {
+        let mut block = [0u8; BLOCK_SIZE];
+        let mut b = DirBlockBuilder::new_first(&mut block, ROOT_INO, ROOT_INO).unwrap();
+        assert!(b.try_add(LOST_FOUND_INO, b"lost+found", FT_DIR).unwrap());
+        assert!(b.try_add(12, b"file", FT_REG).unwrap());
+        b.finalize(SEED, ROOT_INO, 9);
+        block
+    }
+
+    /// Re-finalizes a modified block so only the structural check can fail.
+    fn resealed(mut block: [u8; BLOCK_SIZE]) -> [u8; BLOCK_SIZE] {
+        set_dir_block_checksum(&mut block, SEED, ROOT_INO, 9);
+        block
+    }
+
+    #[test]
+    fn min_rec_len_values() {
+        assert_eq!(min_rec_len(0), 8);
+        assert_eq!(min_rec_len(1), 12);
+        assert_eq!(min_rec_len(4), 12);
+        assert_eq!(min_rec_len(5), 16);
+        assert_eq!(min_rec_len(255), 264);
+    }
+
+    #[test]
+    fn builder_round_trip() {
+        let g = geo();
+        let block = sample();
+        assert_eq!(&block[4084..4092], &[0, 0, 0, 0, 12, 0, 0, 0xDE]);
+        let mut out = [None; 64];
+        let n = collect(iter_dir_block(&block, &g, ROOT_INO, 9).unwrap(), &mut out).unwrap();
+        assert_eq!(n, 4);
+        let e: [DirEntry<'_>; 4] = core::array::from_fn(|i| out[i].unwrap());
+        assert_eq!(
+            (e[0].offset, e[0].ino, e[0].rec_len, e[0].name),
+            (0, 2, 12, &b"."[..])
+        );
+        assert_eq!(
+            (e[1].offset, e[1].ino, e[1].rec_len, e[1].name),
+            (12, 2, 12, &b".."[..])
+        );
+        assert_eq!(
+            (e[2].offset, e[2].ino, e[2].name),
+            (24, 11, &b"lost+found"[..])
+        );
+        assert_eq!(e[2].rec_len, 20);
+        assert_eq!((e[3].offset, e[3].ino, e[3].name), (44, 12, &b"file"[..]));
+        assert_eq!(e[3].rec_len, 4084 - 44);
+        assert_eq!(e[3].file_type, FT_REG);
+        assert_eq!(e.iter().map(|e| e.rec_len).sum::<usize>(), 4084);
+        assert!(validate_dir_block(&block, &g, ROOT_INO, 9).is_ok());
+        assert_eq!(
+            find_entry(&block, b"file").unwrap().map(|e| e.ino),
+            Some(12)
+        );
+        assert_eq!(find_entry(&block, b"nope").unwrap(), None);
+        assert!(!is_empty_dir_block(&block).unwrap());
+
+        let mut empty = [0u8; BLOCK_SIZE];
+        DirBlockBuilder::new(&mut empty).finalize(SEED, 30, 1);
+        let n = collect(iter_dir_block(&empty, &g, 30, 1).unwrap(), &mut out).unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(out[0].map(|e| (e.ino, e.rec_len)), Some((0, 4084)));
+        assert!(is_empty_dir_block(&empty).unwrap());
+    }
+
+    #[test]
+    fn fill_until_full_then_remove_and_reuse() {
+        let g = geo();
+        let mut block = [0u8; BLOCK_SIZE];
+        let mut b = DirBlockBuilder::new_first(&mut block, 20, ROOT_INO).unwrap();
+        let mut name = [b'n'; 255];
+        let mut added = 0u32;
+        loop {
+            name[0] = b'a' + (added % 26) as u8;
+            name[1] = b'a' + (added / 26) as u8;
+            if !b.try_add(100 + added, &name, FT_SYMLINK).unwrap() {
+                break;
+            }
+            added += 1;
+        }
+        // (4084 - 24) / 264 = 15 entries of 255 bytes after `.` and `..`.
+        assert_eq!(added, 15);
+        // 100 bytes left: eight 12-byte records, then 4 bytes that fit nothing.
+        assert!(b.try_add(500, b"tiny", FT_REG).unwrap());
+        for k in 0..7u8 {
+            assert!(b
+                .try_add(501 + u32::from(k), &[b'0' + k; 4], FT_REG)
+                .unwrap());
+        }
+        assert!(!b.try_add(510, b"x", FT_REG).unwrap());
+        b.finalize(SEED, 20, 3);
+        assert!(validate_dir_block(&block, &g, 20, 3).is_ok());
+        assert!(is_empty_dir_block(&block).is_ok_and(|e| !e));
+
+        let victim = find_entry(&block, b"tiny").unwrap().unwrap().offset;
+        remove_entry(&mut block, victim).unwrap();
+        let second = find_entry(&block, &name).unwrap();
+        assert!(second.is_none());
+        name[0] = b'a';
+        name[1] = b'a';
+        let first_big = find_entry(&block, &name).unwrap().unwrap().offset;
+        remove_entry(&mut block, first_big).unwrap();
+        assert_eq!(find_entry(&block, &name).unwrap(), None);
+        set_dir_block_checksum(&mut block, SEED, 20, 3);
+        assert!(validate_dir_block(&block, &g, 20, 3).is_ok());
+        let off = add_entry(&mut block, 600, b"again", FT_REG).unwrap();
+        // The freed space was merged into `..` (offset 12), which splits again at 24.
+        assert_eq!(off, Some(24));
+        assert!(remove_entry(&mut block, 5).is_err());
+        assert_eq!(
+            add_entry(&mut block, 0, b"x", FT_REG),
+            Err(FormatError::DirInode)
+        );
+        assert_eq!(
+            add_entry(&mut block, 7, b"a/b", FT_REG),
+            Err(FormatError::DirName)
+        );
+        assert_eq!(
+            add_entry(&mut block, 7, b"", FT_REG),
+            Err(FormatError::DirName)
+        );
+        assert_eq!(
+            add_entry(&mut block, 7, &[b'x'; 256], FT_REG),
+            Err(FormatError::DirName)
+        );
+        assert_eq!(
+            add_entry(&mut block, 7, b"x", 8),
+            Err(FormatError::DirFileType)
+        );
+    }
+
+    #[test]
+    fn remove_first_entry_marks_unused_and_set_inode() {
+        let g = geo();
+        let mut block = [0u8; BLOCK_SIZE];
+        let mut b = DirBlockBuilder::new(&mut block);
+        assert!(b.try_add(30, b"first", FT_REG).unwrap());
+        assert!(b.try_add(31, b"second", FT_REG).unwrap());
+        b.finalize(SEED, 40, 0);
+        remove_entry(&mut block, 0).unwrap();
+        set_dir_block_checksum(&mut block, SEED, 40, 0);
+        let mut out = [None; 64];
+        let n = collect(iter_dir_block(&block, &g, 40, 0).unwrap(), &mut out).unwrap();
+        assert_eq!(n, 2);
+        assert_eq!(
+            out[0].map(|e| (e.ino, e.is_used(), e.rec_len)),
+            Some((0, false, 16))
+        );
+        assert_eq!(out[0].map(|e| e.free_space()), Some(16));
+        let second = out[1].unwrap().offset;
+        set_entry_inode(&mut block, second, 77, FT_SYMLINK).unwrap();
+        assert_eq!(
+            set_entry_inode(&mut block, 0, 77, FT_REG),
+            Err(FormatError::DirRecLen)
+        );
+        assert_eq!(
+            set_entry_inode(&mut block, 4, 77, FT_REG),
+            Err(FormatError::DirRecLen)
+        );
+        let e = find_entry(&block, b"second").unwrap().unwrap();
+        assert_eq!((e.ino, e.file_type), (77, FT_SYMLINK));
+        assert_eq!(
+            add_entry(&mut block, 32, b"third", FT_REG).unwrap(),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn rejects_each_corruption() {
+        use FormatError as E;
+        let g = geo();
+        let good = sample();
+        let first_err =
+            |block: &[u8; BLOCK_SIZE]| -> Result<()> { validate_dir_block(block, &g, ROOT_INO, 9) };
+        assert_eq!(first_err(&good), Ok(()));
+        let mut c = good;
+        c[100] ^= 1;
+        assert_eq!(first_err(&c), Err(E::DirChecksum));
+        assert_eq!(
+            validate_dir_block(&good, &g, ROOT_INO, 8),
+            Err(E::DirChecksum)
+        );
+        assert_eq!(validate_dir_block(&good, &g, 3, 9), Err(E::DirChecksum));
+        for at in [4084, 4088, 4089, 4090, 4091] {
+            let mut c = good;
+            c[at] ^= 0x40;
+            assert_eq!(first_err(&c), Err(E::DirTail), "tail byte {at}");
+        }
+        // Offsets: `.` 0, `..` 12, `lost+found` 24, `file` 44.
+        let with = |f: &dyn Fn(&mut [u8; BLOCK_SIZE])| {
+            let mut c = good;
+            f(&mut c);
+            first_err(&resealed(c))
+        };
+        assert_eq!(with(&|c| c[28] = 4), Err(E::DirRecLen));
+        assert_eq!(with(&|c| c[28] = 18), Err(E::DirRecLen));
+        assert_eq!(with(&|c| c[28] = 16), Err(E::DirRecLen));
+        assert_eq!(
+            with(&|c| c[48..50].copy_from_slice(&(4084 - 44 + 4u16).to_le_bytes())),
+            Err(E::DirRecLen)
+        );
+        assert_eq!(
+            with(&|c| c[48..50].copy_from_slice(&(4084 - 44 - 4u16).to_le_bytes())),
+            Err(E::DirRecLen)
+        );
+        assert_eq!(with(&|c| c[4] = 0), Err(E::DirRecLen));
+        assert_eq!(with(&|c| c[30] = 0), Err(E::DirName));
+        assert_eq!(with(&|c| c[32] = b'/'), Err(E::DirName));
+        assert_eq!(with(&|c| c[32] = 0), Err(E::DirName));
+        assert_eq!(with(&|c| c[24] = 1), Err(E::DirInode));
+        assert_eq!(with(&|c| c[24] = 3), Err(E::DirInode));
+        assert_eq!(with(&|c| c[24] = 10), Err(E::DirInode));
+        let too_big = g.inodes_count() + 1;
+        assert_eq!(
+            with(&|c| c[24..28].copy_from_slice(&too_big.to_le_bytes())),
+            Err(E::DirInode)
+        );
+        assert_eq!(
+            with(&|c| c[24..28].copy_from_slice(&g.inodes_count().to_le_bytes())),
+            Ok(())
+        );
+        assert_eq!(with(&|c| c[31] = 8), Err(E::DirFileType));
+        assert_eq!(with(&|c| c[31] = 0), Ok(()));
+        // An unused record with a stale name keeps obeying the rec_len rule.
+        assert_eq!(with(&|c| c[24..28].fill(0)), Ok(()));
+        assert_eq!(
+            with(&|c| {
+                c[24..28].fill(0);
+                c[30] = 200;
+            }),
+            Err(E::DirRecLen)
+        );
+        // The iterator reports the first bad record once, after the good ones.
+        let mut c = good;
+        c[31] = 9;
+        let c = resealed(c);
+        let mut it = iter_dir_block(&c, &g, ROOT_INO, 9).unwrap();
+        assert!(it.next().unwrap().is_ok());
+        assert!(it.next().unwrap().is_ok());
+        assert_eq!(it.next().unwrap().map(|_| ()), Err(E::DirFileType));
+        assert!(it.next().is_none());
+    }
+
+    #[test]
+    fn checksum_detects_every_bit_flip() {
+        let g = geo();
+        let good = sample();
+        for bit in 0..BLOCK_SIZE * 8 {
+            let mut c = good;
+            c[bit / 8] ^= 1 << (bit % 8);
+            assert!(
+                validate_dir_block(&c, &g, ROOT_INO, 9).is_err(),
+                "bit {bit}"
+            );
+        }
+    }
+
+    #[test]
+    fn never_panics_on_random_blocks() {
+        let g = geo();
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let good = sample();
+        for round in 0..3000 {
+            let mut c = good;
+            for _ in 0..(next() % 6 + 1) {
+                let at = (next() % 120) as usize;
+                c[at] = next() as u8;
+            }
+            if round % 3 == 0 {
+                for b in c[..4084].iter_mut() {
+                    *b = next() as u8;
+                }
+            }
+            let mut c = resealed(c);
+            let mut total = 0;
+            if let Ok(it) = iter_dir_block(&c, &g, ROOT_INO, 9) {
+                for e in it.flatten() {
+                    assert!(e.offset + e.rec_len <= DIR_TAIL_OFFSET);
+                    total += e.rec_len;
+                }
+            }
+            assert!(total <= DIR_TAIL_OFFSET);
+            let _ = add_entry(&mut c, 50, b"probe", FT_REG);
+            let _ = remove_entry(&mut c, (next() % 4096) as usize);
+            let _ = set_entry_inode(&mut c, (next() % 4096) as usize, 51, FT_REG);
+            let _ = find_entry(&c, b"probe");
+            let _ = is_empty_dir_block(&c);
+        }
+    }
+}

@@ -304,3 +304,338 @@ impl Inode {
         Ok(inode)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checksum::set_inode_checksum;
+    use crate::disk::{
+        INODE_FLAG_APPEND, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, S_IFSOCK,
+    };
+    use crate::geometry::{Geometry, InodeSpec};
+
+    fn geo(inode_size: u16) -> Geometry {
+        let mut g = Geometry::plan(100_000, InodeSpec::default(), inode_size, None).unwrap();
+        g.set_checksum_seed(0xC0FF_EE00);
+        g
+    }
+
+    /// A valid regular file inode `ino` in an `inode_size` slot, then `f`, then checksum.
+    fn build(g: &Geometry, ino: u32, buf: &mut [u8; 1024], f: impl FnOnce(&mut Inode)) -> usize {
+        let n = usize::from(g.inode_size());
+        buf.fill(0);
+        {
+            let i = Inode::from_slot_mut(&mut buf[..n]).unwrap();
+            i.mode.set(S_IFREG | 0o644);
+            i.links_count.set(1);
+            i.generation.set(42);
+            i.size.set(10_000);
+            i.blocks.set(3);
+            i.set_time(TimeField::Mtime, Timestamp::new(-5, 999_999_999));
+            f(i);
+        }
+        set_inode_checksum(g.checksum_seed(), ino, &mut buf[..n]).unwrap();
+        n
+    }
+
+    fn check(g: &Geometry, f: impl FnOnce(&mut Inode)) -> Result<()> {
+        let mut buf = [0u8; 1024];
+        let n = build(g, 20, &mut buf, f);
+        Inode::validate(20, &buf[..n], g).map(|_| ())
+    }
+
+    #[test]
+    fn valid_inodes_of_every_type() {
+        for size in [256u16, 512, 1024] {
+            let g = geo(size);
+            assert_eq!(check(&g, |_| {}), Ok(()));
+            assert_eq!(
+                check(&g, |i| {
+                    i.mode.set(S_IFDIR | 0o755);
+                    i.size.set(8192);
+                    i.blocks.set(2);
+                }),
+                Ok(())
+            );
+            assert_eq!(
+                check(&g, |i| {
+                    i.mode.set(S_IFDIR | 0o755);
+                    i.size.set(0);
+                    i.blocks.set(0);
+                }),
+                Ok(())
+            );
+            for fmt in [S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK] {
+                assert_eq!(
+                    check(&g, |i| {
+                        i.mode.set(fmt | 0o600);
+                        i.size.set(0);
+                        i.blocks.set(0);
+                        i.rdev.set(0x0801);
+                    }),
+                    Ok(())
+                );
+            }
+            assert_eq!(
+                check(&g, |i| {
+                    i.mode.set(S_IFLNK | 0o777);
+                    i.set_inline_data(b"/target").unwrap();
+                }),
+                Ok(())
+            );
+            assert_eq!(
+                check(&g, |i| {
+                    i.mode.set(S_IFLNK | 0o777);
+                    i.size.set(121);
+                    i.blocks.set(1);
+                    i.direct[0].set(g.first_data_block(0).unwrap());
+                }),
+                Ok(())
+            );
+        }
+    }
+
+    #[test]
+    fn each_inode_rule() {
+        use FormatError as E;
+        let g = geo(512);
+        let lnk = |i: &mut Inode| i.mode.set(S_IFLNK | 0o777);
+        assert_eq!(check(&g, |i| i.mode.set(0o644)), Err(E::InodeFileType));
+        assert_eq!(check(&g, |i| i.mode.set(0o170644)), Err(E::InodeFileType));
+        assert_eq!(check(&g, |i| i.flags.set(0x4000_0000)), Err(E::InodeFlags));
+        assert_eq!(check(&g, |i| i.flags.set(INODE_FLAG_APPEND)), Ok(()));
+        assert_eq!(
+            check(&g, |i| i.flags.set(INODE_FLAG_INLINE_DATA)),
+            Err(E::InodeFlags)
+        );
+        assert_eq!(
+            check(&g, |i| i.atime_nsec.set(NSEC_PER_SEC)),
+            Err(E::InodeTime)
+        );
+        assert_eq!(check(&g, |i| i.mtime_nsec.set(u32::MAX)), Err(E::InodeTime));
+        assert_eq!(
+            check(&g, |i| i.ctime_nsec.set(NSEC_PER_SEC)),
+            Err(E::InodeTime)
+        );
+        assert_eq!(
+            check(&g, |i| i.crtime_nsec.set(NSEC_PER_SEC)),
+            Err(E::InodeTime)
+        );
+        assert_eq!(check(&g, |i| i.extra_size.set(256)), Ok(()));
+        assert_eq!(check(&g, |i| i.extra_size.set(257)), Err(E::InodeExtraSize));
+        assert_eq!(
+            check(&g, |i| i.blocks.set(g.data_blocks() + 1)),
+            Err(E::InodeBlocks)
+        );
+        assert_eq!(check(&g, |i| i.blocks.set(u64::MAX)), Err(E::InodeBlocks));
+        assert_eq!(check(&g, |i| i.next_orphan.set(3)), Err(E::BadOrphan));
+        assert_eq!(check(&g, |i| i.next_orphan.set(12)), Ok(()));
+        assert_eq!(
+            check(&g, |i| i.next_orphan.set(g.inodes_count() + 1)),
+            Err(E::BadOrphan)
+        );
+        assert_eq!(check(&g, |i| i.size.set(MAX_FILE_SIZE)), Ok(()));
+        assert_eq!(
+            check(&g, |i| i.size.set(MAX_FILE_SIZE + 1)),
+            Err(E::InodeSize)
+        );
+        let dir = |i: &mut Inode| {
+            i.mode.set(S_IFDIR | 0o755);
+            i.size.set(4096);
+            i.blocks.set(1);
+        };
+        assert_eq!(check(&g, dir), Ok(()));
+        assert_eq!(
+            check(&g, |i| {
+                dir(i);
+                i.size.set(4097);
+            }),
+            Err(E::InodeSize)
+        );
+        assert_eq!(
+            check(&g, |i| {
+                dir(i);
+                i.blocks.set(0);
+            }),
+            Err(E::InodeBlocks)
+        );
+        assert_eq!(
+            check(&g, |i| {
+                dir(i);
+                i.flags.set(INODE_FLAG_INLINE_DATA);
+            }),
+            Err(E::InodeFlags)
+        );
+        assert_eq!(
+            check(&g, |i| {
+                lnk(i);
+                i.size.set(0);
+                i.blocks.set(0);
+                i.flags.set(INODE_FLAG_INLINE_DATA);
+            }),
+            Err(E::InodeSize)
+        );
+        assert_eq!(
+            check(&g, |i| {
+                lnk(i);
+                i.size.set(4096);
+                i.blocks.set(1);
+            }),
+            Err(E::InodeSize)
+        );
+        assert_eq!(
+            check(&g, |i| {
+                lnk(i);
+                i.size.set(120);
+                i.blocks.set(1);
+            }),
+            Err(E::InodeFlags)
+        );
+        assert_eq!(
+            check(&g, |i| {
+                lnk(i);
+                i.size.set(121);
+                i.blocks.set(0);
+                i.flags.set(INODE_FLAG_INLINE_DATA);
+            }),
+            Err(E::InodeFlags)
+        );
+        assert_eq!(
+            check(&g, |i| {
+                lnk(i);
+                i.size.set(121);
+                i.blocks.set(0);
+            }),
+            Err(E::InodeBlocks)
+        );
+        assert_eq!(
+            check(&g, |i| {
+                lnk(i);
+                i.set_inline_data(b"x").unwrap();
+                i.blocks.set(1);
+            }),
+            Err(E::InodeBlocks)
+        );
+        assert_eq!(
+            check(&g, |i| {
+                lnk(i);
+                i.set_inline_data(b"x").unwrap();
+                i.xattr_block.set(g.first_data_block(1).unwrap());
+                i.blocks.set(1);
+            }),
+            Ok(())
+        );
+        let fifo = |i: &mut Inode| {
+            i.mode.set(S_IFIFO | 0o600);
+            i.size.set(0);
+            i.blocks.set(0);
+        };
+        assert_eq!(check(&g, fifo), Ok(()));
+        assert_eq!(
+            check(&g, |i| {
+                fifo(i);
+                i.size.set(1);
+            }),
+            Err(E::InodeSpecial)
+        );
+        assert_eq!(
+            check(&g, |i| {
+                fifo(i);
+                i.triple_indirect.set(5000);
+            }),
+            Err(E::InodeSpecial)
+        );
+        assert_eq!(
+            check(&g, |i| {
+                fifo(i);
+                i.blocks.set(1);
+            }),
+            Err(E::InodeBlocks)
+        );
+    }
+
+    #[test]
+    fn numbers_sizes_and_checksum() {
+        let g = geo(256);
+        let mut buf = [0u8; 1024];
+        let n = build(&g, 20, &mut buf, |_| {});
+        assert!(Inode::validate(20, &buf[..n], &g).is_ok());
+        assert_eq!(
+            Inode::validate(21, &buf[..n], &g).map(|_| ()),
+            Err(FormatError::InodeChecksum)
+        );
+        assert_eq!(
+            Inode::validate(0, &buf[..n], &g).map(|_| ()),
+            Err(FormatError::BadInodeNumber)
+        );
+        assert_eq!(
+            Inode::validate(g.inodes_count() + 1, &buf[..n], &g).map(|_| ()),
+            Err(FormatError::BadInodeNumber)
+        );
+        assert_eq!(
+            Inode::validate(20, &buf[..512], &g).map(|_| ()),
+            Err(FormatError::BufferSize)
+        );
+        let mut other = g;
+        other.set_checksum_seed(1);
+        assert_eq!(
+            Inode::validate(20, &buf[..n], &other).map(|_| ()),
+            Err(FormatError::InodeChecksum)
+        );
+        for size in [256usize, 512, 1024] {
+            let g = geo(size as u16);
+            let n = build(&g, 20, &mut buf, |_| {});
+            assert_eq!(n, size);
+            for bit in 0..size * 8 {
+                let mut c = buf;
+                c[bit / 8] ^= 1 << (bit % 8);
+                assert!(
+                    Inode::validate(20, &c[..n], &g).is_err(),
+                    "size {size} bit {bit}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn accessors() {
+        let mut i = Inode::zeroed();
+        i.mode.set(S_IFDIR | 0o700);
+        assert!(i.is_dir() && !i.is_reg() && !i.is_symlink() && !i.is_special());
+        assert_eq!(i.format(), S_IFDIR);
+        assert_eq!(i.file_type(), Some(crate::disk::FT_DIR));
+        i.set_time(TimeField::Atime, Timestamp::new(1, 2));
+        i.set_time(TimeField::Ctime, Timestamp::new(-3, 4));
+        i.set_time(TimeField::Crtime, Timestamp::new(i64::MAX, 2_000_000_000));
+        assert_eq!(i.atime(), Timestamp::new(1, 2));
+        assert_eq!(i.ctime(), Timestamp::new(-3, 4));
+        assert_eq!(i.crtime(), Timestamp::new(i64::MAX, 999_999_999));
+        assert_eq!(i.mtime(), Timestamp::new(0, 0));
+        assert_eq!(i.as_bytes()[0x28], 1);
+        assert_eq!(i.as_bytes()[0x48], 2);
+        assert!(i.set_direct_ptr(11, 77));
+        assert!(!i.set_direct_ptr(12, 77));
+        assert_eq!(i.direct_ptr(11), Some(77));
+        assert_eq!(i.direct_ptr(12), None);
+        assert!(i.set_tree_root(3, 99));
+        assert!(!i.set_tree_root(4, 99));
+        assert_eq!(i.tree_root(3), Some(99));
+        assert_eq!(i.triple_indirect.get(), 99);
+        assert_eq!(i.tree_root(0), None);
+        assert!(!i.has_no_block_ptrs());
+        let target = [b'a'; 120];
+        i.set_inline_data(&target).unwrap();
+        assert_eq!(i.inline_data(), Some(&target[..]));
+        assert_eq!(i.direct_ptr(0), Some(u64::from_le_bytes([b'a'; 8])));
+        i.set_inline_data(b"short").unwrap();
+        assert_eq!(i.inline_data(), Some(&b"short"[..]));
+        assert_eq!(i.tree_root(3), Some(0));
+        assert_eq!(i.set_inline_data(&[0; 121]), Err(FormatError::InodeSize));
+        i.size.set(121);
+        assert_eq!(i.inline_data(), None);
+        assert_eq!(
+            Inode::from_slot(&[0u8; 255]).map(|_| ()),
+            Err(FormatError::BufferSize)
+        );
+    }
+}

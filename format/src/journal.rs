@@ -380,3 +380,138 @@ pub fn unescape(data: &mut [u8; BLOCK_SIZE]) {
         *m = JOURNAL_MAGIC.to_le_bytes();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checksum::journal_data_checksum;
+
+    const SEED: u32 = 0xA5A5_0001;
+
+    #[test]
+    fn empty_journal_superblock() {
+        let mut b = [0xEEu8; BLOCK_SIZE];
+        init_journal_superblock(&mut b, SEED, 4096).unwrap();
+        assert_eq!(&b[0..4], b"GEAJ");
+        assert_eq!(&b[4..8], &1u32.to_le_bytes());
+        assert_eq!(&b[0x10..0x14], &4096u32.to_le_bytes());
+        assert_eq!(&b[0x14..0x18], &4096u32.to_le_bytes());
+        assert_eq!(&b[0x18..0x20], &1u64.to_le_bytes());
+        assert_eq!(&b[0x20..0x28], &0u64.to_le_bytes());
+        assert_eq!(&b[0x28..0x30], &1u64.to_le_bytes());
+        assert!(b[0x34..0xFFC].iter().all(|&x| x == 0));
+        let jsb = JournalSuperBlock::validate(&b, SEED, 4096).unwrap();
+        assert!(jsb.is_empty());
+        assert_eq!(jsb.sequence.get(), 1);
+        assert_eq!(
+            JournalSuperBlock::validate(&b, SEED, 4097).map(|_| ()),
+            Err(FormatError::JournalFormat)
+        );
+        assert_eq!(
+            JournalSuperBlock::validate(&b, SEED + 1, 4096).map(|_| ()),
+            Err(FormatError::JournalChecksum)
+        );
+        assert_eq!(
+            init_journal_superblock(&mut b, SEED, 1 << 32),
+            Err(FormatError::BadJournalSize)
+        );
+    }
+
+    #[test]
+    fn journal_superblock_rules() {
+        let mut good = [0u8; BLOCK_SIZE];
+        init_journal_superblock(&mut good, SEED, 2048).unwrap();
+        let with = |f: &dyn Fn(&mut JournalSuperBlock)| {
+            let mut b = good;
+            f(JournalSuperBlock::from_block_mut(&mut b));
+            set_journal_block_checksum(SEED, &mut b);
+            JournalSuperBlock::validate(&b, SEED, 2048).map(|_| ())
+        };
+        use FormatError::JournalFormat as F;
+        assert_eq!(with(&|_| {}), Ok(()));
+        assert_eq!(with(&|j| j.header.magic.set(1)), Err(F));
+        assert_eq!(with(&|j| j.header.block_type.set(JT_COMMIT)), Err(F));
+        assert_eq!(with(&|j| j.block_size.set(1024)), Err(F));
+        assert_eq!(with(&|j| j.first.set(0)), Err(F));
+        assert_eq!(with(&|j| j.start.set(1)), Ok(()));
+        assert_eq!(with(&|j| j.start.set(2047)), Ok(()));
+        assert_eq!(with(&|j| j.start.set(2048)), Err(F));
+        for bit in 0..BLOCK_SIZE * 8 {
+            let mut b = good;
+            b[bit / 8] ^= 1 << (bit % 8);
+            assert!(
+                JournalSuperBlock::validate(&b, SEED, 2048).is_err(),
+                "bit {bit}"
+            );
+        }
+    }
+
+    #[test]
+    fn descriptor_revoke_commit() {
+        let mut b = [0u8; BLOCK_SIZE];
+        let d = JournalDescriptor::init(&mut b, 7);
+        for i in 0..MAX_DESCRIPTOR_TAGS as u64 {
+            assert!(d.push_tag(1000 + i, 0, i as u32));
+        }
+        assert!(!d.push_tag(1, 0, 0));
+        assert_eq!(d.used_tags().unwrap().len(), MAX_DESCRIPTOR_TAGS);
+        set_journal_block_checksum(SEED, &mut b);
+        let h = check_journal_block(&b, SEED, JT_DESCRIPTOR).unwrap();
+        assert_eq!(h.sequence.get(), 7);
+        assert_eq!(&b[0x14..0x1C], &1000u64.to_le_bytes());
+        let last = 0x14 + 253 * 16;
+        assert_eq!(&b[last..last + 8], &1253u64.to_le_bytes());
+        assert_eq!(
+            check_journal_block(&b, SEED, JT_REVOKE).map(|_| ()),
+            Err(FormatError::JournalFormat)
+        );
+        JournalDescriptor::from_block_mut(&mut b).count.set(255);
+        assert_eq!(
+            JournalDescriptor::from_block(&b)
+                .used_tags()
+                .map(|t| t.len()),
+            Err(FormatError::JournalFormat)
+        );
+
+        let mut r = [0u8; BLOCK_SIZE];
+        let rv = JournalRevoke::init(&mut r, 8);
+        for i in 0..MAX_REVOKE_RECORDS as u64 {
+            assert!(rv.push(i));
+        }
+        assert!(!rv.push(0));
+        assert_eq!(rv.records().unwrap().len(), MAX_REVOKE_RECORDS);
+        set_journal_block_checksum(SEED, &mut r);
+        assert!(check_journal_block(&r, SEED, JT_REVOKE).is_ok());
+        assert_eq!(&r[0xFF4..0xFFC], &508u64.to_le_bytes());
+        JournalRevoke::from_block_mut(&mut r).count.set(u32::MAX);
+        assert!(JournalRevoke::from_block(&r).records().is_err());
+
+        let mut c = [0xFFu8; BLOCK_SIZE];
+        JournalCommit::write(&mut c, SEED, 9, -1, 5);
+        assert!(check_journal_block(&c, SEED, JT_COMMIT).is_ok());
+        let cm = JournalCommit::from_block(&c);
+        assert_eq!((cm.commit_sec.get(), cm.commit_nsec.get()), (-1, 5));
+        c[0x18] ^= 1;
+        assert_eq!(
+            check_journal_block(&c, SEED, JT_COMMIT).map(|_| ()),
+            Err(FormatError::JournalChecksum)
+        );
+    }
+
+    #[test]
+    fn escaping_and_data_checksum() {
+        let mut data = [3u8; BLOCK_SIZE];
+        assert!(!needs_escape(&data));
+        assert!(!escape(&mut data));
+        data[..4].copy_from_slice(&JOURNAL_MAGIC.to_le_bytes());
+        let original = data;
+        let sum = journal_data_checksum(SEED, 5, &original);
+        assert!(escape(&mut data));
+        assert_eq!(&data[..4], &[0; 4]);
+        assert_ne!(journal_data_checksum(SEED, 5, &data), sum);
+        unescape(&mut data);
+        assert_eq!(data, original);
+        assert_eq!(journal_data_checksum(SEED, 5, &data), sum);
+        assert_ne!(journal_data_checksum(SEED, 6, &data), sum);
+    }
+}
