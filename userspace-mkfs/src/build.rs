@@ -67,7 +67,13 @@ pub struct Stats {
     pub symlinks: u64,
     pub specials: u64,
     pub hard_links: u64,
+    /// Blocks of file and directory data written (indirect blocks not included).
     pub data_blocks: u64,
+    /// `pwrite` calls and bytes for data, directory and indirect blocks.
+    pub data_writes: u64,
+    pub data_bytes: u64,
+    pub free_blocks: u64,
+    pub free_inodes: u32,
 }
 
 pub struct Builder<'a> {
@@ -405,14 +411,16 @@ impl<'a> Builder<'a> {
     }
 
     /// Writes the inode tables, bitmaps, group descriptors, journal superblock and finally
-    /// the superblock. Returns the superblock's free block and inode counts.
+    /// the superblock, then syncs. Returns the final statistics.
     pub fn finish(
         mut self,
         uuid: &[u8; 16],
         label: &[u8],
         reserved_hundredths: u64,
-    ) -> Result<(u64, u32), String> {
+    ) -> Result<Stats, String> {
         self.writer.flush()?;
+        self.stats.data_writes = self.writer.writes;
+        self.stats.data_bytes = self.writer.bytes;
         let geo = self.geo;
         let isz = usize::from(geo.inode_size());
         let per_block = geo.inodes_per_block() as usize;
@@ -527,7 +535,9 @@ impl<'a> Builder<'a> {
         sb.update_checksum();
         self.target.write_at(&block0, 0)?;
         self.target.sync()?;
-        Ok((free_blocks, free_inodes))
+        self.stats.free_blocks = free_blocks;
+        self.stats.free_inodes = free_inodes;
+        Ok(self.stats)
     }
 }
 

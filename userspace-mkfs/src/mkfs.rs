@@ -168,8 +168,7 @@ fn format(opts: &Options, env: &mut Env) -> Result<(), String> {
     wipe::wipe(&target, fs_bytes)?;
     let mut builder = Builder::new(&geo, seed, now(), &target, rng);
     builder.populate(opts.root_dir.as_deref())?;
-    let stats = builder.stats;
-    builder.finish(&uuid, &opts.label, opts.reserved_hundredths)?;
+    let stats = builder.finish(&uuid, &opts.label, opts.reserved_hundredths)?;
     if !opts.quiet {
         print_summary(
             env.stdout,
@@ -241,6 +240,16 @@ fn print_summary(
             }
         ),
     ];
+    if let Some((stats, _)) = done.filter(|_| opts.verbose) {
+        lines.push(format!(
+            "  free:        {} blocks, {} inodes",
+            stats.free_blocks, stats.free_inodes
+        ));
+        lines.push(format!(
+            "  data writes: {} ({} bytes)",
+            stats.data_writes, stats.data_bytes
+        ));
+    }
     if let Some((stats, Some(dir))) = done {
         lines.push(format!(
             "  copied:      {} ({} files, {} directories, {} symlinks, {} special files, \
