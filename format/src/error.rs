@@ -191,3 +191,90 @@ impl FormatError {
 
 /// Result type of this crate.
 pub type Result<T> = core::result::Result<T, FormatError>;
+
+#[cfg(test)]
+mod tests {
+    use super::FormatError::{self, *};
+
+    const ALL: [FormatError; 47] = [
+        BufferSize,
+        BadMagic,
+        UnsupportedVersion,
+        UnsupportedBlockSize,
+        UnsupportedFeature,
+        DeviceTooSmall,
+        SuperBlockChecksum,
+        BadBlocksPerGroup,
+        BadInodeSize,
+        BadInodesPerGroup,
+        BadGroupCount,
+        BadGdtLocation,
+        BadJournalLocation,
+        BadBlocksCount,
+        BadReservedInodes,
+        BadFreeCounts,
+        BadState,
+        BadErrorsBehavior,
+        BadLabel,
+        BadOrphan,
+        GroupDescChecksum,
+        GroupDescLayout,
+        GroupDescCounts,
+        BlockBitmapChecksum,
+        InodeBitmapChecksum,
+        BadInodeNumber,
+        InodeChecksum,
+        InodeFileType,
+        InodeSize,
+        InodeFlags,
+        InodeTime,
+        InodeBlocks,
+        InodeExtraSize,
+        InodeSpecial,
+        BadBlockPointer,
+        IndirectChecksum,
+        DirChecksum,
+        DirTail,
+        DirRecLen,
+        DirName,
+        DirInode,
+        DirFileType,
+        JournalFormat,
+        JournalChecksum,
+        FsTooSmall,
+        BadJournalSize,
+        BadInodeCount,
+    ];
+
+    #[test]
+    fn messages_are_distinct_and_short() {
+        for (i, a) in ALL.iter().enumerate() {
+            assert!(!a.msg().is_empty() && a.msg().len() < 64, "{a:?}");
+            for b in &ALL[i + 1..] {
+                assert!(a == b || a.msg() != b.msg(), "{a:?} {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn classification() {
+        for e in [
+            SuperBlockChecksum,
+            InodeChecksum,
+            DirRecLen,
+            BadBlockPointer,
+            JournalChecksum,
+        ] {
+            assert!(e.is_corruption(), "{e:?}");
+        }
+        for e in [
+            BadMagic,
+            UnsupportedFeature,
+            DeviceTooSmall,
+            BadGroupCount,
+            FsTooSmall,
+        ] {
+            assert!(!e.is_corruption(), "{e:?}");
+        }
+    }
+}
