@@ -677,17 +677,9 @@ impl Geometry {
     /// a short last group are set, the rest clear.
     pub fn init_block_bitmap(&self, g: u32, bitmap: &mut [u8; BLOCK_SIZE]) -> Option<()> {
         let len = self.group_len(g)?;
-        let meta = self.group_meta_blocks();
-        for (i, byte) in bitmap.iter_mut().enumerate() {
-            let mut v = 0u8;
-            for bit in 0..8u64 {
-                let idx = i as u64 * 8 + bit;
-                if idx < meta || idx >= len {
-                    v |= 1 << bit;
-                }
-            }
-            *byte = v;
-        }
+        bitmap.fill(0);
+        bitmap_set_range(bitmap, 0, self.group_meta_blocks());
+        bitmap_set_range(bitmap, len, BPG);
         Some(())
     }
 
@@ -697,19 +689,33 @@ impl Geometry {
         if g >= self.group_count {
             return None;
         }
-        let reserved = if g == 0 { u64::from(FIRST_INO - 1) } else { 0 };
-        let ipg = u64::from(self.inodes_per_group);
-        for (i, byte) in bitmap.iter_mut().enumerate() {
-            let mut v = 0u8;
-            for bit in 0..8u64 {
-                let idx = i as u64 * 8 + bit;
-                if idx < reserved || idx >= ipg {
-                    v |= 1 << bit;
-                }
-            }
-            *byte = v;
+        bitmap.fill(0);
+        if g == 0 {
+            bitmap_set_range(bitmap, 0, u64::from(FIRST_INO - 1));
         }
+        bitmap_set_range(bitmap, u64::from(self.inodes_per_group), BPG);
         Some(())
+    }
+}
+
+/// Sets bits `start..end` of a bitmap block (clamped to its 32768 bits).
+fn bitmap_set_range(bitmap: &mut [u8; BLOCK_SIZE], start: u64, end: u64) {
+    let end = end.min(BPG);
+    let mut i = start;
+    while i < end {
+        let byte = (i / 8) as usize;
+        if i.is_multiple_of(8) && end - i >= 8 {
+            let whole = ((end - i) / 8) as usize;
+            if let Some(bytes) = bitmap.get_mut(byte..byte + whole) {
+                bytes.fill(0xFF);
+            }
+            i += whole as u64 * 8;
+        } else {
+            if let Some(b) = bitmap.get_mut(byte) {
+                *b |= 1 << (i % 8);
+            }
+            i += 1;
+        }
     }
 }
 
@@ -1145,6 +1151,31 @@ mod tests {
             assert!(!crate::disk::bitmap_test(&ib, 10));
         }
         assert!(g.new_group_desc(g.group_count()).is_none());
+    }
+
+    #[test]
+    fn set_range_matches_bit_by_bit() {
+        for (start, end) in [
+            (0, 0),
+            (0, 1),
+            (3, 5),
+            (7, 9),
+            (8, 16),
+            (5, 300),
+            (10, 32768),
+            (32767, 40000),
+        ] {
+            let mut fast = [0u8; BLOCK_SIZE];
+            bitmap_set_range(&mut fast, start, end);
+            for bit in 0..32768u32 {
+                let want = u64::from(bit) >= start && u64::from(bit) < end;
+                assert_eq!(
+                    crate::disk::bitmap_test(&fast, bit),
+                    want,
+                    "{start}..{end} bit {bit}"
+                );
+            }
+        }
     }
 
     #[test]
