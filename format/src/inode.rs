@@ -598,6 +598,40 @@ mod tests {
     }
 
     #[test]
+    fn validate_never_panics_on_random_inodes() {
+        let mut x: u64 = 0xD1B5_4A32_D192_ED03;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for size in [256u16, 1024] {
+            let g = geo(size);
+            let n = usize::from(size);
+            let mut buf = [0u8; 1024];
+            for round in 0..20_000 {
+                build(&g, 20, &mut buf, |_| {});
+                for _ in 0..(next() % 8 + 1) {
+                    let at = (next() % 0x100) as usize;
+                    buf[at] = next() as u8;
+                }
+                if round % 4 == 0 {
+                    let fmt = [S_IFLNK, S_IFDIR, S_IFREG, S_IFIFO][(next() % 4) as usize];
+                    buf[0..2].copy_from_slice(&(fmt | 0o644).to_le_bytes());
+                }
+                set_inode_checksum(g.checksum_seed(), 20, &mut buf[..n]).unwrap();
+                if let Ok(i) = Inode::validate(20, &buf[..n], &g) {
+                    assert!(i.size.get() <= MAX_FILE_SIZE);
+                    if let Some(d) = i.inline_data() {
+                        assert_eq!(d.len() as u64, i.size.get());
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn accessors() {
         let mut i = Inode::zeroed();
         i.mode.set(S_IFDIR | 0o700);
