@@ -164,11 +164,14 @@ fn format(opts: &Options, env: &mut Env) -> Result<(), String> {
         }
     }
 
+    let created = target.kind == Kind::Missing;
     target.prepare(fs_bytes)?;
-    wipe::wipe(&target, fs_bytes)?;
-    let mut builder = Builder::new(&geo, seed, now(), &target, rng);
-    builder.populate(opts.root_dir.as_deref())?;
-    let stats = builder.finish(&uuid, &opts.label, opts.reserved_hundredths)?;
+    let written = write_fs(&target, fs_bytes, &geo, seed, &uuid, rng, opts);
+    if written.is_err() && created {
+        // Leave no half-made image behind when mkfs created the file itself.
+        let _ = std::fs::remove_file(dev);
+    }
+    let stats = written?;
     if !opts.quiet {
         print_summary(
             env.stdout,
@@ -179,6 +182,21 @@ fn format(opts: &Options, env: &mut Env) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+fn write_fs(
+    target: &crate::device::Target,
+    fs_bytes: u64,
+    geo: &Geometry,
+    seed: u32,
+    uuid: &[u8; 16],
+    rng: Rng,
+    opts: &Options,
+) -> Result<Stats, String> {
+    wipe::wipe(target, fs_bytes)?;
+    let mut builder = Builder::new(geo, seed, now(), target, rng);
+    builder.populate(opts.root_dir.as_deref())?;
+    builder.finish(uuid, &opts.label, opts.reserved_hundredths)
 }
 
 fn print_summary(

@@ -436,7 +436,7 @@ pub fn set_range(bitmap: &mut [u8; BLOCK_SIZE], a: u64, b: u64) {
     let b = b.min(32768);
     let mut i = a;
     while i < b {
-        if i % 8 == 0 && i + 8 <= b {
+        if i.is_multiple_of(8) && i + 8 <= b {
             bitmap[(i / 8) as usize] = 0xFF;
             i += 8;
         } else {
