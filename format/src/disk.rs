@@ -722,9 +722,6 @@ const _: () = {
     assert!(offset_of!(IndirectBlock, reserved) == 0xFFC);
 };
 
-/// A bitmap block (block or inode bitmap of one group).
-pub type Bitmap = [u8; BLOCK_SIZE];
-
 /// Whether bit `i` of a bitmap is set (`false` past the end).
 pub fn bitmap_test(bitmap: &[u8], i: u32) -> bool {
     match bitmap.get((i / 8) as usize) {
@@ -766,4 +763,69 @@ pub fn bitmap_find_clear(bitmap: &[u8], start: u32, end: u32) -> Option<u32> {
         i += 1;
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constants() {
+        assert_eq!(MAX_FILE_BLOCKS, 133_694_475);
+        assert_eq!(MAX_FILE_SIZE, 547_612_569_600);
+        assert_eq!(MAX_INDIRECT_BLOCKS, 262_146);
+        assert_eq!(&MAGIC, b"AegisFS\0");
+        assert_eq!(INODE_FLAGS_USER & INODE_FLAG_INLINE_DATA, 0);
+    }
+
+    #[test]
+    fn file_types() {
+        assert_eq!(file_type_of_mode(S_IFREG | 0o777), Some(FT_REG));
+        assert_eq!(file_type_of_mode(S_IFDIR), Some(FT_DIR));
+        assert_eq!(file_type_of_mode(S_IFCHR), Some(FT_CHRDEV));
+        assert_eq!(file_type_of_mode(S_IFBLK), Some(FT_BLKDEV));
+        assert_eq!(file_type_of_mode(S_IFIFO), Some(FT_FIFO));
+        assert_eq!(file_type_of_mode(S_IFSOCK), Some(FT_SOCK));
+        assert_eq!(file_type_of_mode(S_IFLNK), Some(FT_SYMLINK));
+        assert_eq!(file_type_of_mode(0o644), None);
+        assert_eq!(file_type_of_mode(0o030000), None);
+    }
+
+    #[test]
+    fn bitmaps() {
+        let mut bm = [0u8; 16];
+        assert!(!bitmap_set(&mut bm, 9, true));
+        assert!(bitmap_set(&mut bm, 9, true));
+        assert_eq!(bm[1], 0b10);
+        assert!(bitmap_test(&bm, 9));
+        assert!(!bitmap_test(&bm, 8));
+        assert!(!bitmap_test(&bm, 1000));
+        assert!(!bitmap_set(&mut bm, 1000, true));
+        assert_eq!(bitmap_find_clear(&bm, 0, 128), Some(0));
+        bm[..2].fill(0xFF);
+        assert_eq!(bitmap_find_clear(&bm, 0, 128), Some(16));
+        assert_eq!(bitmap_find_clear(&bm, 3, 16), None);
+        assert_eq!(bitmap_find_clear(&bm, 20, 21), Some(20));
+        assert!(bitmap_set(&mut bm, 9, false));
+        assert_eq!(bitmap_find_clear(&bm, 0, 128), Some(9));
+        bm.fill(0xFF);
+        assert_eq!(bitmap_find_clear(&bm, 0, u32::MAX), None);
+    }
+
+    #[test]
+    fn gdt_block_views() {
+        let mut block = [0u8; BLOCK_SIZE];
+        GroupDesc::in_block_mut(&mut block, 64 + 5)
+            .free_blocks
+            .set(0x0102_0304);
+        assert_eq!(&block[5 * 64 + 0x18..5 * 64 + 0x1C], &[4, 3, 2, 1]);
+        assert_eq!(
+            GroupDesc::in_block(&block, 5).free_blocks.get(),
+            0x0102_0304
+        );
+        assert_eq!(GroupDesc::table(&block)[5].free_blocks.get(), 0x0102_0304);
+        SuperBlock::in_block_mut(&mut block).group_count.set(7);
+        assert_eq!(&block[1024 + 0x58..1024 + 0x5C], &[7, 0, 0, 0]);
+        assert_eq!(SuperBlock::in_block(&block).group_count.get(), 7);
+    }
 }
