@@ -28,6 +28,10 @@ packages=(bash coreutils util-linux mount e2fsprogs fio python3 kmod procps psmi
     libgdbm6 libgdbm-compat4 libacl1 libattr1 busybox file strace)
 
 want=$( { cat "$0"; echo "$codename $mirror"; } | sha256sum | cut -d' ' -f1)
+mkdir -p "$out"
+# Concurrent callers wait for one build instead of racing on the same tree.
+exec 9> "$out/.lock"
+flock 9
 if [ -f "$image" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
     exit 0
 fi
