@@ -37,11 +37,6 @@ impl BlockAllocator {
             0
         }
     }
-
-    /// Data blocks allocated in total.
-    pub fn used_total(&self) -> u64 {
-        (0..=self.group).map(|g| self.used_in_group(g)).sum()
-    }
 }
 
 impl BlockSource for BlockAllocator {
@@ -104,11 +99,6 @@ impl InodeAllocator {
         self.dirs[((ino - 1) / self.inodes_per_group) as usize] += 1;
     }
 
-    /// The highest inode number in use.
-    pub fn last(&self) -> u32 {
-        self.last
-    }
-
     /// Inodes in use in group `g` (reserved ones included); they are the group's first.
     pub fn used_in_group(&self, g: u32) -> u32 {
         let first = g * self.inodes_per_group;
@@ -121,3 +111,52 @@ impl InodeAllocator {
 }
 
 const _: () = assert!(LOST_FOUND_INO == FIRST_INO);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aegisfs_format::geometry::InodeSpec;
+
+    fn geo(blocks: u64) -> Geometry {
+        Geometry::plan(blocks, InodeSpec::Count(64), 256, Some(0)).unwrap()
+    }
+
+    #[test]
+    fn runs_skip_group_metadata_and_end_with_no_space() {
+        let g = geo(32768 + 2 + 200);
+        assert_eq!(g.group_count(), 2);
+        let mut a = BlockAllocator::new(&g);
+        let first = g.first_data_block(0).unwrap();
+        assert_eq!(a.alloc_run(10).unwrap(), (first, 10));
+        let rest = g.group_data_blocks(0).unwrap() - 10;
+        assert_eq!(a.alloc_run(u64::MAX).unwrap(), (first + 10, rest));
+        assert_eq!(a.used_in_group(0), g.group_data_blocks(0).unwrap());
+        assert_eq!(a.used_in_group(1), 0);
+        let second = g.first_data_block(1).unwrap();
+        assert_eq!(a.alloc_run(5).unwrap(), (second, 5));
+        assert_eq!(a.used_in_group(1), 5);
+        let left = g.group_data_blocks(1).unwrap() - 5;
+        assert_eq!(a.alloc_run(u64::MAX).unwrap(), (second + 5, left));
+        assert!(a.alloc_run(1).is_err());
+    }
+
+    #[test]
+    fn inodes_after_the_reserved_ones_then_exhausted() {
+        let g = geo(32768 + 2 + 200);
+        let ipg = g.inodes_per_group();
+        let mut a = InodeAllocator::new(&g);
+        assert_eq!(a.alloc(true).unwrap(), LOST_FOUND_INO);
+        a.note_dir(2);
+        assert_eq!(a.used_in_group(0), 11);
+        assert_eq!(a.dirs_in_group(0), 2);
+        for ino in 12..=ipg + 1 {
+            assert_eq!(a.alloc(ino == ipg + 1).unwrap(), ino);
+        }
+        assert_eq!(a.used_in_group(0), ipg);
+        assert_eq!(a.used_in_group(1), 1);
+        assert_eq!(a.dirs_in_group(1), 1);
+        while a.alloc(false).is_ok() {}
+        assert_eq!(a.used_in_group(1), ipg);
+        assert!(a.alloc(false).unwrap_err().contains("inodes"));
+    }
+}

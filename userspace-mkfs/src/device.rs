@@ -150,11 +150,6 @@ impl Target {
         self.file.as_ref().expect("target is open")
     }
 
-    /// Whether the target exists and can be read.
-    pub fn is_open(&self) -> bool {
-        self.file.is_some()
-    }
-
     pub fn write_at(&self, buf: &[u8], offset: u64) -> Result<(), String> {
         self.file().write_all_at(buf, offset).map_err(|e| {
             context(

@@ -58,3 +58,66 @@ pub fn dir_blocks(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aegisfs_format::dir::iter_dir_block;
+    use aegisfs_format::disk::{FT_DIR, FT_REG};
+    use aegisfs_format::geometry::{Geometry, InodeSpec};
+
+    fn names(data: &[u8], geo: &Geometry, ino: u32, gen: u32) -> Vec<Vec<Vec<u8>>> {
+        data.chunks(BLOCK_SIZE)
+            .map(|b| {
+                let b: &[u8; BLOCK_SIZE] = b.try_into().unwrap();
+                iter_dir_block(b, geo, ino, gen)
+                    .unwrap()
+                    .map(|e| e.unwrap())
+                    .filter(|e| e.is_used())
+                    .map(|e| e.name.to_vec())
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn packs_entries_into_checksummed_blocks() {
+        let mut geo = Geometry::plan(40000, InodeSpec::default(), 256, Some(0)).unwrap();
+        geo.set_checksum_seed(0x5eed);
+        let entries: Vec<DirEntry> = (0..300)
+            .map(|i| DirEntry {
+                name: format!("name-{i:04}-{}", "x".repeat(20)).into_bytes(),
+                ino: 100 + i,
+                file_type: FT_REG,
+            })
+            .collect();
+        let data = dir_blocks(12, 2, 77, 0x5eed, &entries, 1).unwrap();
+        let blocks = names(&data, &geo, 12, 77);
+        assert!(blocks.len() > 2);
+        assert_eq!(blocks[0][0], b".");
+        assert_eq!(blocks[0][1], b"..");
+        let all: Vec<Vec<u8>> = blocks.concat();
+        assert_eq!(all.len(), 302);
+        assert_eq!(&all[2..], &entries.iter().map(|e| e.name.clone()).collect::<Vec<_>>()[..]);
+        // A wrong generation fails the checksum.
+        let first: &[u8; BLOCK_SIZE] = data[..BLOCK_SIZE].try_into().unwrap();
+        assert!(iter_dir_block(first, &geo, 12, 78).is_err());
+    }
+
+    #[test]
+    fn pads_to_the_minimum_and_rejects_bad_names() {
+        let mut geo = Geometry::plan(40000, InodeSpec::default(), 256, Some(0)).unwrap();
+        geo.set_checksum_seed(1);
+        let data = dir_blocks(11, 2, 5, 1, &[], 4).unwrap();
+        assert_eq!(data.len(), 4 * BLOCK_SIZE);
+        let blocks = names(&data, &geo, 11, 5);
+        assert_eq!(blocks[0], vec![b".".to_vec(), b"..".to_vec()]);
+        assert!(blocks[1..].iter().all(|b| b.is_empty()));
+        let bad = DirEntry {
+            name: b"a/b".to_vec(),
+            ino: 12,
+            file_type: FT_DIR,
+        };
+        assert!(dir_blocks(11, 2, 5, 1, &[bad], 1).is_err());
+    }
+}
