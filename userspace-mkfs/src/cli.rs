@@ -27,8 +27,9 @@ pub const USAGE: &str = "\
 Usage: mkfs.aegisfs [options] DEVICE [SIZE]
 
 Create an AegisFS filesystem on DEVICE (a block device or a regular file).
-SIZE is a count of 1 KiB blocks, or a number with a K/M/G/T (binary) suffix;
-without it the whole device (or the file's current length) is used.
+SIZE is a count of 1 KiB blocks (of -b blocks if -b is given) or a number with
+a K/M/G/T (binary) suffix; without it the whole device (or the file's current
+length) is used.
 
 Options:
   -f, -F, --force        do not ask, overwrite existing filesystems
@@ -76,6 +77,8 @@ pub struct Options {
     pub journal_mib: Option<u64>,
     pub reserved_hundredths: u64,
     pub root_dir: Option<PathBuf>,
+    /// `-b`: only 4096, but like mke2fs it makes a suffix-less SIZE count such blocks.
+    pub block_size: Option<u64>,
 }
 
 /// What the command line asks for.
@@ -133,6 +136,7 @@ pub fn parse_args(args: &[OsString]) -> Result<Command, UsageError> {
         journal_mib: None,
         reserved_hundredths: DEFAULT_RESERVED_HUNDREDTHS,
         root_dir: None,
+        block_size: None,
     };
     let mut positional: Vec<OsString> = Vec::new();
     let mut want_version = false;
@@ -270,7 +274,8 @@ pub fn parse_args(args: &[OsString]) -> Result<Command, UsageError> {
                 size.to_string_lossy()
             ))
         })?;
-        opts.size_bytes = Some(parse_fs_size(size).map_err(UsageError)?);
+        let unit = opts.block_size.unwrap_or(1024);
+        opts.size_bytes = Some(parse_fs_size(size, unit).map_err(UsageError)?);
     }
     Ok(Command::Format(Box::new(opts)))
 }
@@ -387,11 +392,12 @@ fn apply(
         }
         b'b' => {
             let b = parse_u64(&name, utf8_value(short, &value)?).map_err(UsageError)?;
-            if b != 4096 {
+            if b != BLOCK_SIZE_U64 {
                 return Err(UsageError(format!(
                     "block size {b} is not supported: AegisFS uses 4096"
                 )));
             }
+            opts.block_size = Some(b);
         }
         b't' => {
             if value.as_bytes() != b"aegisfs" {
@@ -567,5 +573,15 @@ mod tests {
         assert!(parse(&["img", "12Q"]).is_err());
         assert!(parse(&["img", "1", "2"]).is_err());
         assert!(parse(&["-b", "4096", "-t", "aegisfs", "img"]).is_ok());
+    }
+
+    #[test]
+    fn block_size_sets_the_size_unit() {
+        assert_eq!(
+            format(&["-b", "4096", "img", "16384"]).size_bytes,
+            Some(64 << 20)
+        );
+        assert_eq!(format(&["-b4096", "img", "64M"]).size_bytes, Some(64 << 20));
+        assert_eq!(format(&["img", "16384"]).size_bytes, Some(16 << 20));
     }
 }

@@ -98,7 +98,10 @@ mod tests {
         assert_eq!(blocks[0][1], b"..");
         let all: Vec<Vec<u8>> = blocks.concat();
         assert_eq!(all.len(), 302);
-        assert_eq!(&all[2..], &entries.iter().map(|e| e.name.clone()).collect::<Vec<_>>()[..]);
+        assert_eq!(
+            &all[2..],
+            &entries.iter().map(|e| e.name.clone()).collect::<Vec<_>>()[..]
+        );
         // A wrong generation fails the checksum.
         let first: &[u8; BLOCK_SIZE] = data[..BLOCK_SIZE].try_into().unwrap();
         assert!(iter_dir_block(first, &geo, 12, 78).is_err());

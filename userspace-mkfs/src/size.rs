@@ -2,10 +2,10 @@
 
 /// Parses the trailing filesystem size argument into bytes.
 ///
-/// A plain number counts 1 KiB blocks (mke2fs semantics: `65536` is 64 MiB); a number with a
-/// binary suffix `K`, `M`, `G` or `T` (optionally followed by `iB` or `B`, any case) is that
+/// A plain number counts `plain_unit`-byte blocks (mke2fs semantics: 1 KiB, so `65536` is
+/// 64 MiB, or the `-b` block size when one was given); a number with a binary suffix `K`, `M`, `G` or `T` (optionally followed by `iB` or `B`, any case) is that
 /// many KiB, MiB, GiB or TiB. `s` (512-byte sectors) is accepted too, as mke2fs does.
-pub fn parse_fs_size(arg: &str) -> Result<u64, String> {
+pub fn parse_fs_size(arg: &str, plain_unit: u64) -> Result<u64, String> {
     let bad = || format!("invalid filesystem size '{arg}'");
     let digits_end = arg.find(|c: char| !c.is_ascii_digit()).unwrap_or(arg.len());
     if digits_end == 0 {
@@ -14,7 +14,8 @@ pub fn parse_fs_size(arg: &str) -> Result<u64, String> {
     let number: u64 = arg[..digits_end].parse().map_err(|_| bad())?;
     let suffix = arg[digits_end..].to_ascii_lowercase();
     let unit: u64 = match suffix.as_str() {
-        "" | "k" | "kb" | "kib" => 1 << 10,
+        "" => plain_unit,
+        "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
         "t" | "tb" | "tib" => 1 << 40,
@@ -91,31 +92,33 @@ mod tests {
 
     #[test]
     fn plain_number_counts_kib_blocks() {
-        assert_eq!(parse_fs_size("65536"), Ok(64 << 20));
-        assert_eq!(parse_fs_size("1"), Ok(1024));
+        assert_eq!(parse_fs_size("65536", 1024), Ok(64 << 20));
+        assert_eq!(parse_fs_size("1", 1024), Ok(1024));
+        assert_eq!(parse_fs_size("16384", 4096), Ok(64 << 20));
+        assert_eq!(parse_fs_size("16384k", 4096), Ok(16 << 20));
     }
 
     #[test]
     fn binary_suffixes() {
-        assert_eq!(parse_fs_size("64M"), Ok(64 << 20));
-        assert_eq!(parse_fs_size("64m"), Ok(64 << 20));
-        assert_eq!(parse_fs_size("8K"), Ok(8 << 10));
-        assert_eq!(parse_fs_size("2G"), Ok(2 << 30));
-        assert_eq!(parse_fs_size("1T"), Ok(1 << 40));
-        assert_eq!(parse_fs_size("1TiB"), Ok(1 << 40));
-        assert_eq!(parse_fs_size("16s"), Ok(8192));
+        assert_eq!(parse_fs_size("64M", 1024), Ok(64 << 20));
+        assert_eq!(parse_fs_size("64m", 1024), Ok(64 << 20));
+        assert_eq!(parse_fs_size("8K", 1024), Ok(8 << 10));
+        assert_eq!(parse_fs_size("2G", 1024), Ok(2 << 30));
+        assert_eq!(parse_fs_size("1T", 1024), Ok(1 << 40));
+        assert_eq!(parse_fs_size("1TiB", 1024), Ok(1 << 40));
+        assert_eq!(parse_fs_size("16s", 1024), Ok(8192));
     }
 
     #[test]
     fn rejects_garbage() {
-        assert!(parse_fs_size("").is_err());
-        assert!(parse_fs_size("M").is_err());
-        assert!(parse_fs_size("12X").is_err());
-        assert!(parse_fs_size("-5").is_err());
-        assert!(parse_fs_size("0").is_err());
-        assert!(parse_fs_size("99999999999999999999").is_err());
-        assert!(parse_fs_size("20000000P").is_err());
-        assert!(parse_fs_size("17179869184T").is_err());
+        assert!(parse_fs_size("", 1024).is_err());
+        assert!(parse_fs_size("M", 1024).is_err());
+        assert!(parse_fs_size("12X", 1024).is_err());
+        assert!(parse_fs_size("-5", 1024).is_err());
+        assert!(parse_fs_size("0", 1024).is_err());
+        assert!(parse_fs_size("99999999999999999999", 1024).is_err());
+        assert!(parse_fs_size("20000000P", 1024).is_err());
+        assert!(parse_fs_size("17179869184T", 1024).is_err());
     }
 
     #[test]

@@ -727,5 +727,9 @@ fn block_size_is_4096() {
     let img = t.join("img");
     mkfs_ok(&["-q", "-b", "4096", "-t", "aegisfs", s(&img), "64M"]);
     assert_eq!(Image::open(&img).sb().block_size_log2.get(), 12);
+    // Like mke2fs, -b makes a plain SIZE count blocks of that size.
+    mkfs_ok(&["-q", "-b", "4096", s(&img), "32768"]);
+    assert_eq!(fs::metadata(&img).unwrap().len(), 128 * MIB);
+    assert_eq!(Image::open(&img).sb().blocks_count.get(), 32768);
     assert_eq!(BLOCK_SIZE, 4096);
 }
