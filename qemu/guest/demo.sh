@@ -10,6 +10,12 @@ step() {
     echo "aegisfs-demo# $*"
     "$@"
 }
+# For a pipeline or a cd: shown exactly as written, run by bash.
+step_sh() {
+    echo
+    echo "aegisfs-demo# $1"
+    bash -c "$1"
+}
 explain() {
     echo
     echo "### $*"
@@ -35,15 +41,17 @@ step tail -n 3 "$mnt/data/numbers.txt"
 step df -h "$mnt"
 
 explain "Every byte matches what the host generated"
-step sh -c "cd $mnt && sha256sum -c /share/sample.sha256"
+step_sh "cd $mnt && sha256sum -c /share/sample.sha256"
 
 explain "Unmount and unload"
 step umount "$mnt"
 step rmmod aegisfs
 if command -v fsck.aegisfs > /dev/null; then
+    explain "Check the unmounted filesystem (read-only check)"
     step fsck -t aegisfs -n "$disk"
 fi
-step sh -c "dmesg | grep -i aegisfs || true"
+explain "What the module told the kernel log"
+step_sh "dmesg | grep -E '] aegisfs[: ]'"
 
 echo
 echo "### Done: AegisFS was formatted, mounted, read, unmounted and unloaded."
