@@ -89,6 +89,8 @@ pub struct Builder<'a> {
     rng: Rng,
     /// Host (device, inode) of files with several links -> their inode here.
     links: HashMap<(u64, u64), u32>,
+    /// Host (device, inode) of the image file being written, which `-d` must not copy.
+    image: Option<(u64, u64)>,
     pub stats: Stats,
 }
 
@@ -143,6 +145,10 @@ impl<'a> Builder<'a> {
             inodes: Vec::new(),
             rng,
             links: HashMap::new(),
+            image: fs::metadata(&target.path)
+                .ok()
+                .filter(|m| m.is_file())
+                .map(|m| (m.dev(), m.ino())),
             stats: Stats::default(),
         }
     }
@@ -242,6 +248,12 @@ impl<'a> Builder<'a> {
             let meta = fs::symlink_metadata(&path).map_err(|e| io_err(&path, "cannot stat", e))?;
             let ft = file_type_of(meta.file_type())
                 .ok_or_else(|| format!("{}: unsupported file type", path.display()))?;
+            if self.image == Some((meta.dev(), meta.ino())) {
+                return Err(format!(
+                    "{}: the source contains the image being made",
+                    path.display()
+                ));
+            }
             let attrs = Attrs::from_meta(&meta);
             let is_lost_found = dir_ino == ROOT_INO && name.as_bytes() == b"lost+found";
             if is_lost_found && ft != FT_DIR {

@@ -11,7 +11,7 @@ use aegisfs_format::geometry::{Geometry, DEFAULT_INODE_SIZE};
 
 use crate::build::{Builder, Stats};
 use crate::cli::{format_uuid, parse_args, Command, Options, UuidChoice, BLOCKS_PER_MIB, USAGE};
-use crate::device::{open_target, Kind};
+use crate::device::{open_target, Kind, Target};
 use crate::mounts::{find_mount, MountSources};
 use crate::rng::Rng;
 use crate::size::human_bytes;
@@ -100,6 +100,14 @@ fn format(opts: &Options, env: &mut Env) -> Result<(), String> {
     if let Some(why) = find_mount(dev, &env.mounts)? {
         return Err(format!("{why}: will not make a filesystem here"));
     }
+    if let Some(src) = &opts.root_dir {
+        // Checked before anything is written, so a typo does not cost the old filesystem.
+        match std::fs::metadata(src) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(format!("{}: not a directory", src.display())),
+            Err(e) => return Err(format!("{}: cannot stat: {e}", src.display())),
+        }
+    }
     let mut target = open_target(dev, opts.dry_run)?;
     let fs_bytes = target.usable_bytes(opts.size_bytes)?;
     let device_blocks = fs_bytes / BLOCK_SIZE_U64;
@@ -166,7 +174,7 @@ fn format(opts: &Options, env: &mut Env) -> Result<(), String> {
 
     let created = target.kind == Kind::Missing;
     target.prepare(fs_bytes)?;
-    let written = write_fs(&target, fs_bytes, &geo, seed, &uuid, rng, opts);
+    let written = write_fs(&target, &geo, seed, &uuid, rng, opts);
     if written.is_err() && created {
         // Leave no half-made image behind when mkfs created the file itself.
         let _ = std::fs::remove_file(dev);
@@ -185,15 +193,15 @@ fn format(opts: &Options, env: &mut Env) -> Result<(), String> {
 }
 
 fn write_fs(
-    target: &crate::device::Target,
-    fs_bytes: u64,
+    target: &Target,
     geo: &Geometry,
     seed: u32,
     uuid: &[u8; 16],
     rng: Rng,
     opts: &Options,
 ) -> Result<Stats, String> {
-    wipe::wipe(target, fs_bytes)?;
+    // The whole device, not just the part the filesystem uses: blkid probes it all.
+    wipe::wipe(target, target.current_bytes)?;
     let mut builder = Builder::new(geo, seed, now(), target, rng);
     builder.populate(opts.root_dir.as_deref())?;
     builder.finish(uuid, &opts.label, opts.reserved_hundredths)

@@ -513,6 +513,14 @@ fn populate_errors() {
     assert!(text(&out.stderr).contains("not a directory"));
     let out = mkfs(&["-q", "-d", t.join("nope").to_str().unwrap(), img_s, "64M"]);
     assert_eq!(out.status.code(), Some(8));
+    // A bad source is found before an existing filesystem is touched.
+    mkfs_ok(&["-q", img_s, "64M"]);
+    let uuid = Image::open(&img).sb().uuid;
+    let out = mkfs(&["-q", "-d", t.join("nope").to_str().unwrap(), img_s]);
+    assert_eq!(out.status.code(), Some(8));
+    assert!(text(&out.stderr).contains("cannot stat"));
+    assert_eq!(Image::open(&img).sb().uuid, uuid);
+    fs::remove_file(&img).unwrap();
 
     // Too many files for the inodes asked for.
     let many = t.join("many");
@@ -524,6 +532,24 @@ fn populate_errors() {
     assert_eq!(out.status.code(), Some(8));
     assert!(
         text(&out.stderr).contains("inodes"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // The image inside the source tree.
+    let inside = t.join("inside");
+    fs::create_dir(&inside).unwrap();
+    let own = inside.join("img");
+    let out = mkfs(&[
+        "-q",
+        "-d",
+        inside.to_str().unwrap(),
+        own.to_str().unwrap(),
+        "64M",
+    ]);
+    assert_eq!(out.status.code(), Some(8));
+    assert!(
+        text(&out.stderr).contains("contains the image"),
         "{}",
         text(&out.stderr)
     );
