@@ -160,14 +160,14 @@ mod tests {
     #[test]
     fn parses_escaped_fields() {
         let t = parse_mounts(
-            "/dev/vda / ext4 rw 0 0\n/my\\040disk.img /mnt/a\\011b aegisfs rw 0 0\nbad\n",
+            "proc /proc proc rw 0 0\n/my\\040disk.img /mnt/a\\011b aegisfs rw 0 0\nbad\n",
         );
         assert_eq!(
             t,
             vec![
                 MountEntry {
-                    source: "/dev/vda".into(),
-                    target: "/".into()
+                    source: "proc".into(),
+                    target: "/proc".into()
                 },
                 MountEntry {
                     source: "/my disk.img".into(),

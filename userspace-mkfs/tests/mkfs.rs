@@ -436,7 +436,7 @@ fn refuses_mounted_by_path() {
     fs::write(
         &mounts,
         format!(
-            "/dev/vda / ext4 rw 0 0\n{} /mnt/x\\040y aegisfs rw 0 0\n",
+            "proc /proc proc rw 0 0\n{} /mnt/x\\040y aegisfs rw 0 0\n",
             s(&alias)
         ),
     )
@@ -451,7 +451,7 @@ fn refuses_mounted_by_path() {
     );
 
     // Not mounted: the same call succeeds.
-    fs::write(&mounts, "/dev/vda / ext4 rw 0 0\n").unwrap();
+    fs::write(&mounts, "proc /proc proc rw 0 0\n").unwrap();
     let (code, _, err) = run_lib(&["-f", "-q", s(&img)], &mounts, b"", false);
     assert_eq!(code, 0, "{err}");
     assert_ne!(Image::open(&img).sb().uuid, uuid);

@@ -283,6 +283,21 @@ impl Image {
         cur
     }
 
+    /// Records the blocks of `node` in `owned` (each at most once in the whole image) and
+    /// checks its `blocks` count.
+    fn own_blocks(&self, node: &RInode, owned: &mut HashSet<u64>) {
+        let map = self.block_map(node);
+        for b in map.all_blocks() {
+            assert!(owned.insert(b), "block {b} owned twice (inode {})", node.ino);
+        }
+        assert_eq!(
+            node.i().blocks.get(),
+            (map.data.len() + map.indirect.len()) as u64,
+            "inode {} blocks count",
+            node.ino
+        );
+    }
+
     /// Checks the whole image like a small fsck: descriptors and bitmap checksums, the
     /// bitmaps against the descriptor counts, every inode reachable from the root against
     /// the inode bitmap, every block they own against the block bitmap (no block owned
@@ -305,15 +320,7 @@ impl Image {
                 continue;
             }
             let node = self.inode(ino);
-            for b in self.block_map(&node).all_blocks() {
-                assert!(owned.insert(b), "block {b} owned twice (inode {ino})");
-            }
-            let map = self.block_map(&node);
-            assert_eq!(
-                node.i().blocks.get(),
-                (map.data.len() + map.indirect.len()) as u64,
-                "inode {ino} blocks count"
-            );
+            self.own_blocks(&node, &mut owned);
             if node.i().is_dir() {
                 *dirs_per_group
                     .entry((ino - 1) / geo.inodes_per_group())
@@ -336,15 +343,7 @@ impl Image {
                     if *ft == FT_DIR {
                         stack.push((*child, ino));
                     } else if seen.insert(*child) {
-                        for b in self.block_map(&c).all_blocks() {
-                            assert!(owned.insert(b), "block {b} owned twice (inode {child})");
-                        }
-                        let cm = self.block_map(&c);
-                        assert_eq!(
-                            c.i().blocks.get(),
-                            (cm.data.len() + cm.indirect.len()) as u64,
-                            "inode {child} blocks count"
-                        );
+                        self.own_blocks(&c, &mut owned);
                         inodes.insert(*child, c);
                     }
                 }
