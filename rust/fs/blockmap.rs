@@ -2,7 +2,7 @@
 
 //! Mapping logical blocks of a file to disk blocks through the indirect trees.
 
-use super::superblock::corruption;
+use super::superblock::inode_corruption;
 use crate::blockmap::BlockPath;
 use crate::disk::IndirectBlock;
 use crate::vfs::buffer::Verified;
@@ -37,10 +37,10 @@ impl WalkPath {
 /// Checks a block pointer read from the inode or an indirect block.
 fn check_ptr(inode: &Inode, path: &WalkPath, block: u64) -> Result {
     if !inode.sb().info().geometry().is_data_block(block) {
-        return Err(corruption(inode.sb(), inode.ino(), "block pointer outside the data area"));
+        return Err(inode_corruption(inode, "block pointer outside the data area"));
     }
     if path.contains(block) {
-        return Err(corruption(inode.sb(), inode.ino(), "indirect block loop"));
+        return Err(inode_corruption(inode, "indirect block loop"));
     }
     Ok(())
 }
@@ -110,7 +110,7 @@ pub(crate) fn map_blocks(inode: &Inode, lblk: u64, max: u64) -> Result<Option<Bl
         if !bh.is_verified(Verified::Indirect) {
             indirect
                 .verify_checksum(geo.checksum_seed(), inode.ino(), info.generation)
-                .map_err(|e| corruption(sb, inode.ino(), e.msg()))?;
+                .map_err(|e| inode_corruption(inode, e.msg()))?;
             bh.set_verified(Verified::Indirect);
         }
         let offset = usize::from(offset);
@@ -130,6 +130,6 @@ pub(crate) fn map_blocks(inode: &Inode, lblk: u64, max: u64) -> Result<Option<Bl
 pub(crate) fn dir_block(inode: &Inode, index: u64) -> Result<u64> {
     match map_blocks(inode, index, 1)? {
         Some(run) => Ok(run.start),
-        None => Err(corruption(inode.sb(), inode.ino(), "hole in a directory")),
+        None => Err(inode_corruption(inode, "hole in a directory")),
     }
 }

@@ -6,7 +6,7 @@
 //! and `seekdir`: an offset that does not start an entry resumes at the next one.
 
 use super::blockmap::dir_block;
-use super::superblock::corruption;
+use super::superblock::inode_corruption;
 use crate::dir::{check_name, min_rec_len, verify_dir_block_checksum};
 use crate::disk::{
     BLOCK_SIZE, BLOCK_SIZE_U64, DIR_ENTRY_HEADER_SIZE, DIR_TAIL_OFFSET, FIRST_INO, FT_MAX,
@@ -128,7 +128,7 @@ impl DirBlock {
         let bh = sb.bread(dir_block(dir, index)?)?;
         if !bh.is_verified(Verified::Directory) {
             verify_dir_block_checksum(bh.data(), geo.checksum_seed(), dir.ino(), dir.info().generation)
-                .map_err(|e| corruption(sb, dir.ino(), e.msg()))?;
+                .map_err(|e| inode_corruption(dir, e.msg()))?;
             bh.set_verified(Verified::Directory);
         }
         Ok(Self {
@@ -152,6 +152,15 @@ pub(crate) fn block_count(dir: &Inode) -> u64 {
     dir.size() / BLOCK_SIZE_U64
 }
 
+/// The directory position of byte `offset` of the block starting at `block_start`.
+fn dir_pos(block_start: u64, offset: usize) -> Result<i64> {
+    u64::try_from(offset)
+        .ok()
+        .and_then(|offset| block_start.checked_add(offset))
+        .and_then(|pos| i64::try_from(pos).ok())
+        .ok_or(EINVAL)
+}
+
 /// `readdir`: emits the entries from the current position on.
 pub(crate) fn iterate(dir: &Inode, emitter: &mut DirEmitter) -> Result {
     let size = dir.size();
@@ -168,16 +177,18 @@ pub(crate) fn iterate(dir: &Inode, emitter: &mut DirEmitter) -> Result {
         let resume = (pos % BLOCK_SIZE_U64) as usize;
         let block = DirBlock::read(dir, index)?;
         for entry in block.entries() {
-            let entry = entry.map_err(|e| corruption(dir.sb(), dir.ino(), e.msg()))?;
+            let entry = entry.map_err(|e| inode_corruption(dir, e.msg()))?;
             if entry.offset < resume || entry.ino == 0 {
                 continue;
             }
-            // Offsets are below the directory size, which fits in `loff_t`.
-            emitter.set_pos(i64::try_from(block_start + entry.offset as u64).map_err(|_| EINVAL)?);
+            // `dir_emit` reports the entry at the current position; once it is taken, the
+            // position moves past it so that an error further on cannot repeat it forever.
+            emitter.set_pos(dir_pos(block_start, entry.offset)?);
             if !emitter.emit(entry.name, entry.ino, entry.file_type) {
                 return Ok(());
             }
+            emitter.set_pos(dir_pos(block_start, entry.offset + entry.rec_len)?);
         }
-        emitter.set_pos(i64::try_from(block_start + BLOCK_SIZE_U64).map_err(|_| EINVAL)?);
+        emitter.set_pos(dir_pos(block_start, BLOCK_SIZE)?);
     }
 }

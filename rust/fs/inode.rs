@@ -11,10 +11,10 @@ use crate::checksum::bitmap_checksum;
 use crate::vfs::buffer::Verified;
 use crate::vfs::inode::{Iget, InodeAttrs, InodeFlags, InodeKind, InodeRef, NewInode};
 use crate::vfs::super_block::SuperBlock;
+use core::sync::atomic::AtomicBool;
 use kernel::prelude::*;
 
 /// What AegisFS keeps about an inode besides the VFS fields.
-#[derive(Clone, Copy)]
 pub(crate) struct InodeInfo {
     /// Part of the checksums of the inode's indirect and directory blocks.
     pub(crate) generation: u32,
@@ -26,19 +26,24 @@ pub(crate) struct InodeInfo {
     pub(crate) crtime: Timestamp,
     /// A fast symlink's target, NUL terminated (`i_link` points here).
     pub(crate) link: [u8; InodeInfo::LINK_BUFFER_SIZE],
+    /// Whether corruption in the inode's blocks was already logged.
+    pub(crate) corruption_reported: AtomicBool,
 }
 
 impl InodeInfo {
     pub(crate) const LINK_BUFFER_SIZE: usize = INLINE_DATA_MAX + 1;
 
     /// The state of a freshly allocated inode, before it is read.
-    pub(crate) const EMPTY: Self = Self {
-        generation: 0,
-        direct: [0; N_DIRECT],
-        tree_roots: [0; 3],
-        crtime: Timestamp::new(0, 0),
-        link: [0; Self::LINK_BUFFER_SIZE],
-    };
+    pub(crate) fn empty() -> Self {
+        Self {
+            generation: 0,
+            direct: [0; N_DIRECT],
+            tree_roots: [0; 3],
+            crtime: Timestamp::new(0, 0),
+            link: [0; Self::LINK_BUFFER_SIZE],
+            corruption_reported: AtomicBool::new(false),
+        }
+    }
 }
 
 /// Whether inode `index` of `group` is marked in use in its group's inode bitmap.
@@ -94,7 +99,7 @@ fn read_inode(new: NewInode) -> Result<InodeRef> {
         return Err(corruption(sb, ino, "deleted inode is still referenced"));
     }
 
-    let mut info = InodeInfo::EMPTY;
+    let mut info = InodeInfo::empty();
     info.generation = disk.generation.get();
     for (dst, src) in info.direct.iter_mut().zip(disk.direct.iter()) {
         *dst = src.get();

@@ -4,7 +4,7 @@
 
 use super::dir::{block_count, DirBlock};
 use super::inode::iget;
-use super::superblock::corruption;
+use super::superblock::inode_corruption;
 use crate::disk::NAME_MAX;
 use crate::vfs::inode::{Inode, InodeRef};
 use kernel::prelude::*;
@@ -17,7 +17,7 @@ pub(crate) fn lookup(dir: &Inode, name: &[u8]) -> Result<Option<InodeRef>> {
     for index in 0..block_count(dir) {
         let block = DirBlock::read(dir, index)?;
         for entry in block.entries() {
-            let entry = entry.map_err(|e| corruption(dir.sb(), dir.ino(), e.msg()))?;
+            let entry = entry.map_err(|e| inode_corruption(dir, e.msg()))?;
             if entry.ino != 0 && entry.name == name {
                 let ino = entry.ino;
                 drop(block);

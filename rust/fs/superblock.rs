@@ -9,7 +9,7 @@ use crate::disk::{
 };
 use crate::error::FormatError;
 use crate::geometry::{fsid, Geometry};
-use crate::vfs::inode::InodeRef;
+use crate::vfs::inode::{Inode, InodeRef};
 use crate::vfs::super_block::{Device, SuperBlock};
 use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::prelude::*;
@@ -80,6 +80,18 @@ pub(crate) fn corruption(sb: &SuperBlock, ino: u32, msg: &str) -> Error {
     }
     pr_err!("aegisfs ({}): inode {}: {}\n", sb.name(), ino, msg);
     EUCLEAN
+}
+
+/// Like [`corruption`] for a problem in the blocks of a cached inode: logged only the first
+/// time, as every later access to the inode would find it again.
+pub(crate) fn inode_corruption(inode: &Inode, msg: &str) -> Error {
+    let sb = inode.sb();
+    if inode.info().corruption_reported.swap(true, Ordering::Relaxed)
+        && sb.info().errors() != ERRORS_PANIC
+    {
+        return EUCLEAN;
+    }
+    corruption(sb, inode.ino(), msg)
 }
 
 /// Reads and validates the superblock and every group descriptor of `dev`.

@@ -124,7 +124,7 @@ unsafe extern "C" fn alloc_inode(sb: *mut bindings::super_block) -> *mut binding
     // SAFETY: `aegis` is a fresh object of the inode cache, so it is valid for writes; the
     // slab constructor initialised its `vfs_inode`.
     unsafe {
-        (&raw mut (*aegis).info).write(fs::inode::InodeInfo::EMPTY);
+        (&raw mut (*aegis).info).write(fs::inode::InodeInfo::empty());
         Opaque::cast_into(&raw const (*aegis).vfs_inode)
     }
 }
