@@ -22,6 +22,7 @@ use crate::alloc::{BlockAllocator, InodeAllocator};
 use crate::device::Target;
 use crate::dirblocks::{dir_blocks, DirEntry};
 use crate::filemap::{FileMap, Piece};
+use crate::format_ext::{encode_dev, reserved_blocks};
 use crate::rng::Rng;
 use crate::sparse::{block_ranges, data_ranges};
 use crate::writer::RunWriter;
@@ -84,7 +85,8 @@ pub struct Builder<'a> {
     writer: RunWriter<'a>,
     blocks: BlockAllocator,
     inos: InodeAllocator,
-    /// Inodes `1..=inos.last()`, index `ino - 1`; reserved unused ones stay zero.
+    /// Inodes from 1 up to the highest one made, index `ino - 1`; reserved unused ones
+    /// stay zero.
     inodes: Vec<Inode>,
     rng: Rng,
     /// Host (device, inode) of files with several links -> their inode here.
@@ -113,13 +115,6 @@ fn file_type_of(ft: fs::FileType) -> Option<u8> {
     } else {
         None
     }
-}
-
-/// Linux `new_encode_dev`: the 32-bit device number format kept in `rdev`.
-fn encode_dev(rdev: u64) -> u32 {
-    let major = libc::major(rdev);
-    let minor = libc::minor(rdev);
-    (minor & 0xff) | ((major & 0xfff) << 8) | ((minor & !0xff) << 12)
 }
 
 fn io_err(path: &Path, what: &str, e: std::io::Error) -> String {
@@ -293,7 +288,9 @@ impl<'a> Builder<'a> {
                     FT_REG => self.copy_file(&path, &meta, ino)?,
                     FT_SYMLINK => self.copy_symlink(&path, ino)?,
                     FT_CHRDEV | FT_BLKDEV => {
-                        self.inode(ino).rdev.set(encode_dev(meta.rdev()));
+                        let dev = meta.rdev();
+                        let rdev = encode_dev(libc::major(dev), libc::minor(dev));
+                        self.inode(ino).rdev.set(rdev);
                         self.stats.specials += 1;
                     }
                     _ => self.stats.specials += 1,
@@ -541,9 +538,8 @@ impl<'a> Builder<'a> {
             .map_err(|e| e.msg().to_string())?;
         sb.free_blocks.set(free_blocks);
         sb.free_inodes.set(free_inodes);
-        let reserved =
-            (u128::from(geo.data_blocks()) * u128::from(reserved_hundredths) / 10_000) as u64;
-        sb.reserved_blocks.set(reserved);
+        sb.reserved_blocks
+            .set(reserved_blocks(geo.data_blocks(), reserved_hundredths));
         sb.update_checksum();
         self.target.write_at(&block0, 0)?;
         self.target.sync()?;

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod device;
 pub mod dirblocks;
 pub mod filemap;
+pub mod format_ext;
 pub mod mkfs;
 pub mod mounts;
 pub mod rng;

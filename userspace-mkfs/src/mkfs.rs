@@ -12,6 +12,7 @@ use aegisfs_format::geometry::{Geometry, DEFAULT_INODE_SIZE};
 use crate::build::{Builder, Stats};
 use crate::cli::{format_uuid, parse_args, Command, Options, UuidChoice, BLOCKS_PER_MIB, USAGE};
 use crate::device::{open_target, Kind, Target};
+use crate::format_ext::reserved_blocks;
 use crate::mounts::{find_mount, MountSources};
 use crate::rng::Rng;
 use crate::size::human_bytes;
@@ -215,7 +216,7 @@ fn print_summary(
     done: Option<(&Stats, Option<&Path>)>,
 ) {
     let bytes = geo.blocks_count() * BLOCK_SIZE_U64;
-    let reserved = u128::from(geo.data_blocks()) * u128::from(opts.reserved_hundredths) / 10_000;
+    let reserved = reserved_blocks(geo.data_blocks(), opts.reserved_hundredths);
     let mut lines = vec![
         format!(
             "{} AegisFS on {}",

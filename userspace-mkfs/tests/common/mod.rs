@@ -288,7 +288,11 @@ impl Image {
     fn own_blocks(&self, node: &RInode, owned: &mut HashSet<u64>) {
         let map = self.block_map(node);
         for b in map.all_blocks() {
-            assert!(owned.insert(b), "block {b} owned twice (inode {})", node.ino);
+            assert!(
+                owned.insert(b),
+                "block {b} owned twice (inode {})",
+                node.ino
+            );
         }
         assert_eq!(
             node.i().blocks.get(),
