@@ -74,3 +74,42 @@ impl<'a> RunWriter<'a> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::open_target;
+
+    #[test]
+    fn contiguous_blocks_become_one_write() {
+        let dir = std::env::temp_dir().join(format!("aegisfs-writer-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("img");
+        let mut target = open_target(&path, false).unwrap();
+        target.prepare(64 << 20).unwrap();
+        let mut w = RunWriter::new(&target);
+        for b in 10..20u64 {
+            w.reserve(b, 1).unwrap().fill(b as u8);
+        }
+        w.write_blocks(20, &[0xAA; 2 * BLOCK_SIZE]).unwrap();
+        // A gap starts a new run.
+        w.reserve(100, 1).unwrap().fill(1);
+        // More than one buffer's worth is split at the buffer size.
+        let big = vec![0x55u8; MAX_RUN_BYTES + BLOCK_SIZE];
+        w.write_blocks(1000, &big).unwrap();
+        w.flush().unwrap();
+        assert_eq!(w.writes, 4);
+        assert_eq!(w.bytes, (13 * BLOCK_SIZE + big.len()) as u64);
+        let mut buf = vec![0u8; BLOCK_SIZE];
+        target.read_at(&mut buf, 15 * BLOCK_SIZE_U64).unwrap();
+        assert!(buf.iter().all(|&b| b == 15));
+        target.read_at(&mut buf, 21 * BLOCK_SIZE_U64).unwrap();
+        assert!(buf.iter().all(|&b| b == 0xAA));
+        target.read_at(&mut buf, 22 * BLOCK_SIZE_U64).unwrap();
+        assert!(buf.iter().all(|&b| b == 0));
+        let last = 1000 + (big.len() / BLOCK_SIZE) as u64 - 1;
+        target.read_at(&mut buf, last * BLOCK_SIZE_U64).unwrap();
+        assert!(buf.iter().all(|&b| b == 0x55));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -733,3 +733,44 @@ fn block_size_is_4096() {
     assert_eq!(Image::open(&img).sb().blocks_count.get(), 32768);
     assert_eq!(BLOCK_SIZE, 4096);
 }
+
+#[test]
+fn the_checker_notices_corruption() {
+    let t = Scratch::new("corrupt");
+    let img = t.join("img");
+    mkfs_ok(&["-q", s(&img), "64M"]);
+    Image::open(&img).check();
+    let geo = Image::open(&img).geo;
+    let f = fs::OpenOptions::new().write(true).open(&img).unwrap();
+    let corrupt = |offset: u64| {
+        let mut byte = [0u8; 1];
+        fs::File::open(&img)
+            .unwrap()
+            .read_exact_at(&mut byte, offset)
+            .unwrap();
+        byte[0] ^= 0x10;
+        f.write_all_at(&byte, offset).unwrap();
+    };
+    let fails = |what: &str| {
+        let img = img.clone();
+        let r = std::panic::catch_unwind(move || Image::open(&img).check());
+        assert!(r.is_err(), "corrupt {what} not noticed");
+    };
+    // One bit in the block bitmap, in the root directory block, in the GDT: each is
+    // caught, and undoing it makes the image valid again.
+    let bitmap = geo.block_bitmap_block(0).unwrap() * 4096 + 200;
+    let root_block = Image::open(&img)
+        .block_map(&Image::open(&img).inode(ROOT_INO))
+        .data[&0];
+    for (what, offset) in [
+        ("block bitmap", bitmap),
+        ("root directory", root_block * 4096 + 20),
+        ("group descriptor", geo.gdt_start() * 4096 + 0x18),
+        ("superblock", 1024 + 0x44),
+    ] {
+        corrupt(offset);
+        fails(what);
+        corrupt(offset);
+        Image::open(&img).check();
+    }
+}
