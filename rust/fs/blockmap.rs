@@ -4,7 +4,7 @@
 
 use super::superblock::inode_corruption;
 use crate::blockmap::BlockPath;
-use crate::disk::IndirectBlock;
+use crate::disk::{IndirectBlock, BLOCK_SIZE_U64};
 use crate::vfs::buffer::Verified;
 use crate::vfs::inode::Inode;
 use kernel::prelude::*;
@@ -124,6 +124,23 @@ pub(crate) fn map_blocks(inode: &Inode, lblk: u64, max: u64) -> Result<Option<Bl
         block = indirect.ptr(offset).unwrap_or(0);
     }
     Ok(None)
+}
+
+/// Checks that logical blocks `first..first + count` of `inode` (those below its size) map
+/// without error.
+pub(crate) fn check_range(inode: &Inode, first: u64, count: u64) -> Result {
+    let end = first
+        .saturating_add(count)
+        .min(inode.size().div_ceil(BLOCK_SIZE_U64));
+    let mut lblk = first;
+    while lblk < end {
+        let step = match map_blocks(inode, lblk, end - lblk)? {
+            Some(run) => run.count,
+            None => 1,
+        };
+        lblk = lblk.saturating_add(step.max(1));
+    }
+    Ok(())
 }
 
 /// The disk block of block `index` of a directory; directories have no holes.

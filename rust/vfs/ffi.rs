@@ -74,6 +74,11 @@ unsafe extern "C" {
         file_type: c_uint,
     ) -> bool;
     pub(crate) fn aegisfs_vfs_inode_is_new(inode: *mut bindings::inode) -> bool;
+    pub(crate) fn aegisfs_vfs_folio_blocks(
+        folio: *mut bindings::folio,
+        first: *mut u64,
+        count: *mut u64,
+    ) -> *mut bindings::inode;
     pub(crate) fn aegisfs_vfs_set_link(inode: *mut bindings::inode, link: *mut c_char);
     pub(crate) fn aegisfs_vfs_dentry_name(dentry: *const bindings::dentry, len: *mut u32)
         -> *const u8;

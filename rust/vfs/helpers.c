@@ -221,3 +221,10 @@ bool aegisfs_vfs_inode_is_new(struct inode *inode)
 {
 	return inode_state_read_once(inode) & I_NEW;
 }
+
+struct inode *aegisfs_vfs_folio_blocks(struct folio *folio, u64 *first, u64 *count)
+{
+	*first = folio_pos(folio) >> 12;
+	*count = folio_size(folio) >> 12;
+	return folio->mapping->host;
+}

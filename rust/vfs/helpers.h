@@ -11,6 +11,7 @@
 struct buffer_head;
 struct dentry;
 struct dir_context;
+struct folio;
 struct fs_context;
 struct fs_parameter_spec;
 struct inode;
@@ -52,5 +53,6 @@ const u8 *aegisfs_vfs_dentry_name(const struct dentry *dentry, u32 *len);
 void aegisfs_vfs_fill_statfs(struct kstatfs *buf, u64 magic, u64 blocks, u64 bfree, u64 bavail,
 	u64 files, u64 ffree, u32 fsid_low, u32 fsid_high);
 bool aegisfs_vfs_inode_is_new(struct inode *inode);
+struct inode *aegisfs_vfs_folio_blocks(struct folio *folio, u64 *first, u64 *count);
 
 #endif /* AEGISFS_VFS_HELPERS_H */

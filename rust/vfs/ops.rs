@@ -333,6 +333,17 @@ unsafe extern "C" fn get_block(
 ///
 /// Called by the page cache with a locked folio of an AegisFS file.
 unsafe extern "C" fn read_folio(_file: *mut bindings::file, folio: *mut bindings::folio) -> c_int {
+    let (mut first, mut count) = (0u64, 0u64);
+    // SAFETY: The caller passes a locked folio of an AegisFS file, so its mapping and host
+    // inode are live.
+    let inode = unsafe { Inode::from_raw(ffi::aegisfs_vfs_folio_blocks(folio, &mut first, &mut count)) };
+    // mpage turns a `get_block` failure into a folio that is simply not up to date, which
+    // `read()` reports as EIO; checking the mapping first returns the real error instead.
+    if let Err(e) = fs::blockmap::check_range(inode, first, count) {
+        // SAFETY: `read_folio` must unlock the folio when it fails.
+        unsafe { bindings::folio_unlock(folio) };
+        return e.to_errno();
+    }
     // SAFETY: The caller passes a locked folio; `get_block` matches `get_block_t`.
     unsafe { ffi::mpage_read_folio(folio, Some(get_block)) }
 }
