@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Suite "harness": proves qemu/vm itself. The guest boots and runs a script with its
 # arguments and environment, --disk devices appear as /dev/vdb, /dev/vdc with the right
-# sizes (and a FILE disk is used in place), --share content is visible both ways, the
-# staged tools are found by `mkfs -t` / `fsck -t`, the root image is never modified, the
-# script's exit status comes back, and a kernel panic, a kernel console WARNING and a
-# timeout each fail the run.
+# sizes (and a FILE disk is used in place), device-mapper nodes appear without udev,
+# --share content is visible both ways, the staged tools are found by `mkfs -t` /
+# `fsck -t`, the root image is never modified, the script's exit status comes back, and a
+# kernel panic, a kernel console WARNING and a timeout each fail the run.
 # Prints one `ok harness/<case>` or `not ok harness/<case>: <reason>` line per case.
 set -uo pipefail
 
@@ -71,6 +71,9 @@ echo "vdb_size=$(blockdev --getsize64 /dev/vdb)"
 echo "vdc_size=$(blockdev --getsize64 /dev/vdc)"
 echo "vdc_data=$(dd if=/dev/vdc bs=1 skip=1048576 count=21 status=none)"
 printf 'guest-%s' "$(cat /share/from-host.txt)" | dd of=/dev/vdc bs=1 seek=2097152 conv=notrunc,fsync status=none
+dmsetup create harness-linear --table "0 2048 linear /dev/vdb 0" &&
+    echo "dm_size=$(blockdev --getsize64 /dev/mapper/harness-linear)" &&
+    dmsetup remove harness-linear
 echo "share=$(cat /share/from-host.txt)"
 echo "$1" > /share/from-guest.txt
 echo "mkfs=$(mkfs -t aegisfs /dev/vdb 2>&1)"
@@ -115,6 +118,12 @@ if [ "$vdb" = $((96 << 20)) ] && [ "$vdc" = $((32 << 20)) ] && [ "$(fact disks)"
     ok disk-sizes
 else
     not_ok disk-sizes "/dev/vdb $vdb bytes (want $((96 << 20))), /dev/vdc $vdc (want $((32 << 20))), AEGISFS_DISKS '$(fact disks)'"
+fi
+
+if [ "$(fact dm_size)" = 1048576 ]; then
+    ok device-mapper
+else
+    not_ok device-mapper "/dev/mapper node of a 1 MiB linear target: '$(fact dm_size)' bytes"
 fi
 
 back=$(dd if="$disk_file" bs=1 skip=2097152 count=22 status=none)
