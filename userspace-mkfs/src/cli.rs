@@ -122,7 +122,7 @@ const LONG: &[(&str, u8)] = &[
 
 /// Parses the arguments after the program name.
 pub fn parse_args(args: &[OsString]) -> Result<Command, UsageError> {
-    let mut opts = Options {
+    let opts = Options {
         device: PathBuf::new(),
         size_bytes: None,
         force: false,
@@ -138,11 +138,14 @@ pub fn parse_args(args: &[OsString]) -> Result<Command, UsageError> {
         root_dir: None,
         block_size: None,
     };
+    let mut p = Parser {
+        opts,
+        version: false,
+        help: false,
+        inode_count: None,
+        inode_ratio: None,
+    };
     let mut positional: Vec<OsString> = Vec::new();
-    let mut want_version = false;
-    let mut want_help = false;
-    let mut inode_count = None;
-    let mut inode_ratio = None;
 
     let mut i = 0;
     while i < args.len() {
@@ -182,15 +185,7 @@ pub fn parse_args(args: &[OsString]) -> Result<Command, UsageError> {
             } else {
                 None
             };
-            apply(
-                short,
-                value,
-                &mut opts,
-                &mut want_version,
-                &mut want_help,
-                &mut inode_count,
-                &mut inode_ratio,
-            )?;
+            p.apply(short, value)?;
             continue;
         }
         if arg.len() > 1 && arg[0] == b'-' {
@@ -211,39 +206,24 @@ pub fn parse_args(args: &[OsString]) -> Result<Command, UsageError> {
                         i += 1;
                         v
                     };
-                    apply(
-                        short,
-                        Some(value),
-                        &mut opts,
-                        &mut want_version,
-                        &mut want_help,
-                        &mut inode_count,
-                        &mut inode_ratio,
-                    )?;
+                    p.apply(short, Some(value))?;
                     break;
                 }
-                apply(
-                    short,
-                    None,
-                    &mut opts,
-                    &mut want_version,
-                    &mut want_help,
-                    &mut inode_count,
-                    &mut inode_ratio,
-                )?;
+                p.apply(short, None)?;
             }
             continue;
         }
         positional.push(args[i - 1].clone());
     }
 
-    if want_help {
+    if p.help {
         return Ok(Command::Help);
     }
-    if want_version {
+    if p.version {
         return Ok(Command::Version);
     }
-    opts.inodes = match (inode_count, inode_ratio) {
+    let mut opts = p.opts;
+    opts.inodes = match (p.inode_count, p.inode_ratio) {
         (Some(_), Some(_)) => {
             return Err(UsageError(
                 "options -N and -i cannot be used together".to_string(),
@@ -290,131 +270,135 @@ fn utf8_value(opt: u8, value: &OsString) -> Result<&str, UsageError> {
     })
 }
 
-fn apply(
-    short: u8,
-    value: Option<OsString>,
-    opts: &mut Options,
-    want_version: &mut bool,
-    want_help: &mut bool,
-    inode_count: &mut Option<u32>,
-    inode_ratio: &mut Option<u64>,
-) -> Result<(), UsageError> {
-    let name = format!("-{}", short as char);
-    let value = value.unwrap_or_default();
-    match short {
-        b'f' | b'F' => opts.force = true,
-        b'n' => opts.dry_run = true,
-        b'q' => opts.quiet = true,
-        b'v' => opts.verbose = true,
-        b'V' => *want_version = true,
-        b'h' => *want_help = true,
-        b'L' => {
-            let label = value.as_bytes();
-            if label.len() > MAX_LABEL_BYTES {
-                return Err(UsageError(format!(
-                    "label is {} bytes long, at most {MAX_LABEL_BYTES} are allowed",
-                    label.len()
-                )));
-            }
-            if std::str::from_utf8(label).is_err() || label.contains(&0) {
-                return Err(UsageError(
-                    "label must be UTF-8 without NUL bytes".to_string(),
-                ));
-            }
-            opts.label = label.to_vec();
-        }
-        b'U' => opts.uuid = parse_uuid_choice(utf8_value(short, &value)?)?,
-        b'N' => {
-            let n = parse_u64(&name, utf8_value(short, &value)?).map_err(UsageError)?;
-            match u32::try_from(n) {
-                Ok(n) if n >= FIRST_INO => *inode_count = Some(n),
-                _ => {
+/// Options seen so far.
+struct Parser {
+    opts: Options,
+    version: bool,
+    help: bool,
+    inode_count: Option<u32>,
+    inode_ratio: Option<u64>,
+}
+
+impl Parser {
+    fn apply(&mut self, short: u8, value: Option<OsString>) -> Result<(), UsageError> {
+        let opts = &mut self.opts;
+        let name = format!("-{}", short as char);
+        let value = value.unwrap_or_default();
+        match short {
+            b'f' | b'F' => opts.force = true,
+            b'n' => opts.dry_run = true,
+            b'q' => opts.quiet = true,
+            b'v' => opts.verbose = true,
+            b'V' => self.version = true,
+            b'h' => self.help = true,
+            b'L' => {
+                let label = value.as_bytes();
+                if label.len() > MAX_LABEL_BYTES {
                     return Err(UsageError(format!(
-                        "invalid inode count '{n}': must be between {FIRST_INO} and {}",
-                        u32::MAX
-                    )))
+                        "label is {} bytes long, at most {MAX_LABEL_BYTES} are allowed",
+                        label.len()
+                    )));
+                }
+                if std::str::from_utf8(label).is_err() || label.contains(&0) {
+                    return Err(UsageError(
+                        "label must be UTF-8 without NUL bytes".to_string(),
+                    ));
+                }
+                opts.label = label.to_vec();
+            }
+            b'U' => opts.uuid = parse_uuid_choice(utf8_value(short, &value)?)?,
+            b'N' => {
+                let n = parse_u64(&name, utf8_value(short, &value)?).map_err(UsageError)?;
+                match u32::try_from(n) {
+                    Ok(n) if n >= FIRST_INO => self.inode_count = Some(n),
+                    _ => {
+                        return Err(UsageError(format!(
+                            "invalid inode count '{n}': must be between {FIRST_INO} and {}",
+                            u32::MAX
+                        )))
+                    }
                 }
             }
-        }
-        b'i' => {
-            let r = parse_u64(&name, utf8_value(short, &value)?).map_err(UsageError)?;
-            if !(MIN_INODE_RATIO..=MAX_INODE_RATIO).contains(&r) {
-                return Err(UsageError(format!(
-                    "invalid bytes-per-inode '{r}': must be between {MIN_INODE_RATIO} and \
+            b'i' => {
+                let r = parse_u64(&name, utf8_value(short, &value)?).map_err(UsageError)?;
+                if !(MIN_INODE_RATIO..=MAX_INODE_RATIO).contains(&r) {
+                    return Err(UsageError(format!(
+                        "invalid bytes-per-inode '{r}': must be between {MIN_INODE_RATIO} and \
                      {MAX_INODE_RATIO}"
-                )));
+                    )));
+                }
+                self.inode_ratio = Some(r);
             }
-            *inode_ratio = Some(r);
-        }
-        b'I' => {
-            let s = parse_u64(&name, utf8_value(short, &value)?).map_err(UsageError)?;
-            if !matches!(s, 256 | 512 | 1024) {
-                return Err(UsageError(format!(
-                    "invalid inode size '{s}': must be 256, 512 or 1024"
-                )));
+            b'I' => {
+                let s = parse_u64(&name, utf8_value(short, &value)?).map_err(UsageError)?;
+                if !matches!(s, 256 | 512 | 1024) {
+                    return Err(UsageError(format!(
+                        "invalid inode size '{s}': must be 256, 512 or 1024"
+                    )));
+                }
+                opts.inode_size = Some(s as u16);
             }
-            opts.inode_size = Some(s as u16);
-        }
-        b'J' => {
-            let v = utf8_value(short, &value)?;
-            let size = v.strip_prefix("size=").unwrap_or(v);
-            let mib = parse_u64(&name, size).map_err(|_| {
-                UsageError(format!(
-                    "invalid journal option '{v}': expected size=MiB or MiB"
-                ))
-            })?;
-            let min_mib = MIN_JOURNAL_BLOCKS / BLOCKS_PER_MIB;
-            let max_mib = MAX_JOURNAL_BLOCKS / BLOCKS_PER_MIB;
-            if mib != 0 && !(min_mib..=max_mib).contains(&mib) {
-                return Err(UsageError(format!(
-                    "invalid journal size {mib} MiB: must be 0 (no journal) or \
+            b'J' => {
+                let v = utf8_value(short, &value)?;
+                let size = v.strip_prefix("size=").unwrap_or(v);
+                let mib = parse_u64(&name, size).map_err(|_| {
+                    UsageError(format!(
+                        "invalid journal option '{v}': expected size=MiB or MiB"
+                    ))
+                })?;
+                let min_mib = MIN_JOURNAL_BLOCKS / BLOCKS_PER_MIB;
+                let max_mib = MAX_JOURNAL_BLOCKS / BLOCKS_PER_MIB;
+                if mib != 0 && !(min_mib..=max_mib).contains(&mib) {
+                    return Err(UsageError(format!(
+                        "invalid journal size {mib} MiB: must be 0 (no journal) or \
                      {min_mib}..={max_mib} MiB"
-                )));
+                    )));
+                }
+                opts.journal_mib = Some(mib);
             }
-            opts.journal_mib = Some(mib);
-        }
-        b'm' => {
-            let p =
-                parse_percent_hundredths(&name, utf8_value(short, &value)?).map_err(UsageError)?;
-            if p > MAX_RESERVED_HUNDREDTHS {
+            b'm' => {
+                let p = parse_percent_hundredths(&name, utf8_value(short, &value)?)
+                    .map_err(UsageError)?;
+                if p > MAX_RESERVED_HUNDREDTHS {
+                    return Err(UsageError(format!(
+                        "invalid reserved blocks percent '{}': at most 50",
+                        value.to_string_lossy()
+                    )));
+                }
+                opts.reserved_hundredths = p;
+            }
+            b'd' => {
+                if value.is_empty() {
+                    return Err(UsageError("option -d requires a directory".to_string()));
+                }
+                opts.root_dir = Some(PathBuf::from(value));
+            }
+            b'b' => {
+                let b = parse_u64(&name, utf8_value(short, &value)?).map_err(UsageError)?;
+                if b != BLOCK_SIZE_U64 {
+                    return Err(UsageError(format!(
+                        "block size {b} is not supported: AegisFS uses 4096"
+                    )));
+                }
+                opts.block_size = Some(b);
+            }
+            b't' => {
+                if value.as_bytes() != b"aegisfs" {
+                    return Err(UsageError(format!(
+                        "filesystem type '{}' is not supported: only aegisfs",
+                        value.to_string_lossy()
+                    )));
+                }
+            }
+            other => {
                 return Err(UsageError(format!(
-                    "invalid reserved blocks percent '{}': at most 50",
-                    value.to_string_lossy()
-                )));
-            }
-            opts.reserved_hundredths = p;
-        }
-        b'd' => {
-            if value.is_empty() {
-                return Err(UsageError("option -d requires a directory".to_string()));
-            }
-            opts.root_dir = Some(PathBuf::from(value));
-        }
-        b'b' => {
-            let b = parse_u64(&name, utf8_value(short, &value)?).map_err(UsageError)?;
-            if b != BLOCK_SIZE_U64 {
-                return Err(UsageError(format!(
-                    "block size {b} is not supported: AegisFS uses 4096"
-                )));
-            }
-            opts.block_size = Some(b);
-        }
-        b't' => {
-            if value.as_bytes() != b"aegisfs" {
-                return Err(UsageError(format!(
-                    "filesystem type '{}' is not supported: only aegisfs",
-                    value.to_string_lossy()
-                )));
+                    "invalid option -- '{}'",
+                    (other as char).escape_default()
+                )))
             }
         }
-        other => {
-            return Err(UsageError(format!(
-                "invalid option -- '{}'",
-                (other as char).escape_default()
-            )))
-        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Parses `-U`: `random`/`time` (a new random UUID), `clear` (all zero) or a UUID written
