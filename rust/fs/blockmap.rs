@@ -37,7 +37,10 @@ impl WalkPath {
 /// Checks a block pointer read from the inode or an indirect block.
 fn check_ptr(inode: &Inode, path: &WalkPath, block: u64) -> Result {
     if !inode.sb().info().geometry().is_data_block(block) {
-        return Err(inode_corruption(inode, "block pointer outside the data area"));
+        return Err(inode_corruption(
+            inode,
+            "block pointer outside the data area",
+        ));
     }
     if path.contains(block) {
         return Err(inode_corruption(inode, "indirect block loop"));

@@ -9,8 +9,7 @@ use super::blockmap::dir_block;
 use super::superblock::inode_corruption;
 use crate::dir::{check_name, min_rec_len, verify_dir_block_checksum};
 use crate::disk::{
-    BLOCK_SIZE, BLOCK_SIZE_U64, DIR_ENTRY_HEADER_SIZE, DIR_TAIL_OFFSET, FIRST_INO, FT_MAX,
-    ROOT_INO,
+    BLOCK_SIZE, BLOCK_SIZE_U64, DIR_ENTRY_HEADER_SIZE, DIR_TAIL_OFFSET, FIRST_INO, FT_MAX, ROOT_INO,
 };
 use crate::error::FormatError;
 use crate::vfs::buffer::{BufferHead, Verified};
@@ -127,8 +126,13 @@ impl DirBlock {
         let geo = sb.info().geometry();
         let bh = sb.bread(dir_block(dir, index)?)?;
         if !bh.is_verified(Verified::Directory) {
-            verify_dir_block_checksum(bh.data(), geo.checksum_seed(), dir.ino(), dir.info().generation)
-                .map_err(|e| inode_corruption(dir, e.msg()))?;
+            verify_dir_block_checksum(
+                bh.data(),
+                geo.checksum_seed(),
+                dir.ino(),
+                dir.info().generation,
+            )
+            .map_err(|e| inode_corruption(dir, e.msg()))?;
             bh.set_verified(Verified::Directory);
         }
         Ok(Self {
@@ -175,6 +179,7 @@ pub(crate) fn iterate(dir: &Inode, emitter: &mut DirEmitter) -> Result {
         let block_start = index * BLOCK_SIZE_U64;
         // Below 4096.
         let resume = (pos % BLOCK_SIZE_U64) as usize;
+        crate::vfs::cond_resched();
         let block = DirBlock::read(dir, index)?;
         for entry in block.entries() {
             let entry = entry.map_err(|e| inode_corruption(dir, e.msg()))?;

@@ -3,11 +3,11 @@
 //! Reading inodes from the inode table into the inode cache.
 
 use super::superblock::corruption;
+use crate::checksum::bitmap_checksum;
 use crate::disk::{
     bitmap_test, Inode as DiskInode, Timestamp, FT_DIR, FT_REG, FT_SYMLINK, INLINE_DATA_MAX,
     INODE_FLAG_APPEND, INODE_FLAG_IMMUTABLE, INODE_FLAG_NOATIME, INODE_FLAG_SYNC, N_DIRECT,
 };
-use crate::checksum::bitmap_checksum;
 use crate::vfs::buffer::Verified;
 use crate::vfs::inode::{Iget, InodeAttrs, InodeFlags, InodeKind, InodeRef, NewInode};
 use crate::vfs::super_block::SuperBlock;
@@ -50,8 +50,10 @@ impl InodeInfo {
 fn inode_in_use(sb: &SuperBlock, group: u32, index: u32) -> Result<bool> {
     let info = sb.info();
     let geo = info.geometry();
-    let (Some(block), Some(expected)) = (geo.inode_bitmap_block(group), info.inode_bitmap_checksum(group))
-    else {
+    let (Some(block), Some(expected)) = (
+        geo.inode_bitmap_block(group),
+        info.inode_bitmap_checksum(group),
+    ) else {
         return Err(EUCLEAN);
     };
     let bh = sb.bread(block)?;
@@ -85,7 +87,11 @@ fn read_inode(new: NewInode) -> Result<InodeRef> {
         .inode_location(ino)
         .map_err(|e| corruption(sb, ino, e.msg()))?;
     if !inode_in_use(sb, loc.group, loc.index)? {
-        return Err(corruption(sb, ino, "directory entry refers to a free inode"));
+        return Err(corruption(
+            sb,
+            ino,
+            "directory entry refers to a free inode",
+        ));
     }
     let bh = sb.bread(loc.block)?;
     let raw = loc

@@ -15,6 +15,7 @@ pub(crate) fn lookup(dir: &Inode, name: &[u8]) -> Result<Option<InodeRef>> {
         return Err(ENAMETOOLONG);
     }
     for index in 0..block_count(dir) {
+        crate::vfs::cond_resched();
         let block = DirBlock::read(dir, index)?;
         for entry in block.entries() {
             let entry = entry.map_err(|e| inode_corruption(dir, e.msg()))?;

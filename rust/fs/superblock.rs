@@ -86,7 +86,10 @@ pub(crate) fn corruption(sb: &SuperBlock, ino: u32, msg: &str) -> Error {
 /// time, as every later access to the inode would find it again.
 pub(crate) fn inode_corruption(inode: &Inode, msg: &str) -> Error {
     let sb = inode.sb();
-    if inode.info().corruption_reported.swap(true, Ordering::Relaxed)
+    if inode
+        .info()
+        .corruption_reported
+        .swap(true, Ordering::Relaxed)
         && sb.info().errors() != ERRORS_PANIC
     {
         return EUCLEAN;
@@ -100,7 +103,10 @@ pub(crate) fn inode_corruption(inode: &Inode, msg: &str) -> Error {
 pub(crate) fn load(dev: &Device, errors: u32) -> Result<SbInfo> {
     let device_blocks = dev.blocks();
     if device_blocks == 0 {
-        pr_err!("aegisfs ({}): device is smaller than one block\n", dev.name());
+        pr_err!(
+            "aegisfs ({}): device is smaller than one block\n",
+            dev.name()
+        );
         return Err(EINVAL);
     }
     let block0 = dev.bread(0)?;

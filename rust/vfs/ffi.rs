@@ -11,8 +11,10 @@ use kernel::ffi::{c_char, c_int, c_uint, c_void};
 #[allow(improper_ctypes)]
 unsafe extern "C" {
     // Exported by the kernel.
-    pub(crate) fn mpage_read_folio(folio: *mut bindings::folio, get_block: bindings::get_block_t)
-        -> c_int;
+    pub(crate) fn mpage_read_folio(
+        folio: *mut bindings::folio,
+        get_block: bindings::get_block_t,
+    ) -> c_int;
     pub(crate) fn mpage_readahead(
         rac: *mut bindings::readahead_control,
         get_block: bindings::get_block_t,
@@ -52,7 +54,8 @@ unsafe extern "C" {
         block: u64,
         size: u64,
     );
-    pub(crate) fn aegisfs_vfs_buffer_verified(bh: *mut bindings::buffer_head, kind: c_uint) -> bool;
+    pub(crate) fn aegisfs_vfs_buffer_verified(bh: *mut bindings::buffer_head, kind: c_uint)
+        -> bool;
     pub(crate) fn aegisfs_vfs_set_buffer_verified(bh: *mut bindings::buffer_head, kind: c_uint);
     pub(crate) fn aegisfs_vfs_set_owner(inode: *mut bindings::inode, uid: u32, gid: u32);
     pub(crate) fn aegisfs_vfs_set_times(
@@ -74,14 +77,17 @@ unsafe extern "C" {
         file_type: c_uint,
     ) -> bool;
     pub(crate) fn aegisfs_vfs_inode_is_new(inode: *mut bindings::inode) -> bool;
+    pub(crate) fn aegisfs_vfs_cond_resched();
     pub(crate) fn aegisfs_vfs_folio_blocks(
         folio: *mut bindings::folio,
         first: *mut u64,
         count: *mut u64,
     ) -> *mut bindings::inode;
     pub(crate) fn aegisfs_vfs_set_link(inode: *mut bindings::inode, link: *mut c_char);
-    pub(crate) fn aegisfs_vfs_dentry_name(dentry: *const bindings::dentry, len: *mut u32)
-        -> *const u8;
+    pub(crate) fn aegisfs_vfs_dentry_name(
+        dentry: *const bindings::dentry,
+        len: *mut u32,
+    ) -> *const u8;
     pub(crate) fn aegisfs_vfs_fill_statfs(
         buf: *mut bindings::kstatfs,
         magic: u64,

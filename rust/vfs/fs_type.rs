@@ -59,7 +59,8 @@ impl Registration {
     pub(crate) fn new(module: &'static ThisModule) -> Result<Self> {
         let size = u32::try_from(size_of::<AegisInode>())?;
         // Fast symlink targets are copied to user space straight from the inode object.
-        let link_offset = u32::try_from(offset_of!(AegisInode, info) + offset_of!(InodeInfo, link))?;
+        let link_offset =
+            u32::try_from(offset_of!(AegisInode, info) + offset_of!(InodeInfo, link))?;
         let link_size = u32::try_from(InodeInfo::LINK_BUFFER_SIZE)?;
         // SAFETY: `init_once` matches the constructor signature and initialises objects of
         // `size` bytes, the size of `AegisInode`.
@@ -142,14 +143,24 @@ unsafe fn fill_super(sb: *mut bindings::super_block, fc: *mut bindings::fs_conte
     let dev = unsafe { Device::from_raw(sb) };
     // SAFETY: `sb` is live and being set up by us.
     if unsafe { bindings::sb_set_blocksize(sb, 4096) } == 0 {
-        pr_err!("aegisfs ({}): device does not support 4096-byte blocks\n", dev.name());
+        pr_err!(
+            "aegisfs ({}): device does not support 4096-byte blocks\n",
+            dev.name()
+        );
         return Err(EINVAL);
     }
     // SAFETY: The caller guarantees `fc` is the mount context.
-    let (read_only, errors) =
-        unsafe { (ffi::aegisfs_vfs_fc_is_rdonly(fc), ffi::aegisfs_vfs_fc_errors(fc)) };
+    let (read_only, errors) = unsafe {
+        (
+            ffi::aegisfs_vfs_fc_is_rdonly(fc),
+            ffi::aegisfs_vfs_fc_errors(fc),
+        )
+    };
     if !read_only {
-        pr_err!("aegisfs ({}): read-write mounts are not supported yet, mount read-only\n", dev.name());
+        pr_err!(
+            "aegisfs ({}): read-write mounts are not supported yet, mount read-only\n",
+            dev.name()
+        );
         return Err(EROFS);
     }
     let info = fs::superblock::load(dev, errors)?;
@@ -198,7 +209,10 @@ unsafe extern "C" fn aegisfs_reconfigure(fc: *mut bindings::fs_context) -> c_int
         )
     };
     if !read_only {
-        pr_err!("aegisfs ({}): read-write mounts are not supported yet\n", sb.name());
+        pr_err!(
+            "aegisfs ({}): read-write mounts are not supported yet\n",
+            sb.name()
+        );
         return EROFS.to_errno();
     }
     fs::superblock::reconfigure(sb, errors);

@@ -228,3 +228,8 @@ struct inode *aegisfs_vfs_folio_blocks(struct folio *folio, u64 *first, u64 *cou
 	*count = folio_size(folio) >> 12;
 	return folio->mapping->host;
 }
+
+void aegisfs_vfs_cond_resched(void)
+{
+	cond_resched();
+}

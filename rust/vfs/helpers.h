@@ -54,5 +54,6 @@ void aegisfs_vfs_fill_statfs(struct kstatfs *buf, u64 magic, u64 blocks, u64 bfr
 	u64 files, u64 ffree, u32 fsid_low, u32 fsid_high);
 bool aegisfs_vfs_inode_is_new(struct inode *inode);
 struct inode *aegisfs_vfs_folio_blocks(struct folio *folio, u64 *first, u64 *count);
+void aegisfs_vfs_cond_resched(void);
 
 #endif /* AEGISFS_VFS_HELPERS_H */

@@ -166,7 +166,9 @@ pub(crate) enum InodeKind {
     /// A symlink whose target is in its first data block.
     SlowSymlink,
     /// A device, FIFO or socket; `rdev` is in the `new_encode_dev` encoding.
-    Special { rdev: u32 },
+    Special {
+        rdev: u32,
+    },
 }
 
 /// A freshly allocated inode, locked (`I_NEW`) until it is filled from disk.

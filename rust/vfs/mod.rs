@@ -13,3 +13,11 @@ pub(crate) mod fs_type;
 pub(crate) mod inode;
 pub(crate) mod ops;
 pub(crate) mod super_block;
+
+/// Lets other tasks run during a long walk over cached blocks (a no-op on preemptible
+/// kernels).
+pub(crate) fn cond_resched() {
+    // SAFETY: Called from process context without locks held (every caller is a VFS
+    // operation that may sleep).
+    unsafe { ffi::aegisfs_vfs_cond_resched() }
+}

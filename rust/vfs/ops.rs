@@ -168,7 +168,10 @@ unsafe extern "C" fn statfs(dentry: *mut bindings::dentry, buf: *mut bindings::k
 /// # Safety
 ///
 /// `seq` must be a valid seq_file and `root` the root dentry of a mounted AegisFS filesystem.
-unsafe extern "C" fn show_options(seq: *mut bindings::seq_file, root: *mut bindings::dentry) -> c_int {
+unsafe extern "C" fn show_options(
+    seq: *mut bindings::seq_file,
+    root: *mut bindings::dentry,
+) -> c_int {
     // SAFETY: The caller guarantees `root` is live; its superblock is a mounted AegisFS one.
     let sb = unsafe { SuperBlock::from_raw((*root).d_sb) };
     if let Some(option) = fs::superblock::show_errors_option(sb) {
@@ -336,7 +339,8 @@ unsafe extern "C" fn read_folio(_file: *mut bindings::file, folio: *mut bindings
     let (mut first, mut count) = (0u64, 0u64);
     // SAFETY: The caller passes a locked folio of an AegisFS file, so its mapping and host
     // inode are live.
-    let inode = unsafe { Inode::from_raw(ffi::aegisfs_vfs_folio_blocks(folio, &mut first, &mut count)) };
+    let inode =
+        unsafe { Inode::from_raw(ffi::aegisfs_vfs_folio_blocks(folio, &mut first, &mut count)) };
     // mpage turns a `get_block` failure into a folio that is simply not up to date, which
     // `read()` reports as EIO; checking the mapping first returns the real error instead.
     if let Err(e) = fs::blockmap::check_range(inode, first, count) {

@@ -5,12 +5,12 @@
 use super::buffer::BufferHead;
 use super::ffi;
 use crate::disk::BLOCK_SIZE_U64;
-use kernel::ffi::{c_int, c_uint, c_ulong};
-use kernel::str::CStrExt;
 use crate::fs::superblock::SbInfo;
 use core::ops::Deref;
 use kernel::bindings;
+use kernel::ffi::{c_int, c_uint, c_ulong};
 use kernel::prelude::*;
+use kernel::str::CStrExt;
 use kernel::types::Opaque;
 
 const BLOCK_SIZE_ULONG: c_ulong = 4096;
