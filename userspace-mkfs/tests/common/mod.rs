@@ -26,9 +26,17 @@ pub struct Scratch {
 }
 
 impl Scratch {
+    /// A fresh directory under `$TMPDIR` if set, else in shared memory when available:
+    /// the tests make large sparse images, and syncing and freeing their scattered blocks
+    /// on a disk filesystem takes far longer than the test itself.
     pub fn new(name: &str) -> Scratch {
-        let path =
-            std::env::temp_dir().join(format!("aegisfs-mkfs-test-{}-{name}", std::process::id()));
+        let shm = Path::new("/dev/shm");
+        let base = match std::env::var_os("TMPDIR") {
+            Some(dir) => PathBuf::from(dir),
+            None if shm.is_dir() => shm.to_path_buf(),
+            None => std::env::temp_dir(),
+        };
+        let path = base.join(format!("aegisfs-mkfs-test-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).unwrap();
         Scratch { path }
