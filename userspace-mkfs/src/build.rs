@@ -10,9 +10,9 @@ use std::path::Path;
 
 use aegisfs_format::checksum::set_inode_checksum;
 use aegisfs_format::disk::{
-    bitmap_set, Inode, SuperBlock, Timestamp, BLOCKS_PER_GROUP, BLOCK_SIZE, BLOCK_SIZE_U64,
-    FT_BLKDEV, FT_CHRDEV, FT_DIR, FT_FIFO, FT_REG, FT_SOCK, FT_SYMLINK, GROUP_DESC_SIZE,
-    INLINE_DATA_MAX, LOST_FOUND_INO, ROOT_INO, SYMLINK_MAX, S_IFDIR,
+    bitmap_set, Inode, SuperBlock, Timestamp, BLOCK_SIZE, BLOCK_SIZE_U64, FT_BLKDEV, FT_CHRDEV,
+    FT_DIR, FT_FIFO, FT_REG, FT_SOCK, FT_SYMLINK, GROUP_DESC_SIZE, INLINE_DATA_MAX, LOST_FOUND_INO,
+    ROOT_INO, SYMLINK_MAX, S_IFDIR,
 };
 use aegisfs_format::geometry::Geometry;
 use aegisfs_format::inode::TimeField;
@@ -463,34 +463,14 @@ impl<'a> Builder<'a> {
         let meta = geo.group_meta_blocks();
         let mut gdt = vec![0u8; geo.gdt_blocks() as usize * BLOCK_SIZE];
         let (mut free_blocks, mut free_inodes) = (0u64, 0u32);
-        // The initial bitmaps of all full-length groups are the same, and so are the inode
-        // bitmaps of all groups but 0: compute each once (a large filesystem has thousands
-        // of groups).
-        let mut full_bb = None;
-        let mut later_ib = None;
         for g in 0..geo.group_count() {
+            // A group's two bitmaps are adjacent: one write for both.
             let mut bitmaps = [0u8; 2 * BLOCK_SIZE];
             let (bb, ib) = bitmaps.split_at_mut(BLOCK_SIZE);
             let bb: &mut [u8; BLOCK_SIZE] = bb.try_into().expect("one block");
             let ib: &mut [u8; BLOCK_SIZE] = ib.try_into().expect("one block");
-            if geo.group_len(g) == Some(u64::from(BLOCKS_PER_GROUP)) {
-                *bb = *full_bb.get_or_insert_with(|| {
-                    let mut t = [0u8; BLOCK_SIZE];
-                    geo.init_block_bitmap(g, &mut t).expect("group in range");
-                    t
-                });
-            } else {
-                geo.init_block_bitmap(g, bb).expect("group in range");
-            }
-            if g == 0 {
-                geo.init_inode_bitmap(g, ib).expect("group in range");
-            } else {
-                *ib = *later_ib.get_or_insert_with(|| {
-                    let mut t = [0u8; BLOCK_SIZE];
-                    geo.init_inode_bitmap(g, &mut t).expect("group in range");
-                    t
-                });
-            }
+            geo.init_block_bitmap(g, bb).expect("group in range");
+            geo.init_inode_bitmap(g, ib).expect("group in range");
             let used_blocks = self.blocks.used_in_group(g);
             for i in meta..meta + used_blocks {
                 bitmap_set(bb, i as u32, true);
