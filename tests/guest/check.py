@@ -8,7 +8,9 @@
                                            OP on PATH must fail with exactly ERRNO
   check.py meta SUITE EXPECTED GOT         compare `stat -c` lines made on the host and in the
                                            guest, one case per attribute
-  check.py mount DEV DIR [FSTYPE]          mount(2) read-only; prints the errno (0 = mounted)
+  check.py mount DEV DIR [rw]              mount(2) aegisfs read-only (read-write with rw);
+                                           prints "ok" or the errno name
+  check.py ino PATH                        inode number of PATH from its directory entry
 
 On the host:
   check.py manifest CASE TREE PATH OFF:LEN...
@@ -263,11 +265,17 @@ def cmd_meta(suite, expected, got):
             report(suite, case)
 
 
-def cmd_mount(dev, directory, fstype="aegisfs"):
+def cmd_mount(dev, directory, mode="ro"):
     libc = ctypes.CDLL(None, use_errno=True)
-    ms_rdonly = 1
-    rc = libc.mount(dev.encode(), directory.encode(), fstype.encode(), ms_rdonly, None)
-    print(0 if rc == 0 else ctypes.get_errno())
+    flags = 1 if mode == "ro" else 0  # MS_RDONLY
+    rc = libc.mount(dev.encode(), directory.encode(), b"aegisfs", flags, None)
+    print("ok" if rc == 0 else err_name(ctypes.get_errno()))
+
+
+def cmd_ino(path):
+    """The inode number from readdir (d_ino): no read of the inode itself."""
+    parent, name = os.path.split(path)
+    print(next(e.inode() for e in os.scandir(parent) if e.name == name))
 
 
 def main(argv):
@@ -282,6 +290,8 @@ def main(argv):
         cmd_errno(*args)
     elif cmd == "meta":
         cmd_meta(*args)
+    elif cmd == "ino":
+        cmd_ino(*args)
     elif cmd == "mount":
         cmd_mount(*args)
     else:

@@ -4,13 +4,19 @@
 set -u
 suite=read-path
 share=${1:-/share}
+here=$(dirname "$0")
 mnt=/mnt/aegisfs
-check() { python3 "$share/check.py" "$@"; }
+check() { python3 "$here/check.py" "$@"; }
 ok() { echo "ok $suite/$1"; }
 fail() { echo "not ok $suite/$1: $2"; }
 
 insmod "$AEGISFS_KO" || { echo "read-path: insmod failed" >&2; exit 1; }
 mkdir -p "$mnt"
+# The module only mounts read-only; a read-write mount(2) must fail, not fall back.
+got=$(check mount /dev/vdb "$mnt" rw)
+if [ "$got" = EROFS ]; then ok rw-mount-refused
+else fail rw-mount-refused "mount(2) without MS_RDONLY gave $got, expected EROFS"; fi
+[ "$got" != ok ] || umount "$mnt"
 if ! out=$(mount -t aegisfs -o ro /dev/vdb "$mnt" 2>&1); then
     fail mount "$out"
     exit 0

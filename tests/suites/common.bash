@@ -12,6 +12,8 @@ top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 build=${BUILD:-$top/build}
 release=$build/target/release
 mkfs=$release/mkfs.aegisfs
+# Cargo cannot name a binary with a dot; the build may leave it as mkfs-aegisfs.
+[ -x "$mkfs" ] || mkfs=$release/mkfs-aegisfs
 testimage=$release/aegisfs-testimage
 
 die() {

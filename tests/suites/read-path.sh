@@ -41,8 +41,8 @@ make_tree() {
             $((522 * 4096)):8192 $((1000 * 4096 + 5)):12288 $(((523 + 511) * 4096 - 10)):20
             $((261643 * 4096)):8192 $((GiB - 3000)):10000 $(((261644 + 511) * 4096 - 1)):2
             $((GiB + 50 * 4096 + 123 - 5000)):5000"
-        "far $((16 * GiB + 8193)) $((4 * GiB - 2048)):4096
-            $(((261644 + 511 * 511) * 4096)):4096 $((16 * GiB)):100 $((16 * GiB + 8192)):1"
+        "far $((16 * GiB + 8193)) $(((261644 + 511 * 511) * 4096)):4096
+            $((4 * GiB - 2048)):4096 $((16 * GiB)):100 $((16 * GiB + 8192)):1"
         "holes-only $((300 << 20))"
         "hole-tail $((10 * 1048576 + 7)) 0:5000"
         "tail-only $((600 * 4096 + 17)) $((599 * 4096)):4113"
@@ -137,7 +137,7 @@ tree=$tree_cache/tree
 # What the guest compares: flags (a: atime, s: size comparable), then `stat -c` fields.
 share=$work/share
 mkdir -p "$share"
-cp "$check" "$tree_cache/data.manifest" "$tree_cache/bigdir.names" "$share/"
+cp "$tree_cache/data.manifest" "$tree_cache/bigdir.names" "$share/"
 cp -r "$tree_cache/links" "$share/links"
 (
     cd "$tree"
@@ -160,7 +160,7 @@ echo "# read-path: mkfs -d took $((SECONDS - start)) s" >&2
 
 cases=$work/cases
 {
-    echo mount
+    printf '%s\n' rw-mount-refused mount
     cut -d' ' -f1 "$tree_cache/data.manifest"
     printf '%s\n' readdir readdir-dots lookup lookup-missing symlink-follow
     for l in "$tree_cache"/links/*; do echo "symlink-${l##*/}"; done
