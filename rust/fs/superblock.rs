@@ -121,6 +121,17 @@ pub(crate) fn load(dev: &Device, errors: u32) -> Result<SbInfo> {
         );
         return Err(EINVAL);
     }
+    if disk_sb.has_errors() {
+        pr_warn!(
+            "aegisfs ({}): errors were recorded on this filesystem; run fsck.aegisfs\n",
+            dev.name()
+        );
+    } else if !disk_sb.is_clean() {
+        pr_warn!(
+            "aegisfs ({}): filesystem was not cleanly unmounted; run fsck.aegisfs\n",
+            dev.name()
+        );
+    }
     let default_errors = disk_sb.errors_behavior.get();
     let uuid = disk_sb.uuid;
     let reserved_blocks = disk_sb.reserved_blocks.get();
