@@ -27,8 +27,11 @@ module:
 	@mkdir -p $(MODOUT)
 	$(KMAKE) modules
 
+# Cargo forbids dots in binary names; util-linux's mkfs/fsck look for mkfs.TYPE and fsck.TYPE.
+TOOLS_OUT := $(BUILD)/target/release
 tools:
 	cargo build --release --workspace --bins
+	@for b in $(TOOLS_OUT)/*-aegisfs; do ln -f "$$b" "$(TOOLS_OUT)/$$(basename "$$b" -aegisfs).aegisfs"; done
 
 kernel:
 	qemu/setup-host.sh
