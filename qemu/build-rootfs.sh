@@ -25,7 +25,7 @@ mirror=$(awk -v c="$codename" '/^URIs:/{u=$2} /^Suites:/{for(i=2;i<=NF;i++) if($
 # provides poweroff (there is no init system in the guest).
 packages=(bash coreutils util-linux mount e2fsprogs fio python3 kmod procps psmisc xfsprogs
     acl attr bc dmsetup quota keyutils libcap2-bin uuid-runtime xz-utils libaio1 liburing2
-    libgdbm6 libgdbm-compat4 libacl1 libattr1 busybox file strace)
+    libgdbm6 libgdbm-compat4 libacl1 libattr1 gawk perl busybox file strace)
 
 want=$( { cat "$0"; echo "$codename $mirror"; } | sha256sum | cut -d' ' -f1)
 mkdir -p "$out"
@@ -70,6 +70,10 @@ printf '127.0.0.1 localhost aegisfs-guest\n' > "$tree/etc/hosts"
 ln -sf /proc/self/mounts "$tree/etc/mtab"
 : > "$tree/etc/fstab"
 mkdir -p "$tree/opt/aegisfs" "$tree/share"
+# The unprivileged users and group xfstests runs its permission tests as.
+chroot "$tree" useradd -m -s /bin/bash fsgqa
+chroot "$tree" useradd -m -s /bin/bash fsgqa2
+chroot "$tree" useradd --badname -m -s /bin/bash 123456-fsgqa
 
 # PID 1 stub: mounts the per-run harness share and hands over to its init. Kept minimal so
 # the harness logic (qemu/guest/init) can change without rebuilding this image.
