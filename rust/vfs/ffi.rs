@@ -19,6 +19,11 @@ unsafe extern "C" {
         rac: *mut bindings::readahead_control,
         get_block: bindings::get_block_t,
     );
+    pub(crate) fn generic_block_bmap(
+        mapping: *mut bindings::address_space,
+        block: bindings::sector_t,
+        get_block: bindings::get_block_t,
+    ) -> bindings::sector_t;
     pub(crate) fn __seq_puts(m: *mut bindings::seq_file, s: *const c_char);
 
     // rust/vfs/helpers.c

@@ -54,6 +54,7 @@ pub(super) static ADDRESS_SPACE_OPS: Table<bindings::address_space_operations> =
     Table(bindings::address_space_operations {
         read_folio: Some(read_folio),
         readahead: Some(readahead),
+        bmap: Some(bmap),
         ..pin_init::zeroed()
     });
 
@@ -358,4 +359,17 @@ unsafe extern "C" fn read_folio(_file: *mut bindings::file, folio: *mut bindings
 unsafe extern "C" fn readahead(rac: *mut bindings::readahead_control) {
     // SAFETY: The caller passes a valid request; `get_block` matches `get_block_t`.
     unsafe { ffi::mpage_readahead(rac, Some(get_block)) }
+}
+
+/// `FIBMAP`: the disk block of a logical block (0 for a hole or an error).
+///
+/// # Safety
+///
+/// Called by the VFS with the mapping of a live AegisFS file.
+unsafe extern "C" fn bmap(
+    mapping: *mut bindings::address_space,
+    block: bindings::sector_t,
+) -> bindings::sector_t {
+    // SAFETY: The caller passes a live mapping; `get_block` matches `get_block_t`.
+    unsafe { ffi::generic_block_bmap(mapping, block, Some(get_block)) }
 }
