@@ -7,121 +7,23 @@
 
 use super::blockmap::dir_block;
 use super::superblock::inode_corruption;
-use crate::dir::{check_name, min_rec_len, verify_dir_block_checksum};
-use crate::disk::{
-    BLOCK_SIZE, BLOCK_SIZE_U64, DIR_ENTRY_HEADER_SIZE, DIR_TAIL_OFFSET, FIRST_INO, FT_MAX, ROOT_INO,
-};
-use crate::error::FormatError;
+use crate::dir::{iter_verified_dir_block, verify_dir_block_checksum, DirIter};
+use crate::disk::{BLOCK_SIZE, BLOCK_SIZE_U64};
+use crate::geometry::Geometry;
 use crate::vfs::buffer::{BufferHead, Verified};
 use crate::vfs::inode::Inode;
 use crate::vfs::ops::DirEmitter;
 use kernel::prelude::*;
 
-/// A record of a directory block.
-pub(crate) struct Entry<'a> {
-    /// Byte offset of the record in its block.
-    pub(crate) offset: usize,
-    /// Bytes to the next record.
-    pub(crate) rec_len: usize,
-    /// Inode number; 0 for an unused record.
-    pub(crate) ino: u32,
-    pub(crate) name: &'a [u8],
-    pub(crate) file_type: u8,
-}
-
-/// Iterator over the records of a directory block whose checksum was verified; each record
-/// is checked before it is returned, and the first bad one ends the walk with an error.
-///
-/// The format crate's `iter_dir_block` applies the same rules but always recomputes the
-/// block checksum; this one relies on the buffer's verified bit instead.
-pub(crate) struct Entries<'a> {
-    block: &'a [u8; BLOCK_SIZE],
-    offset: usize,
-    inodes_count: u32,
-    failed: bool,
-}
-
-impl<'a> Entries<'a> {
-    fn parse(&self) -> core::result::Result<Entry<'a>, FormatError> {
-        let block = self.block;
-        let off = self.offset;
-        let header = off
-            .checked_add(DIR_ENTRY_HEADER_SIZE)
-            .filter(|&end| end <= DIR_TAIL_OFFSET)
-            .and_then(|end| block.get(off..end))
-            .ok_or(FormatError::DirRecLen)?;
-        let &[i0, i1, i2, i3, r0, r1, name_len, file_type] = header else {
-            return Err(FormatError::DirRecLen);
-        };
-        let ino = u32::from_le_bytes([i0, i1, i2, i3]);
-        let rec_len = usize::from(u16::from_le_bytes([r0, r1]));
-        let name_len = usize::from(name_len);
-        if rec_len < DIR_ENTRY_HEADER_SIZE
-            || rec_len % 4 != 0
-            || rec_len < min_rec_len(name_len)
-            || off + rec_len > DIR_TAIL_OFFSET
-        {
-            return Err(FormatError::DirRecLen);
-        }
-        if file_type > FT_MAX {
-            return Err(FormatError::DirFileType);
-        }
-        if ino == 0 {
-            return Ok(Entry {
-                offset: off,
-                rec_len,
-                ino,
-                name: &[],
-                file_type,
-            });
-        }
-        if ino > self.inodes_count || ino == 1 || (ino > ROOT_INO && ino < FIRST_INO) {
-            return Err(FormatError::DirInode);
-        }
-        let name_start = off + DIR_ENTRY_HEADER_SIZE;
-        let name = block
-            .get(name_start..name_start + name_len)
-            .ok_or(FormatError::DirRecLen)?;
-        check_name(name)?;
-        Ok(Entry {
-            offset: off,
-            rec_len,
-            ino,
-            name,
-            file_type,
-        })
-    }
-}
-
-impl<'a> Iterator for Entries<'a> {
-    type Item = core::result::Result<Entry<'a>, FormatError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.failed || self.offset >= DIR_TAIL_OFFSET {
-            return None;
-        }
-        match self.parse() {
-            Ok(entry) => {
-                self.offset += entry.rec_len;
-                Some(Ok(entry))
-            }
-            Err(e) => {
-                self.failed = true;
-                Some(Err(e))
-            }
-        }
-    }
-}
-
 /// A block of a directory, checksum verified.
-pub(crate) struct DirBlock {
+pub(crate) struct DirBlock<'a> {
     bh: BufferHead,
-    inodes_count: u32,
+    geometry: &'a Geometry,
 }
 
-impl DirBlock {
+impl<'a> DirBlock<'a> {
     /// Reads block `index` of directory `dir`.
-    pub(crate) fn read(dir: &Inode, index: u64) -> Result<Self> {
+    pub(crate) fn read(dir: &'a Inode, index: u64) -> Result<Self> {
         let sb = dir.sb();
         let geo = sb.info().geometry();
         let bh = sb.bread(dir_block(dir, index)?)?;
@@ -135,19 +37,12 @@ impl DirBlock {
             .map_err(|e| inode_corruption(dir, e.msg()))?;
             bh.set_verified(Verified::Directory);
         }
-        Ok(Self {
-            bh,
-            inodes_count: geo.inodes_count(),
-        })
+        Ok(Self { bh, geometry: geo })
     }
 
-    pub(crate) fn entries(&self) -> Entries<'_> {
-        Entries {
-            block: self.bh.data(),
-            offset: 0,
-            inodes_count: self.inodes_count,
-            failed: false,
-        }
+    /// The records of the block, each validated before it is returned.
+    pub(crate) fn entries(&self) -> DirIter<'_> {
+        iter_verified_dir_block(self.bh.data(), self.geometry)
     }
 }
 
