@@ -4,6 +4,9 @@
   check.py data SUITE MANIFEST ROOT        verify files against a host-made manifest
   check.py names SUITE CASE DIR LIST       readdir of DIR must give exactly the NUL-separated
                                            names in LIST, all as regular files
+  check.py getdents SUITE CASE DIR LIST BUFSIZE
+                                           the same with "." and "..", read by getdents64
+                                           with a small buffer
   check.py errno SUITE CASE ERRNO OP PATH [PATH2]
                                            OP on PATH must fail with exactly ERRNO
   check.py meta SUITE EXPECTED GOT         compare `stat -c` lines made on the host and in the
@@ -21,6 +24,7 @@ On the host:
 import ctypes
 import errno
 import hashlib
+import mmap
 import os
 import sys
 
@@ -82,6 +86,12 @@ def check_file(root, fields):
                 got = sha256_range(fd, int(off), int(length))
                 if got != want:
                     return f"sha256 of bytes {off}+{length} is {got}, expected {want}"
+            elif kind == "mmap":
+                # Through page faults instead of read(2).
+                with mmap.mmap(fd, 0, prot=mmap.PROT_READ) as m:
+                    got = hashlib.sha256(m).hexdigest()
+                if got != rest:
+                    return f"sha256 through mmap is {got}, expected {rest}"
             elif kind == "zero":
                 off, length = (int(x) for x in rest.split(":"))
                 bad = first_nonzero(fd, off, length)
@@ -117,9 +127,19 @@ HOLE_SAMPLE = 1 << 20
 
 
 def cmd_manifest(case, tree, path, *extents):
+    """EXTENTS are OFF:LEN data ranges; `probe:OFF:LEN` adds a range checked first (before
+    the pages around it are cached by the sequential checks) and `mmap` a whole-file check
+    through a mapping."""
     size = os.stat(os.path.join(tree, path)).st_size
-    items = []
     fd = os.open(os.path.join(tree, path), os.O_RDONLY)
+    items = []
+    for ext in extents:
+        if ext.startswith("probe:"):
+            off, length = (int(x) for x in ext[6:].split(":"))
+            items.append(f"data:{off}:{length}:{sha256_range(fd, off, length)}")
+        elif ext == "mmap":
+            items.append(f"mmap:{sha256_range(fd, 0, size)}")
+    extents = [e for e in extents if not e.startswith("probe:") and e != "mmap"]
     pos = 0
 
     def hole(start, end):
@@ -166,6 +186,51 @@ def cmd_names(suite, case, directory, listfile):
         report(suite, case, f"{len(wrong)} entries without DT_REG, e.g. {wrong[0]!r}")
         return
     report(suite, case)
+
+
+def getdents(directory, bufsize):
+    """All names of DIR via raw getdents64 calls with a BUFSIZE-byte buffer, so that a small
+    buffer makes the filesystem resume at (almost) every entry."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    sys_getdents64 = 217  # x86_64
+    buf = ctypes.create_string_buffer(bufsize)
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    names = []
+    calls = 0
+    try:
+        while True:
+            n = libc.syscall(sys_getdents64, fd, buf, bufsize)
+            calls += 1
+            if n < 0:
+                raise OSError(ctypes.get_errno(), "getdents64")
+            if n == 0:
+                return names, calls
+            raw = buf.raw[:n]
+            pos = 0
+            while pos < n:
+                reclen = int.from_bytes(raw[pos + 16:pos + 18], "little")
+                name = raw[pos + 19:pos + reclen].split(b"\0", 1)[0]
+                names.append(name)
+                pos += reclen
+    finally:
+        os.close(fd)
+
+
+def cmd_getdents(suite, case, directory, listfile, bufsize):
+    with open(listfile, "rb") as f:
+        want = sorted([n for n in f.read().split(b"\0") if n] + [b".", b".."])
+    try:
+        names, calls = getdents(directory, int(bufsize))
+    except OSError as e:
+        report(suite, case, f"getdents64: {err_name(e.errno)}")
+        return
+    if sorted(names) != want:
+        dup = len(names) - len(set(names))
+        report(suite, case, f"{len(names)} names ({dup} repeated), expected {len(want)}")
+    elif calls < len(want) // 2:
+        report(suite, case, f"only {calls} calls: the buffer did not force resuming")
+    else:
+        report(suite, case)
 
 
 def run_op(op, path, path2):
@@ -284,6 +349,8 @@ def main(argv):
         cmd_data(*args)
     elif cmd == "manifest":
         cmd_manifest(*args)
+    elif cmd == "getdents":
+        cmd_getdents(*args)
     elif cmd == "names":
         cmd_names(*args)
     elif cmd == "errno":

@@ -44,8 +44,8 @@ suite_vm() {
     set +e
     "$top/qemu/vm" "$@" > "$log" 2>&1 &
     local vm=$!
-    # Stream the results as they come; the log keeps everything else.
-    tail -n +1 --pid=$vm -f "$log" | grep --line-buffered -E "^(not )?ok $suite/"
+    # Stream the results and the guest's "# " notes as they come; the log keeps the rest.
+    tail -n +1 --pid=$vm -f "$log" | grep --line-buffered -E "^((not )?ok $suite/|# )"
     wait $vm
     status=$?
     set -e

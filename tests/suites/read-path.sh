@@ -9,7 +9,7 @@ set -euo pipefail
 suite_init read-path
 
 # Bump when the tree below changes: the tree and its data manifest are cached under it.
-tree_version=1
+tree_version=3
 tree_cache=$cache/read-path-tree-v$tree_version
 check=$top/tests/guest/check.py
 GiB=$((1 << 30))
@@ -23,13 +23,21 @@ make_tree() {
 
     # Boundary sizes: one block, the 12 direct blocks, the single indirect range (ends at
     # 523 blocks), 2 MiB + 1, and 1 GiB + 1 (its tail lies in the triple indirect range).
-    local spec case size
+    # Before the sequential read, two-byte reads across each mapping boundary inside the
+    # file and its last byte; files up to the double indirect start are also read by mmap.
+    local spec case size b
+    local -a extra
     for spec in 0:0 1:1 4095:4095 4096:4096 48k:49152 48k+1:49153 2m+1:2097153 \
         single-end:$((523 * 4096)) double-start:$((523 * 4096 + 1)) 1g+1:$((GiB + 1)); do
-        case=file-${spec%%:*} size=${spec#*:}
+        case=file-${spec%%:*} size=${spec#*:} extra=()
         : > "$t/files/f-$size"
         [ "$size" = 0 ] || fill "$t/files/f-$size" 0 "$size" "$size"
-        python3 "$check" manifest "$case" "$t" "files/f-$size" "0:$size" >> "$man"
+        for b in 4096 49152 $((523 * 4096)) $((261644 * 4096)) $GiB; do
+            [ $((b + 1)) -gt "$size" ] || extra+=("probe:$((b - 1)):2")
+        done
+        [ "$size" = 0 ] || extra+=("probe:$((size - 1)):1")
+        [ "$size" = 0 ] || [ "$size" -gt $((523 * 4096 + 1)) ] || extra+=(mmap)
+        python3 "$check" manifest "$case" "$t" "files/f-$size" "${extra[@]}" "0:$size" >> "$man"
     done
 
     # Sparse files: NAME SIZE then data extents OFFSET:LENGTH (sorted); the rest are holes.
@@ -44,8 +52,8 @@ make_tree() {
         "far $((16 * GiB + 8193)) $(((261644 + 511 * 511) * 4096)):4096
             $((4 * GiB - 2048)):4096 $((16 * GiB)):100 $((16 * GiB + 8192)):1"
         "holes-only $((300 << 20))"
-        "hole-tail $((10 * 1048576 + 7)) 0:5000"
-        "tail-only $((600 * 4096 + 17)) $((599 * 4096)):4113"
+        "hole-tail $((10 * 1048576 + 7)) mmap 0:5000"
+        "tail-only $((600 * 4096 + 17)) mmap $((599 * 4096)):4113"
     )
     local line name ext seed=1
     for line in "${sparse[@]}"; do
@@ -53,7 +61,7 @@ make_tree() {
         : > "$t/sparse/$name"
         truncate -s "$size" "$t/sparse/$name"
         for e in $ext; do
-            fill "$t/sparse/$name" "${e%:*}" "${e#*:}" $((seed++))
+            [ "$e" = mmap ] || fill "$t/sparse/$name" "${e%:*}" "${e#*:}" $((seed++))
         done
         # shellcheck disable=SC2086
         python3 "$check" manifest "sparse-$name" "$t" "sparse/$name" $ext >> "$man"
@@ -162,7 +170,7 @@ cases=$work/cases
 {
     printf '%s\n' rw-mount-refused mount
     cut -d' ' -f1 "$tree_cache/data.manifest"
-    printf '%s\n' readdir readdir-dots lookup lookup-missing symlink-follow
+    printf '%s\n' readdir readdir-small-buffer readdir-dots lookup lookup-missing symlink-follow
     for l in "$tree_cache"/links/*; do echo "symlink-${l##*/}"; done
     printf '%s\n' mode owner size nlink atime mtime ctime statfs
     printf 'erofs-%s\n' create open-write truncate touch chmod chown mkdir rm rmdir rename \
