@@ -6,7 +6,8 @@ use super::superblock::corruption;
 use crate::checksum::bitmap_checksum;
 use crate::disk::{
     bitmap_test, Inode as DiskInode, Timestamp, FT_DIR, FT_REG, FT_SYMLINK, INLINE_DATA_MAX,
-    INODE_FLAG_APPEND, INODE_FLAG_IMMUTABLE, INODE_FLAG_NOATIME, INODE_FLAG_SYNC, N_DIRECT,
+    INODE_FLAGS_USER, INODE_FLAG_APPEND, INODE_FLAG_IMMUTABLE, INODE_FLAG_NOATIME, INODE_FLAG_SYNC,
+    N_DIRECT,
 };
 use crate::vfs::buffer::Verified;
 use crate::vfs::inode::{Iget, InodeAttrs, InodeFlags, InodeKind, InodeRef, NewInode};
@@ -22,6 +23,8 @@ pub(crate) struct InodeInfo {
     pub(crate) direct: [u64; N_DIRECT],
     /// Roots of the single, double and triple indirect trees (validated when used).
     pub(crate) tree_roots: [u64; 3],
+    /// The inode flags users see (`FS_*_FL` numbering), for `FS_IOC_GETFLAGS`.
+    pub(crate) user_flags: u32,
     /// Creation time, for `statx` birth time.
     pub(crate) crtime: Timestamp,
     /// A fast symlink's target, NUL terminated (`i_link` points here).
@@ -39,6 +42,7 @@ impl InodeInfo {
             generation: 0,
             direct: [0; N_DIRECT],
             tree_roots: [0; 3],
+            user_flags: 0,
             crtime: Timestamp::new(0, 0),
             link: [0; Self::LINK_BUFFER_SIZE],
             corruption_reported: AtomicBool::new(false),
@@ -116,6 +120,7 @@ fn read_inode(new: NewInode) -> Result<InodeRef> {
         disk.triple_indirect.get(),
     ];
     info.crtime = disk.crtime();
+    info.user_flags = disk.flags.get() & INODE_FLAGS_USER;
 
     let kind = match disk.file_type() {
         Some(FT_REG) => InodeKind::Regular,

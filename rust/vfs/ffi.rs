@@ -19,6 +19,7 @@ unsafe extern "C" {
         rac: *mut bindings::readahead_control,
         get_block: bindings::get_block_t,
     );
+    pub(crate) fn fileattr_fill_flags(fa: *mut bindings::file_kattr, flags: u32);
     pub(crate) fn generic_block_bmap(
         mapping: *mut bindings::address_space,
         block: bindings::sector_t,

@@ -61,6 +61,7 @@ pub(super) static ADDRESS_SPACE_OPS: Table<bindings::address_space_operations> =
 pub(super) static FILE_INODE_OPS: Table<bindings::inode_operations> =
     Table(bindings::inode_operations {
         getattr: Some(getattr),
+        fileattr_get: Some(fileattr_get),
         ..pin_init::zeroed()
     });
 
@@ -68,6 +69,7 @@ pub(super) static DIR_INODE_OPS: Table<bindings::inode_operations> =
     Table(bindings::inode_operations {
         lookup: Some(lookup),
         getattr: Some(getattr),
+        fileattr_get: Some(fileattr_get),
         ..pin_init::zeroed()
     });
 
@@ -299,6 +301,23 @@ unsafe extern "C" fn getattr(
         };
         (*stat).result_mask |= bindings::STATX_BTIME;
     }
+    0
+}
+
+/// `FS_IOC_GETFLAGS` and `FS_IOC_FSGETXATTR`: the inode flags.
+///
+/// # Safety
+///
+/// Called by the VFS with a positive dentry of an AegisFS file or directory and a valid
+/// `file_kattr`.
+unsafe extern "C" fn fileattr_get(
+    dentry: *mut bindings::dentry,
+    fa: *mut bindings::file_kattr,
+) -> c_int {
+    // SAFETY: The caller guarantees the dentry is positive, with a live AegisFS inode.
+    let inode = unsafe { Inode::from_raw((*dentry).d_inode) };
+    // SAFETY: The caller guarantees `fa` is valid for writes.
+    unsafe { ffi::fileattr_fill_flags(fa, inode.info().user_flags) };
     0
 }
 
