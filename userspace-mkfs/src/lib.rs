@@ -9,6 +9,7 @@ pub mod device;
 pub mod dirblocks;
 pub mod filemap;
 pub mod format_ext;
+pub mod fsck;
 pub mod mkfs;
 pub mod mounts;
 pub mod rng;

@@ -1,0 +1,122 @@
+//! The device fsck checks: opened read-only for `-n` (so a check can never write), else
+//! read-write and, for a block device, exclusively.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use aegisfs_format::disk::{BLOCK_SIZE, BLOCK_SIZE_U64};
+
+/// `_IOR(0x12, 114, size_t)`: the size of a block device in bytes.
+const BLKGETSIZE64: libc::c_ulong = 0x8008_1272;
+
+/// One 4096-byte block.
+pub type Block = [u8; BLOCK_SIZE];
+
+/// A new zeroed block on the heap.
+pub fn zero_block() -> Box<Block> {
+    Box::new([0u8; BLOCK_SIZE])
+}
+
+pub struct Device {
+    path: PathBuf,
+    file: File,
+    writable: bool,
+    /// Whole 4096-byte blocks on the device.
+    pub blocks: u64,
+    /// Blocks written so far.
+    pub writes: u64,
+}
+
+impl Device {
+    pub fn open(path: &Path, writable: bool) -> Result<Device, String> {
+        let meta =
+            fs::metadata(path).map_err(|e| format!("{}: cannot stat: {e}", path.display()))?;
+        let ft = meta.file_type();
+        if !ft.is_block_device() && !ft.is_file() {
+            return Err(format!(
+                "{}: not a block device or regular file",
+                path.display()
+            ));
+        }
+        let mut oo = OpenOptions::new();
+        oo.read(true).write(writable);
+        if writable && ft.is_block_device() {
+            oo.custom_flags(libc::O_EXCL);
+        }
+        let file = oo.open(path).map_err(|e| {
+            if e.raw_os_error() == Some(libc::EBUSY) {
+                format!(
+                    "{}: device is in use (mounted, or held by another program)",
+                    path.display()
+                )
+            } else {
+                format!("{}: cannot open: {e}", path.display())
+            }
+        })?;
+        let bytes = if ft.is_block_device() {
+            block_device_size(&file)
+                .map_err(|e| format!("{}: cannot get the device size: {e}", path.display()))?
+        } else {
+            meta.len()
+        };
+        Ok(Device {
+            path: path.to_path_buf(),
+            file,
+            writable,
+            blocks: bytes / BLOCK_SIZE_U64,
+            writes: 0,
+        })
+    }
+
+    pub fn read(&self, b: u64, buf: &mut Block) -> Result<(), String> {
+        let off = b
+            .checked_mul(BLOCK_SIZE_U64)
+            .ok_or_else(|| format!("{}: block {b} out of range", self.path.display()))?;
+        self.file
+            .read_exact_at(buf, off)
+            .map_err(|e| format!("{}: read of block {b} failed: {e}", self.path.display()))
+    }
+
+    pub fn read_new(&self, b: u64) -> Result<Box<Block>, String> {
+        let mut buf = zero_block();
+        self.read(b, &mut buf)?;
+        Ok(buf)
+    }
+
+    pub fn write(&mut self, b: u64, buf: &Block) -> Result<(), String> {
+        if !self.writable {
+            // Reaching this is a bug: every fix is refused in read-only mode first.
+            return Err(format!(
+                "{}: internal error: write of block {b} in read-only mode",
+                self.path.display()
+            ));
+        }
+        self.file
+            .write_all_at(buf, b * BLOCK_SIZE_U64)
+            .map_err(|e| format!("{}: write of block {b} failed: {e}", self.path.display()))?;
+        self.writes += 1;
+        Ok(())
+    }
+
+    pub fn sync(&self) -> Result<(), String> {
+        if !self.writable {
+            return Ok(());
+        }
+        self.file
+            .sync_all()
+            .map_err(|e| format!("{}: fsync failed: {e}", self.path.display()))
+    }
+}
+
+fn block_device_size(file: &File) -> io::Result<u64> {
+    let mut size: u64 = 0;
+    // SAFETY: BLKGETSIZE64 writes one u64 through the pointer, which points at `size`.
+    let r = unsafe { libc::ioctl(file.as_raw_fd(), BLKGETSIZE64 as _, &mut size as *mut u64) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(size)
+}
