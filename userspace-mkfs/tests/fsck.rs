@@ -610,6 +610,23 @@ fn entry_type_mismatch() {
 }
 
 #[test]
+fn duplicate_name() {
+    let fs = make_fs("dupname");
+    let b = ino_of(&fs.img, "b");
+    edit_dir_block(&fs.img, "", 0, |blk, _| {
+        add_entry(blk, b, b"a", FT_REG).unwrap().unwrap();
+    });
+    detect_repair(
+        &fs.img,
+        "Entry 'a' in directory inode 2 has the same name as an earlier entry; clear it",
+    );
+    let im = Image::open(&fs.img);
+    let root = im.read_dir(&im.inode(ROOT_INO));
+    assert_eq!(root.iter().filter(|e| e.0 == b"a").count(), 1);
+    assert_eq!(im.read_file(&im.lookup("a")), b"hello\n");
+}
+
+#[test]
 fn missing_dot() {
     let fs = make_fs("dot");
     let d1 = ino_of(&fs.img, "d1");
@@ -991,4 +1008,29 @@ fn mounted_filesystem_is_not_repaired() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("warning: "), "{out}");
     assert_eq!(fs::read(&fs.img).unwrap(), before);
+}
+
+#[test]
+fn sigint_cancels_with_status_32() {
+    let scratch = Scratch::new("fsck-sigint");
+    let img = scratch.join("img");
+    // Large enough (511 groups of inode tables) that pass 1 is still running when the
+    // signal arrives.
+    mkfs_ok(&["-q".as_ref(), img.as_os_str(), "64G".as_ref()]);
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "exec {FSCK} -n -C 3 '{}' 3>&1 >/dev/null",
+            img.display()
+        ))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.starts_with("1 0 511 "), "{first}");
+    // SAFETY: kill(2) on the child's pid, which has not been reaped yet.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(32));
 }

@@ -7,7 +7,7 @@
 //! count per inode, one record per directory and per directory block, and a record per
 //! block claimed twice. Inode tables are streamed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use aegisfs_format::blockmap::{DIND_START, IND_START, TIND_START};
 use aegisfs_format::checksum::set_journal_block_checksum;
@@ -190,6 +190,8 @@ pub struct Checker<'u, 'o> {
     alloc_cursor: u64,
     fragmented: u64,
     lost_found: Option<u32>,
+    /// Names seen so far in the directory pass 2 is in (its blocks come in a row).
+    names: (u32, HashSet<Vec<u8>>),
     now: i64,
 }
 
@@ -212,6 +214,7 @@ impl<'u, 'o> Checker<'u, 'o> {
             alloc_cursor: 0,
             fragmented: 0,
             lost_found: None,
+            names: (0, HashSet::new()),
             now,
             dev,
             ui,
@@ -1343,6 +1346,16 @@ impl<'u, 'o> Checker<'u, 'o> {
             let msg = format!(
                 "Entry '{shown}' in directory inode {dir} at offset {off} is a misplaced '.' or \
                  '..'; clear it"
+            );
+            return clear(self, blk, msg);
+        }
+        if self.names.0 != dir {
+            self.names = (dir, HashSet::new());
+        }
+        if !self.names.1.insert(name.to_vec()) {
+            let msg = format!(
+                "Entry '{shown}' in directory inode {dir} has the same name as an earlier entry; \
+                 clear it"
             );
             return clear(self, blk, msg);
         }
