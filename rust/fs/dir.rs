@@ -8,14 +8,18 @@
 use super::blockmap::dir_block;
 use super::superblock::inode_corruption;
 use crate::dir::{iter_verified_dir_block, verify_dir_block_checksum, DirIter};
-use crate::disk::{BLOCK_SIZE, BLOCK_SIZE_U64};
+use crate::disk::{BLOCK_SIZE, BLOCK_SIZE_U64, DIR_ENTRY_HEADER_SIZE, DIR_TAIL_OFFSET};
 use crate::geometry::Geometry;
 use crate::vfs::buffer::{BufferHead, Verified};
 use crate::vfs::inode::Inode;
 use crate::vfs::ops::DirEmitter;
 use kernel::prelude::*;
 
-/// A block of a directory, checksum verified.
+/// A block of a directory whose checksum and records were verified.
+///
+/// Both are checked when the block is read from the device and remembered in the buffer,
+/// so that lookups, which walk every block of the directory, can then compare names
+/// without validating each record again.
 pub(crate) struct DirBlock<'a> {
     bh: BufferHead,
     geometry: &'a Geometry,
@@ -35,6 +39,9 @@ impl<'a> DirBlock<'a> {
                 dir.info().generation,
             )
             .map_err(|e| inode_corruption(dir, e.msg()))?;
+            for entry in iter_verified_dir_block(bh.data(), geo) {
+                entry.map_err(|e| inode_corruption(dir, e.msg()))?;
+            }
             bh.set_verified(Verified::Directory);
         }
         Ok(Self { bh, geometry: geo })
@@ -43,6 +50,32 @@ impl<'a> DirBlock<'a> {
     /// The records of the block, each validated before it is returned.
     pub(crate) fn entries(&self) -> DirIter<'_> {
         iter_verified_dir_block(self.bh.data(), self.geometry)
+    }
+
+    /// The inode number of the used entry named `name`, if any.
+    pub(crate) fn find(&self, name: &[u8]) -> Option<u32> {
+        let block = self.bh.data();
+        let mut offset = 0usize;
+        while offset < DIR_TAIL_OFFSET {
+            let header = block.get(offset..offset.checked_add(DIR_ENTRY_HEADER_SIZE)?)?;
+            let &[i0, i1, i2, i3, r0, r1, name_len, _] = header else {
+                return None;
+            };
+            let ino = u32::from_le_bytes([i0, i1, i2, i3]);
+            let rec_len = usize::from(u16::from_le_bytes([r0, r1]));
+            // Cannot happen in a validated block; stops the walk rather than loop forever.
+            if rec_len < DIR_ENTRY_HEADER_SIZE {
+                return None;
+            }
+            if ino != 0 && usize::from(name_len) == name.len() {
+                let name_start = offset + DIR_ENTRY_HEADER_SIZE;
+                if block.get(name_start..name_start + name.len()) == Some(name) {
+                    return Some(ino);
+                }
+            }
+            offset += rec_len;
+        }
+        None
     }
 }
 

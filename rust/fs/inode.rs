@@ -12,7 +12,7 @@ use crate::disk::{
 use crate::vfs::buffer::Verified;
 use crate::vfs::inode::{Iget, InodeAttrs, InodeFlags, InodeKind, InodeRef, NewInode};
 use crate::vfs::super_block::SuperBlock;
-use core::sync::atomic::AtomicBool;
+use core::sync::atomic::{AtomicBool, AtomicU64};
 use kernel::prelude::*;
 
 /// What AegisFS keeps about an inode besides the VFS fields.
@@ -29,6 +29,9 @@ pub(crate) struct InodeInfo {
     pub(crate) crtime: Timestamp,
     /// A fast symlink's target, NUL terminated (`i_link` points here).
     pub(crate) link: [u8; InodeInfo::LINK_BUFFER_SIZE],
+    /// Directory block where the last lookup found its name: lookups in `readdir` order
+    /// (like `ls -l`) then find the next name without scanning the directory from the start.
+    pub(crate) lookup_start: AtomicU64,
     /// Whether corruption in the inode's blocks was already logged.
     pub(crate) corruption_reported: AtomicBool,
 }
@@ -45,6 +48,7 @@ impl InodeInfo {
             user_flags: 0,
             crtime: Timestamp::new(0, 0),
             link: [0; Self::LINK_BUFFER_SIZE],
+            lookup_start: AtomicU64::new(0),
             corruption_reported: AtomicBool::new(false),
         }
     }

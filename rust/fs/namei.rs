@@ -4,9 +4,9 @@
 
 use super::dir::{block_count, DirBlock};
 use super::inode::iget;
-use super::superblock::inode_corruption;
 use crate::disk::NAME_MAX;
 use crate::vfs::inode::{Inode, InodeRef};
+use core::sync::atomic::Ordering;
 use kernel::prelude::*;
 
 /// Finds `name` in directory `dir`; `None` when there is no such entry.
@@ -14,16 +14,19 @@ pub(crate) fn lookup(dir: &Inode, name: &[u8]) -> Result<Option<InodeRef>> {
     if name.len() > NAME_MAX {
         return Err(ENAMETOOLONG);
     }
-    for index in 0..block_count(dir) {
+    let blocks = block_count(dir);
+    let lookup_start = &dir.info().lookup_start;
+    let start = lookup_start.load(Ordering::Relaxed);
+    let start = if start < blocks { start } else { 0 };
+    for step in 0..blocks {
         crate::vfs::cond_resched();
+        // Both are below `blocks`, so neither the sum nor the remainder can overflow.
+        let index = (start + step) % blocks;
         let block = DirBlock::read(dir, index)?;
-        for entry in block.entries() {
-            let entry = entry.map_err(|e| inode_corruption(dir, e.msg()))?;
-            if entry.ino != 0 && entry.name == name {
-                let ino = entry.ino;
-                drop(block);
-                return iget(dir.sb(), ino).map(Some);
-            }
+        if let Some(ino) = block.find(name) {
+            drop(block);
+            lookup_start.store(index, Ordering::Relaxed);
+            return iget(dir.sb(), ino).map(Some);
         }
     }
     Ok(None)
