@@ -42,12 +42,9 @@ suite_vm() {
     shift 2
     local start=$SECONDS
     set +e
-    "$top/qemu/vm" "$@" > "$log" 2>&1 &
-    local vm=$!
     # Stream the results and the guest's "# " notes as they come; the log keeps the rest.
-    tail -n +1 --pid=$vm -f "$log" | grep --line-buffered -E "^((not )?ok $suite/|# )"
-    wait $vm
-    status=$?
+    "$top/qemu/vm" "$@" 2>&1 | tee "$log" | grep --line-buffered -E "^((not )?ok $suite/|# )"
+    status=${PIPESTATUS[0]}
     set -e
     echo "# $suite: guest run took $((SECONDS - start)) s" >&2
     local reported

@@ -75,5 +75,5 @@ while IFS='|' read -r name corruption action want msg path logpath; do
 done < "$work/table"
 echo rmmod >> "$cases"
 
-suite_vm "$cases" -- "${disks[@]}" --share "$share" --timeout 300 -- \
+suite_vm "$cases" -- "${disks[@]}" --share "$share" --timeout 600 -- \
     "$top/tests/guest/corrupt.sh" /share

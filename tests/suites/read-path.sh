@@ -132,6 +132,9 @@ EOF
     done
 }
 
+# Suites may run concurrently: one of them builds the tree, the others wait for it.
+exec 9> "$cache/read-path-tree.lock"
+flock 9
 if [ ! -f "$tree_cache/done" ]; then
     echo "# read-path: generating the test tree (once per tree version)" >&2
     rm -rf "$tree_cache" "$tree_cache.tmp"
@@ -140,6 +143,7 @@ if [ ! -f "$tree_cache/done" ]; then
     mv "$tree_cache.tmp" "$tree_cache"
     touch "$tree_cache/done"
 fi
+flock -u 9
 tree=$tree_cache/tree
 
 # What the guest compares: flags (a: atime, s: size comparable), then `stat -c` fields.
