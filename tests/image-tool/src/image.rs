@@ -9,10 +9,10 @@ use aegisfs_format::blockmap::BlockPath;
 use aegisfs_format::checksum::set_inode_checksum;
 use aegisfs_format::dir::iter_dir_block;
 use aegisfs_format::disk::{
-    GroupDesc, IndirectBlock, Inode, SuperBlock, BLOCK_SIZE, BLOCK_SIZE_U64, ROOT_INO,
+    GroupDesc, IndirectBlock, Inode, SuperBlock, BLOCK_SIZE, BLOCK_SIZE_U64, NAME_MAX, ROOT_INO,
 };
 use aegisfs_format::error::FormatError;
-use aegisfs_format::geometry::{fsid, Geometry, StatFs};
+use aegisfs_format::geometry::{Geometry, StatFs};
 
 pub type Block = [u8; BLOCK_SIZE];
 
@@ -249,7 +249,9 @@ impl Image {
         Ok(ino)
     }
 
-    /// The statfs figures the module must report, from the group descriptors.
+    /// The statfs figures the module must report. They are worked out here from the raw
+    /// superblock fields and group descriptors with the formulas of docs/format.md, not
+    /// with the format crate's `Geometry::statfs`, which the module itself uses.
     pub fn statfs(&self) -> Result<(StatFs, [u32; 2]), String> {
         let mut free_blocks = 0u64;
         let mut free_inodes = 0u64;
@@ -258,10 +260,31 @@ impl Image {
             free_blocks += u64::from(b);
             free_inodes += u64::from(i);
         }
-        let (reserved, uuid) = self.with_superblock(|sb| (sb.reserved_blocks.get(), sb.uuid))?;
+        let (blocks, files, reserved, uuid) = self.with_superblock(|sb| {
+            let inode_table_blocks = u64::from(sb.inodes_per_group.get())
+                * u64::from(sb.inode_size.get())
+                / BLOCK_SIZE_U64;
+            let overhead = sb.first_group_block.get()
+                + u64::from(sb.group_count.get()) * (2 + inode_table_blocks);
+            (
+                sb.blocks_count.get() - overhead,
+                u64::from(sb.inodes_count.get()),
+                sb.reserved_blocks.get(),
+                sb.uuid,
+            )
+        })?;
+        let word = |i: usize| u32::from_le_bytes([uuid[i], uuid[i + 1], uuid[i + 2], uuid[i + 3]]);
         Ok((
-            self.geo.statfs(free_blocks, free_inodes, reserved),
-            fsid(&uuid),
+            StatFs {
+                bsize: BLOCK_SIZE_U64,
+                blocks,
+                bfree: free_blocks,
+                bavail: free_blocks.saturating_sub(reserved),
+                files,
+                ffree: free_inodes,
+                namelen: NAME_MAX as u64,
+            },
+            [word(0) ^ word(8), word(4) ^ word(12)],
         ))
     }
 }

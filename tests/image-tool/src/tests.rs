@@ -299,12 +299,20 @@ fn statfs_figures() {
     let line = crate::statfs_line(&img).unwrap();
     // 3 directory blocks, 2 for "small", 4 data + 6 indirect for "big".
     let used = 15;
-    let data = geo.blocks_count() - geo.overhead();
+    // docs/format.md: blocks_count - (first_group_block + groups * (2 + inode table)).
+    let itb = u64::from(geo.inodes_per_group()) * 256 / 4096;
+    let data = geo.blocks_count() - (geo.first_group_block() + 2 + itb);
+    assert_eq!(data, geo.blocks_count() - geo.overhead());
     let bfree = geo.group_data_blocks(0).unwrap() - used;
     let reserved = img.with_superblock(|sb| sb.reserved_blocks.get()).unwrap();
     assert!(reserved > 0);
     let w = |i: usize| u32::from_le_bytes(UUID[i..i + 4].try_into().unwrap());
     let fsid = u64::from(w(0) ^ w(8)) << 32 | u64::from(w(4) ^ w(12));
+    // The tool's own arithmetic agrees with the format crate's.
+    let (own, own_fsid) = img.statfs().unwrap();
+    let free_inodes = u64::from(geo.inodes_count() - DIR);
+    assert_eq!(own, geo.statfs(bfree, free_inodes, reserved));
+    assert_eq!(own_fsid, aegisfs_format::geometry::fsid(&UUID));
     assert_eq!(
         line,
         format!(
