@@ -16,9 +16,13 @@ image_size=1536M
 . /etc/os-release
 codename=${VERSION_CODENAME:?unknown Debian release}
 sources=/etc/apt/sources.list.d/debian.sources
-# Reuse the mirror this machine already trusts for its own release.
-mirror=$(awk -v c="$codename" '/^URIs:/{u=$2} /^Suites:/{for(i=2;i<=NF;i++) if($i==c){print u; exit}}' "$sources")
-[ -n "$mirror" ] || { echo "build-rootfs: no Debian source for $codename in $sources" >&2; exit 1; }
+# Reuse the mirror this machine already trusts for its own release (deb822 format, or the
+# one-line format of older installations).
+mirror=$(awk -v c="$codename" '/^URIs:/{u=$2} /^Suites:/{for(i=2;i<=NF;i++) if($i==c){print u; exit}}' \
+    "$sources" 2>/dev/null || true)
+[ -n "$mirror" ] || mirror=$(sed -E 's/\[[^]]*\]//' /etc/apt/sources.list 2>/dev/null |
+    awk -v c="$codename" '$1 == "deb" && $3 == c {print $2; exit}' || true)
+[ -n "$mirror" ] || { echo "build-rootfs: no Debian source for $codename in the apt sources" >&2; exit 1; }
 
 # minbase already has bash, coreutils, grep, sed, mawk, perl-base, diffutils, findutils.
 # The rest is what the harness, the suites and xfstests use in the guest; busybox only

@@ -201,9 +201,11 @@ fi
 wait $timeout_pid
 timeout_rc=$?
 took=$(( $(date +%s) - start_timeout ))
-if [ $timeout_rc = 124 ] && grep -q "timeout after 20 s" "$work/timeout.out"; then
+# Before killing QEMU, qemu/vm asks the guest for its blocked tasks (SysRq w).
+if [ $timeout_rc = 124 ] && grep -q "timeout after 20 s" "$work/timeout.out" &&
+   grep -q "sysrq: Show Blocked State" "$work/timeout.out"; then
     ok timeout
 else
-    not_ok timeout "qemu/vm exited $timeout_rc after $took s, want 124" "$work/timeout.out"
+    not_ok timeout "qemu/vm exited $timeout_rc after $took s, want 124 and a SysRq dump" "$work/timeout.out"
 fi
 exit 0
