@@ -1034,3 +1034,64 @@ fn sigint_cancels_with_status_32() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(32));
 }
+
+#[test]
+fn superblock_checksum_with_a_damaged_seed() {
+    let fs = make_fs("sbseed");
+    let mut blk = read_block(&fs.img, 0);
+    blk[1024 + 0x100] ^= 0x01;
+    write_block(&fs.img, 0, &blk);
+    let out = detect_repair(&fs.img, "Superblock checksum seed 0x");
+    assert!(out.contains("Superblock checksum does not match"), "{out}");
+    // Damage to both the seed and group 0's descriptor cannot be told apart from a
+    // foreign filesystem: nothing is changed.
+    let mut blk = read_block(&fs.img, 0);
+    blk[1024 + 0x100] ^= 0x01;
+    write_block(&fs.img, 0, &blk);
+    let mut gdt = read_block(&fs.img, 1);
+    gdt[0x3C] ^= 1;
+    write_block(&fs.img, 1, &gdt);
+    let before = fs::read(&fs.img).unwrap();
+    let (code, out) = fsck(&fs.img, &["-fy"]);
+    assert_eq!(code, 8, "{out}");
+    assert!(
+        out.contains("neither its checksum seed nor its UUID's matches"),
+        "{out}"
+    );
+    assert_eq!(fs::read(&fs.img).unwrap(), before);
+}
+
+#[test]
+fn reserved_fields_not_zero() {
+    let fs = make_fs("reserved");
+    let a = ino_of(&fs.img, "a");
+    edit_inode(&fs.img, a, true, |i| i.reserved[3] = 9);
+    detect_repair(&fs.img, &format!("Inode {a} reserved bytes are not zero"));
+    edit_sb(&fs.img, |sb| sb.reserved[100] = 1);
+    detect_repair(&fs.img, "Superblock reserved bytes are not zero");
+    let mut gdt = read_block(&fs.img, 1);
+    gdt[64 * 5 + 8] = 1;
+    write_block(&fs.img, 1, &gdt);
+    detect_repair(&fs.img, "Unused group descriptor slot 5 is not zero");
+}
+
+#[test]
+fn symlink_target_with_nul() {
+    let fs = make_fs("symnul");
+    let ln = ino_of(&fs.img, "ln");
+    edit_inode(&fs.img, ln, true, |i| {
+        let mut t = i.inline_data().unwrap().to_vec();
+        t[0] = 0;
+        i.set_inline_data(&t).unwrap();
+    });
+    let out = detect_repair(
+        &fs.img,
+        &format!("Symlink inode {ln} has a NUL byte in its target"),
+    );
+    assert!(
+        out.contains(&format!(
+            "Entry 'ln' in directory inode 2 refers to unused inode {ln}"
+        )),
+        "{out}"
+    );
+}

@@ -151,11 +151,7 @@ fn random_metadata_corruption() {
         let mut blk = [0u8; BLOCK_SIZE];
         f.read_exact_at(&mut blk, block * BLOCK_SIZE_U64).unwrap();
         let how = rng.next_u32() % 3;
-        let off = match kind {
-            // Only the descriptor in use (the rest of the block is zero padding).
-            Kind::Gdt => (rng.next_u32() % 64) as usize,
-            _ => (rng.next_u32() % 4096) as usize,
-        };
+        let off = (rng.next_u32() % 4096) as usize;
         match how {
             0 => blk[off] ^= (rng.next_u32() % 255 + 1) as u8,
             1 => blk[off] ^= 1 << (rng.next_u32() % 8),

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use aegisfs_format::blockmap::{DIND_START, IND_START, TIND_START};
 use aegisfs_format::checksum::set_journal_block_checksum;
-use aegisfs_format::checksum::{set_inode_checksum, verify_inode_checksum};
+use aegisfs_format::checksum::{checksum_seed, set_inode_checksum, verify_inode_checksum};
 use aegisfs_format::dir::{
     check_tail, init_dir_block, iter_verified_dir_block, remove_entry, set_dir_block_checksum,
     set_entry_inode, verify_dir_block_checksum, DirBlockBuilder,
@@ -294,6 +294,8 @@ impl<'u, 'o> Checker<'u, 'o> {
             return Ok(());
         }
         let rec = journal.recover(&mut self.dev, self.ui, start, sequence, true)?;
+        // The replayed blocks must be durable before the log that holds them is emptied.
+        self.dev.sync()?;
         let jsb = JournalSuperBlock::from_block_mut(&mut jblk);
         jsb.start.set(0);
         jsb.sequence.set(rec.next_sequence);
@@ -595,6 +597,13 @@ impl<'u, 'o> Checker<'u, 'o> {
                 return Ok(true);
             }
         }
+        if ft == FT_SYMLINK && self.symlink_has_nul(raw)? {
+            let msg = format!("Symlink inode {ino} has a NUL byte in its target; clear the inode");
+            if self.ui.problem(&msg, false)? {
+                self.release_walked(ino, generation, is_dir, raw)?;
+                return Ok(true);
+            }
+        }
         if is_dir && w.prefix == 0 && Inode::from_slot(raw).is_ok_and(|i| i.links_count.get() > 0) {
             let msg = format!("Directory inode {ino} has no blocks; clear the inode");
             if self.ui.problem(&msg, false)? {
@@ -665,6 +674,20 @@ impl<'u, 'o> Checker<'u, 'o> {
         Ok(changed)
     }
 
+    /// True when a symlink's target (inline, or in its data block) contains a NUL byte.
+    fn symlink_has_nul(&self, raw: &[u8]) -> Res<bool> {
+        let inode = Inode::from_slot(raw).map_err(|e| Stop::Error(e.msg().into()))?;
+        let len = (inode.size.get() as usize).min(BLOCK_SIZE);
+        if let Some(t) = inode.inline_data() {
+            return Ok(t.contains(&0));
+        }
+        let b = inode.direct_ptr(0).unwrap_or(0);
+        if b == 0 || !self.geo.is_data_block(b) {
+            return Ok(false);
+        }
+        Ok(self.dev.read_new(b)?[..len].contains(&0))
+    }
+
     /// Fixes fields that can be mended on their own: flags, nanoseconds, `extra_size`,
     /// `next_orphan`, and size or pointers of device, FIFO and socket inodes.
     fn sanitize_fields(&mut self, ino: u32, ft: u8, raw: &mut [u8]) -> Res<bool> {
@@ -725,6 +748,16 @@ impl<'u, 'o> Checker<'u, 'o> {
                 i.next_orphan.set(0);
                 changed = true;
             }
+        }
+        let inode = Inode::from_slot(raw).map_err(|e| Stop::Error(e.msg().into()))?;
+        if inode.reserved.iter().any(|&b| b != 0)
+            && self
+                .ui
+                .problem(&format!("Inode {ino} reserved bytes are not zero"), false)?
+        {
+            let i = Inode::from_slot_mut(raw).map_err(|e| Stop::Error(e.msg().into()))?;
+            i.reserved.fill(0);
+            changed = true;
         }
         let inode = Inode::from_slot(raw).map_err(|e| Stop::Error(e.msg().into()))?;
         if inode.is_special() && (inode.size.get() != 0 || !inode.has_no_block_ptrs()) {
@@ -1937,6 +1970,20 @@ impl<'u, 'o> Checker<'u, 'o> {
                 gdt_dirty[k] = true;
             }
         }
+        let slots = u64::from(self.geo.gdt_blocks()) * 64;
+        for g in u64::from(groups)..slots {
+            let k = (g / 64) as usize;
+            let at = (g % 64) as usize * 64;
+            if gdt[k][at..at + 64].iter().any(|&b| b != 0)
+                && self.ui.problem(
+                    &format!("Unused group descriptor slot {g} is not zero"),
+                    true,
+                )?
+            {
+                gdt[k][at..at + 64].fill(0);
+                gdt_dirty[k] = true;
+            }
+        }
         for (k, blk) in gdt.iter().enumerate() {
             if gdt_dirty[k] {
                 self.dev.write(self.geo.gdt_start() + k as u64, blk)?;
@@ -2051,11 +2098,24 @@ fn load_superblock(dev: &Device, ui: &mut Ui) -> Res<(Box<Block>, Geometry)> {
     for _ in 0..16 {
         let sb = SuperBlock::in_block_mut(&mut block0);
         let err = match sb.validate(dev.blocks) {
-            Ok(geo) => return Ok((block0, geo)),
+            Ok(geo) => {
+                if sb.reserved.iter().any(|&b| b != 0)
+                    && ui.problem("Superblock reserved bytes are not zero", true)?
+                {
+                    sb.reserved.fill(0);
+                    sb.update_checksum();
+                }
+                return Ok((block0, geo));
+            }
             Err(e) => e,
         };
+        if err == FormatError::SuperBlockChecksum {
+            mend_seed(dev, ui, sb)?;
+            ui.problem("Superblock checksum does not match", true)?;
+            sb.update_checksum();
+            continue;
+        }
         let (msg, safe): (String, bool) = match err {
-            FormatError::SuperBlockChecksum => ("Superblock checksum does not match".into(), true),
             FormatError::BadFreeCounts => {
                 // Pass 5 recounts and reports both.
                 sb.free_blocks.set(0);
@@ -2116,4 +2176,34 @@ fn load_superblock(dev: &Device, ui: &mut Ui) -> Res<(Box<Block>, Geometry)> {
     Err(Stop::Error(
         "superblock is unusable; cannot check this filesystem".into(),
     ))
+}
+
+/// Before a superblock's checksum is recomputed, makes sure its `checksum_seed` is the one
+/// the rest of the filesystem was written with (group 0's descriptor tells): a damaged
+/// seed must not be sealed in, or every other checksum would look wrong. The seed may
+/// legitimately differ from the UUID's (it survives UUID changes), so the UUID's is only
+/// a fallback.
+fn mend_seed(dev: &Device, ui: &mut Ui, sb: &mut SuperBlock) -> Res<()> {
+    let gdt = dev.read_new(1)?;
+    let d = GroupDesc::in_block(&gdt, 0);
+    if d.verify_checksum(sb.checksum_seed.get(), 0).is_ok() {
+        return Ok(());
+    }
+    let from_uuid = checksum_seed(&sb.uuid);
+    if d.verify_checksum(from_uuid, 0).is_err() {
+        return Err(Stop::Error(
+            "superblock checksum does not match, and neither its checksum seed nor its UUID's \
+             matches group 0's descriptor; cannot check this filesystem"
+                .into(),
+        ));
+    }
+    ui.problem(
+        &format!(
+            "Superblock checksum seed 0x{:08x} is wrong; use the UUID's, 0x{from_uuid:08x}",
+            sb.checksum_seed.get()
+        ),
+        true,
+    )?;
+    sb.checksum_seed.set(from_uuid);
+    Ok(())
 }
