@@ -1095,3 +1095,55 @@ fn symlink_target_with_nul() {
         "{out}"
     );
 }
+
+#[test]
+fn removed_directory_still_allocated_is_released() {
+    let fs = make_fs("rmdir");
+    let d2 = ino_of(&fs.img, "d2");
+    edit_dir_block(&fs.img, "", 0, |blk, entries| {
+        remove_entry(blk, offset_of(entries, "d2")).unwrap();
+    });
+    edit_inode(&fs.img, d2, true, |i| i.links_count.set(0));
+    let out = detect_repair(
+        &fs.img,
+        &format!("Directory inode {d2} has no links and no entry (a removed directory still allocated); release it"),
+    );
+    assert!(
+        out.contains(&format!("Inode bitmap differences: -{d2}")),
+        "{out}"
+    );
+    // Preen may do this alone.
+    let (code, _) = fsck(&fs.img, &["-fp"]);
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn preen_stops_at_an_unexpected_inconsistency() {
+    let fs = make_fs("preen");
+    let free = Image::open(&fs.img).sb().free_blocks.get();
+    // Not cleanly unmounted: preen checks without -f.
+    edit_sb(&fs.img, |sb| {
+        sb.free_blocks.set(free - 1);
+        sb.state.set(0);
+    });
+    let (code, out) = fsck(&fs.img, &["-p"]);
+    assert_eq!(code, 1, "{out}");
+    let name = fs.img.display();
+    assert!(
+        out.contains(&format!(
+            "{name}: Free blocks count wrong ({}, counted={free}).  FIXED.",
+            free - 1
+        )),
+        "{out}"
+    );
+    let a = ino_of(&fs.img, "a");
+    edit_inode(&fs.img, a, true, |i| i.links_count.set(3));
+    let (code, out) = fsck(&fs.img, &["-fp"]);
+    assert_eq!(code, 4, "{out}");
+    assert!(
+        out.contains(&format!("{name}: Inode {a} ref count is 3, should be 1.\n\n{name}: UNEXPECTED INCONSISTENCY; RUN fsck MANUALLY.")),
+        "{out}"
+    );
+    assert_eq!(fsck(&fs.img, &["-n"]).0, 4);
+    assert!(Image::open(&fs.img).sb().is_clean());
+}

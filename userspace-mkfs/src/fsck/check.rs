@@ -60,6 +60,8 @@ struct DirInfo {
     /// The directory holding the (first) entry for it; 0 while none was seen.
     parent: u32,
     connected: bool,
+    /// `links_count` was 0: a removed directory, still allocated.
+    unlinked: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -655,6 +657,7 @@ impl<'u, 'o> Checker<'u, 'o> {
         }
         self.mark_used(ino, ft);
         if is_dir {
+            let unlinked = Inode::from_slot(raw).is_ok_and(|i| i.links_count.get() == 0);
             self.dirs.insert(
                 ino,
                 DirInfo {
@@ -662,6 +665,7 @@ impl<'u, 'o> Checker<'u, 'o> {
                     dotdot: 0,
                     parent: 0,
                     connected: false,
+                    unlinked,
                 },
             );
         }
@@ -1514,7 +1518,17 @@ impl<'u, 'o> Checker<'u, 'o> {
                 break;
             }
             let p = info.parent;
-            if p == 0 {
+            if p == 0 && info.unlinked && cur != LOST_FOUND_INO {
+                let msg = format!(
+                    "Directory inode {cur} has no links and no entry (a removed directory still \
+                     allocated); release it"
+                );
+                if self.ui.problem(&msg, true)? {
+                    self.release_inode(cur)?;
+                }
+                break;
+            }
+            if p == 0 || !self.dirs.contains_key(&p) {
                 self.reconnect_dir(cur, None)?;
                 break;
             }
@@ -1652,6 +1666,7 @@ impl<'u, 'o> Checker<'u, 'o> {
                 dotdot: parent,
                 parent: if ino == ROOT_INO { ROOT_INO } else { 0 },
                 connected: ino == ROOT_INO,
+                unlinked: false,
             },
         );
         self.dblist.push(DirBlock {

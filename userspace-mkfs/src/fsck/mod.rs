@@ -26,8 +26,8 @@ pub const PROG: &str = "fsck.aegisfs";
 pub const EXIT_OK: i32 = 0;
 /// Errors were corrected.
 pub const EXIT_NONDESTRUCT: i32 = 1;
-/// Errors were corrected; reboot advised (unused: AegisFS cannot be the running root
-/// filesystem's only copy of its metadata in a way that needs it).
+/// Errors were corrected; reboot advised. Unused: fsck never repairs a mounted filesystem,
+/// so no running kernel holds stale metadata afterwards.
 pub const EXIT_REBOOT: i32 = 2;
 /// Errors left uncorrected.
 pub const EXIT_UNCORRECTED: i32 = 4;
@@ -312,6 +312,73 @@ fn print_summary(out: &mut dyn Write, name: &str, o: &Outcome, verbose: bool, pr
             "\n{:>12} inodes used ({} directories)\n{:>12} non-contiguous files\n{:>12} blocks \
              used of {}",
             o.used_inodes, o.directories, o.fragmented, o.used_blocks, o.blocks
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Command, String> {
+        let v: Vec<OsString> = args.iter().map(Into::into).collect();
+        parse_args(&v)
+    }
+
+    #[test]
+    fn options() {
+        assert_eq!(
+            parse(&["-fyC0", "/dev/x"]),
+            Ok(Command::Check(Options {
+                mode: Some(Mode::Yes),
+                force: true,
+                verbose: false,
+                progress_fd: Some(0),
+                device: "/dev/x".into(),
+            }))
+        );
+        assert_eq!(
+            parse(&["-a", "-C", "5", "-t", "aegisfs", "-v", "--", "-dev"]),
+            Ok(Command::Check(Options {
+                mode: Some(Mode::Preen),
+                force: false,
+                verbose: true,
+                progress_fd: Some(5),
+                device: "-dev".into(),
+            }))
+        );
+        // -a and -p are the same mode, so both may be given.
+        assert!(parse(&["-a", "-p", "d"]).is_ok());
+        assert_eq!(parse(&["-V"]), Ok(Command::Version));
+        assert_eq!(parse(&["-h", "d"]), Ok(Command::Help));
+    }
+
+    #[test]
+    fn usage_errors() {
+        let conflict = "only one of the options -p/-a, -n or -y may be specified";
+        assert_eq!(parse(&["-n", "-y", "d"]), Err(conflict.to_string()));
+        assert_eq!(parse(&["-pn", "d"]), Err(conflict.to_string()));
+        assert_eq!(parse(&["-n"]), Err("no device given".to_string()));
+        assert_eq!(
+            parse(&["-n", "a", "b"]),
+            Err("unexpected extra argument 'b'".to_string())
+        );
+        assert_eq!(
+            parse(&["-q", "d"]),
+            Err("invalid option -- 'q'".to_string())
+        );
+        assert_eq!(parse(&["-C"]), Err("option -C needs a value".to_string()));
+        assert_eq!(
+            parse(&["-C", "x", "d"]),
+            Err("invalid progress descriptor 'x'".to_string())
+        );
+        assert_eq!(
+            parse(&["-t", "ext4", "d"]),
+            Err("this is the aegisfs checker, not 'ext4'".to_string())
+        );
+        assert_eq!(
+            parse(&["--bogus", "d"]),
+            Err("unknown option '--bogus'".to_string())
         );
     }
 }
