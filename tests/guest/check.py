@@ -189,8 +189,8 @@ def cmd_names(suite, case, directory, listfile):
 
 
 def getdents(directory, bufsize):
-    """All names of DIR via raw getdents64 calls with a BUFSIZE-byte buffer, so that a small
-    buffer makes the filesystem resume at (almost) every entry."""
+    """All (name, d_type) of DIR via raw getdents64 calls with a BUFSIZE-byte buffer, so that
+    a small buffer makes the filesystem resume at (almost) every entry."""
     libc = ctypes.CDLL(None, use_errno=True)
     sys_getdents64 = 217  # x86_64
     buf = ctypes.create_string_buffer(bufsize)
@@ -210,7 +210,7 @@ def getdents(directory, bufsize):
             while pos < n:
                 reclen = int.from_bytes(raw[pos + 16:pos + 18], "little")
                 name = raw[pos + 19:pos + reclen].split(b"\0", 1)[0]
-                names.append(name)
+                names.append((name, raw[pos + 18]))
                 pos += reclen
     finally:
         os.close(fd)
@@ -220,13 +220,18 @@ def cmd_getdents(suite, case, directory, listfile, bufsize):
     with open(listfile, "rb") as f:
         want = sorted([n for n in f.read().split(b"\0") if n] + [b".", b".."])
     try:
-        names, calls = getdents(directory, int(bufsize))
+        entries, calls = getdents(directory, int(bufsize))
     except OSError as e:
         report(suite, case, f"getdents64: {err_name(e.errno)}")
         return
+    names = [n for n, _ in entries]
+    dt_dir, dt_reg = 4, 8
+    wrong = [(n, t) for n, t in entries if t != (dt_dir if n in (b".", b"..") else dt_reg)]
     if sorted(names) != want:
         dup = len(names) - len(set(names))
         report(suite, case, f"{len(names)} names ({dup} repeated), expected {len(want)}")
+    elif wrong:
+        report(suite, case, f"{len(wrong)} entries with a wrong d_type, e.g. {wrong[0]}")
     elif calls < len(want) // 2:
         report(suite, case, f"only {calls} calls: the buffer did not force resuming")
     else:

@@ -33,6 +33,9 @@ suite_init() {
     work=$(mktemp -d "$build/tests/$suite.XXXXXX")
     # The images are large; keep the directory only when asked (AEGISFS_KEEP=1).
     [ "${AEGISFS_KEEP:-0}" = 1 ] || trap 'rm -rf "$work"' EXIT
+    # Exit (running the EXIT trap) when interrupted too.
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
     cache=$build/tests/cache
     mkdir -p "$cache"
 }
