@@ -965,15 +965,15 @@ fn progress_lines_on_a_descriptor() {
 }
 
 /// Runs the library's `run` with an injected mount table.
-fn run_lib(args: &[&str], mounts: &Path) -> (i32, String) {
+fn run_lib(args: &[&str], mounts: &Path, answers: Option<&str>) -> (i32, String) {
     let args: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let mut input = Cursor::new(Vec::new());
+    let mut input = Cursor::new(answers.unwrap_or("").as_bytes().to_vec());
     let mut env = Env {
         stdout: &mut out,
         stderr: &mut err,
         stdin: &mut input,
-        stdin_is_tty: false,
+        stdin_is_tty: answers.is_some(),
         stdout_is_tty: false,
         mounts: MountSources {
             mounts: mounts.to_path_buf(),
@@ -998,13 +998,13 @@ fn mounted_filesystem_is_not_repaired() {
     .unwrap();
     let img = fs.img.to_str().unwrap();
     let before = fs::read(&fs.img).unwrap();
-    let (code, out) = run_lib(&["-fy", img], &table);
+    let (code, out) = run_lib(&["-fy", img], &table, None);
     assert_eq!(code, 8, "{out}");
     assert!(
         out.contains("is mounted on /mnt/x: will not repair a mounted filesystem"),
         "{out}"
     );
-    let (code, out) = run_lib(&["-n", img], &table);
+    let (code, out) = run_lib(&["-n", img], &table, None);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("warning: "), "{out}");
     assert_eq!(fs::read(&fs.img).unwrap(), before);
@@ -1146,4 +1146,27 @@ fn preen_stops_at_an_unexpected_inconsistency() {
     );
     assert_eq!(fsck(&fs.img, &["-n"]).0, 4);
     assert!(Image::open(&fs.img).sb().is_clean());
+}
+
+#[test]
+fn interactive_answers() {
+    let fs = make_fs("ask");
+    let table = fs.img.with_file_name("mounts");
+    fs::write(&table, "proc /proc proc rw 0 0\n").unwrap();
+    let img = fs.img.to_str().unwrap();
+    let a = ino_of(&fs.img, "a");
+    let b = ino_of(&fs.img, "b");
+    edit_inode(&fs.img, a, true, |i| i.links_count.set(3));
+    edit_inode(&fs.img, b, true, |i| i.links_count.set(4));
+    // "n" for the first question, an unclear answer then the default (yes) for the second.
+    let (code, out) = run_lib(&["-f", img], &table, Some("n\nmaybe\n\n"));
+    assert_eq!(code, 5, "{out}");
+    assert!(
+        out.contains(&format!("Inode {a} ref count is 3, should be 1.  Fix<y>? ")),
+        "{out}"
+    );
+    let (code, out) = fsck(&fs.img, &["-n"]);
+    assert_eq!(code, 4, "{out}");
+    assert!(out.contains(&format!("Inode {a} ref count is 3")), "{out}");
+    assert!(!out.contains(&format!("Inode {b} ref count")), "{out}");
 }
