@@ -899,7 +899,12 @@ impl<'u, 'o> Checker<'u, 'o> {
             return Ok(false);
         }
         if first >= w.limit {
-            return Ok(true);
+            let msg = format!(
+                "Symlink inode {ino} maps logical block {first}, past its one block; clear it"
+            );
+            if self.ask(w, &msg)? {
+                return Ok(true);
+            }
         }
         if !self.geo.is_data_block(p) {
             let what = if level == 0 {
