@@ -240,9 +240,34 @@ fn read_only_check_never_writes() {
     let before = fs::read(&fs.img).unwrap();
     let mtime = fs::metadata(&fs.img).unwrap().mtime_nsec();
     let mtime_s = fs::metadata(&fs.img).unwrap().mtime();
-    let (code, out) = fsck(&fs.img, &["-n"]);
-    assert_eq!(code, 4, "{out}");
-    assert!(!out.contains("Fix? yes"), "{out}");
+    // inotify tells a close of a descriptor opened for writing from a read-only one.
+    let cpath = std::ffi::CString::new(fs.img.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: plain syscalls on a descriptor this test owns; the buffer outlives the read.
+    let events = unsafe {
+        let fd = libc::inotify_init1(libc::IN_NONBLOCK);
+        assert!(fd >= 0);
+        let mask = libc::IN_CLOSE_WRITE | libc::IN_CLOSE_NOWRITE | libc::IN_MODIFY;
+        assert!(libc::inotify_add_watch(fd, cpath.as_ptr(), mask) >= 0);
+        let (code, out) = fsck(&fs.img, &["-n"]);
+        assert_eq!(code, 4, "{out}");
+        assert!(!out.contains("Fix? yes"), "{out}");
+        let mut buf = [0u8; 4096];
+        let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+        libc::close(fd);
+        let mut masks = Vec::new();
+        let mut at = 0;
+        while at + 16 <= n.max(0) as usize {
+            let ev = &buf[at..];
+            masks.push(u32::from_ne_bytes([ev[4], ev[5], ev[6], ev[7]]));
+            at += 16 + u32::from_ne_bytes([ev[12], ev[13], ev[14], ev[15]]) as usize;
+        }
+        masks
+    };
+    assert!(events.contains(&libc::IN_CLOSE_NOWRITE), "{events:x?}");
+    assert!(
+        events.iter().all(|&m| m == libc::IN_CLOSE_NOWRITE),
+        "opened for writing or modified: {events:x?}"
+    );
     assert_eq!(fs::read(&fs.img).unwrap(), before);
     let m = fs::metadata(&fs.img).unwrap();
     assert_eq!((m.mtime(), m.mtime_nsec()), (mtime_s, mtime));
