@@ -7,6 +7,7 @@
   check.py getdents SUITE CASE DIR LIST BUFSIZE
                                            the same with "." and "..", read by getdents64
                                            with a small buffer
+  check.py lookup SUITE CASE DIR LIST      every name in LIST looked up: distinct empty files
   check.py errno SUITE CASE ERRNO OP PATH [PATH2]
                                            OP on PATH must fail with exactly ERRNO
   check.py meta SUITE EXPECTED GOT         compare `stat -c` lines made on the host and in the
@@ -26,6 +27,7 @@ import errno
 import hashlib
 import mmap
 import os
+import stat
 import sys
 
 CHUNK = 1 << 20
@@ -186,6 +188,27 @@ def cmd_names(suite, case, directory, listfile):
         report(suite, case, f"{len(wrong)} entries without DT_REG, e.g. {wrong[0]!r}")
         return
     report(suite, case)
+
+
+def cmd_lookup(suite, case, directory, listfile):
+    """Every name in LIST resolves by lookup (lstat) to a distinct empty regular file."""
+    with open(listfile, "rb") as f:
+        want = [n for n in f.read().split(b"\0") if n]
+    inodes = set()
+    for name in want:
+        try:
+            st = os.lstat(os.path.join(os.fsencode(directory), name))
+        except OSError as e:
+            report(suite, case, f"lstat {name!r}: {err_name(e.errno)}")
+            return
+        if not stat.S_ISREG(st.st_mode) or st.st_size != 0:
+            report(suite, case, f"{name!r}: mode {st.st_mode:o} size {st.st_size}")
+            return
+        inodes.add(st.st_ino)
+    if len(inodes) != len(want):
+        report(suite, case, f"{len(want)} names but {len(inodes)} distinct inodes")
+    else:
+        report(suite, case)
 
 
 def getdents(directory, bufsize):
@@ -354,6 +377,8 @@ def main(argv):
         cmd_data(*args)
     elif cmd == "manifest":
         cmd_manifest(*args)
+    elif cmd == "lookup":
+        cmd_lookup(*args)
     elif cmd == "getdents":
         cmd_getdents(*args)
     elif cmd == "names":

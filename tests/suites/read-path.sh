@@ -174,7 +174,7 @@ cases=$work/cases
 {
     printf '%s\n' rw-mount-refused mount
     cut -d' ' -f1 "$tree_cache/data.manifest"
-    printf '%s\n' readdir readdir-small-buffer readdir-dots lookup lookup-missing symlink-follow
+    printf '%s\n' parallel-read readdir readdir-small-buffer readdir-dots lookup lookup-missing symlink-follow
     for l in "$tree_cache"/links/*; do echo "symlink-${l##*/}"; done
     printf '%s\n' mode owner size nlink atime mtime ctime statfs
     printf 'erofs-%s\n' create open-write truncate touch chmod chown mkdir rm rmdir rename \
