@@ -187,7 +187,9 @@ pub struct Checker<'u, 'o> {
     ftype: Vec<u8>,
     refs: Vec<u32>,
     dirs: BTreeMap<u32, DirInfo>,
+    /// Directory blocks; `dblist[..sorted_len]` is sorted by directory and logical block.
     dblist: Vec<DirBlock>,
+    sorted_len: usize,
     dups: Vec<Dup>,
     alloc_cursor: u64,
     fragmented: u64,
@@ -212,6 +214,7 @@ impl<'u, 'o> Checker<'u, 'o> {
             refs: Vec::new(),
             dirs: BTreeMap::new(),
             dblist: Vec::new(),
+            sorted_len: 0,
             dups: Vec::new(),
             alloc_cursor: 0,
             fragmented: 0,
@@ -1033,7 +1036,7 @@ impl<'u, 'o> Checker<'u, 'o> {
     ) -> Res<Walk> {
         let mut back = Walk::new(ino, generation, is_dir, false, u64::MAX);
         self.walk_inode(&mut back, raw, true)?;
-        self.dblist.retain(|d| d.ino != ino);
+        self.drop_dir_blocks(ino, is_dir);
         self.dups.retain(|d| d.ino != ino);
         let mut w = Walk::new(ino, generation, is_dir, true, limit);
         w.quiet = true;
@@ -1053,11 +1056,43 @@ impl<'u, 'o> Checker<'u, 'o> {
         let tree = Inode::from_slot(raw).is_ok_and(|i| !i.has_inline_data());
         let mut back = Walk::new(ino, generation, is_dir, false, u64::MAX);
         self.walk_inode(&mut back, raw, tree)?;
-        self.dblist.retain(|d| d.ino != ino);
-        self.dups.retain(|d| d.ino != ino);
+        self.drop_dir_blocks(ino, is_dir);
+        if !self.dups.is_empty() {
+            self.dups.retain(|d| d.ino != ino);
+        }
         raw.fill(0);
         self.mark_free(ino);
         Ok(())
+    }
+
+    /// Forgets the blocks of directory `ino`.
+    fn drop_dir_blocks(&mut self, ino: u32, is_dir: bool) {
+        if !is_dir {
+            return;
+        }
+        let in_sorted = self.dblist[..self.sorted_len]
+            .iter()
+            .filter(|d| d.ino == ino)
+            .count();
+        self.dblist.retain(|d| d.ino != ino);
+        self.sorted_len -= in_sorted;
+    }
+
+    /// The blocks of directory `dir`: a binary search in the part sorted for pass 2, then
+    /// the few blocks added since.
+    fn dir_blocks(&self, dir: u32) -> Vec<DirBlock> {
+        let sorted = &self.dblist[..self.sorted_len];
+        let lo = sorted.partition_point(|d| d.ino < dir);
+        let hi = sorted.partition_point(|d| d.ino <= dir);
+        sorted[lo..hi]
+            .iter()
+            .chain(
+                self.dblist[self.sorted_len..]
+                    .iter()
+                    .filter(|d| d.ino == dir),
+            )
+            .copied()
+            .collect()
     }
 
     // ----- pass 1B -----
@@ -1143,6 +1178,7 @@ impl<'u, 'o> Checker<'u, 'o> {
 
     fn pass2(&mut self) -> Res<()> {
         self.dblist.sort_by_key(|d| (d.ino, d.lblk));
+        self.sorted_len = self.dblist.len();
         let n = self.dblist.len();
         for k in 0..n {
             check_cancel()?;
@@ -1699,12 +1735,7 @@ impl<'u, 'o> Checker<'u, 'o> {
         let Some(info) = self.dirs.get(&dir).copied() else {
             return Ok(false);
         };
-        let blocks: Vec<DirBlock> = self
-            .dblist
-            .iter()
-            .filter(|d| d.ino == dir)
-            .copied()
-            .collect();
+        let blocks = self.dir_blocks(dir);
         for db in &blocks {
             let mut blk = self.dev.read_new(db.block)?;
             if let Ok(Some(_)) = aegisfs_format::dir::add_entry(&mut blk, ino, name, ft) {
@@ -1753,12 +1784,7 @@ impl<'u, 'o> Checker<'u, 'o> {
         let Some(info) = self.dirs.get(&dir).copied() else {
             return Ok(());
         };
-        let blocks: Vec<DirBlock> = self
-            .dblist
-            .iter()
-            .filter(|d| d.ino == dir)
-            .copied()
-            .collect();
+        let blocks = self.dir_blocks(dir);
         for db in blocks {
             let mut blk = self.dev.read_new(db.block)?;
             let offs: Vec<usize> = iter_verified_dir_block(&blk, &self.geo)
@@ -1786,12 +1812,7 @@ impl<'u, 'o> Checker<'u, 'o> {
         let Some(info) = self.dirs.get(&dir).copied() else {
             return Ok(false);
         };
-        let Some(db) = self
-            .dblist
-            .iter()
-            .find(|d| d.ino == dir && d.lblk == 0)
-            .copied()
-        else {
+        let Some(db) = self.dir_blocks(dir).into_iter().find(|d| d.lblk == 0) else {
             return Ok(false);
         };
         let mut blk = self.dev.read_new(db.block)?;
