@@ -2,13 +2,14 @@
 
 //! Reading inodes from the inode table into the inode cache.
 
-use super::superblock::corruption;
+use super::superblock::{corruption, group_corruption};
 use crate::checksum::bitmap_checksum;
 use crate::disk::{
     bitmap_test, Inode as DiskInode, Timestamp, FT_DIR, FT_REG, FT_SYMLINK, INLINE_DATA_MAX,
     INODE_FLAGS_USER, INODE_FLAG_APPEND, INODE_FLAG_IMMUTABLE, INODE_FLAG_NOATIME, INODE_FLAG_SYNC,
     N_DIRECT,
 };
+use crate::error::FormatError;
 use crate::vfs::buffer::Verified;
 use crate::vfs::inode::{Iget, InodeAttrs, InodeFlags, InodeKind, InodeRef, NewInode};
 use crate::vfs::super_block::SuperBlock;
@@ -67,12 +68,11 @@ fn inode_in_use(sb: &SuperBlock, group: u32, index: u32) -> Result<bool> {
     let bh = sb.bread(block)?;
     if !bh.is_verified(Verified::InodeBitmap) {
         if bitmap_checksum(geo.checksum_seed(), group, bh.data()) != expected {
-            pr_err!(
-                "aegisfs ({}): group {}: inode bitmap checksum mismatch\n",
-                sb.name(),
-                group
-            );
-            return Err(EUCLEAN);
+            return Err(group_corruption(
+                sb,
+                group,
+                FormatError::InodeBitmapChecksum.msg(),
+            ));
         }
         bh.set_verified(Verified::InodeBitmap);
     }

@@ -71,14 +71,29 @@ fn mount_error(dev: &Device, err: FormatError) -> Error {
     }
 }
 
+/// Whether corruption must stop the system: `errors=panic`, once mounted (a mount that
+/// finds corruption just fails, so an untrusted image cannot panic the kernel that way).
+fn must_panic(sb: &SuperBlock) -> bool {
+    sb.info().errors() == ERRORS_PANIC && sb.is_mounted()
+}
+
 /// Logs corruption found in inode `ino` (or its blocks) and returns EUCLEAN, after
 /// panicking if mounted with `errors=panic`. `remount-ro` needs nothing more: the
 /// filesystem is always read-only.
 pub(crate) fn corruption(sb: &SuperBlock, ino: u32, msg: &str) -> Error {
-    if sb.info().errors() == ERRORS_PANIC {
-        sb.panic(ino, msg);
+    if must_panic(sb) {
+        sb.panic("inode", ino, msg);
     }
     pr_err!("aegisfs ({}): inode {}: {}\n", sb.name(), ino, msg);
+    EUCLEAN
+}
+
+/// Like [`corruption`] for the metadata of group `group`.
+pub(crate) fn group_corruption(sb: &SuperBlock, group: u32, msg: &str) -> Error {
+    if must_panic(sb) {
+        sb.panic("group", group, msg);
+    }
+    pr_err!("aegisfs ({}): group {}: {}\n", sb.name(), group, msg);
     EUCLEAN
 }
 
@@ -90,7 +105,7 @@ pub(crate) fn inode_corruption(inode: &Inode, msg: &str) -> Error {
         .info()
         .corruption_reported
         .swap(true, Ordering::Relaxed)
-        && sb.info().errors() != ERRORS_PANIC
+        && !must_panic(sb)
     {
         return EUCLEAN;
     }

@@ -52,17 +52,21 @@ impl Device {
         core::str::from_utf8(&bytes[..len]).unwrap_or("?")
     }
 
-    /// Stops the system after corruption was found, for `errors=panic`.
-    pub(crate) fn panic(&self, ino: u32, msg: &str) -> ! {
-        let len = c_int::try_from(msg.len()).unwrap_or(0);
-        // SAFETY: The format string takes a NUL-terminated string (`s_id` is one), a
-        // `c_uint` and a length-limited byte string that `msg` provides.
+    /// Stops the system after corruption was found, for `errors=panic`: logs
+    /// `aegisfs (<device>): <object> <number>: <msg>`, like `inode 12: ...`.
+    pub(crate) fn panic(&self, object: &str, number: u32, msg: &str) -> ! {
+        let object_len = c_int::try_from(object.len()).unwrap_or(0);
+        let msg_len = c_int::try_from(msg.len()).unwrap_or(0);
+        // SAFETY: The format string takes a NUL-terminated string (`s_id` is one), two
+        // length-limited byte strings that `object` and `msg` provide, and a `c_uint`.
         unsafe {
             bindings::panic(
-                c"aegisfs (%s): inode %u: %.*s\n".as_char_ptr(),
+                c"aegisfs (%s): %.*s %u: %.*s\n".as_char_ptr(),
                 (*self.as_ptr()).s_id.as_ptr(),
-                c_uint::from(ino),
-                len,
+                object_len,
+                object.as_ptr(),
+                c_uint::from(number),
+                msg_len,
                 msg.as_ptr(),
             )
         }
@@ -110,6 +114,13 @@ impl SuperBlock {
         // SAFETY: `SuperBlock` is a transparent wrapper of `super_block` (through `Device`);
         // the caller guarantees the pointer and its private data are valid for `'a`.
         unsafe { &*sb.cast::<Self>() }
+    }
+
+    /// Whether `fill_super` has completed (the root dentry is set).
+    pub(crate) fn is_mounted(&self) -> bool {
+        // SAFETY: By the type invariants the superblock is live; `s_root` is set once at the
+        // end of `fill_super`, before anything else can reach the superblock.
+        !unsafe { (*self.as_ptr()).s_root }.is_null()
     }
 
     /// The filesystem's private data.
