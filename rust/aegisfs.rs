@@ -2,10 +2,22 @@
 
 //! AegisFS: a journaled, block-based filesystem (docs/format.md).
 //!
-//! This version mounts read-only. `vfs` is the only module with `unsafe` code; `fs` holds
-//! the filesystem logic; the remaining modules are the shared on-disk format crate
-//! (`format/src/`), included file by file because its files refer to each other as
-//! `crate::<file>`.
+//! This version mounts read-only: a read-write mount or remount fails with EROFS (after
+//! one log line), and `mount` then retries read-only by itself.
+//!
+//! - `vfs`: the only module with `unsafe` code. Kernel objects as safe types (superblock,
+//!   inode, buffer head), the operation tables and C-callable entry points, and the
+//!   registration of the filesystem type with its inode cache. `vfs/helpers.c` wraps static
+//!   inline kernel functions and holds the fs_context tables, whose types the kernel
+//!   crate's bindings leave opaque.
+//! - `fs`: the filesystem logic in safe Rust: mounting (`superblock`), reading inodes
+//!   (`inode`), block mapping (`blockmap`), directories (`dir`) and name lookup (`namei`).
+//! - The rest is the shared on-disk format crate (`format/src/`), included file by file
+//!   because its files refer to each other as `crate::<file>`.
+//!
+//! Errors: corruption (checksums, bad pointers, loops, bad records) is EUCLEAN with one
+//! `aegisfs (<device>): ...` log line; an unsupported or foreign image is EINVAL; a failed
+//! device read is EIO.
 
 #[allow(dead_code, missing_docs, unreachable_pub)]
 #[path = "../format/src/blockmap.rs"]

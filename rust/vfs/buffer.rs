@@ -100,6 +100,7 @@ impl MapBuffer {
     ///
     /// `bh` must be valid for reads and writes until the returned object is dropped.
     pub(crate) unsafe fn from_raw(bh: *mut bindings::buffer_head) -> Option<Self> {
+        // INVARIANT: The caller guarantees `bh` stays valid while the object exists.
         NonNull::new(bh).map(|bh| Self { bh })
     }
 
