@@ -6,7 +6,7 @@ mod common;
 
 use std::fs;
 use std::io::Cursor;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -1213,4 +1213,46 @@ fn symlink_with_a_second_block() {
         im.read_file(&im.lookup("longln")),
         "t".repeat(300).as_bytes()
     );
+}
+
+#[test]
+fn block_device_checked_and_exclusive_for_repairs() {
+    let fs = make_fs("loop");
+    let out = Command::new("losetup")
+        .args(["-f", "--show"])
+        .arg(&fs.img)
+        .output();
+    let dev = match out {
+        Ok(o) if o.status.success() => text(&o.stdout).trim().to_string(),
+        _ => {
+            eprintln!("skipping: no loop device");
+            return;
+        }
+    };
+    let a = ino_of(&fs.img, "a");
+    edit_inode(&fs.img, a, true, |i| i.links_count.set(2));
+    let holder = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_EXCL)
+        .open(&dev)
+        .unwrap();
+    let dev_path = Path::new(&dev);
+    let busy = fsck(dev_path, &["-fy"]);
+    // -n does not need the device to itself.
+    let checked = fsck(dev_path, &["-n"]);
+    drop(holder);
+    let repaired = fsck(dev_path, &["-fy"]);
+    let _ = Command::new("losetup").args(["-d", &dev]).status();
+    assert_eq!(busy.0, 8, "{}", busy.1);
+    assert!(busy.1.contains("device is in use"), "{}", busy.1);
+    assert_eq!(checked.0, 4, "{}", checked.1);
+    assert!(
+        checked
+            .1
+            .contains(&format!("Inode {a} ref count is 2, should be 1")),
+        "{}",
+        checked.1
+    );
+    assert_eq!(repaired.0, 1, "{}", repaired.1);
+    assert_eq!(fsck(&fs.img, &["-n"]).0, 0);
 }
