@@ -1189,6 +1189,11 @@ fn interactive_answers() {
     assert_eq!(code, 4, "{out}");
     assert!(out.contains(&format!("Inode {a} ref count is 3")), "{out}");
     assert!(!out.contains(&format!("Inode {b} ref count")), "{out}");
+    // Errors were left: the superblock says so, and a preen run checks without -f.
+    let sb_state = Image::open(&fs.img).sb().state.get();
+    assert_eq!(sb_state, aegisfs_format::disk::STATE_ERRORS);
+    let (code, out) = fsck(&fs.img, &["-p"]);
+    assert_eq!(code, 4, "{out}");
 }
 
 #[test]

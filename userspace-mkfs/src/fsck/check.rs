@@ -2110,15 +2110,15 @@ impl<'u, 'o> Checker<'u, 'o> {
         let clean = self.ui.left == 0;
         let now = self.now;
         let sb = self.sb_mut();
-        let mut state = sb.state.get() & STATE_ALL;
+        let state = sb.state.get() & STATE_ALL;
+        // As e2fsck: only a filesystem left without errors counts as checked.
         if clean {
-            state = (state | STATE_CLEAN) & !STATE_ERRORS;
+            sb.state.set((state | STATE_CLEAN) & !STATE_ERRORS);
+            sb.check_time.set(now);
+            sb.mount_count.set(0);
         } else {
-            state |= STATE_ERRORS;
+            sb.state.set((state & !STATE_CLEAN) | STATE_ERRORS);
         }
-        sb.state.set(state);
-        sb.check_time.set(now);
-        sb.mount_count.set(0);
         sb.update_checksum();
         let blk = self.block0.clone();
         self.dev.write(0, &blk)?;
