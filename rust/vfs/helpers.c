@@ -191,9 +191,10 @@ bool aegisfs_vfs_dir_emit(struct dir_context *ctx, const u8 *name, int name_len,
 	return dir_emit(ctx, name, name_len, ino, type);
 }
 
+/* A target with a NUL byte (only in a damaged image) is cut there, as readlink would. */
 void aegisfs_vfs_set_link(struct inode *inode, char *link)
 {
-	inode->i_link = link;
+	inode_set_cached_link(inode, link, strlen(link));
 }
 
 const u8 *aegisfs_vfs_dentry_name(const struct dentry *dentry, u32 *len)
