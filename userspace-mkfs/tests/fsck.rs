@@ -865,11 +865,11 @@ fn journal_replay_wraps_escapes_revokes_and_stops_at_uncommitted() {
         write_block(&fs.img, b, &fill(0xEE));
     }
     // Transaction 7 logs A (escaped: it starts with the journal magic) and B; 8 revokes B
-    // and logs C; 9 logs D but never commits. The log starts 3 blocks before its end, so
+    // and logs C; 9 revokes C and logs D but never commits, so neither counts. The log starts 3 blocks before its end, so
     // it wraps to log block 1.
     let mut log = transaction(seed, 7, &[(ba, magic.clone()), (bb, fill(0x22))], &[], true);
     log.extend(transaction(seed, 8, &[(bc, fill(0x33))], &[bb], true));
-    log.extend(transaction(seed, 9, &[(bd, fill(0x44))], &[], false));
+    log.extend(transaction(seed, 9, &[(bd, fill(0x44))], &[bc], false));
     let start = jlen - 3;
     put_log(&fs.img, jstart, jlen, start, &log);
     set_journal_start(&fs.img, start, 7);
@@ -1259,5 +1259,40 @@ fn block_device_checked_and_exclusive_for_repairs() {
         checked.1
     );
     assert_eq!(repaired.0, 1, "{}", repaired.1);
+    assert_eq!(fsck(&fs.img, &["-n"]).0, 0);
+}
+
+#[test]
+fn journal_transaction_ids_wrap() {
+    let fs = make_fs("jseqwrap");
+    let im = Image::open(&fs.img);
+    let (jstart, jlen, seed) = (im.geo.journal_start(), im.geo.journal_blocks(), im.seed());
+    let free = first_free_data_block(&fs.img) + 2000;
+    drop(im);
+    let fill = |v: u8| Box::new([v; BLOCK_SIZE]);
+    for b in [free, free + 1] {
+        write_block(&fs.img, b, &fill(0xEE));
+    }
+    // u64::MAX logs both blocks; the next id, 0, revokes the second.
+    let mut log = transaction(
+        seed,
+        u64::MAX,
+        &[(free, fill(1)), (free + 1, fill(2))],
+        &[],
+        true,
+    );
+    log.extend(transaction(seed, 0, &[], &[free + 1], true));
+    put_log(&fs.img, jstart, jlen, 1, &log);
+    set_journal_start(&fs.img, 1, u64::MAX);
+    let (code, out) = fsck(&fs.img, &["-y"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("journal replayed: 2 transaction(s), 1 block(s) written, 1 revoked"),
+        "{out}"
+    );
+    assert_eq!(read_block(&fs.img, free), fill(1));
+    assert_eq!(read_block(&fs.img, free + 1), fill(0xEE));
+    let j = read_block(&fs.img, jstart);
+    assert_eq!(JournalSuperBlock::from_block(&j).sequence.get(), 1);
     assert_eq!(fsck(&fs.img, &["-n"]).0, 0);
 }
