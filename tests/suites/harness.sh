@@ -2,9 +2,10 @@
 # Suite "harness": proves qemu/vm itself. The guest boots and runs a script with its
 # arguments and environment, --disk devices appear as /dev/vdb, /dev/vdc with the right
 # sizes (and a FILE disk is used in place), device-mapper nodes appear without udev,
-# --share content is visible both ways, the staged tools are found by `mkfs -t` /
-# `fsck -t`, the root image is never modified, the script's exit status comes back, and a
-# kernel panic, a kernel console WARNING and a timeout each fail the run.
+# modprobe knows the kernel's built-in modules, --share content is visible both ways, the
+# staged tools are found by `mkfs -t` / `fsck -t`, the root image is never modified, the
+# script's exit status comes back, and a kernel panic, a kernel console WARNING and a
+# timeout each fail the run.
 # Prints one `ok harness/<case>` or `not ok harness/<case>: <reason>` line per case.
 set -uo pipefail
 
@@ -74,6 +75,7 @@ printf 'guest-%s' "$(cat /share/from-host.txt)" | dd of=/dev/vdc bs=1 seek=20971
 dmsetup create harness-linear --table "0 2048 linear /dev/vdb 0" &&
     echo "dm_size=$(blockdev --getsize64 /dev/mapper/harness-linear)" &&
     dmsetup remove harness-linear
+modprobe ext4 && modprobe dm-flakey && echo "modprobe=ok"
 echo "share=$(cat /share/from-host.txt)"
 echo "$1" > /share/from-guest.txt
 echo "mkfs=$(mkfs -t aegisfs /dev/vdb 2>&1)"
@@ -124,6 +126,12 @@ if [ "$(fact dm_size)" = 1048576 ]; then
     ok device-mapper
 else
     not_ok device-mapper "/dev/mapper node of a 1 MiB linear target: '$(fact dm_size)' bytes"
+fi
+
+if [ "$(fact modprobe)" = ok ]; then
+    ok modprobe-builtin
+else
+    not_ok modprobe-builtin "modprobe ext4 / dm-flakey (built into the kernel) failed" "$work/main.out"
 fi
 
 back=$(dd if="$disk_file" bs=1 skip=2097152 count=22 status=none)
