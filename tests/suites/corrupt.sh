@@ -40,9 +40,12 @@ blocks-count|blocks-count|mount-fails|EINVAL|filesystem is larger than the devic
 incompat-bit2|incompat-feature 2|mount-fails|EINVAL|unsupported incompatible features|
 incompat-bit40|incompat-feature 40|mount-fails|EINVAL|unsupported incompatible features|
 gd-checksum|gd-checksum 0|mount-fails|EUCLEAN|group 0: group descriptor checksum mismatch|
+inode-bitmap-checksum|inode-bitmap-checksum 0|mount-fails|EUCLEAN|group 0: inode bitmap checksum mismatch|
 ro-compat-unknown|ro-compat-feature 5|mounts||
 compat-unknown|compat-feature 33|mounts||
 block-pointer|block-pointer files/pointer|read|EUCLEAN|block pointer outside the data area|files/pointer
+indirect-checksum|indirect-checksum files/loop2 2|read|EUCLEAN|indirect block checksum mismatch|files/loop2
+dir-checksum|dir-checksum dir|list|EUCLEAN|directory block checksum mismatch|dir
 rec-len-zero|dir-rec-len dir 0|list|EUCLEAN|directory entry record length invalid|dir
 rec-len-past-tail|dir-rec-len dir past-tail|list|EUCLEAN|directory entry record length invalid|dir
 lookup-bad-rec-len|dir-rec-len dir 0|stat|EUCLEAN|directory entry record length invalid|dir/e|dir

@@ -4,7 +4,8 @@
 
 use aegisfs_format::dir::set_dir_block_checksum;
 use aegisfs_format::disk::{
-    IndirectBlock, Inode, BLOCKS_PER_GROUP, DIR_TAIL_OFFSET, INODE_CHECKSUM_OFFSET,
+    IndirectBlock, Inode, BLOCKS_PER_GROUP, DIR_CHECKSUM_OFFSET, DIR_TAIL_OFFSET,
+    INODE_CHECKSUM_OFFSET,
 };
 
 use crate::image::{ferr, Image};
@@ -38,6 +39,14 @@ pub enum Kind {
     IndirectLoop(String, u8),
     /// One bit of the stored checksum of the inode at the path flipped.
     InodeChecksum(String),
+    /// One bit of the stored checksum of the file's indirect tree root at the given level
+    /// flipped.
+    IndirectChecksum(String, u8),
+    /// One bit of the stored checksum of the first block of the directory flipped.
+    DirChecksum(String),
+    /// One bit of the inode bitmap checksum kept in group descriptor `g` flipped; the
+    /// descriptor checksum recomputed.
+    InodeBitmapChecksum(u32),
 }
 
 /// The bad `rec_len` of [`Kind::DirRecLen`].
@@ -89,14 +98,20 @@ impl Kind {
                 };
                 Kind::DirRecLen(arg(1)?, value)
             }
-            Some("indirect-loop") => {
+            Some(name @ ("indirect-loop" | "indirect-checksum")) => {
                 want(2)?;
                 let level = num(2)?;
                 if !(1..=3).contains(&level) {
-                    return Err("indirect-loop: LEVEL is 1, 2 or 3".to_string());
+                    return Err(format!("{name}: LEVEL is 1, 2 or 3"));
                 }
-                Kind::IndirectLoop(arg(1)?, level as u8)
+                if name == "indirect-loop" {
+                    Kind::IndirectLoop(arg(1)?, level as u8)
+                } else {
+                    Kind::IndirectChecksum(arg(1)?, level as u8)
+                }
             }
+            Some("dir-checksum") => want(1).and(arg(1).map(Kind::DirChecksum))?,
+            Some("inode-bitmap-checksum") => want(1).and(num(1).map(Kind::InodeBitmapChecksum))?,
             Some("inode-checksum") => want(1).and(arg(1).map(Kind::InodeChecksum))?,
             _ => return Err(format!("unknown corruption {:?}", args.first())),
         };
@@ -161,6 +176,45 @@ pub fn apply(img: &Image, kind: &Kind) -> Result<String, String> {
         Kind::BlockPointer(path) => block_pointer(img, path),
         Kind::DirRecLen(path, value) => dir_rec_len(img, path, *value),
         Kind::IndirectLoop(path, level) => indirect_loop(img, path, *level),
+        Kind::IndirectChecksum(path, level) => {
+            let (ino, root) = tree_root(img, path, *level)?;
+            let mut block = img.read_block(root)?;
+            let ind = IndirectBlock::from_block_mut(&mut block);
+            ind.checksum.set(ind.checksum.get() ^ 1);
+            img.write_block(root, &block)?;
+            Ok(format!(
+                "{path}: inode {ino} level {level} indirect block {root} checksum bit 0 flipped"
+            ))
+        }
+        Kind::DirChecksum(path) => {
+            let dir = img.lookup(path)?;
+            let raw = img.inode(dir)?;
+            let b = img
+                .map(dir, &raw, 0)?
+                .data
+                .ok_or_else(|| format!("{path}: no first block"))?;
+            let mut block = img.read_block(b)?;
+            block[DIR_CHECKSUM_OFFSET] ^= 1;
+            img.write_block(b, &block)?;
+            Ok(format!(
+                "{path}: directory {dir} block {b} checksum bit 0 flipped"
+            ))
+        }
+        Kind::InodeBitmapChecksum(g) => {
+            if *g >= img.geo.group_count() {
+                return Err(format!("no group {g}"));
+            }
+            let seed = img.geo.checksum_seed();
+            img.patch_group_desc(*g, |d| {
+                d.inode_bitmap_checksum
+                    .set(d.inode_bitmap_checksum.get() ^ 1);
+                d.update_checksum(seed, *g);
+            })?;
+            Ok(format!(
+                "group descriptor {g}: inode bitmap checksum bit 0 flipped, descriptor \
+                 checksum recomputed"
+            ))
+        }
         Kind::InodeChecksum(path) => {
             let ino = img.lookup(path)?;
             let mut raw = img.inode(ino)?;
@@ -243,7 +297,8 @@ fn dir_rec_len(img: &Image, path: &str, value: RecLen) -> Result<String, String>
     ))
 }
 
-fn indirect_loop(img: &Image, path: &str, level: u8) -> Result<String, String> {
+/// The inode of `path` and its validated level-`level` indirect tree root.
+fn tree_root(img: &Image, path: &str, level: u8) -> Result<(u32, u64), String> {
     let ino = img.lookup(path)?;
     let raw = img.inode(ino)?;
     let inode = Inode::from_slot(&raw).map_err(|e| ferr(path, e))?;
@@ -254,11 +309,21 @@ fn indirect_loop(img: &Image, path: &str, level: u8) -> Result<String, String> {
         ));
     }
     img.geo.check_data_block(root).map_err(|e| ferr(path, e))?;
+    Ok((ino, root))
+}
+
+fn indirect_loop(img: &Image, path: &str, level: u8) -> Result<String, String> {
+    let (ino, root) = tree_root(img, path, level)?;
+    let raw = img.inode(ino)?;
+    let generation = Inode::from_slot(&raw)
+        .map_err(|e| ferr(path, e))?
+        .generation
+        .get();
     let mut block = img.read_block(root)?;
     let ind = IndirectBlock::from_block_mut(&mut block);
     let old = ind.ptr(0).unwrap_or(0);
     ind.set_ptr(0, root);
-    ind.update_checksum(img.geo.checksum_seed(), ino, inode.generation.get());
+    ind.update_checksum(img.geo.checksum_seed(), ino, generation);
     img.write_block(root, &block)?;
     Ok(format!(
         "{path}: inode {ino} level {level} indirect block {root} entry 0 {old} -> {root}, \

@@ -22,7 +22,8 @@ usage: aegisfs-testimage corrupt IMAGE KIND [ARGS]
        aegisfs-testimage fill FILE OFFSET LEN SEED
 corruption kinds: bad-magic, sb-checksum, blocks-count, incompat-feature BIT,
   ro-compat-feature BIT, compat-feature BIT, gd-checksum GROUP, block-pointer PATH,
-  dir-rec-len DIR VALUE|past-tail, indirect-loop PATH LEVEL, inode-checksum PATH";
+  dir-rec-len DIR VALUE|past-tail, indirect-loop PATH LEVEL, inode-checksum PATH,
+  indirect-checksum PATH LEVEL, dir-checksum DIR, inode-bitmap-checksum GROUP";
 
 fn number(text: &str) -> Result<u64, String> {
     text.parse()

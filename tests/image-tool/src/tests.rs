@@ -542,6 +542,85 @@ fn inode_checksum() {
 }
 
 #[test]
+fn indirect_checksum() {
+    for level in 1..=3u8 {
+        let t = build(&format!("indcsum-{level}"));
+        let img = Image::open(&t.path).unwrap();
+        let raw = img.inode(BIG).unwrap();
+        let root = Inode::from_slot(&raw).unwrap().tree_root(level).unwrap();
+        let before = bytes(&t);
+        corrupt(&t, &["indirect-checksum", "big", &level.to_string()]);
+        let at = root * BLOCK_SIZE_U64 + 0xFF8;
+        assert_eq!(diff(&before, &bytes(&t)), vec![at as usize]);
+        let block = img.read_block(root).unwrap();
+        assert_eq!(
+            IndirectBlock::from_block(&block)
+                .verify_checksum(img.geo.checksum_seed(), BIG, GENERATION)
+                .unwrap_err(),
+            FormatError::IndirectChecksum
+        );
+        let err = img
+            .map(BIG, &raw, BIG_BLOCKS[usize::from(level)])
+            .unwrap_err();
+        assert!(err.contains("indirect block checksum mismatch"), "{err}");
+        // The other levels are untouched.
+        for (other, &l) in BIG_BLOCKS.iter().enumerate() {
+            if other != usize::from(level) {
+                img.map(BIG, &raw, l).unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+fn dir_checksum() {
+    let t = build("dircsum");
+    let (b, _) = first_dir_block(&Image::open(&t.path).unwrap(), DIR);
+    let before = bytes(&t);
+    corrupt(&t, &["dir-checksum", "dir"]);
+    assert_eq!(
+        diff(&before, &bytes(&t)),
+        vec![(b * BLOCK_SIZE_U64 + 4092) as usize]
+    );
+    let img = Image::open(&t.path).unwrap();
+    let (_, block) = first_dir_block(&img, DIR);
+    assert_eq!(
+        iter_dir_block(&block, &img.geo, DIR, GENERATION).err(),
+        Some(FormatError::DirChecksum)
+    );
+    assert!(img.lookup("dir/a").is_err());
+    assert_eq!(img.lookup("big").unwrap(), BIG);
+}
+
+#[test]
+fn inode_bitmap_checksum() {
+    let t = build("ibcsum");
+    let before = bytes(&t);
+    corrupt(&t, &["inode-bitmap-checksum", "0"]);
+    let gdt = BLOCK_SIZE_U64;
+    assert_only(
+        &diff(&before, &bytes(&t)),
+        &[(gdt + 0x2C, 4), (gdt + 0x3C, 4)],
+    );
+    // The descriptor itself is valid; the bitmap no longer matches it.
+    let img = Image::open(&t.path).unwrap();
+    let ibitmap = img
+        .read_block(img.geo.inode_bitmap_block(0).unwrap())
+        .unwrap();
+    let seed = img.geo.checksum_seed();
+    let result = img
+        .with_group_desc(0, |d| d.verify_inode_bitmap(seed, 0, &ibitmap))
+        .unwrap();
+    assert_eq!(result.unwrap_err(), FormatError::InodeBitmapChecksum);
+    let bbitmap = img
+        .read_block(img.geo.block_bitmap_block(0).unwrap())
+        .unwrap();
+    img.with_group_desc(0, |d| d.verify_block_bitmap(seed, 0, &bbitmap))
+        .unwrap()
+        .unwrap();
+}
+
+#[test]
 fn errors_for_unusable_targets() {
     let t = build("targets");
     let img = Image::open(&t.path).unwrap();
