@@ -4,8 +4,8 @@
 # sizes (and a FILE disk is used in place), device-mapper nodes appear without udev,
 # modprobe knows the kernel's built-in modules, --share content is visible both ways, the
 # staged tools are found by `mkfs -t` / `fsck -t`, the root image is never modified, the
-# script's exit status comes back, and a kernel panic, a kernel console WARNING and a
-# timeout each fail the run.
+# script's exit status comes back, and a kernel panic (its console log is kept), a kernel
+# console WARNING and a timeout each fail the run.
 # Prints one `ok harness/<case>` or `not ok harness/<case>: <reason>` line per case.
 set -uo pipefail
 
@@ -190,6 +190,14 @@ if [ $panic_rc != 0 ] && [ $panic_rc != 124 ] && grep -q "Kernel panic" "$work/p
     ok panic-detected
 else
     not_ok panic-detected "qemu/vm exited $panic_rc after $took s" "$work/panic.out"
+fi
+
+# The failed run's whole console log is kept for a post-mortem.
+kept=$(sed -n 's/^vm: full console log: //p' "$work/panic.out")
+if [ -n "$kept" ] && grep -q "sysrq: Trigger a crash" "$kept" 2>/dev/null; then
+    ok failed-run-log-kept
+else
+    not_ok failed-run-log-kept "no console log with the crash kept (path: '$kept')" "$work/panic.out"
 fi
 
 # A report on the kernel console fails the run even though the script exits 0. Lines
