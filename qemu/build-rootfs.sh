@@ -50,14 +50,20 @@ start=$(date +%s)
 echo "build-rootfs: building the $codename guest image (a few minutes, once)"
 mkdir -p "$out/debs"
 tree=$out/tree
-rm -rf "$tree" "$image.tmp" "$stamp"
-mkdir -p "$tree/etc/dpkg/dpkg.cfg.d"
-# The image is thrown away on any failure, so dpkg's fsyncs only cost time.
-echo force-unsafe-io > "$tree/etc/dpkg/dpkg.cfg.d/unsafe-io"
-
+rm -rf "$image.tmp" "$stamp"
 include=$(IFS=,; echo "${packages[*]}")
-if ! debootstrap --variant=minbase --include="$include" --cache-dir="$out/debs" \
-        "$codename" "$tree" "$mirror" > "$out/debootstrap.log" 2>&1; then
+
+bootstrap() {
+    rm -rf "$tree"
+    mkdir -p "$tree/etc/dpkg/dpkg.cfg.d"
+    # The image is thrown away on any failure, so dpkg's fsyncs only cost time.
+    echo force-unsafe-io > "$tree/etc/dpkg/dpkg.cfg.d/unsafe-io"
+    debootstrap --variant=minbase --include="$include" --cache-dir="$out/debs" \
+        "$codename" "$tree" "$mirror" > "$out/debootstrap.log" 2>&1
+}
+
+# A second attempt rides out a network hiccup; the .debs already fetched are reused.
+if ! bootstrap && ! { echo "build-rootfs: debootstrap failed, retrying once" >&2; bootstrap; }; then
     tail -n 30 "$out/debootstrap.log" >&2
     [ -f "$tree/debootstrap/debootstrap.log" ] && tail -n 30 "$tree/debootstrap/debootstrap.log" >&2
     echo "build-rootfs: debootstrap failed (full log: build/guest/debootstrap.log)" >&2
