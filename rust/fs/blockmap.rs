@@ -146,10 +146,40 @@ pub(crate) fn check_range(inode: &Inode, first: u64, count: u64) -> Result {
     Ok(())
 }
 
-/// The disk block of block `index` of a directory; directories have no holes.
-pub(crate) fn dir_block(inode: &Inode, index: u64) -> Result<u64> {
-    match map_blocks(inode, index, 1)? {
-        Some(run) => Ok(run.start),
-        None => Err(inode_corruption(inode, "hole in a directory")),
+/// Maps the blocks of a directory (which has no holes), keeping the last contiguous run so
+/// that a walk over the directory maps each run once instead of each block.
+pub(crate) struct DirMap<'a> {
+    dir: &'a Inode,
+    blocks: u64,
+    /// The last run and the directory block index it starts at.
+    run: Option<(u64, BlockRun)>,
+}
+
+impl<'a> DirMap<'a> {
+    pub(crate) fn new(dir: &'a Inode) -> Self {
+        Self {
+            dir,
+            blocks: dir.size() / BLOCK_SIZE_U64,
+            run: None,
+        }
+    }
+
+    /// The disk block of block `index` of the directory.
+    pub(crate) fn block(&mut self, index: u64) -> Result<u64> {
+        if let Some((first, run)) = &self.run {
+            if let Some(offset) = index.checked_sub(*first).filter(|&o| o < run.count) {
+                // Every block of a run was checked to be a data block, so this is one.
+                return Ok(run.start + offset);
+            }
+        }
+        let wanted = self.blocks.saturating_sub(index).max(1);
+        match map_blocks(self.dir, index, wanted)? {
+            Some(run) => {
+                let start = run.start;
+                self.run = Some((index, run));
+                Ok(start)
+            }
+            None => Err(inode_corruption(self.dir, "hole in a directory")),
+        }
     }
 }

@@ -5,7 +5,7 @@
 //! Directory positions are byte offsets in the directory, so they stay valid across calls
 //! and `seekdir`: an offset that does not start an entry resumes at the next one.
 
-use super::blockmap::dir_block;
+use super::blockmap::DirMap;
 use super::superblock::inode_corruption;
 use crate::dir::{iter_verified_dir_block, verify_dir_block_checksum, DirIter};
 use crate::disk::{BLOCK_SIZE, BLOCK_SIZE_U64, DIR_ENTRY_HEADER_SIZE, DIR_TAIL_OFFSET};
@@ -26,11 +26,11 @@ pub(crate) struct DirBlock<'a> {
 }
 
 impl<'a> DirBlock<'a> {
-    /// Reads block `index` of directory `dir`.
-    pub(crate) fn read(dir: &'a Inode, index: u64) -> Result<Self> {
+    /// Reads block `index` of directory `dir`, mapped through `map`.
+    pub(crate) fn read(dir: &'a Inode, map: &mut DirMap<'_>, index: u64) -> Result<Self> {
         let sb = dir.sb();
         let geo = sb.info().geometry();
-        let bh = sb.bread(dir_block(dir, index)?)?;
+        let bh = sb.bread(map.block(index)?)?;
         if !bh.is_verified(Verified::Directory) {
             verify_dir_block_checksum(
                 bh.data(),
@@ -96,6 +96,7 @@ fn dir_pos(block_start: u64, offset: usize) -> Result<i64> {
 /// `readdir`: emits the entries from the current position on.
 pub(crate) fn iterate(dir: &Inode, emitter: &mut DirEmitter) -> Result {
     let size = dir.size();
+    let mut map = DirMap::new(dir);
     loop {
         let Ok(pos) = u64::try_from(emitter.pos()) else {
             return Ok(());
@@ -108,7 +109,7 @@ pub(crate) fn iterate(dir: &Inode, emitter: &mut DirEmitter) -> Result {
         // Below 4096.
         let resume = (pos % BLOCK_SIZE_U64) as usize;
         crate::vfs::cond_resched();
-        let block = DirBlock::read(dir, index)?;
+        let block = DirBlock::read(dir, &mut map, index)?;
         for entry in block.entries() {
             let entry = entry.map_err(|e| inode_corruption(dir, e.msg()))?;
             if entry.offset < resume || entry.ino == 0 {

@@ -2,6 +2,7 @@
 
 //! Name lookup in directories.
 
+use super::blockmap::DirMap;
 use super::dir::{block_count, DirBlock};
 use super::inode::iget;
 use crate::disk::NAME_MAX;
@@ -18,11 +19,12 @@ pub(crate) fn lookup(dir: &Inode, name: &[u8]) -> Result<Option<InodeRef>> {
     let lookup_start = &dir.info().lookup_start;
     let start = lookup_start.load(Ordering::Relaxed);
     let start = if start < blocks { start } else { 0 };
+    let mut map = DirMap::new(dir);
     for step in 0..blocks {
         crate::vfs::cond_resched();
         // Both are below `blocks`, so neither the sum nor the remainder can overflow.
         let index = (start + step) % blocks;
-        let block = DirBlock::read(dir, index)?;
+        let block = DirBlock::read(dir, &mut map, index)?;
         if let Some(ino) = block.find(name) {
             drop(block);
             lookup_start.store(index, Ordering::Relaxed);
