@@ -11,7 +11,6 @@ set -uo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=${BUILD:-$top/build}
-work=$build/tests/harness
 vm=$top/qemu/vm
 kernel=$build/linux-obj/arch/x86/boot/bzImage
 rootfs=$build/guest/rootfs.img
@@ -19,7 +18,11 @@ rootfs=$build/guest/rootfs.img
 for f in "$kernel" "$rootfs"; do
     [ -f "$f" ] || { echo "harness: $f missing (run make setup)" >&2; exit 1; }
 done
-rm -rf "$work"
+mkdir -p "$build/tests"
+# A directory of its own, so that runs in parallel (two `make test` in one tree) do not
+# collide; kept only when asked (AEGISFS_KEEP=1), like the other suites' directories.
+work=$(mktemp -d "$build/tests/harness.XXXXXX")
+[ "${AEGISFS_KEEP:-0}" = 1 ] || trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/share" "$work/build/target/release" "$work/build/module"
 
 ok() { echo "ok harness/$1"; }
