@@ -30,6 +30,7 @@ pub(super) static SUPER_OPS: Table<bindings::super_operations> =
     Table(bindings::super_operations {
         alloc_inode: Some(alloc_inode),
         free_inode: Some(free_inode),
+        put_super: Some(put_super),
         statfs: Some(statfs),
         show_options: Some(show_options),
         ..pin_init::zeroed()
@@ -142,6 +143,17 @@ unsafe extern "C" fn free_inode(inode: *mut bindings::inode) {
     };
     // SAFETY: `inode` came from `alloc_inode`, so it is embedded in an object of `cache`.
     unsafe { bindings::kmem_cache_free(cache.as_ptr(), AegisInode::from_vfs(inode).cast()) }
+}
+
+/// # Safety
+///
+/// `sb` must be an AegisFS superblock being unmounted (its inodes are already evicted).
+unsafe extern "C" fn put_super(sb: *mut bindings::super_block) {
+    // Drop the device's cached blocks: their buffers carry our "checksum verified" bits,
+    // which must not survive into the next mount (the device may be written in between).
+    // SAFETY: The caller guarantees `sb` is live; its block device is open until
+    // `kill_block_super` returns.
+    unsafe { bindings::invalidate_bdev((*sb).s_bdev) }
 }
 
 /// # Safety
