@@ -20,6 +20,12 @@ unsafe extern "C" {
         get_block: bindings::get_block_t,
     );
     pub(crate) fn fileattr_fill_flags(fa: *mut bindings::file_kattr, flags: u32);
+    pub(crate) fn generic_setlease(
+        file: *mut bindings::file,
+        arg: c_int,
+        lease: *mut *mut bindings::file_lease,
+        private: *mut *mut c_void,
+    ) -> c_int;
     pub(crate) fn generic_block_bmap(
         mapping: *mut bindings::address_space,
         block: bindings::sector_t,

@@ -36,11 +36,16 @@ pub(super) static SUPER_OPS: Table<bindings::super_operations> =
         ..pin_init::zeroed()
     });
 
+// `fsync` has nothing to write on a read-only filesystem, but must succeed; leases are
+// refused unless the filesystem offers `setlease`.
 pub(super) static FILE_OPS: Table<bindings::file_operations> = Table(bindings::file_operations {
+    open: Some(bindings::generic_file_open),
     llseek: Some(bindings::generic_file_llseek),
     read_iter: Some(bindings::generic_file_read_iter),
     mmap_prepare: Some(bindings::generic_file_readonly_mmap_prepare),
     splice_read: Some(bindings::filemap_splice_read),
+    fsync: Some(bindings::noop_fsync),
+    setlease: Some(ffi::generic_setlease),
     ..pin_init::zeroed()
 });
 
@@ -48,6 +53,8 @@ pub(super) static DIR_OPS: Table<bindings::file_operations> = Table(bindings::fi
     llseek: Some(bindings::generic_file_llseek),
     read: Some(bindings::generic_read_dir),
     iterate_shared: Some(iterate_shared),
+    fsync: Some(bindings::noop_fsync),
+    setlease: Some(ffi::generic_setlease),
     ..pin_init::zeroed()
 });
 
