@@ -17,7 +17,7 @@ use kernel::prelude::*;
 pub(crate) enum Verified {
     /// An indirect block (checksum over its owner's inode number and generation).
     Indirect = 0,
-    /// A directory block.
+    /// A directory block (its records were validated too).
     Directory = 1,
     /// An inode bitmap.
     InodeBitmap = 2,
