@@ -10,6 +10,7 @@ use crate::disk::{
 use crate::error::FormatError;
 use crate::geometry::{fsid, Geometry};
 use crate::vfs::inode::{Inode, InodeRef};
+use crate::vfs::log::{device_err, device_warn};
 use crate::vfs::super_block::{Device, SuperBlock};
 use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::prelude::*;
@@ -63,7 +64,7 @@ impl SbInfo {
 /// Logs a problem with the superblock or group descriptors and returns its errno:
 /// EUCLEAN for corruption, EINVAL for what is unsupported or not an AegisFS image.
 fn mount_error(dev: &Device, err: FormatError) -> Error {
-    pr_err!("aegisfs ({}): {}\n", dev.name(), err.msg());
+    device_err!(dev.name(), "{}", err.msg());
     if err.is_corruption() {
         EUCLEAN
     } else {
@@ -84,7 +85,7 @@ pub(crate) fn corruption(sb: &SuperBlock, ino: u32, msg: &str) -> Error {
     if must_panic(sb) {
         sb.panic("inode", ino, msg);
     }
-    pr_err!("aegisfs ({}): inode {}: {}\n", sb.name(), ino, msg);
+    device_err!(sb.name(), "inode {}: {}", ino, msg);
     EUCLEAN
 }
 
@@ -93,7 +94,7 @@ pub(crate) fn group_corruption(sb: &SuperBlock, group: u32, msg: &str) -> Error 
     if must_panic(sb) {
         sb.panic("group", group, msg);
     }
-    pr_err!("aegisfs ({}): group {}: {}\n", sb.name(), group, msg);
+    device_err!(sb.name(), "group {}: {}", group, msg);
     EUCLEAN
 }
 
@@ -118,10 +119,7 @@ pub(crate) fn inode_corruption(inode: &Inode, msg: &str) -> Error {
 pub(crate) fn load(dev: &Device, errors: u32) -> Result<SbInfo> {
     let device_blocks = dev.blocks();
     if device_blocks == 0 {
-        pr_err!(
-            "aegisfs ({}): device is smaller than one block\n",
-            dev.name()
-        );
+        device_err!(dev.name(), "device is smaller than one block");
         return Err(EINVAL);
     }
     let block0 = dev.bread(0)?;
@@ -130,21 +128,21 @@ pub(crate) fn load(dev: &Device, errors: u32) -> Result<SbInfo> {
         .validate(device_blocks)
         .map_err(|e| mount_error(dev, e))?;
     if disk_sb.needs_recovery() {
-        pr_err!(
-            "aegisfs ({}): journal needs recovery, which this version cannot do; run fsck.aegisfs\n",
-            dev.name()
+        device_err!(
+            dev.name(),
+            "journal needs recovery, which this version cannot do; run fsck.aegisfs"
         );
         return Err(EINVAL);
     }
     if disk_sb.has_errors() {
-        pr_warn!(
-            "aegisfs ({}): errors were recorded on this filesystem; run fsck.aegisfs\n",
-            dev.name()
+        device_warn!(
+            dev.name(),
+            "errors were recorded on this filesystem; run fsck.aegisfs"
         );
     } else if !disk_sb.is_clean() {
-        pr_warn!(
-            "aegisfs ({}): filesystem was not cleanly unmounted; run fsck.aegisfs\n",
-            dev.name()
+        device_warn!(
+            dev.name(),
+            "filesystem was not cleanly unmounted; run fsck.aegisfs"
         );
     }
     let default_errors = disk_sb.errors_behavior.get();
@@ -166,7 +164,7 @@ pub(crate) fn load(dev: &Device, errors: u32) -> Result<SbInfo> {
         };
         let desc = GroupDesc::in_block(bh.data(), g);
         desc.validate(g, &geometry).map_err(|e| {
-            pr_err!("aegisfs ({}): group {}: {}\n", dev.name(), g, e.msg());
+            device_err!(dev.name(), "group {}: {}", g, e.msg());
             EUCLEAN
         })?;
         free_blocks = free_blocks.saturating_add(u64::from(desc.free_blocks.get()));

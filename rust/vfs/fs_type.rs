@@ -4,6 +4,7 @@
 
 use super::ffi;
 use super::inode::AegisInode;
+use super::log::device_err;
 use super::ops;
 use super::super_block::{Device, SuperBlock};
 use crate::fs;
@@ -143,10 +144,7 @@ unsafe fn fill_super(sb: *mut bindings::super_block, fc: *mut bindings::fs_conte
     let dev = unsafe { Device::from_raw(sb) };
     // SAFETY: `sb` is live and being set up by us.
     if unsafe { bindings::sb_set_blocksize(sb, 4096) } == 0 {
-        pr_err!(
-            "aegisfs ({}): device does not support 4096-byte blocks\n",
-            dev.name()
-        );
+        device_err!(dev.name(), "device does not support 4096-byte blocks");
         return Err(EINVAL);
     }
     // SAFETY: The caller guarantees `fc` is the mount context.
@@ -157,9 +155,9 @@ unsafe fn fill_super(sb: *mut bindings::super_block, fc: *mut bindings::fs_conte
         )
     };
     if !read_only {
-        pr_err!(
-            "aegisfs ({}): read-write mounts are not supported yet, mount read-only\n",
-            dev.name()
+        device_err!(
+            dev.name(),
+            "read-write mounts are not supported yet, mount read-only"
         );
         return Err(EROFS);
     }
@@ -209,10 +207,7 @@ unsafe extern "C" fn aegisfs_reconfigure(fc: *mut bindings::fs_context) -> c_int
         )
     };
     if !read_only {
-        pr_err!(
-            "aegisfs ({}): read-write mounts are not supported yet\n",
-            sb.name()
-        );
+        device_err!(sb.name(), "read-write mounts are not supported yet");
         return EROFS.to_errno();
     }
     fs::superblock::reconfigure(sb, errors);

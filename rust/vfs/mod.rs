@@ -11,6 +11,7 @@ pub(crate) mod buffer;
 mod ffi;
 pub(crate) mod fs_type;
 pub(crate) mod inode;
+pub(crate) mod log;
 pub(crate) mod ops;
 pub(crate) mod super_block;
 

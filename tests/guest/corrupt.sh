@@ -95,6 +95,15 @@ while IFS='|' read -r name dev action want msg path logpath; do
         fail "$name" "bad case line"
         ;;
     esac
+    # What the kernel refuses, fsck must find too: 4 (errors left) or 8 (unusable).
+    if [ "$action" != mounts ]; then
+        out=$(fsck -t aegisfs -n "$dev" 2>&1)
+        rc=$?
+        case $rc in
+        4 | 8) ok "$name-fsck" ;;
+        *) fail "$name-fsck" "fsck -n exited $rc: $(tail -n 2 <<<"$out" | tr '\n' ' ')" ;;
+        esac
+    fi
 done < "$share/cases"
 
 if out=$(rmmod aegisfs 2>&1); then ok rmmod; else fail rmmod "$out"; fi

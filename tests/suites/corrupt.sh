@@ -71,9 +71,9 @@ while IFS='|' read -r name corruption action want msg path logpath; do
     disks+=(--disk "$img")
     echo "$name|$dev|$action|$want|$msg|$path|${logpath:-$path}" >> "$share/cases"
     case $action in
-    mount-fails) printf '%s\n' "$name" "$name-log" ;;
+    mount-fails) printf '%s\n' "$name" "$name-log" "$name-fsck" ;;
     mounts) printf '%s\n' "$name" "$name-intact" "$name-log" ;;
-    *) printf '%s\n' "$name" "$name-again" "$name-intact" "$name-log" ;;
+    *) printf '%s\n' "$name" "$name-again" "$name-intact" "$name-log" "$name-fsck" ;;
     esac >> "$cases"
 done < "$work/table"
 echo rmmod >> "$cases"

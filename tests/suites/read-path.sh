@@ -179,8 +179,8 @@ cases=$work/cases
     printf '%s\n' mode owner size nlink atime mtime ctime statfs
     printf 'erofs-%s\n' create open-write truncate touch chmod chown mkdir rm rmdir rename \
         link symlink mkfifo tools
-    echo umount
+    printf '%s\n' umount fsck-vdb
 } > "$cases"
 
-suite_vm "$cases" -- --disk "$image" --share "$share" --timeout 900 -- \
+suite_vm "$cases" -- --fsck "$suite" --disk "$image" --share "$share" --timeout 900 -- \
     "$top/tests/guest/read-path.sh" /share
