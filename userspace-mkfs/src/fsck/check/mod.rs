@@ -1,0 +1,405 @@
+//! The checker: pass 0 (superblock and journal), pass 1 (inodes and block maps, 1B clones
+//! blocks claimed twice), pass 2 (directory blocks), pass 3 (connectivity), pass 4
+//! (reference counts), pass 5 (bitmaps and counts), one file per pass as e2fsck's
+//! `pass1.c`..`pass5.c`. This file holds the state they share: the [`Checker`], the
+//! expected bitmaps, file types and reference counts, and inode I/O.
+//!
+//! Memory is bounded by the filesystem's size, never by what it contains: one expected
+//! block bitmap and one inode bitmap block per group, a file type byte and a reference
+//! count per inode, one record per directory and per directory block, and a record per
+//! block claimed twice. Inode tables are streamed.
+
+mod pass0;
+mod pass1;
+mod pass1b;
+mod pass2;
+mod pass3;
+mod pass4;
+mod pass5;
+
+use std::collections::{BTreeMap, HashSet};
+
+use aegisfs_format::disk::{
+    bitmap_set, SuperBlock, BLOCKS_PER_GROUP, BLOCK_SIZE, PTRS_PER_BLOCK_U64,
+};
+use aegisfs_format::geometry::Geometry;
+
+use super::dev::{Block, Device};
+use super::ui::{Mode, Res, Stop, Ui};
+use pass0::load_superblock;
+
+/// File type byte of an inode that is in use but whose clearing was declined: entries to
+/// it are left alone and its counts are not checked.
+const TYPE_BAD: u8 = 0xFF;
+/// Logical block recorded for an xattr block.
+const XATTR_LBLK: u64 = u64::MAX;
+
+/// What the check concluded.
+pub struct Outcome {
+    /// The filesystem was clean and skipped (no `-f`).
+    pub skipped_clean: bool,
+    pub used_inodes: u64,
+    pub inodes: u64,
+    pub used_blocks: u64,
+    pub blocks: u64,
+    pub directories: u64,
+    /// Files whose data blocks are not contiguous.
+    pub fragmented: u64,
+}
+
+#[derive(Clone, Copy)]
+struct DirInfo {
+    generation: u32,
+    /// What `..` says.
+    dotdot: u32,
+    /// The directory holding the (first) entry for it; 0 while none was seen.
+    parent: u32,
+    connected: bool,
+    /// `links_count` was 0: a removed directory, still allocated.
+    unlinked: bool,
+}
+
+#[derive(Clone, Copy)]
+struct DirBlock {
+    ino: u32,
+    lblk: u64,
+    block: u64,
+}
+
+/// Where a block pointer lives.
+#[derive(Clone, Copy, Debug)]
+enum Loc {
+    Direct(usize),
+    Root(u8),
+    Xattr,
+    Indirect { block: u64, index: usize },
+}
+
+/// A pointer to a block that another pointer claimed first; pass 1B gives it a copy.
+#[derive(Clone, Copy, Debug)]
+struct Dup {
+    ino: u32,
+    generation: u32,
+    is_dir: bool,
+    loc: Loc,
+    block: u64,
+    /// 0 for a data or xattr block, else the indirection levels below it.
+    level: u8,
+    lblk: u64,
+}
+
+/// State of one walk over an inode's block map.
+struct Walk {
+    ino: u32,
+    generation: u32,
+    is_dir: bool,
+    /// Claim blocks (false: give back what an earlier walk claimed).
+    claim: bool,
+    /// Pointers to logical blocks at or past this are cleared.
+    limit: u64,
+    /// Re-walk after a truncation: its problems were reported by the first walk.
+    quiet: bool,
+    count: u64,
+    last: Option<u64>,
+    /// Length of the mapped prefix `0..prefix`.
+    prefix: u64,
+    /// A block is mapped past a hole.
+    beyond_prefix: bool,
+    prev_phys: Option<u64>,
+    fragmented: bool,
+}
+
+impl Walk {
+    fn new(ino: u32, generation: u32, is_dir: bool, claim: bool, limit: u64) -> Walk {
+        Walk {
+            ino,
+            generation,
+            is_dir,
+            claim,
+            limit,
+            quiet: false,
+            count: 0,
+            last: None,
+            prefix: 0,
+            beyond_prefix: false,
+            prev_phys: None,
+            fragmented: false,
+        }
+    }
+
+    fn note_data(&mut self, lblk: u64, phys: u64) {
+        self.last = Some(lblk);
+        if lblk == self.prefix {
+            self.prefix += 1;
+        } else {
+            self.beyond_prefix = true;
+        }
+        if self.prev_phys.is_some_and(|p| p + 1 != phys) {
+            self.fragmented = true;
+        }
+        self.prev_phys = Some(phys);
+    }
+}
+
+/// Logical blocks under one pointer `level` levels above the data.
+fn span(level: u8) -> u64 {
+    PTRS_PER_BLOCK_U64.pow(u32::from(level))
+}
+
+fn type_name(ft: u8) -> &'static str {
+    match ft {
+        1 => "regular file",
+        2 => "directory",
+        3 => "character device",
+        4 => "block device",
+        5 => "FIFO",
+        6 => "socket",
+        7 => "symlink",
+        _ => "unknown",
+    }
+}
+
+pub struct Checker<'u, 'o> {
+    pub dev: Device,
+    pub ui: &'u mut Ui<'o>,
+    geo: Geometry,
+    seed: u32,
+    block0: Box<Block>,
+    /// Expected block bitmaps, one 4096-byte block per group.
+    seen: Vec<u8>,
+    /// Expected inode bitmaps.
+    iused: Vec<u8>,
+    ftype: Vec<u8>,
+    refs: Vec<u32>,
+    dirs: BTreeMap<u32, DirInfo>,
+    /// Directory blocks; `dblist[..sorted_len]` is sorted by directory and logical block.
+    dblist: Vec<DirBlock>,
+    sorted_len: usize,
+    dups: Vec<Dup>,
+    alloc_cursor: u64,
+    fragmented: u64,
+    lost_found: Option<u32>,
+    /// Names seen so far in the directory pass 2 is in (its blocks come in a row).
+    names: (u32, HashSet<Vec<u8>>),
+    now: i64,
+}
+
+impl<'u, 'o> Checker<'u, 'o> {
+    /// Pass 0: reads and checks the superblock and the journal (replaying it when
+    /// repairing). Fails with an operational error when the superblock cannot be used.
+    pub fn open(dev: Device, ui: &'u mut Ui<'o>, now: i64) -> Res<Checker<'u, 'o>> {
+        let (block0, geo) = load_superblock(&dev, ui)?;
+        let mut c = Checker {
+            seed: geo.checksum_seed(),
+            geo,
+            block0,
+            seen: Vec::new(),
+            iused: Vec::new(),
+            ftype: Vec::new(),
+            refs: Vec::new(),
+            dirs: BTreeMap::new(),
+            dblist: Vec::new(),
+            sorted_len: 0,
+            dups: Vec::new(),
+            alloc_cursor: 0,
+            fragmented: 0,
+            lost_found: None,
+            names: (0, HashSet::new()),
+            now,
+            dev,
+            ui,
+        };
+        c.check_journal()?;
+        Ok(c)
+    }
+
+    fn sb(&self) -> &SuperBlock {
+        SuperBlock::in_block(&self.block0)
+    }
+
+    fn sb_mut(&mut self) -> &mut SuperBlock {
+        SuperBlock::in_block_mut(&mut self.block0)
+    }
+
+    fn fixing(&self) -> bool {
+        self.ui.mode != Mode::ReadOnly
+    }
+
+    /// True when, without `-f`, the filesystem may be reported clean without a check.
+    pub fn may_skip(&self, force: bool) -> bool {
+        let sb = self.sb();
+        let max = sb.max_mount_count.get();
+        !force
+            && self.ui.mode != Mode::ReadOnly
+            && self.ui.found == 0
+            && sb.is_clean()
+            && !sb.has_errors()
+            && !sb.needs_recovery()
+            && (max == 0 || sb.mount_count.get() < max)
+    }
+
+    /// The counts the superblock records (for the quick "clean" line).
+    pub fn recorded_outcome(&self) -> Outcome {
+        let sb = self.sb();
+        Outcome {
+            skipped_clean: true,
+            used_inodes: u64::from(self.geo.inodes_count()) - u64::from(sb.free_inodes.get()),
+            inodes: u64::from(self.geo.inodes_count()),
+            used_blocks: self.geo.blocks_count() - sb.free_blocks.get(),
+            blocks: self.geo.blocks_count(),
+            directories: 0,
+            fragmented: 0,
+        }
+    }
+
+    /// Passes 1 to 5, then the superblock's state.
+    pub fn run(&mut self) -> Res<Outcome> {
+        let groups = self.geo.group_count() as usize;
+        self.seen = vec![0u8; groups * BLOCK_SIZE];
+        self.iused = vec![0u8; groups * BLOCK_SIZE];
+        for g in 0..self.geo.group_count() {
+            let r = g as usize * BLOCK_SIZE..(g as usize + 1) * BLOCK_SIZE;
+            self.geo
+                .init_block_bitmap(g, self.seen[r.clone()].as_mut().try_into().unwrap());
+            self.geo
+                .init_inode_bitmap(g, self.iused[r].as_mut().try_into().unwrap());
+        }
+        let inodes = self.geo.inodes_count() as usize + 1;
+        self.ftype = vec![0u8; inodes];
+        self.refs = vec![0u32; inodes];
+
+        self.ui.info("Pass 1: Checking inodes, blocks, and sizes");
+        self.pass1()?;
+        if !self.dups.is_empty() {
+            self.ui
+                .info("Pass 1B: Cloning blocks claimed more than once");
+            self.pass1b()?;
+        }
+        self.ui.info("Pass 2: Checking directory structure");
+        self.pass2()?;
+        self.ui.info("Pass 3: Checking directory connectivity");
+        self.pass3()?;
+        self.ui.info("Pass 4: Checking reference counts");
+        self.pass4()?;
+        self.ui.info("Pass 5: Checking group summary information");
+        let (free_blocks, free_inodes) = self.pass5()?;
+        self.finish_superblock()?;
+        Ok(Outcome {
+            skipped_clean: false,
+            used_inodes: u64::from(self.geo.inodes_count()) - free_inodes,
+            inodes: u64::from(self.geo.inodes_count()),
+            used_blocks: self.geo.blocks_count() - free_blocks,
+            blocks: self.geo.blocks_count(),
+            directories: self.dirs.len() as u64,
+            fragmented: self.fragmented,
+        })
+    }
+
+    // ----- bitmaps and allocation -----
+
+    fn seen_slot(&mut self, b: u64) -> Option<(&mut [u8], u32)> {
+        let (g, i) = self.geo.group_of_block(b)?;
+        let r = g as usize * BLOCK_SIZE..(g as usize + 1) * BLOCK_SIZE;
+        Some((self.seen.get_mut(r)?, i))
+    }
+
+    /// Marks `b` in use; returns whether it already was.
+    fn claim(&mut self, b: u64) -> bool {
+        match self.seen_slot(b) {
+            Some((bm, i)) => bitmap_set(bm, i, true),
+            None => true,
+        }
+    }
+
+    fn unclaim(&mut self, b: u64) {
+        if let Some((bm, i)) = self.seen_slot(b) {
+            bitmap_set(bm, i, false);
+        }
+    }
+
+    /// A free data block (first fit from a moving cursor), now marked in use.
+    fn alloc(&mut self) -> Option<u64> {
+        let total = u64::from(self.geo.group_count()) * u64::from(BLOCKS_PER_GROUP);
+        for k in 0..total {
+            let rel = (self.alloc_cursor + k) % total;
+            let b = self.geo.first_group_block() + rel;
+            if self.geo.is_data_block(b) && !self.claim(b) {
+                self.alloc_cursor = rel + 1;
+                return Some(b);
+            }
+        }
+        None
+    }
+
+    fn mark_used(&mut self, ino: u32, ft: u8) {
+        if let Some(t) = self.ftype.get_mut(ino as usize) {
+            *t = ft;
+        }
+        if let Ok((g, index)) = self.geo.inode_group(ino) {
+            let r = g as usize * BLOCK_SIZE..(g as usize + 1) * BLOCK_SIZE;
+            bitmap_set(&mut self.iused[r], index, true);
+        }
+    }
+
+    fn mark_free(&mut self, ino: u32) {
+        if let Some(t) = self.ftype.get_mut(ino as usize) {
+            *t = 0;
+        }
+        if let Ok((g, index)) = self.geo.inode_group(ino) {
+            let r = g as usize * BLOCK_SIZE..(g as usize + 1) * BLOCK_SIZE;
+            bitmap_set(&mut self.iused[r], index, false);
+        }
+        self.dirs.remove(&ino);
+    }
+
+    fn ftype_of(&self, ino: u32) -> u8 {
+        self.ftype.get(ino as usize).copied().unwrap_or(0)
+    }
+
+    fn add_ref(&mut self, ino: u32) {
+        if let Some(r) = self.refs.get_mut(ino as usize) {
+            *r = r.saturating_add(1);
+        }
+    }
+
+    // ----- inode I/O -----
+
+    fn read_inode(&self, ino: u32) -> Res<Vec<u8>> {
+        let loc = self
+            .geo
+            .inode_location(ino)
+            .map_err(|e| Stop::Error(e.msg().to_string()))?;
+        let blk = self.dev.read_new(loc.block)?;
+        let isz = usize::from(self.geo.inode_size());
+        Ok(blk[loc.offset..loc.offset + isz].to_vec())
+    }
+
+    fn write_inode(&mut self, ino: u32, raw: &[u8]) -> Res<()> {
+        let loc = self
+            .geo
+            .inode_location(ino)
+            .map_err(|e| Stop::Error(e.msg().to_string()))?;
+        let mut blk = self.dev.read_new(loc.block)?;
+        blk[loc.offset..loc.offset + raw.len()].copy_from_slice(raw);
+        Ok(self.dev.write(loc.block, &blk)?)
+    }
+
+    // ----- directory blocks -----
+
+    /// The blocks of directory `dir`: a binary search in the part sorted for pass 2, then
+    /// the few blocks added since.
+    fn dir_blocks(&self, dir: u32) -> Vec<DirBlock> {
+        let sorted = &self.dblist[..self.sorted_len];
+        let lo = sorted.partition_point(|d| d.ino < dir);
+        let hi = sorted.partition_point(|d| d.ino <= dir);
+        sorted[lo..hi]
+            .iter()
+            .chain(
+                self.dblist[self.sorted_len..]
+                    .iter()
+                    .filter(|d| d.ino == dir),
+            )
+            .copied()
+            .collect()
+    }
+}
