@@ -16,3 +16,6 @@ pub mod error;
 pub mod geometry;
 pub mod inode;
 pub mod journal;
+
+#[cfg(test)]
+mod geometry_tests;
