@@ -4,162 +4,132 @@
 // errno without allocating: corruption of on-disk data is EUCLEAN, an image or request this
 // implementation cannot or will not handle is EINVAL.
 
-/// What went wrong while parsing, validating or planning on-disk structures.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FormatError {
+/// Declares [`FormatError`] from one list of `Variant => "message"`, so each variant's
+/// description for log lines stands next to it and the tests see every variant.
+macro_rules! format_errors {
+    ($($(#[$doc:meta])* $name:ident => $msg:literal,)*) => {
+        /// What went wrong while parsing, validating or planning on-disk structures.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum FormatError {
+            $($(#[$doc])* $name,)*
+        }
+
+        impl FormatError {
+            /// A short description for log lines, e.g. `aegisfs (vda): <msg>`.
+            pub fn msg(&self) -> &'static str {
+                match self {
+                    $(Self::$name => $msg,)*
+                }
+            }
+
+            /// Every error, in declaration order.
+            #[cfg(test)]
+            pub(crate) const ALL: &'static [FormatError] = &[$(Self::$name,)*];
+        }
+    };
+}
+
+format_errors! {
     /// A buffer passed in has the wrong length (a caller bug, not on-disk corruption).
-    BufferSize,
+    BufferSize => "buffer has the wrong size",
     /// The superblock magic is not `"AegisFS\0"`: not an AegisFS filesystem.
-    BadMagic,
+    BadMagic => "bad magic number (not an AegisFS filesystem)",
     /// `format_version` is not 1.
-    UnsupportedVersion,
+    UnsupportedVersion => "unsupported format version",
     /// `block_size_log2` is not 12.
-    UnsupportedBlockSize,
+    UnsupportedBlockSize => "unsupported block size",
     /// `feature_incompat` has bits this implementation does not support.
-    UnsupportedFeature,
+    UnsupportedFeature => "unsupported incompatible features",
     /// `blocks_count` is larger than the device.
-    DeviceTooSmall,
+    DeviceTooSmall => "filesystem is larger than the device",
     /// The superblock checksum does not match.
-    SuperBlockChecksum,
+    SuperBlockChecksum => "superblock checksum mismatch",
     /// `blocks_per_group` is not 32768.
-    BadBlocksPerGroup,
+    BadBlocksPerGroup => "bad blocks per group",
     /// `inode_size` is not 256, 512 or 1024.
-    BadInodeSize,
+    BadInodeSize => "bad inode size",
     /// `inodes_per_group` is 0, not a multiple of 16 or above 32768.
-    BadInodesPerGroup,
+    BadInodesPerGroup => "bad inodes per group",
     /// `group_count` is 0 or `inodes_count != group_count * inodes_per_group`.
-    BadGroupCount,
+    BadGroupCount => "bad group or inode count",
     /// `gdt_start` is not 1 or `gdt_blocks` is not `ceil(group_count / 64)`.
-    BadGdtLocation,
+    BadGdtLocation => "bad group descriptor table location",
     /// The journal is not inside `[gdt end, first_group_block)`, is shorter than the
     /// minimum, longer than `u32::MAX` blocks, or disagrees with `HAS_JOURNAL`/`RECOVER`.
-    BadJournalLocation,
+    BadJournalLocation => "bad journal location or size",
     /// `blocks_count` does not match `first_group_block` and the group count, or the last
     /// group is too short, or some position overflows.
-    BadBlocksCount,
+    BadBlocksCount => "bad blocks count or group layout",
     /// `root_ino`, `first_ino` or `lost_found_ino` differ from 2, 11, 11.
-    BadReservedInodes,
+    BadReservedInodes => "bad reserved inode numbers",
     /// A free or reserved count in the superblock exceeds its total.
-    BadFreeCounts,
+    BadFreeCounts => "free or reserved counts exceed totals",
     /// Unknown bits in the superblock `state`.
-    BadState,
+    BadState => "unknown superblock state bits",
     /// `errors_behavior` is not 1, 2 or 3.
-    BadErrorsBehavior,
+    BadErrorsBehavior => "bad errors behavior",
     /// The label is not NUL padded UTF-8 of at most 63 bytes.
-    BadLabel,
+    BadLabel => "bad label",
     /// `last_orphan` or an inode's `next_orphan` is not 0 or a valid non-reserved inode.
-    BadOrphan,
+    BadOrphan => "bad orphan list pointer",
     /// A group descriptor checksum does not match.
-    GroupDescChecksum,
+    GroupDescChecksum => "group descriptor checksum mismatch",
     /// A group descriptor's bitmap or inode table position differs from the fixed layout.
-    GroupDescLayout,
+    GroupDescLayout => "group descriptor has wrong metadata positions",
     /// A group descriptor's free/used counts exceed the group's size, or flags are set.
-    GroupDescCounts,
+    GroupDescCounts => "group descriptor counts or flags invalid",
     /// A block bitmap checksum does not match the one in its group descriptor.
-    BlockBitmapChecksum,
+    BlockBitmapChecksum => "block bitmap checksum mismatch",
     /// An inode bitmap checksum does not match the one in its group descriptor.
-    InodeBitmapChecksum,
+    InodeBitmapChecksum => "inode bitmap checksum mismatch",
     /// An inode number is 0 or above `inodes_count`.
-    BadInodeNumber,
+    BadInodeNumber => "inode number out of range",
     /// An inode checksum does not match.
-    InodeChecksum,
+    InodeChecksum => "inode checksum mismatch",
     /// An inode's mode has no valid file type.
-    InodeFileType,
+    InodeFileType => "inode has an invalid file type",
     /// An inode's size is impossible for its type.
-    InodeSize,
+    InodeSize => "inode size invalid for its type",
     /// An inode has unknown flags, or `INLINE_DATA` on something that is not a symlink, or
     /// a symlink whose inline flag does not match its size.
-    InodeFlags,
+    InodeFlags => "inode flags invalid",
     /// A nanosecond field of an inode is 1e9 or more.
-    InodeTime,
+    InodeTime => "inode timestamp nanoseconds out of range",
     /// An inode's `blocks` count is impossible.
-    InodeBlocks,
+    InodeBlocks => "inode block count invalid",
     /// An inode's `extra_size` does not fit its inline xattr area.
-    InodeExtraSize,
+    InodeExtraSize => "inode extra size invalid",
     /// A device, FIFO or socket inode has a size or block pointers.
-    InodeSpecial,
+    InodeSpecial => "special inode has data",
     /// A block pointer is outside the data area (metadata, before the groups, past the end).
-    BadBlockPointer,
+    BadBlockPointer => "block pointer outside the data area",
     /// An indirect block checksum does not match (or its reserved word is not zero).
-    IndirectChecksum,
+    IndirectChecksum => "indirect block checksum mismatch",
     /// A directory block checksum does not match.
-    DirChecksum,
+    DirChecksum => "directory block checksum mismatch",
     /// A directory block tail is malformed.
-    DirTail,
+    DirTail => "directory block tail malformed",
     /// A directory entry's `rec_len` is too small, unaligned or crosses the tail.
-    DirRecLen,
+    DirRecLen => "directory entry record length invalid",
     /// A used directory entry has `name_len` 0 or a name with `/` or NUL.
-    DirName,
+    DirName => "directory entry name invalid",
     /// A directory entry names an inode that does not exist or is reserved.
-    DirInode,
+    DirInode => "directory entry inode number invalid",
     /// A directory entry's `file_type` is above 7.
-    DirFileType,
+    DirFileType => "directory entry file type invalid",
     /// A journal block has a wrong magic, type or layout.
-    JournalFormat,
+    JournalFormat => "journal block malformed",
     /// A journal block checksum does not match.
-    JournalChecksum,
+    JournalChecksum => "journal block checksum mismatch",
     /// mkfs: the device is too small for the requested layout.
-    FsTooSmall,
+    FsTooSmall => "device too small for the filesystem layout",
     /// mkfs: the journal size is below the minimum (1024 blocks) or does not fit.
-    BadJournalSize,
+    BadJournalSize => "journal size invalid",
     /// mkfs: the requested inode count or ratio is out of range.
-    BadInodeCount,
+    BadInodeCount => "inode count or ratio out of range",
 }
 
 impl FormatError {
-    /// A short description for log lines, e.g. `aegisfs (vda): <msg>`.
-    pub fn msg(&self) -> &'static str {
-        match self {
-            Self::BufferSize => "buffer has the wrong size",
-            Self::BadMagic => "bad magic number (not an AegisFS filesystem)",
-            Self::UnsupportedVersion => "unsupported format version",
-            Self::UnsupportedBlockSize => "unsupported block size",
-            Self::UnsupportedFeature => "unsupported incompatible features",
-            Self::DeviceTooSmall => "filesystem is larger than the device",
-            Self::SuperBlockChecksum => "superblock checksum mismatch",
-            Self::BadBlocksPerGroup => "bad blocks per group",
-            Self::BadInodeSize => "bad inode size",
-            Self::BadInodesPerGroup => "bad inodes per group",
-            Self::BadGroupCount => "bad group or inode count",
-            Self::BadGdtLocation => "bad group descriptor table location",
-            Self::BadJournalLocation => "bad journal location or size",
-            Self::BadBlocksCount => "bad blocks count or group layout",
-            Self::BadReservedInodes => "bad reserved inode numbers",
-            Self::BadFreeCounts => "free or reserved counts exceed totals",
-            Self::BadState => "unknown superblock state bits",
-            Self::BadErrorsBehavior => "bad errors behavior",
-            Self::BadLabel => "bad label",
-            Self::BadOrphan => "bad orphan list pointer",
-            Self::GroupDescChecksum => "group descriptor checksum mismatch",
-            Self::GroupDescLayout => "group descriptor has wrong metadata positions",
-            Self::GroupDescCounts => "group descriptor counts or flags invalid",
-            Self::BlockBitmapChecksum => "block bitmap checksum mismatch",
-            Self::InodeBitmapChecksum => "inode bitmap checksum mismatch",
-            Self::BadInodeNumber => "inode number out of range",
-            Self::InodeChecksum => "inode checksum mismatch",
-            Self::InodeFileType => "inode has an invalid file type",
-            Self::InodeSize => "inode size invalid for its type",
-            Self::InodeFlags => "inode flags invalid",
-            Self::InodeTime => "inode timestamp nanoseconds out of range",
-            Self::InodeBlocks => "inode block count invalid",
-            Self::InodeExtraSize => "inode extra size invalid",
-            Self::InodeSpecial => "special inode has data",
-            Self::BadBlockPointer => "block pointer outside the data area",
-            Self::IndirectChecksum => "indirect block checksum mismatch",
-            Self::DirChecksum => "directory block checksum mismatch",
-            Self::DirTail => "directory block tail malformed",
-            Self::DirRecLen => "directory entry record length invalid",
-            Self::DirName => "directory entry name invalid",
-            Self::DirInode => "directory entry inode number invalid",
-            Self::DirFileType => "directory entry file type invalid",
-            Self::JournalFormat => "journal block malformed",
-            Self::JournalChecksum => "journal block checksum mismatch",
-            Self::FsTooSmall => "device too small for the filesystem layout",
-            Self::BadJournalSize => "journal size invalid",
-            Self::BadInodeCount => "inode count or ratio out of range",
-        }
-    }
-
     /// True when the error means on-disk data is corrupt (the kernel returns EUCLEAN);
     /// false for unsupported or invalid images and requests (EINVAL).
     ///
@@ -196,55 +166,7 @@ pub type Result<T> = core::result::Result<T, FormatError>;
 mod tests {
     use super::FormatError::{self, *};
 
-    const ALL: [FormatError; 47] = [
-        BufferSize,
-        BadMagic,
-        UnsupportedVersion,
-        UnsupportedBlockSize,
-        UnsupportedFeature,
-        DeviceTooSmall,
-        SuperBlockChecksum,
-        BadBlocksPerGroup,
-        BadInodeSize,
-        BadInodesPerGroup,
-        BadGroupCount,
-        BadGdtLocation,
-        BadJournalLocation,
-        BadBlocksCount,
-        BadReservedInodes,
-        BadFreeCounts,
-        BadState,
-        BadErrorsBehavior,
-        BadLabel,
-        BadOrphan,
-        GroupDescChecksum,
-        GroupDescLayout,
-        GroupDescCounts,
-        BlockBitmapChecksum,
-        InodeBitmapChecksum,
-        BadInodeNumber,
-        InodeChecksum,
-        InodeFileType,
-        InodeSize,
-        InodeFlags,
-        InodeTime,
-        InodeBlocks,
-        InodeExtraSize,
-        InodeSpecial,
-        BadBlockPointer,
-        IndirectChecksum,
-        DirChecksum,
-        DirTail,
-        DirRecLen,
-        DirName,
-        DirInode,
-        DirFileType,
-        JournalFormat,
-        JournalChecksum,
-        FsTooSmall,
-        BadJournalSize,
-        BadInodeCount,
-    ];
+    const ALL: &[FormatError] = FormatError::ALL;
 
     #[test]
     fn messages_are_distinct_and_short() {

@@ -344,6 +344,18 @@ mod tests {
         Inode::validate(20, &buf[..n], g).map(|_| ())
     }
 
+    /// `check` of an inode first made a `base` (a directory, a symlink...), then changed.
+    fn check_with(
+        g: &Geometry,
+        base: impl Fn(&mut Inode),
+        f: impl FnOnce(&mut Inode),
+    ) -> Result<()> {
+        check(g, |i| {
+            base(i);
+            f(i);
+        })
+    }
+
     #[test]
     fn valid_inodes_of_every_type() {
         for size in [256u16, 512, 1024] {
@@ -445,80 +457,44 @@ mod tests {
             i.blocks.set(1);
         };
         assert_eq!(check(&g, dir), Ok(()));
+        assert_eq!(check_with(&g, dir, |i| i.size.set(4097)), Err(E::InodeSize));
         assert_eq!(
-            check(&g, |i| {
-                dir(i);
-                i.size.set(4097);
-            }),
-            Err(E::InodeSize)
-        );
-        assert_eq!(
-            check(&g, |i| {
-                dir(i);
-                i.blocks.set(0);
-            }),
+            check_with(&g, dir, |i| i.blocks.set(0)),
             Err(E::InodeBlocks)
         );
         assert_eq!(
-            check(&g, |i| {
-                dir(i);
-                i.flags.set(INODE_FLAG_INLINE_DATA);
-            }),
+            check_with(&g, dir, |i| i.flags.set(INODE_FLAG_INLINE_DATA)),
             Err(E::InodeFlags)
         );
+        // Symlinks by size, block count and inline flag.
+        for (size, blocks, inline, want) in [
+            (0, 0, true, Err(E::InodeSize)),
+            (4096, 1, false, Err(E::InodeSize)),
+            (120, 1, false, Err(E::InodeFlags)),
+            (121, 0, true, Err(E::InodeFlags)),
+            (121, 0, false, Err(E::InodeBlocks)),
+        ] {
+            let got = check_with(&g, lnk, |i| {
+                i.size.set(size);
+                i.blocks.set(blocks);
+                if inline {
+                    i.flags.set(INODE_FLAG_INLINE_DATA);
+                }
+            });
+            assert_eq!(
+                got, want,
+                "symlink size {size}, {blocks} block(s), inline {inline}"
+            );
+        }
         assert_eq!(
-            check(&g, |i| {
-                lnk(i);
-                i.size.set(0);
-                i.blocks.set(0);
-                i.flags.set(INODE_FLAG_INLINE_DATA);
-            }),
-            Err(E::InodeSize)
-        );
-        assert_eq!(
-            check(&g, |i| {
-                lnk(i);
-                i.size.set(4096);
-                i.blocks.set(1);
-            }),
-            Err(E::InodeSize)
-        );
-        assert_eq!(
-            check(&g, |i| {
-                lnk(i);
-                i.size.set(120);
-                i.blocks.set(1);
-            }),
-            Err(E::InodeFlags)
-        );
-        assert_eq!(
-            check(&g, |i| {
-                lnk(i);
-                i.size.set(121);
-                i.blocks.set(0);
-                i.flags.set(INODE_FLAG_INLINE_DATA);
-            }),
-            Err(E::InodeFlags)
-        );
-        assert_eq!(
-            check(&g, |i| {
-                lnk(i);
-                i.size.set(121);
-                i.blocks.set(0);
-            }),
-            Err(E::InodeBlocks)
-        );
-        assert_eq!(
-            check(&g, |i| {
-                lnk(i);
+            check_with(&g, lnk, |i| {
                 i.set_inline_data(b"x").unwrap();
                 i.blocks.set(1);
             }),
             Err(E::InodeBlocks)
         );
         assert_eq!(
-            check(&g, |i| {
-                lnk(i);
+            check_with(&g, lnk, |i| {
                 i.set_inline_data(b"x").unwrap();
                 i.xattr_block.set(g.first_data_block(1).unwrap());
                 i.blocks.set(1);
@@ -532,24 +508,15 @@ mod tests {
         };
         assert_eq!(check(&g, fifo), Ok(()));
         assert_eq!(
-            check(&g, |i| {
-                fifo(i);
-                i.size.set(1);
-            }),
+            check_with(&g, fifo, |i| i.size.set(1)),
             Err(E::InodeSpecial)
         );
         assert_eq!(
-            check(&g, |i| {
-                fifo(i);
-                i.triple_indirect.set(5000);
-            }),
+            check_with(&g, fifo, |i| i.triple_indirect.set(5000)),
             Err(E::InodeSpecial)
         );
         assert_eq!(
-            check(&g, |i| {
-                fifo(i);
-                i.blocks.set(1);
-            }),
+            check_with(&g, fifo, |i| i.blocks.set(1)),
             Err(E::InodeBlocks)
         );
     }

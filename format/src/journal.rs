@@ -196,23 +196,55 @@ pub fn check_journal_block(
     Ok(h)
 }
 
-fn set_header(h: &mut JournalHeader, block_type: u32, sequence: u64) {
+/// Zeroes `block` and writes the header of a journal block of type `block_type` (every
+/// journal block layout starts with its [`JournalHeader`]).
+fn init_block(block: &mut [u8; BLOCK_SIZE], block_type: u32, sequence: u64) {
+    block.fill(0);
+    let h = &mut JournalSuperBlock::from_block_mut(block).header;
     h.magic.set(JOURNAL_MAGIC);
     h.block_type.set(block_type);
     h.sequence.set(sequence);
 }
 
+/// The first `count` entries of a block's table; `JournalFormat` if `count` exceeds it.
+fn used<'a, T>(table: &'a [T], count: &U32) -> Result<&'a [T]> {
+    let n = usize::try_from(count.get()).map_err(|_| FormatError::JournalFormat)?;
+    table.get(..n).ok_or(FormatError::JournalFormat)
+}
+
+/// The next free entry of a block's table, now counted; `None` when the table is full.
+fn push_slot<'a, T>(table: &'a mut [T], count: &mut U32) -> Option<&'a mut T> {
+    let n = count.get();
+    let slot = table.get_mut(usize::try_from(n).ok()?)?;
+    count.set(n + 1);
+    Some(slot)
+}
+
+/// `from_block` and `from_block_mut`: a journal block layout viewed in place.
+macro_rules! block_views {
+    ($($t:ident: $what:literal;)*) => {$(
+        impl $t {
+            #[doc = concat!("A ", $what, " viewed in place.")]
+            pub fn from_block(block: &[u8; BLOCK_SIZE]) -> &$t {
+                zerocopy::transmute_ref!(block)
+            }
+
+            #[doc = concat!("A ", $what, " viewed in place, mutable.")]
+            pub fn from_block_mut(block: &mut [u8; BLOCK_SIZE]) -> &mut $t {
+                zerocopy::transmute_mut!(block)
+            }
+        }
+    )*};
+}
+
+block_views! {
+    JournalSuperBlock: "journal superblock";
+    JournalDescriptor: "descriptor block";
+    JournalRevoke: "revoke block";
+    JournalCommit: "commit block";
+}
+
 impl JournalSuperBlock {
-    /// The journal superblock viewed in place.
-    pub fn from_block(block: &[u8; BLOCK_SIZE]) -> &JournalSuperBlock {
-        zerocopy::transmute_ref!(block)
-    }
-
-    /// The journal superblock viewed in place, mutable.
-    pub fn from_block_mut(block: &mut [u8; BLOCK_SIZE]) -> &mut JournalSuperBlock {
-        zerocopy::transmute_mut!(block)
-    }
-
     /// Validates a journal superblock for a journal of `journal_blocks` blocks: header,
     /// checksum, block size, `max_len`, `first` = 1 and `start` 0 or a log block.
     pub fn validate(
@@ -248,9 +280,8 @@ pub fn init_journal_superblock(
     journal_blocks: u64,
 ) -> Result<()> {
     let max_len = u32::try_from(journal_blocks).map_err(|_| FormatError::BadJournalSize)?;
-    block.fill(0);
+    init_block(block, JT_SUPERBLOCK, 0);
     let jsb = JournalSuperBlock::from_block_mut(block);
-    set_header(&mut jsb.header, JT_SUPERBLOCK, 0);
     jsb.block_size.set(BLOCK_SIZE as u32);
     jsb.max_len.set(max_len);
     jsb.first.set(JOURNAL_FIRST_LOG_BLOCK);
@@ -261,96 +292,56 @@ pub fn init_journal_superblock(
 }
 
 impl JournalDescriptor {
-    /// A descriptor block viewed in place.
-    pub fn from_block(block: &[u8; BLOCK_SIZE]) -> &JournalDescriptor {
-        zerocopy::transmute_ref!(block)
-    }
-
-    /// A descriptor block viewed in place, mutable.
-    pub fn from_block_mut(block: &mut [u8; BLOCK_SIZE]) -> &mut JournalDescriptor {
-        zerocopy::transmute_mut!(block)
-    }
-
     /// Starts an empty descriptor for transaction `sequence` (zeroes the block).
     pub fn init(block: &mut [u8; BLOCK_SIZE], sequence: u64) -> &mut JournalDescriptor {
-        block.fill(0);
-        let d = Self::from_block_mut(block);
-        set_header(&mut d.header, JT_DESCRIPTOR, sequence);
-        d
+        init_block(block, JT_DESCRIPTOR, sequence);
+        Self::from_block_mut(block)
     }
 
     /// The used tags; `JournalFormat` if `count` exceeds [`MAX_DESCRIPTOR_TAGS`].
     pub fn used_tags(&self) -> Result<&[JournalTag]> {
-        let n = usize::try_from(self.count.get()).map_err(|_| FormatError::JournalFormat)?;
-        self.tags.get(..n).ok_or(FormatError::JournalFormat)
+        used(&self.tags, &self.count)
     }
 
     /// Appends a tag; false when the descriptor is full.
     pub fn push_tag(&mut self, target: u64, flags: u32, checksum: u32) -> bool {
-        let n = self.count.get();
-        match self.tags.get_mut(n as usize) {
-            Some(t) => {
-                t.target.set(target);
-                t.flags.set(flags);
-                t.checksum.set(checksum);
-                self.count.set(n + 1);
-                true
-            }
-            None => false,
-        }
+        let Some(t) = push_slot(&mut self.tags, &mut self.count) else {
+            return false;
+        };
+        t.target.set(target);
+        t.flags.set(flags);
+        t.checksum.set(checksum);
+        true
     }
 }
 
 impl JournalRevoke {
-    /// A revoke block viewed in place.
-    pub fn from_block(block: &[u8; BLOCK_SIZE]) -> &JournalRevoke {
-        zerocopy::transmute_ref!(block)
-    }
-
-    /// A revoke block viewed in place, mutable.
-    pub fn from_block_mut(block: &mut [u8; BLOCK_SIZE]) -> &mut JournalRevoke {
-        zerocopy::transmute_mut!(block)
-    }
-
     /// Starts an empty revoke block for transaction `sequence` (zeroes the block).
     pub fn init(block: &mut [u8; BLOCK_SIZE], sequence: u64) -> &mut JournalRevoke {
-        block.fill(0);
-        let r = Self::from_block_mut(block);
-        set_header(&mut r.header, JT_REVOKE, sequence);
-        r
+        init_block(block, JT_REVOKE, sequence);
+        Self::from_block_mut(block)
     }
 
     /// The used records; `JournalFormat` if `count` exceeds [`MAX_REVOKE_RECORDS`].
     pub fn records(&self) -> Result<&[U64]> {
-        let n = usize::try_from(self.count.get()).map_err(|_| FormatError::JournalFormat)?;
-        self.blocks.get(..n).ok_or(FormatError::JournalFormat)
+        used(&self.blocks, &self.count)
     }
 
     /// Appends a revoked block number; false when the block is full.
     pub fn push(&mut self, block: u64) -> bool {
-        let n = self.count.get();
-        match self.blocks.get_mut(n as usize) {
-            Some(b) => {
-                b.set(block);
-                self.count.set(n + 1);
-                true
-            }
-            None => false,
-        }
+        let Some(b) = push_slot(&mut self.blocks, &mut self.count) else {
+            return false;
+        };
+        b.set(block);
+        true
     }
 }
 
 impl JournalCommit {
-    /// A commit block viewed in place.
-    pub fn from_block(block: &[u8; BLOCK_SIZE]) -> &JournalCommit {
-        zerocopy::transmute_ref!(block)
-    }
-
     /// Writes a commit block for transaction `sequence` at time `sec`/`nsec`, checksummed.
     pub fn write(block: &mut [u8; BLOCK_SIZE], seed: u32, sequence: u64, sec: i64, nsec: u32) {
-        block.fill(0);
-        let c: &mut JournalCommit = zerocopy::transmute_mut!(&mut *block);
-        set_header(&mut c.header, JT_COMMIT, sequence);
+        init_block(block, JT_COMMIT, sequence);
+        let c = Self::from_block_mut(block);
         c.commit_sec.set(sec);
         c.commit_nsec.set(nsec);
         set_journal_block_checksum(seed, block);
