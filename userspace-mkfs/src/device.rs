@@ -1,5 +1,6 @@
 //! The target of mkfs: a block device (opened exclusively, sized with BLKGETSIZE64) or a
-//! regular image file (sized by the SIZE argument or its current length).
+//! regular image file (sized by the SIZE argument or its current length). [`open_sized`]
+//! is the opening both tools share (fsck's is `fsck::dev`).
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -46,24 +47,45 @@ pub fn open_target(path: &Path, dry_run: bool) -> Result<Target, String> {
         }
         Err(e) => return Err(context(path, "cannot stat", e)),
     };
-    let ft = meta.file_type();
-    let kind = if ft.is_block_device() {
+    let (file, current_bytes) = open_sized(path, &meta, !dry_run, true)?;
+    let kind = if meta.file_type().is_block_device() {
         Kind::BlockDevice
-    } else if ft.is_file() {
-        Kind::RegularFile
     } else {
+        Kind::RegularFile
+    };
+    Ok(Target {
+        path: path.to_path_buf(),
+        kind,
+        file: Some(file),
+        current_bytes,
+    })
+}
+
+/// Opens `path`, a block device or regular file that `meta` describes, for reading (and
+/// writing when `write`), and returns it with its size in bytes. A block device is opened
+/// with `O_EXCL` when `exclusive`, so one that is mounted or held by another program is
+/// refused, and is sized with BLKGETSIZE64.
+pub fn open_sized(
+    path: &Path,
+    meta: &fs::Metadata,
+    write: bool,
+    exclusive: bool,
+) -> Result<(File, u64), String> {
+    let ft = meta.file_type();
+    let is_block_device = ft.is_block_device();
+    if !is_block_device && !ft.is_file() {
         return Err(format!(
             "{}: not a block device or regular file",
             path.display()
         ));
-    };
+    }
     let mut oo = OpenOptions::new();
-    oo.read(true).write(!dry_run);
-    if kind == Kind::BlockDevice {
+    oo.read(true).write(write);
+    if exclusive && is_block_device {
         oo.custom_flags(libc::O_EXCL);
     }
     let file = oo.open(path).map_err(|e| {
-        if kind == Kind::BlockDevice && e.raw_os_error() == Some(libc::EBUSY) {
+        if is_block_device && e.raw_os_error() == Some(libc::EBUSY) {
             format!(
                 "{}: device is in use (mounted, or held by another program)",
                 path.display()
@@ -72,17 +94,13 @@ pub fn open_target(path: &Path, dry_run: bool) -> Result<Target, String> {
             context(path, "cannot open", e)
         }
     })?;
-    let current_bytes = match kind {
-        Kind::BlockDevice => block_device_size(&file)
-            .map_err(|e| context(path, "cannot get the device size (BLKGETSIZE64)", e))?,
-        _ => meta.len(),
+    let bytes = if is_block_device {
+        block_device_size(&file)
+            .map_err(|e| context(path, "cannot get the device size (BLKGETSIZE64)", e))?
+    } else {
+        meta.len()
     };
-    Ok(Target {
-        path: path.to_path_buf(),
-        kind,
-        file: Some(file),
-        current_bytes,
-    })
+    Ok((file, bytes))
 }
 
 fn block_device_size(file: &File) -> io::Result<u64> {

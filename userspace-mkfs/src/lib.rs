@@ -15,5 +15,6 @@ pub mod mounts;
 pub mod rng;
 pub mod size;
 pub mod sparse;
+pub mod tool;
 pub mod wipe;
 pub mod writer;

@@ -1,7 +1,7 @@
 //! mkfs.aegisfs: checks the target, plans the geometry, then writes the new filesystem.
 
 use std::ffi::OsString;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -13,7 +13,7 @@ use crate::build::{Builder, Stats};
 use crate::cli::{format_uuid, parse_args, Command, Options, UuidChoice, BLOCKS_PER_MIB, USAGE};
 use crate::device::{open_target, Kind, Target};
 use crate::format_ext::reserved_blocks;
-use crate::mounts::{find_mount, MountSources};
+use crate::mounts::find_mount;
 use crate::rng::Rng;
 use crate::size::human_bytes;
 use crate::wipe;
@@ -25,36 +25,27 @@ pub const EXIT_USAGE: i32 = 1;
 /// Exit status of an operational error (util-linux `MKFS_EX_ERROR`).
 pub const EXIT_ERROR: i32 = 8;
 
-/// What mkfs talks to besides the target: output streams, whether stdin is a terminal
-/// (only then does it ask before overwriting), and where mounts are looked up.
-pub struct Env<'a> {
-    pub stdout: &'a mut dyn Write,
-    pub stderr: &'a mut dyn Write,
-    pub stdin: &'a mut dyn BufRead,
-    pub stdin_is_tty: bool,
-    pub mounts: MountSources,
-}
+pub use crate::tool::Env;
 
 /// Runs mkfs with the arguments after the program name; returns the exit status.
 pub fn run(args: &[OsString], env: &mut Env) -> i32 {
     match parse_args(args) {
         Err(e) => {
-            let _ = writeln!(env.stderr, "{PROG}: {e}");
-            let _ = env.stderr.write_all(USAGE.as_bytes());
+            env.usage_error(PROG, e, USAGE);
             EXIT_USAGE
         }
         Ok(Command::Help) => {
-            let _ = env.stdout.write_all(USAGE.as_bytes());
+            env.help(USAGE);
             0
         }
         Ok(Command::Version) => {
-            let _ = writeln!(env.stdout, "{PROG} {}", env!("CARGO_PKG_VERSION"));
+            env.version(PROG);
             0
         }
         Ok(Command::Format(opts)) => match format(&opts, env) {
             Ok(()) => 0,
             Err(e) => {
-                let _ = writeln!(env.stderr, "{PROG}: {e}");
+                env.error(PROG, e);
                 EXIT_ERROR
             }
         },

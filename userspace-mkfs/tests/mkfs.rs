@@ -39,6 +39,7 @@ fn run_lib(args: &[&str], mounts: &Path, stdin: &[u8], tty: bool) -> (i32, Strin
         stderr: &mut err,
         stdin: &mut input,
         stdin_is_tty: tty,
+        stdout_is_tty: false,
         mounts: MountSources {
             mounts: mounts.to_path_buf(),
             sys_block: PathBuf::from("/sys/block"),

@@ -1,16 +1,13 @@
 //! The device fsck checks: opened read-only for `-n` (so a check can never write), else
 //! read-write and, for a block device, exclusively.
 
-use std::fs::{self, File, OpenOptions};
-use std::io;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
+use std::fs::{self, File};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use aegisfs_format::disk::{BLOCK_SIZE, BLOCK_SIZE_U64};
 
-/// `_IOR(0x12, 114, size_t)`: the size of a block device in bytes.
-const BLKGETSIZE64: libc::c_ulong = 0x8008_1272;
+use crate::device::open_sized;
 
 /// One 4096-byte block.
 pub type Block = [u8; BLOCK_SIZE];
@@ -34,34 +31,7 @@ impl Device {
     pub fn open(path: &Path, writable: bool) -> Result<Device, String> {
         let meta =
             fs::metadata(path).map_err(|e| format!("{}: cannot stat: {e}", path.display()))?;
-        let ft = meta.file_type();
-        if !ft.is_block_device() && !ft.is_file() {
-            return Err(format!(
-                "{}: not a block device or regular file",
-                path.display()
-            ));
-        }
-        let mut oo = OpenOptions::new();
-        oo.read(true).write(writable);
-        if writable && ft.is_block_device() {
-            oo.custom_flags(libc::O_EXCL);
-        }
-        let file = oo.open(path).map_err(|e| {
-            if e.raw_os_error() == Some(libc::EBUSY) {
-                format!(
-                    "{}: device is in use (mounted, or held by another program)",
-                    path.display()
-                )
-            } else {
-                format!("{}: cannot open: {e}", path.display())
-            }
-        })?;
-        let bytes = if ft.is_block_device() {
-            block_device_size(&file)
-                .map_err(|e| format!("{}: cannot get the device size: {e}", path.display()))?
-        } else {
-            meta.len()
-        };
+        let (file, bytes) = open_sized(path, &meta, writable, writable)?;
         Ok(Device {
             path: path.to_path_buf(),
             file,
@@ -109,14 +79,4 @@ impl Device {
             .sync_all()
             .map_err(|e| format!("{}: fsync failed: {e}", self.path.display()))
     }
-}
-
-fn block_device_size(file: &File) -> io::Result<u64> {
-    let mut size: u64 = 0;
-    // SAFETY: BLKGETSIZE64 writes one u64 through the pointer, which points at `size`.
-    let r = unsafe { libc::ioctl(file.as_raw_fd(), BLKGETSIZE64 as _, &mut size as *mut u64) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(size)
 }

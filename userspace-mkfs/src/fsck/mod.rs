@@ -10,12 +10,12 @@ pub mod ui;
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::os::fd::FromRawFd;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::mounts::{find_mount, MountSources};
+use crate::mounts::find_mount;
 use check::{Checker, Outcome};
 use dev::Device;
 use ui::{Mode, Progress, Stop, Ui};
@@ -160,31 +160,22 @@ pub fn parse_args(args: &[OsString]) -> Result<Command, String> {
     }))
 }
 
-/// Streams, terminals and the mount table fsck works with.
-pub struct Env<'a> {
-    pub stdout: &'a mut dyn Write,
-    pub stderr: &'a mut dyn Write,
-    pub stdin: &'a mut dyn BufRead,
-    pub stdin_is_tty: bool,
-    pub stdout_is_tty: bool,
-    pub mounts: MountSources,
-}
+pub use crate::tool::Env;
 
 /// Runs fsck with the arguments after the program name; returns the exit status.
 pub fn run(args: &[OsString], env: &mut Env) -> i32 {
     let opts = match parse_args(args) {
         Ok(Command::Help) => {
-            let _ = env.stdout.write_all(USAGE.as_bytes());
+            env.help(USAGE);
             return EXIT_OK;
         }
         Ok(Command::Version) => {
-            let _ = writeln!(env.stdout, "{PROG} {}", env!("CARGO_PKG_VERSION"));
+            env.version(PROG);
             return EXIT_OK;
         }
         Ok(Command::Check(o)) => o,
         Err(e) => {
-            let _ = writeln!(env.stderr, "{PROG}: {e}");
-            let _ = env.stderr.write_all(USAGE.as_bytes());
+            env.usage_error(PROG, e, USAGE);
             return EXIT_USAGE;
         }
     };
@@ -217,14 +208,14 @@ pub fn run(args: &[OsString], env: &mut Env) -> i32 {
         }
         Ok(None) => {}
         Err(e) => {
-            let _ = writeln!(env.stderr, "{PROG}: {e}");
+            env.error(PROG, e);
             return EXIT_ERROR;
         }
     }
     let dev = match Device::open(&opts.device, mode != Mode::ReadOnly) {
         Ok(d) => d,
         Err(e) => {
-            let _ = writeln!(env.stderr, "{PROG}: {e}");
+            env.error(PROG, e);
             return EXIT_ERROR;
         }
     };
@@ -248,7 +239,7 @@ pub fn run(args: &[OsString], env: &mut Env) -> i32 {
     match result {
         Ok(o) => print_summary(out, &name, &o, opts.verbose, mode == Mode::Preen),
         Err(Stop::Error(e)) => {
-            let _ = writeln!(env.stderr, "{PROG}: {name}: {e}");
+            env.error(PROG, format_args!("{name}: {e}"));
             return EXIT_ERROR;
         }
         Err(Stop::Preen) => status |= EXIT_UNCORRECTED,
