@@ -18,9 +18,9 @@ use aegisfs_format::checksum::{set_inode_checksum, set_journal_block_checksum};
 use aegisfs_format::dir::set_dir_block_checksum;
 use aegisfs_format::disk::{GroupDesc, IndirectBlock, BLOCK_SIZE, BLOCK_SIZE_U64, ROOT_INO};
 use aegisfs_tools::rng::Rng;
+use common::fsck::FSCK;
 use common::{mkfs_ok, text, Image, Scratch};
 
-const FSCK: &str = env!("CARGO_BIN_EXE_fsck-aegisfs");
 const ITERATIONS: u32 = 300;
 
 /// How a damaged block gets a valid checksum again, so that the damage reaches the

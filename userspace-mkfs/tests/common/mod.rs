@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod fsck;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::File;
