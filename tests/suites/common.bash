@@ -4,7 +4,9 @@
 #   suite_init NAME       sets $top, $work (a fresh temp dir under build/tests/) and the tool
 #                         paths; exits 1 when a prerequisite is missing
 #   suite_vm CASES -- ARGS
-#                         runs qemu/vm ARGS, passes the guest's ok/not ok lines for this suite
+#                         runs qemu/vm ARGS (with `--fsck NAME`, so every AegisFS disk is
+#                         checked with `fsck -n` after the guest script, unless the suite set
+#                         suite_fsck=0), passes the guest's ok/not ok lines for this suite
 #                         through and reports every case named in the file CASES that the
 #                         guest never reported; a failing qemu/vm is the case NAME/vm
 
@@ -46,7 +48,9 @@ suite_vm() {
     local start=$SECONDS
     set +e
     # Stream the results and the guest's "# " notes as they come; the log keeps the rest.
-    "$top/qemu/vm" "$@" 2>&1 | tee "$log" | grep --line-buffered -E "^((not )?ok $suite/|# )"
+    local fsck=(--fsck "$suite")
+    [ "${suite_fsck:-1}" = 1 ] || fsck=()
+    "$top/qemu/vm" "${fsck[@]}" "$@" 2>&1 | tee "$log" | grep --line-buffered -E "^((not )?ok $suite/|# )"
     status=${PIPESTATUS[0]}
     set -e
     echo "# $suite: guest run took $((SECONDS - start)) s" >&2

@@ -23,5 +23,5 @@ truncate -s 64M "$image"
 cases=$work/cases
 printf '%s\n' insmod slab-cache-loaded rmmod-busy mount-cycles refcount rmmod reload-cycles \
     gone slab-cache-gone reload-mount fsck-vdb > "$cases"
-suite_vm "$cases" -- --fsck "$suite" --disk "$image" --share "$share" --timeout 600 -- \
+suite_vm "$cases" -- --disk "$image" --share "$share" --timeout 600 -- \
     "$top/tests/guest/cycles.sh" /share 100 20

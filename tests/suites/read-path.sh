@@ -182,5 +182,5 @@ cases=$work/cases
     printf '%s\n' umount fsck-vdb
 } > "$cases"
 
-suite_vm "$cases" -- --fsck "$suite" --disk "$image" --share "$share" --timeout 900 -- \
+suite_vm "$cases" -- --disk "$image" --share "$share" --timeout 900 -- \
     "$top/tests/guest/read-path.sh" /share
