@@ -14,6 +14,57 @@ pub const DIND_START: u64 = IND_START + P;
 /// First logical block mapped through the triple indirect block.
 pub const TIND_START: u64 = DIND_START + P * P;
 
+/// Bit 63 of a data block pointer of a regular file (a `direct[]` slot or an entry of the
+/// last indirect level): the block `ptr & !PTR_UNWRITTEN` is allocated to the file but its
+/// contents are not; it reads as zeros until written (preallocation, `fallocate`). Never
+/// set on pointers to indirect blocks, on directory or symlink data pointers or on
+/// `xattr_block`.
+pub const PTR_UNWRITTEN: u64 = 1 << 63;
+
+/// A decoded non-zero data block pointer: the block number and the UNWRITTEN flag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockPtr {
+    /// The block number (bit 63 cleared).
+    pub block: u64,
+    /// The block is allocated but reads as zeros.
+    pub unwritten: bool,
+}
+
+impl BlockPtr {
+    /// Splits a raw pointer into block number and flag (no range check; 0 stays 0).
+    pub const fn decode(raw: u64) -> BlockPtr {
+        BlockPtr {
+            block: raw & !PTR_UNWRITTEN,
+            unwritten: raw & PTR_UNWRITTEN != 0,
+        }
+    }
+
+    /// The raw pointer.
+    pub const fn encode(self) -> u64 {
+        if self.unwritten {
+            self.block | PTR_UNWRITTEN
+        } else {
+            self.block
+        }
+    }
+
+    /// Checks a raw pointer: `Ok(None)` for 0 (a hole); `UnwrittenPointer` if the flag is
+    /// set and `allow_unwritten` is false (the pointer is not a data pointer of a regular
+    /// file); `BadBlockPointer` if the block number is not a data block (a flag on block 0
+    /// included).
+    pub fn check(raw: u64, allow_unwritten: bool, geo: &Geometry) -> Result<Option<BlockPtr>> {
+        if raw == 0 {
+            return Ok(None);
+        }
+        let p = BlockPtr::decode(raw);
+        if p.unwritten && !allow_unwritten {
+            return Err(FormatError::UnwrittenPointer);
+        }
+        geo.check_data_block(p.block)?;
+        Ok(Some(p))
+    }
+}
+
 /// The path from an inode to logical block `lblk`.
 ///
 /// `depth` 0: `direct[offsets[0]]`. Depth 1: `indirect`, then entry `offsets[0]` of it.
@@ -100,6 +151,20 @@ impl IndirectBlock {
         }
     }
 
+    /// Pointer `i`, decoded and checked by [`BlockPtr::check`] (`i >= 511` is
+    /// `BadBlockPointer`). `allow_unwritten` only for the last level of a regular file.
+    pub fn checked_block_ptr(
+        &self,
+        i: usize,
+        allow_unwritten: bool,
+        geo: &Geometry,
+    ) -> Result<Option<BlockPtr>> {
+        match self.ptr(i) {
+            None => Err(FormatError::BadBlockPointer),
+            Some(raw) => BlockPtr::check(raw, allow_unwritten, geo),
+        }
+    }
+
     /// Sets pointer `i`; returns false if `i >= 511`.
     pub fn set_ptr(&mut self, i: usize, block: u64) -> bool {
         match self.ptrs.get_mut(i) {
@@ -116,13 +181,11 @@ impl IndirectBlock {
         self.ptrs.iter().all(|p| p.get() == 0)
     }
 
-    /// Checks every non-zero pointer against the geometry.
-    pub fn validate_ptrs(&self, geo: &Geometry) -> Result<()> {
+    /// Checks every non-zero pointer against the geometry ([`BlockPtr::check`]);
+    /// `allow_unwritten` only for a last-level block of a regular file.
+    pub fn validate_ptrs(&self, allow_unwritten: bool, geo: &Geometry) -> Result<()> {
         for p in self.ptrs.iter() {
-            let b = p.get();
-            if b != 0 {
-                geo.check_data_block(b)?;
-            }
+            BlockPtr::check(p.get(), allow_unwritten, geo)?;
         }
         Ok(())
     }
@@ -190,6 +253,93 @@ mod tests {
             BlockPath::of(MAX_FILE_BLOCKS - 1).map(|b| b.run_in_leaf()),
             Some(1)
         );
+    }
+
+    fn small_geo() -> Geometry {
+        use crate::geometry::{InodeSpec, DEFAULT_INODE_SIZE};
+        Geometry::plan(100_000, InodeSpec::default(), DEFAULT_INODE_SIZE, None).unwrap()
+    }
+
+    #[test]
+    fn block_ptr_decode_encode() {
+        assert_eq!(
+            BlockPtr::decode(1234),
+            BlockPtr {
+                block: 1234,
+                unwritten: false
+            }
+        );
+        assert_eq!(
+            BlockPtr::decode(1234 | PTR_UNWRITTEN),
+            BlockPtr {
+                block: 1234,
+                unwritten: true
+            }
+        );
+        for raw in [0, 1, 1234, u64::MAX >> 1, PTR_UNWRITTEN | 5, u64::MAX] {
+            assert_eq!(BlockPtr::decode(raw).encode(), raw);
+        }
+        assert_eq!(PTR_UNWRITTEN, 0x8000_0000_0000_0000);
+    }
+
+    #[test]
+    fn block_ptr_check() {
+        let g = small_geo();
+        let data = g.blocks_count() - 1;
+        assert!(g.is_data_block(data));
+        let w = BlockPtr::check(data, false, &g);
+        assert_eq!(
+            w.map(|p| p.map(|p| (p.block, p.unwritten))),
+            Ok(Some((data, false)))
+        );
+        let u = BlockPtr::check(data | PTR_UNWRITTEN, true, &g);
+        assert_eq!(
+            u.map(|p| p.map(|p| (p.block, p.unwritten))),
+            Ok(Some((data, true)))
+        );
+        assert_eq!(
+            BlockPtr::check(data | PTR_UNWRITTEN, false, &g),
+            Err(FormatError::UnwrittenPointer)
+        );
+        assert_eq!(BlockPtr::check(0, true, &g), Ok(None));
+        assert_eq!(BlockPtr::check(0, false, &g), Ok(None));
+        // The flag on block 0, or on a block outside the data area, is still bad.
+        assert_eq!(
+            BlockPtr::check(PTR_UNWRITTEN, true, &g),
+            Err(FormatError::BadBlockPointer)
+        );
+        assert_eq!(
+            BlockPtr::check(g.blocks_count() | PTR_UNWRITTEN, true, &g),
+            Err(FormatError::BadBlockPointer)
+        );
+        // Without the flag allowed, bit 63 is never a data block (blocks_count < 2^63).
+        assert!(!g.is_data_block(data | PTR_UNWRITTEN));
+
+        let mut raw = [0u8; BLOCK_SIZE];
+        let ib = IndirectBlock::from_block_mut(&mut raw);
+        assert!(ib.set_ptr(3, data | PTR_UNWRITTEN));
+        assert_eq!(ib.validate_ptrs(true, &g), Ok(()));
+        assert_eq!(
+            ib.validate_ptrs(false, &g),
+            Err(FormatError::UnwrittenPointer)
+        );
+        assert_eq!(
+            ib.checked_block_ptr(3, true, &g),
+            Ok(Some(BlockPtr {
+                block: data,
+                unwritten: true
+            }))
+        );
+        assert_eq!(
+            ib.checked_block_ptr(3, false, &g),
+            Err(FormatError::UnwrittenPointer)
+        );
+        assert_eq!(ib.checked_block_ptr(4, false, &g), Ok(None));
+        assert_eq!(
+            ib.checked_block_ptr(511, true, &g),
+            Err(FormatError::BadBlockPointer)
+        );
+        assert_eq!(ib.checked_ptr(3, &g), Err(FormatError::BadBlockPointer));
     }
 
     #[test]

@@ -103,6 +103,9 @@ format_errors! {
     InodeSpecial => "special inode has data",
     /// A block pointer is outside the data area (metadata, before the groups, past the end).
     BadBlockPointer => "block pointer outside the data area",
+    /// The UNWRITTEN bit (63) on a pointer that may not carry it: an indirect tree pointer,
+    /// or a data pointer of a directory or symlink (or the xattr block).
+    UnwrittenPointer => "unwritten flag on a metadata or non-regular block pointer",
     /// An indirect block checksum does not match (or its reserved word is not zero).
     IndirectChecksum => "indirect block checksum mismatch",
     /// A directory block checksum does not match.
@@ -185,6 +188,7 @@ mod tests {
             InodeChecksum,
             DirRecLen,
             BadBlockPointer,
+            UnwrittenPointer,
             JournalChecksum,
         ] {
             assert!(e.is_corruption(), "{e:?}");

@@ -3,8 +3,9 @@
 //! Mapping logical blocks of a file to disk blocks through the indirect trees.
 
 use super::superblock::inode_corruption;
-use crate::blockmap::BlockPath;
+use crate::blockmap::{BlockPath, PTR_UNWRITTEN};
 use crate::disk::{IndirectBlock, BLOCK_SIZE_U64};
+use crate::error::FormatError;
 use crate::vfs::buffer::Verified;
 use crate::vfs::inode::Inode;
 use kernel::prelude::*;
@@ -36,6 +37,9 @@ impl WalkPath {
 
 /// Checks a block pointer read from the inode or an indirect block.
 fn check_ptr(inode: &Inode, path: &WalkPath, block: u64) -> Result {
+    if block & PTR_UNWRITTEN != 0 {
+        return Err(inode_corruption(inode, FormatError::UnwrittenPointer.msg()));
+    }
     if !inode.sb().info().geometry().is_data_block(block) {
         return Err(inode_corruption(
             inode,
@@ -46,6 +50,27 @@ fn check_ptr(inode: &Inode, path: &WalkPath, block: u64) -> Result {
         return Err(inode_corruption(inode, "indirect block loop"));
     }
     Ok(())
+}
+
+/// Maps a data (last level) pointer `first` and the pointers after it: `None` for a hole
+/// or, in a regular file, an UNWRITTEN pointer (both read as zeros). An UNWRITTEN pointer
+/// anywhere else is corruption ([`check_ptr`]).
+fn map_leaf(
+    inode: &Inode,
+    path: &WalkPath,
+    first: u64,
+    max: u64,
+    ptrs: impl Iterator<Item = u64>,
+) -> Result<Option<BlockRun>> {
+    if first == 0 {
+        return Ok(None);
+    }
+    if first & PTR_UNWRITTEN != 0 && inode.info().unwritten_ok {
+        // Allocated but not written: the block number must still be valid.
+        check_ptr(inode, path, first & !PTR_UNWRITTEN)?;
+        return Ok(None);
+    }
+    extend_run(inode, path, first, max, ptrs).map(Some)
 }
 
 /// Extends a run starting at `first` (pointer `0` of `ptrs`) over the following pointers
@@ -76,7 +101,8 @@ fn extend_run(
 }
 
 /// Maps logical block `lblk` of `inode`, and up to `max` following blocks when they are
-/// contiguous on disk. `None` is a hole, which reads as zeros.
+/// contiguous on disk. `None` is a hole or an UNWRITTEN block of a regular file, which read
+/// as zeros (and which `FIBMAP` reports as 0).
 pub(crate) fn map_blocks(inode: &Inode, lblk: u64, max: u64) -> Result<Option<BlockRun>> {
     let Some(block_path) = BlockPath::of(lblk) else {
         return Ok(None);
@@ -93,8 +119,8 @@ pub(crate) fn map_blocks(inode: &Inode, lblk: u64, max: u64) -> Result<Option<Bl
         let start = usize::from(offsets.first().copied().unwrap_or(0));
         let mut ptrs = info.direct.iter().skip(start).copied();
         return match ptrs.next() {
-            None | Some(0) => Ok(None),
-            Some(first) => extend_run(inode, &walk, first, max, ptrs).map(Some),
+            None => Ok(None),
+            Some(first) => map_leaf(inode, &walk, first, max, ptrs),
         };
     }
 
@@ -120,8 +146,8 @@ pub(crate) fn map_blocks(inode: &Inode, lblk: u64, max: u64) -> Result<Option<Bl
         if level + 1 == offsets.len() {
             let mut ptrs = indirect.ptrs.iter().skip(offset).map(|p| p.get());
             return match ptrs.next() {
-                None | Some(0) => Ok(None),
-                Some(first) => extend_run(inode, &walk, first, max, ptrs).map(Some),
+                None => Ok(None),
+                Some(first) => map_leaf(inode, &walk, first, max, ptrs),
             };
         }
         block = indirect.ptr(offset).unwrap_or(0);

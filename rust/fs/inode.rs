@@ -24,6 +24,8 @@ pub(crate) struct InodeInfo {
     pub(crate) direct: [u64; N_DIRECT],
     /// Roots of the single, double and triple indirect trees (validated when used).
     pub(crate) tree_roots: [u64; 3],
+    /// Whether data pointers may carry the UNWRITTEN bit (regular files only).
+    pub(crate) unwritten_ok: bool,
     /// The inode flags users see (`FS_*_FL` numbering), for `FS_IOC_GETFLAGS`.
     pub(crate) user_flags: u32,
     /// Creation time, for `statx` birth time.
@@ -46,6 +48,7 @@ impl InodeInfo {
             generation: 0,
             direct: [0; N_DIRECT],
             tree_roots: [0; 3],
+            unwritten_ok: false,
             user_flags: 0,
             crtime: Timestamp::new(0, 0),
             link: [0; Self::LINK_BUFFER_SIZE],
@@ -142,6 +145,7 @@ fn read_inode(new: NewInode) -> Result<InodeRef> {
             rdev: disk.rdev.get(),
         },
     };
+    info.unwritten_ok = kind == InodeKind::Regular;
 
     let flags = disk.flags.get();
     let attrs = InodeAttrs {

@@ -75,6 +75,35 @@ while IFS='|' read -r name dev action want msg path logpath; do
         check_intact "$name"
         check_log "$name" "$dev" ""
         ;;
+    zeros)
+        if [ "$got" != ok ]; then
+            fail "$name" "mount gave $got"
+            continue
+        fi
+        # The whole file reads as zeros, has its size, and FIBMAP maps nothing.
+        if out=$(python3 - "$mnt/$path" "$want" <<'PY' 2>&1
+import fcntl, os, struct, sys
+path, size = sys.argv[1], int(sys.argv[2])
+st = os.stat(path)
+if st.st_size != size:
+    sys.exit(f"size {st.st_size}, expected {size}")
+with open(path, "rb") as f:
+    data = f.read()
+    if len(data) != size or data != bytes(size):
+        sys.exit(f"read {len(data)} bytes, not all zeros")
+    for blk in range((size + 4095) // 4096):
+        got = struct.unpack("i", fcntl.ioctl(f.fileno(), 1, struct.pack("i", blk)))[0]
+        if got != 0:
+            sys.exit(f"FIBMAP of block {blk} gave {got}, expected 0")
+PY
+        ); then
+            ok "$name"
+        else
+            fail "$name" "$(tail -n1 <<<"$out")"
+        fi
+        check_intact "$name"
+        check_log "$name" "$dev" ""
+        ;;
     read | list | stat)
         if [ "$got" != ok ]; then
             fail "$name" "mount gave $got"
@@ -95,8 +124,14 @@ while IFS='|' read -r name dev action want msg path logpath; do
         fail "$name" "bad case line"
         ;;
     esac
-    # What the kernel refuses, fsck must find too: 4 (errors left) or 8 (unusable).
-    if [ "$action" != mounts ]; then
+    # What the kernel refuses, fsck must find too: 4 (errors left) or 8 (unusable); what
+    # it accepts as valid (zeros) fsck must find clean.
+    if [ "$action" = zeros ]; then
+        out=$(fsck -t aegisfs -n "$dev" 2>&1)
+        rc=$?
+        if [ "$rc" = 0 ]; then ok "$name-fsck"
+        else fail "$name-fsck" "fsck -n exited $rc: $(tail -n 2 <<<"$out" | tr '\n' ' ')"; fi
+    elif [ "$action" != mounts ]; then
         out=$(fsck -t aegisfs -n "$dev" 2>&1)
         rc=$?
         case $rc in

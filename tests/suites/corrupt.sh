@@ -5,7 +5,10 @@
 # compat/ro_compat features must still mount (read-only); damage inside files and
 # directories (block pointer past the device, indirect loops, bad rec_len, inode
 # checksum) must fail that one operation with the exact errno, log the inode and reason,
-# leave the rest readable and the filesystem unmountable, with no kernel report.
+# leave the rest readable and the filesystem unmountable, with no kernel report. Not all
+# cases are damage: a file whose data pointers are marked UNWRITTEN (preallocated) must read
+# as zeros with its size and leave fsck clean, while the bit on an indirect pointer is
+# corruption.
 set -euo pipefail
 . "$(dirname "$0")/common.bash"
 suite_init corrupt
@@ -20,6 +23,7 @@ fill "$tree/files/loop1" 0 $((100 * 1024)) 3
 fill "$tree/files/loop2" 0 $((3 * 1048576)) 4
 # One block in the triple indirect range (logical block 261644), the rest holes.
 fill "$tree/files/loop3" $((261644 * 4096)) 4096 5
+fill "$tree/files/prealloc" 0 $((100 * 1024)) 6
 echo checksum > "$tree/files/inode"
 for n in a b c d e; do echo "$n" > "$tree/dir/$n"; done
 sha256sum < "$tree/files/control" | cut -d' ' -f1 > "$share/control.sha256"
@@ -29,7 +33,9 @@ truncate -s 64M "$base"
 "$mkfs" -q -f -L corrupt -d "$tree" "$base" || die "mkfs.aegisfs -d failed"
 
 # name|corruption|action|expected errno|expected log text|path|path of the inode the log
-# names (default: path)
+# names (default: path). Action `zeros` is not damage: the file at path must read as
+# expected-errno-field bytes of zeros, FIBMAP must report no block, nothing may be logged
+# and fsck -n must be clean.
 # The errnos follow docs/format.md and the module: bad magic, geometry and unsupported
 # features EINVAL; corruption (checksums, pointers, loops, records) EUCLEAN, also for file
 # reads through the page cache.
@@ -53,6 +59,8 @@ loop-single|indirect-loop files/loop1 1|read|EUCLEAN|indirect block loop|files/l
 loop-double|indirect-loop files/loop2 2|read|EUCLEAN|indirect block loop|files/loop2
 loop-triple|indirect-loop files/loop3 3|read|EUCLEAN|indirect block loop|files/loop3
 inode-checksum|inode-checksum files/inode|stat|EUCLEAN|inode checksum mismatch|files/inode
+unwritten|unwritten files/prealloc|zeros|102400||files/prealloc
+unwritten-indirect|unwritten-indirect files/loop2 1|read|EUCLEAN|unwritten flag on a metadata or non-regular block pointer|files/loop2
 EOF
 
 disks=()
@@ -73,6 +81,7 @@ while IFS='|' read -r name corruption action want msg path logpath; do
     case $action in
     mount-fails) printf '%s\n' "$name" "$name-log" "$name-fsck" ;;
     mounts) printf '%s\n' "$name" "$name-intact" "$name-log" ;;
+    zeros) printf '%s\n' "$name" "$name-intact" "$name-log" "$name-fsck" ;;
     *) printf '%s\n' "$name" "$name-again" "$name-intact" "$name-log" "$name-fsck" ;;
     esac >> "$cases"
 done < "$work/table"

@@ -2,10 +2,11 @@
 //! itself is the target, recomputes the checksum covering it, so exactly one check of the
 //! reader is exercised.
 
+use aegisfs_format::blockmap::PTR_UNWRITTEN;
 use aegisfs_format::dir::set_dir_block_checksum;
 use aegisfs_format::disk::{
-    IndirectBlock, Inode, BLOCKS_PER_GROUP, DIR_CHECKSUM_OFFSET, DIR_TAIL_OFFSET,
-    INODE_CHECKSUM_OFFSET,
+    IndirectBlock, Inode, BLOCKS_PER_GROUP, DIR_CHECKSUM_OFFSET, DIR_TAIL_OFFSET, FT_REG,
+    INODE_CHECKSUM_OFFSET, N_DIRECT, PTRS_PER_BLOCK,
 };
 
 use crate::image::{ferr, Image};
@@ -47,6 +48,13 @@ pub enum Kind {
     /// One bit of the inode bitmap checksum kept in group descriptor `g` flipped; the
     /// descriptor checksum recomputed.
     InodeBitmapChecksum(u32),
+    /// Not damage for a regular file: the UNWRITTEN bit (docs/format.md, "Block mapping")
+    /// set on every non-zero `direct[]` pointer of the file and every entry of its single
+    /// indirect block, which then read as zeros; checksums recomputed.
+    Unwritten(String),
+    /// The UNWRITTEN bit set on the file's indirect tree root at the given level (1 single,
+    /// 2 double, 3 triple), where it is never allowed; inode checksum recomputed.
+    UnwrittenIndirect(String, u8),
 }
 
 /// The bad `rec_len` of [`Kind::DirRecLen`].
@@ -98,7 +106,8 @@ impl Kind {
                 };
                 Kind::DirRecLen(arg(1)?, value)
             }
-            Some(name @ ("indirect-loop" | "indirect-checksum")) => {
+            Some("unwritten") => want(1).and(arg(1).map(Kind::Unwritten))?,
+            Some(name @ ("indirect-loop" | "indirect-checksum" | "unwritten-indirect")) => {
                 want(2)?;
                 let level = num(2)?;
                 if !(1..=3).contains(&level) {
@@ -106,6 +115,8 @@ impl Kind {
                 }
                 if name == "indirect-loop" {
                     Kind::IndirectLoop(arg(1)?, level as u8)
+                } else if name == "unwritten-indirect" {
+                    Kind::UnwrittenIndirect(arg(1)?, level as u8)
                 } else {
                     Kind::IndirectChecksum(arg(1)?, level as u8)
                 }
@@ -213,6 +224,18 @@ pub fn apply(img: &Image, kind: &Kind) -> Result<String, String> {
             Ok(format!(
                 "group descriptor {g}: inode bitmap checksum bit 0 flipped, descriptor \
                  checksum recomputed"
+            ))
+        }
+        Kind::Unwritten(path) => unwritten(img, path),
+        Kind::UnwrittenIndirect(path, level) => {
+            let (ino, root) = tree_root(img, path, *level)?;
+            let mut raw = img.inode(ino)?;
+            let inode = Inode::from_slot_mut(&mut raw).map_err(|e| ferr(path, e))?;
+            inode.set_tree_root(*level, root | PTR_UNWRITTEN);
+            img.write_inode(ino, &mut raw, true)?;
+            Ok(format!(
+                "{path}: inode {ino} level {level} indirect root {root} marked unwritten, \
+                 inode checksum recomputed"
             ))
         }
         Kind::InodeChecksum(path) => {
@@ -328,5 +351,47 @@ fn indirect_loop(img: &Image, path: &str, level: u8) -> Result<String, String> {
     Ok(format!(
         "{path}: inode {ino} level {level} indirect block {root} entry 0 {old} -> {root}, \
          checksum recomputed"
+    ))
+}
+
+fn unwritten(img: &Image, path: &str) -> Result<String, String> {
+    let ino = img.lookup(path)?;
+    let mut raw = img.inode(ino)?;
+    let inode = Inode::from_slot_mut(&mut raw).map_err(|e| ferr(path, e))?;
+    if inode.file_type() != Some(FT_REG) {
+        return Err(format!("{path}: inode {ino} is not a regular file"));
+    }
+    let generation = inode.generation.get();
+    let mut marked = 0;
+    for d in 0..N_DIRECT {
+        let p = inode.direct_ptr(d).unwrap_or(0);
+        if p != 0 {
+            inode.set_direct_ptr(d, p | PTR_UNWRITTEN);
+            marked += 1;
+        }
+    }
+    let root = inode.tree_root(1).unwrap_or(0);
+    img.write_inode(ino, &mut raw, true)?;
+    if root != 0 {
+        img.geo.check_data_block(root).map_err(|e| ferr(path, e))?;
+        let mut block = img.read_block(root)?;
+        let ind = IndirectBlock::from_block_mut(&mut block);
+        for i in 0..PTRS_PER_BLOCK {
+            let p = ind.ptr(i).unwrap_or(0);
+            if p != 0 {
+                ind.set_ptr(i, p | PTR_UNWRITTEN);
+                marked += 1;
+            }
+        }
+        ind.update_checksum(img.geo.checksum_seed(), ino, generation);
+        img.write_block(root, &block)?;
+    }
+    if marked == 0 {
+        return Err(format!(
+            "{path}: inode {ino} has no direct or single indirect data block"
+        ));
+    }
+    Ok(format!(
+        "{path}: inode {ino}: {marked} data pointers marked unwritten, checksums recomputed"
     ))
 }

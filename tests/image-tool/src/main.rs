@@ -23,7 +23,9 @@ usage: aegisfs-testimage corrupt IMAGE KIND [ARGS]
 corruption kinds: bad-magic, sb-checksum, blocks-count, incompat-feature BIT,
   ro-compat-feature BIT, compat-feature BIT, gd-checksum GROUP, block-pointer PATH,
   dir-rec-len DIR VALUE|past-tail, indirect-loop PATH LEVEL, inode-checksum PATH,
-  indirect-checksum PATH LEVEL, dir-checksum DIR, inode-bitmap-checksum GROUP";
+  indirect-checksum PATH LEVEL, dir-checksum DIR, inode-bitmap-checksum GROUP,
+  unwritten PATH (every direct and single indirect data pointer; valid for a regular file),
+  unwritten-indirect PATH LEVEL";
 
 fn number(text: &str) -> Result<u64, String> {
     text.parse()

@@ -6,7 +6,7 @@ use std::fs;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
-use aegisfs_format::blockmap::{DIND_START, IND_START, TIND_START};
+use aegisfs_format::blockmap::{BlockPtr, DIND_START, IND_START, PTR_UNWRITTEN, TIND_START};
 use aegisfs_format::checksum::{set_inode_checksum, verify_inode_checksum};
 use aegisfs_format::dir::{iter_dir_block, DirBlockBuilder};
 use aegisfs_format::disk::{
@@ -269,6 +269,12 @@ fn corrupt(t: &TestImage, args: &[&str]) -> String {
     apply(&Image::open(&t.path).unwrap(), &kind).unwrap()
 }
 
+fn corrupt_err(t: &TestImage, args: &[&str]) -> String {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let kind = Kind::parse(&args).unwrap();
+    apply(&Image::open(&t.path).unwrap(), &kind).unwrap_err()
+}
+
 const SB: u64 = 1024;
 const SB_CSUM: (u64, u64) = (SB + 0x3FC, 4);
 
@@ -523,6 +529,62 @@ fn indirect_loop() {
         assert_eq!(m.indirect, vec![root; usize::from(level)]);
         assert_eq!(m.data, Some(root));
     }
+}
+
+#[test]
+fn unwritten_data_pointers() {
+    let t = build("unwritten");
+    let img = Image::open(&t.path).unwrap();
+    let raw = img.inode(BIG).unwrap();
+    let before_inode = Inode::from_slot(&raw).unwrap().direct_ptr(0).unwrap();
+    let ind_root = Inode::from_slot(&raw).unwrap().tree_root(1).unwrap();
+    let ind_before = IndirectBlock::from_block(&img.read_block(ind_root).unwrap()).ptr(0);
+    let out = corrupt(&t, &["unwritten", "big"]);
+    assert!(out.contains("2 data pointers marked unwritten"), "{out}");
+    let raw = img.inode(BIG).unwrap();
+    let inode = Inode::from_slot(&raw).unwrap();
+    assert_eq!(inode.direct_ptr(0), Some(before_inode | PTR_UNWRITTEN));
+    // The inode and the indirect block stay valid; the double indirect tree is untouched.
+    Inode::validate(BIG, &raw, &img.geo).unwrap();
+    let block = img.read_block(ind_root).unwrap();
+    let ind = IndirectBlock::from_block(&block);
+    ind.verify_checksum(img.geo.checksum_seed(), BIG, GENERATION)
+        .unwrap();
+    assert_eq!(ind.ptr(0), ind_before.map(|p| p | PTR_UNWRITTEN));
+    assert_eq!(
+        ind.checked_block_ptr(0, true, &img.geo).unwrap(),
+        ind_before.map(|block| BlockPtr {
+            block,
+            unwritten: true
+        })
+    );
+    assert!(img.map(BIG, &raw, BIG_BLOCKS[2]).unwrap().data.is_some());
+    // Only regular files.
+    assert!(corrupt_err(&t, &["unwritten", "dir"]).contains("not a regular file"));
+}
+
+#[test]
+fn unwritten_indirect_root() {
+    let t = build("unwritten-ind");
+    let img = Image::open(&t.path).unwrap();
+    let (at, _) = inode_range(&t, BIG);
+    let root = Inode::from_slot(&img.inode(BIG).unwrap())
+        .unwrap()
+        .tree_root(2)
+        .unwrap();
+    let before = bytes(&t);
+    corrupt(&t, &["unwritten-indirect", "big", "2"]);
+    assert_only(
+        &diff(&before, &bytes(&t)),
+        &[(at + 0xC8 + 7, 1), (at + 0xFC, 4)],
+    );
+    let raw = img.inode(BIG).unwrap();
+    let inode = Inode::from_slot(&raw).unwrap();
+    assert_eq!(inode.tree_root(2), Some(root | PTR_UNWRITTEN));
+    assert_eq!(
+        BlockPtr::check(root | PTR_UNWRITTEN, false, &img.geo),
+        Err(FormatError::UnwrittenPointer)
+    );
 }
 
 #[test]

@@ -86,6 +86,9 @@ struct Dup {
     /// 0 for a data or xattr block, else the indirection levels below it.
     level: u8,
     lblk: u64,
+    /// The pointer carries the UNWRITTEN bit (a data block of a regular file); its copy
+    /// keeps it.
+    unwritten: bool,
 }
 
 /// State of one walk over an inode's block map.
@@ -93,6 +96,8 @@ struct Walk {
     ino: u32,
     generation: u32,
     is_dir: bool,
+    /// A regular file: its data pointers may carry the UNWRITTEN bit.
+    regular: bool,
     /// Claim blocks (false: give back what an earlier walk claimed).
     claim: bool,
     /// Pointers to logical blocks at or past this are cleared.
@@ -100,6 +105,8 @@ struct Walk {
     /// Re-walk after a truncation: its problems were reported by the first walk.
     quiet: bool,
     count: u64,
+    /// The last logical block mapped to a written block (unwritten blocks may lie past
+    /// the size).
     last: Option<u64>,
     /// Length of the mapped prefix `0..prefix`.
     prefix: u64,
@@ -115,6 +122,7 @@ impl Walk {
             ino,
             generation,
             is_dir,
+            regular: false,
             claim,
             limit,
             quiet: false,
@@ -127,8 +135,10 @@ impl Walk {
         }
     }
 
-    fn note_data(&mut self, lblk: u64, phys: u64) {
-        self.last = Some(lblk);
+    fn note_data(&mut self, lblk: u64, phys: u64, unwritten: bool) {
+        if !unwritten {
+            self.last = Some(lblk);
+        }
         if lblk == self.prefix {
             self.prefix += 1;
         } else {

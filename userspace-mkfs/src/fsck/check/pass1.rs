@@ -1,6 +1,6 @@
 //! Pass 1: every inode and its block map (fields, checksums, claimed blocks, sizes).
 
-use aegisfs_format::blockmap::{DIND_START, IND_START, TIND_START};
+use aegisfs_format::blockmap::{BlockPtr, DIND_START, IND_START, TIND_START};
 use aegisfs_format::checksum::{set_inode_checksum, verify_inode_checksum};
 use aegisfs_format::disk::{
     bitmap_test, IndirectBlock, Inode, BLOCK_SIZE, BLOCK_SIZE_U64, FIRST_INO, FT_DIR,
@@ -108,6 +108,7 @@ impl<'u, 'o> Checker<'u, 'o> {
         let inline = inode.has_inline_data();
         let limit = if ft == FT_SYMLINK { 1 } else { u64::MAX };
         let mut w = Walk::new(ino, generation, is_dir, true, limit);
+        w.regular = ft == FT_REG;
         if self.walk_inode(&mut w, raw, !inline)? {
             changed = true;
         }
@@ -321,19 +322,25 @@ impl<'u, 'o> Checker<'u, 'o> {
         if tree {
             for d in 0..N_DIRECT {
                 let p = Inode::from_slot(raw).map_or(0, |i| i.direct_ptr(d).unwrap_or(0));
-                if p != 0 && self.walk_ptr(w, p, 0, d as u64, Loc::Direct(d))? {
+                if p == 0 {
+                    continue;
+                }
+                if let Some(new) = self.walk_ptr(w, p, 0, d as u64, Loc::Direct(d))? {
                     Inode::from_slot_mut(raw)
                         .map_err(|e| Stop::Error(e.msg().into()))?
-                        .set_direct_ptr(d, 0);
+                        .set_direct_ptr(d, new);
                     changed = true;
                 }
             }
             for (depth, first) in [(1u8, IND_START), (2, DIND_START), (3, TIND_START)] {
                 let p = Inode::from_slot(raw).map_or(0, |i| i.tree_root(depth).unwrap_or(0));
-                if p != 0 && self.walk_ptr(w, p, depth, first, Loc::Root(depth))? {
+                if p == 0 {
+                    continue;
+                }
+                if let Some(new) = self.walk_ptr(w, p, depth, first, Loc::Root(depth))? {
                     Inode::from_slot_mut(raw)
                         .map_err(|e| Stop::Error(e.msg().into()))?
-                        .set_tree_root(depth, 0);
+                        .set_tree_root(depth, new);
                     changed = true;
                 }
             }
@@ -393,6 +400,7 @@ impl<'u, 'o> Checker<'u, 'o> {
                     block: p,
                     level: 0,
                     lblk: XATTR_LBLK,
+                    unwritten: false,
                 });
             }
         }
@@ -404,12 +412,24 @@ impl<'u, 'o> Checker<'u, 'o> {
     }
 
     /// Walks pointer `p`, `level` levels above the data, mapping logical blocks from
-    /// `first`. Returns true when the pointer must be cleared.
-    fn walk_ptr(&mut self, w: &mut Walk, p: u64, level: u8, first: u64, loc: Loc) -> Res<bool> {
+    /// `first`. Returns the value the pointer must be replaced with (0 clears it), if any.
+    fn walk_ptr(
+        &mut self,
+        w: &mut Walk,
+        raw_p: u64,
+        level: u8,
+        first: u64,
+        loc: Loc,
+    ) -> Res<Option<u64>> {
         let ino = w.ino;
+        // Blocks are accounted by number: the UNWRITTEN bit is checked below.
+        let BlockPtr {
+            block: p,
+            unwritten,
+        } = BlockPtr::decode(raw_p);
         if !w.claim {
             if !self.geo.is_data_block(p) || self.is_dup(ino, p) {
-                return Ok(false);
+                return Ok(None);
             }
             self.unclaim(p);
             if level > 0 {
@@ -426,29 +446,42 @@ impl<'u, 'o> Checker<'u, 'o> {
                     }
                 }
             }
-            return Ok(false);
+            return Ok(None);
         }
         if first >= w.limit {
             let msg = format!(
                 "Symlink inode {ino} maps logical block {first}, past its one block; clear it"
             );
             if self.ask(w, &msg)? {
-                return Ok(true);
+                return Ok(Some(0));
             }
         }
+        let what = if level == 0 {
+            "block"
+        } else {
+            "indirect block"
+        };
         if !self.geo.is_data_block(p) {
-            let what = if level == 0 {
-                "block"
-            } else {
-                "indirect block"
-            };
             let msg = format!(
-                "Inode {ino} has an illegal {what} pointer {p} at logical block {first} ({}); \
-                 clear it",
+                "Inode {ino} has an illegal {what} pointer {raw_p} at logical block {first} \
+                 ({}); clear it",
                 self.bad_ptr_reason(p)
             );
-            return self.ask(w, &msg);
+            return Ok(self.ask(w, &msg)?.then_some(0));
         }
+        let mut fix = None;
+        // Only data pointers of regular files may be unwritten.
+        let unwritten_ok = level == 0 && w.regular;
+        if unwritten && !unwritten_ok {
+            let msg = format!(
+                "Inode {ino} {what} pointer {p} at logical block {first} has the unwritten \
+                 flag, which only data blocks of regular files may have; clear the flag"
+            );
+            if self.ask(w, &msg)? {
+                fix = Some(p);
+            }
+        }
+        let unwritten = unwritten && unwritten_ok;
         if self.claim(p) {
             let msg = format!(
                 "Inode {ino} block {p} (logical block {first}) is claimed by more than one \
@@ -456,7 +489,7 @@ impl<'u, 'o> Checker<'u, 'o> {
             );
             if level == 0 {
                 w.count += 1;
-                w.note_data(first, p);
+                w.note_data(first, p, unwritten);
             } else {
                 self.count_shared(w, p, level, first)?;
             }
@@ -469,13 +502,14 @@ impl<'u, 'o> Checker<'u, 'o> {
                     block: p,
                     level,
                     lblk: first,
+                    unwritten,
                 });
             }
-            return Ok(false);
+            return Ok(fix);
         }
         if level == 0 {
             w.count += 1;
-            w.note_data(first, p);
+            w.note_data(first, p, unwritten);
             if w.is_dir {
                 self.dblist.push(DirBlock {
                     ino,
@@ -483,19 +517,19 @@ impl<'u, 'o> Checker<'u, 'o> {
                     block: p,
                 });
             }
-            return Ok(false);
+            return Ok(fix);
         }
         let mut blk = self.dev.read_new(p)?;
         let mut dirty = false;
         let ib = IndirectBlock::from_block(&blk);
         if ib.verify_checksum(self.seed, ino, w.generation).is_err() {
-            if ib.validate_ptrs(&self.geo).is_ok() {
+            if ib.validate_ptrs(level == 1 && w.regular, &self.geo).is_ok() {
                 let msg = format!("Indirect block {p} of inode {ino} has a bad checksum");
                 if self.ask(w, &msg)? {
                     dirty = true;
                 } else {
                     w.count += 1;
-                    return Ok(false);
+                    return Ok(fix);
                 }
             } else {
                 let msg = format!(
@@ -504,10 +538,10 @@ impl<'u, 'o> Checker<'u, 'o> {
                 );
                 if self.ask(w, &msg)? {
                     self.unclaim(p);
-                    return Ok(true);
+                    return Ok(Some(0));
                 }
                 w.count += 1;
-                return Ok(false);
+                return Ok(fix);
             }
         }
         for i in 0..PTRS_PER_BLOCK {
@@ -517,8 +551,8 @@ impl<'u, 'o> Checker<'u, 'o> {
             }
             let cf = first + i as u64 * span(level - 1);
             let l = Loc::Indirect { block: p, index: i };
-            if self.walk_ptr(w, c, level - 1, cf, l)? {
-                IndirectBlock::from_block_mut(&mut blk).set_ptr(i, 0);
+            if let Some(new) = self.walk_ptr(w, c, level - 1, cf, l)? {
+                IndirectBlock::from_block_mut(&mut blk).set_ptr(i, new);
                 dirty = true;
             }
         }
@@ -527,7 +561,7 @@ impl<'u, 'o> Checker<'u, 'o> {
             IndirectBlock::from_block_mut(&mut blk).update_checksum(self.seed, ino, w.generation);
             self.dev.write(p, &blk)?;
         }
-        Ok(false)
+        Ok(fix)
     }
 
     /// Counts (without claiming) a subtree that another owner claimed first.
@@ -536,14 +570,17 @@ impl<'u, 'o> Checker<'u, 'o> {
         let blk = self.dev.read_new(p)?;
         let ib = IndirectBlock::from_block(&blk);
         for i in 0..PTRS_PER_BLOCK {
-            let c = ib.ptr(i).unwrap_or(0);
+            let BlockPtr {
+                block: c,
+                unwritten,
+            } = BlockPtr::decode(ib.ptr(i).unwrap_or(0));
             if c == 0 || !self.geo.is_data_block(c) {
                 continue;
             }
             let cf = first + i as u64 * span(level - 1);
             if level == 1 {
                 w.count += 1;
-                w.note_data(cf, c);
+                w.note_data(cf, c, unwritten && w.regular);
             } else {
                 self.count_shared(w, c, level - 1, cf)?;
             }

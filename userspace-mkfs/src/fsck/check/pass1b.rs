@@ -1,5 +1,6 @@
 //! Pass 1B: blocks claimed by more than one pointer get a private copy.
 
+use aegisfs_format::blockmap::BlockPtr;
 use aegisfs_format::checksum::set_inode_checksum;
 use aegisfs_format::dir::set_dir_block_checksum;
 use aegisfs_format::disk::{IndirectBlock, Inode, PTRS_PER_BLOCK};
@@ -19,6 +20,11 @@ impl<'u, 'o> Checker<'u, 'o> {
                 ));
                 continue;
             };
+            let new = BlockPtr {
+                block: new,
+                unwritten: d.unwritten,
+            }
+            .encode();
             match d.loc {
                 Loc::Indirect { block, index } => {
                     let mut blk = self.dev.read_new(block)?;
@@ -67,17 +73,27 @@ impl<'u, 'o> Checker<'u, 'o> {
             }
         } else {
             for i in 0..PTRS_PER_BLOCK {
-                let c = IndirectBlock::from_block(&blk).ptr(i).unwrap_or(0);
-                if c == 0 {
+                let raw = IndirectBlock::from_block(&blk).ptr(i).unwrap_or(0);
+                if raw == 0 {
                     continue;
                 }
+                // Pass 1 cleared the UNWRITTEN bit where it is not allowed (or was told
+                // not to): only a leaf of a regular file keeps it in the copy.
+                let c = BlockPtr::decode(raw);
                 let cf = first + i as u64 * span(level - 1);
-                let copy = if self.geo.is_data_block(c) {
-                    self.clone_tree(d, c, level - 1, cf)?
+                let copy = if self.geo.is_data_block(c.block) {
+                    self.clone_tree(d, c.block, level - 1, cf)?
                 } else {
                     None
                 };
-                IndirectBlock::from_block_mut(&mut blk).set_ptr(i, copy.unwrap_or(0));
+                let copy = copy.map_or(0, |block| {
+                    BlockPtr {
+                        block,
+                        unwritten: c.unwritten && level == 1 && !d.is_dir,
+                    }
+                    .encode()
+                });
+                IndirectBlock::from_block_mut(&mut blk).set_ptr(i, copy);
             }
             IndirectBlock::from_block_mut(&mut blk).update_checksum(self.seed, d.ino, d.generation);
         }
