@@ -3,10 +3,10 @@
 //! Mapping logical blocks of a file to disk blocks through the indirect trees.
 
 use super::superblock::inode_corruption;
-use crate::blockmap::{BlockPath, PTR_UNWRITTEN};
-use crate::disk::{IndirectBlock, BLOCK_SIZE_U64};
+use crate::blockmap::{BlockPath, DIND_START, IND_START, PTR_UNWRITTEN, TIND_START};
+use crate::disk::{IndirectBlock, BLOCK_SIZE_U64, MAX_FILE_BLOCKS, PTRS_PER_BLOCK_U64};
 use crate::error::FormatError;
-use crate::vfs::buffer::Verified;
+use crate::vfs::buffer::{BufferHead, Verified};
 use crate::vfs::inode::Inode;
 use kernel::prelude::*;
 
@@ -124,24 +124,14 @@ pub(crate) fn map_blocks(inode: &Inode, lblk: u64, max: u64) -> Result<Option<Bl
         };
     }
 
-    let sb = inode.sb();
-    let geo = sb.info().geometry();
     let root_index = usize::from(block_path.depth - 1);
     let mut block = info.tree_roots.get(root_index).copied().unwrap_or(0);
     for (level, &offset) in offsets.iter().enumerate() {
         if block == 0 {
             return Ok(None);
         }
-        check_ptr(inode, &walk, block)?;
-        walk.push(block);
-        let bh = sb.bread(block)?;
+        let bh = read_indirect(inode, &mut walk, block)?;
         let indirect = IndirectBlock::from_block(bh.data());
-        if !bh.is_verified(Verified::Indirect) {
-            indirect
-                .verify_checksum(geo.checksum_seed(), inode.ino(), info.generation)
-                .map_err(|e| inode_corruption(inode, e.msg()))?;
-            bh.set_verified(Verified::Indirect);
-        }
         let offset = usize::from(offset);
         if level + 1 == offsets.len() {
             let mut ptrs = indirect.ptrs.iter().skip(offset).map(|p| p.get());
@@ -206,6 +196,234 @@ impl<'a> DirMap<'a> {
                 Ok(start)
             }
             None => Err(inode_corruption(self.dir, "hole in a directory")),
+        }
+    }
+}
+
+/// Mapped logical blocks `lblk..lblk + count`, on disk at `pblk..pblk + count`, all written
+/// or all UNWRITTEN (allocated, reading as zeros).
+pub(crate) struct Extent {
+    pub(crate) lblk: u64,
+    pub(crate) pblk: u64,
+    pub(crate) count: u64,
+    pub(crate) unwritten: bool,
+}
+
+/// What a walk from the root to a leaf found: an extent, or the first logical block after
+/// the absent or empty subtree it met.
+enum Step {
+    Found(Extent),
+    Skip(u64),
+}
+
+/// Checks a data (last level) pointer that is not 0: its block and UNWRITTEN flag.
+fn check_data_ptr(inode: &Inode, path: &WalkPath, raw: u64) -> Result<(u64, bool)> {
+    if raw & PTR_UNWRITTEN != 0 && inode.info().unwritten_ok {
+        let block = raw & !PTR_UNWRITTEN;
+        check_ptr(inode, path, block)?;
+        return Ok((block, true));
+    }
+    check_ptr(inode, path, raw)?;
+    Ok((raw, false))
+}
+
+/// The first mapped pointer of `ptrs` (that of logical block `lblk` first) below logical
+/// block `end`, extended over the following pointers that continue it on disk with the same
+/// flag; `Skip` past the last pointer when all are holes.
+fn scan_leaf(
+    inode: &Inode,
+    path: &WalkPath,
+    lblk: u64,
+    end: u64,
+    ptrs: &mut dyn Iterator<Item = u64>,
+) -> Result<Step> {
+    let mut cur = lblk;
+    let mut found: Option<Extent> = None;
+    for raw in ptrs {
+        if cur >= end {
+            break;
+        }
+        match &mut found {
+            None if raw == 0 => {}
+            None => {
+                let (pblk, unwritten) = check_data_ptr(inode, path, raw)?;
+                found = Some(Extent {
+                    lblk: cur,
+                    pblk,
+                    count: 1,
+                    unwritten,
+                });
+            }
+            Some(ext) => {
+                if raw == 0 {
+                    break;
+                }
+                let (pblk, unwritten) = check_data_ptr(inode, path, raw)?;
+                if unwritten != ext.unwritten || ext.pblk.checked_add(ext.count) != Some(pblk) {
+                    break;
+                }
+                ext.count = ext.count.saturating_add(1);
+            }
+        }
+        cur = cur.saturating_add(1);
+    }
+    Ok(match found {
+        Some(ext) => Step::Found(ext),
+        None => Step::Skip(cur),
+    })
+}
+
+/// Reads indirect block `block` (checked, and added to `walk`), verifying its checksum.
+fn read_indirect(inode: &Inode, walk: &mut WalkPath, block: u64) -> Result<BufferHead> {
+    check_ptr(inode, walk, block)?;
+    walk.push(block);
+    let sb = inode.sb();
+    let bh = sb.bread(block)?;
+    if !bh.is_verified(Verified::Indirect) {
+        let info = inode.info();
+        IndirectBlock::from_block(bh.data())
+            .verify_checksum(
+                sb.info().geometry().checksum_seed(),
+                inode.ino(),
+                info.generation,
+            )
+            .map_err(|e| inode_corruption(inode, e.msg()))?;
+        bh.set_verified(Verified::Indirect);
+    }
+    Ok(bh)
+}
+
+/// One walk from the inode towards logical block `lblk` (< `end`).
+fn find_from(inode: &Inode, lblk: u64, end: u64) -> Result<Step> {
+    let Some(block_path) = BlockPath::of(lblk) else {
+        return Ok(Step::Skip(end));
+    };
+    let info = inode.info();
+    let mut walk = WalkPath {
+        blocks: [0; 3],
+        len: 0,
+    };
+    let offsets = block_path.used_offsets();
+    if block_path.depth == 0 {
+        let start = usize::from(offsets.first().copied().unwrap_or(0));
+        let mut ptrs = info.direct.iter().skip(start).copied();
+        return scan_leaf(inode, &walk, lblk, end, &mut ptrs);
+    }
+    let depth = u32::from(block_path.depth);
+    let (range_start, range_end) = match depth {
+        1 => (IND_START, DIND_START),
+        2 => (DIND_START, TIND_START),
+        _ => (TIND_START, MAX_FILE_BLOCKS),
+    };
+    let rel = lblk.saturating_sub(range_start);
+    let root_index = usize::from(block_path.depth - 1);
+    let mut block = info.tree_roots.get(root_index).copied().unwrap_or(0);
+    if block == 0 {
+        return Ok(Step::Skip(range_end));
+    }
+    for (level, &offset) in offsets.iter().enumerate() {
+        let bh = read_indirect(inode, &mut walk, block)?;
+        let indirect = IndirectBlock::from_block(bh.data());
+        let offset = usize::from(offset);
+        if level + 1 == offsets.len() {
+            let mut ptrs = indirect.ptrs.iter().skip(offset).map(|p| p.get());
+            return scan_leaf(inode, &walk, lblk, end, &mut ptrs);
+        }
+        block = indirect.ptr(offset).unwrap_or(0);
+        if block == 0 {
+            // The absent subtree maps 511^k blocks, k the levels below this pointer.
+            let levels_below = u32::try_from(offsets.len() - level - 1).unwrap_or(0);
+            let span = PTRS_PER_BLOCK_U64.saturating_pow(levels_below).max(1);
+            let next = (rel / span).saturating_add(1).saturating_mul(span);
+            return Ok(Step::Skip(range_start.saturating_add(next)));
+        }
+    }
+    Ok(Step::Skip(end))
+}
+
+/// The first mapped extent (written or UNWRITTEN) at or after logical block `lblk` and
+/// starting below `end`, skipping absent subtrees whole; it ends at a leaf's end or `end`.
+pub(crate) fn next_extent(inode: &Inode, mut lblk: u64, end: u64) -> Result<Option<Extent>> {
+    let end = end.min(MAX_FILE_BLOCKS);
+    while lblk < end {
+        match find_from(inode, lblk, end)? {
+            Step::Found(ext) => return Ok(Some(ext)),
+            Step::Skip(next) => lblk = next.max(lblk.saturating_add(1)),
+        }
+        crate::vfs::cond_resched();
+    }
+    Ok(None)
+}
+
+/// `lseek(SEEK_DATA)` (`data`) or `lseek(SEEK_HOLE)` from byte `offset`: the new position,
+/// or `ENXIO` at or past the end and when no data follows. UNWRITTEN blocks are holes.
+pub(crate) fn seek_data_hole(inode: &Inode, offset: i64, data: bool) -> Result<i64> {
+    let size = inode.size();
+    let off = u64::try_from(offset).map_err(|_| ENXIO)?;
+    if off >= size {
+        return Err(ENXIO);
+    }
+    let end = size.div_ceil(BLOCK_SIZE_U64);
+    let mut lblk = off / BLOCK_SIZE_U64;
+    let pos = loop {
+        let ext = next_extent(inode, lblk, end)?;
+        match ext {
+            // Skip UNWRITTEN extents looking for data, written ones looking for a hole.
+            Some(e) if e.unwritten == data && (data || e.lblk == lblk) => {
+                lblk = e.lblk.saturating_add(e.count)
+            }
+            Some(e) if data => break off.max(e.lblk.saturating_mul(BLOCK_SIZE_U64)),
+            None if data => return Err(ENXIO),
+            // A hole at `lblk` (the next extent starts later, or none is left: the virtual
+            // hole at the end of the file).
+            _ => break off.max(lblk.saturating_mul(BLOCK_SIZE_U64)).min(size),
+        }
+    };
+    i64::try_from(pos).map_err(|_| EOVERFLOW)
+}
+
+/// `FIEMAP` over bytes `start..start + len`: calls `emit` with each extent of contiguous
+/// disk blocks (the last one of the file with `true`) until it returns `true` (full).
+pub(crate) fn fiemap(
+    inode: &Inode,
+    start: u64,
+    len: u64,
+    mut emit: impl FnMut(&Extent, bool) -> Result<bool>,
+) -> Result {
+    let file_end = inode.size().div_ceil(BLOCK_SIZE_U64);
+    let range_end = start.saturating_add(len).div_ceil(BLOCK_SIZE_U64);
+    let mut lblk = start / BLOCK_SIZE_U64;
+    let mut pending: Option<Extent> = None;
+    loop {
+        let next = next_extent(inode, lblk, file_end)?;
+        let Some(e) = next else {
+            if let Some(p) = &pending {
+                emit(p, true)?;
+            }
+            return Ok(());
+        };
+        lblk = e.lblk.saturating_add(e.count);
+        if let Some(p) = &mut pending {
+            if p.lblk.saturating_add(p.count) == e.lblk
+                && p.pblk.checked_add(p.count) == Some(e.pblk)
+                && p.unwritten == e.unwritten
+            {
+                p.count = p.count.saturating_add(e.count);
+                continue;
+            }
+        }
+        if e.lblk >= range_end {
+            // More of the file is mapped past the range: the last extent reported is not
+            // the file's last.
+            if let Some(p) = &pending {
+                emit(p, false)?;
+            }
+            return Ok(());
+        }
+        if let Some(p) = pending.replace(e) {
+            if emit(&p, false)? {
+                return Ok(());
+            }
         }
     }
 }

@@ -31,6 +31,20 @@ unsafe extern "C" {
         block: bindings::sector_t,
         get_block: bindings::get_block_t,
     ) -> bindings::sector_t;
+    pub(crate) fn fiemap_prep(
+        inode: *mut bindings::inode,
+        fieinfo: *mut bindings::fiemap_extent_info,
+        start: u64,
+        len: *mut u64,
+        supported_flags: u32,
+    ) -> c_int;
+    pub(crate) fn fiemap_fill_next_extent(
+        fieinfo: *mut bindings::fiemap_extent_info,
+        logical: u64,
+        phys: u64,
+        len: u64,
+        flags: u32,
+    ) -> c_int;
     pub(crate) fn __seq_puts(m: *mut bindings::seq_file, s: *const c_char);
 
     // rust/vfs/helpers.c

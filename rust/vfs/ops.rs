@@ -40,7 +40,7 @@ pub(super) static SUPER_OPS: Table<bindings::super_operations> =
 // refused unless the filesystem offers `setlease`.
 pub(super) static FILE_OPS: Table<bindings::file_operations> = Table(bindings::file_operations {
     open: Some(bindings::generic_file_open),
-    llseek: Some(bindings::generic_file_llseek),
+    llseek: Some(file_llseek),
     read_iter: Some(bindings::generic_file_read_iter),
     mmap_prepare: Some(bindings::generic_file_readonly_mmap_prepare),
     splice_read: Some(bindings::filemap_splice_read),
@@ -70,6 +70,7 @@ pub(super) static FILE_INODE_OPS: Table<bindings::inode_operations> =
     Table(bindings::inode_operations {
         getattr: Some(getattr),
         fileattr_get: Some(fileattr_get),
+        fiemap: Some(fiemap),
         ..pin_init::zeroed()
     });
 
@@ -410,4 +411,90 @@ unsafe extern "C" fn bmap(
 ) -> bindings::sector_t {
     // SAFETY: The caller passes a live mapping; `get_block` matches `get_block_t`.
     unsafe { ffi::generic_block_bmap(mapping, block, Some(get_block)) }
+}
+
+/// `lseek` of a regular file: `SEEK_DATA` and `SEEK_HOLE` from the block map, the other
+/// whences as `generic_file_llseek` does them.
+///
+/// # Safety
+///
+/// Called by the VFS with an open AegisFS regular file.
+unsafe extern "C" fn file_llseek(
+    file: *mut bindings::file,
+    offset: bindings::loff_t,
+    whence: c_int,
+) -> bindings::loff_t {
+    let data = match u32::try_from(whence) {
+        Ok(bindings::SEEK_DATA) => true,
+        Ok(bindings::SEEK_HOLE) => false,
+        // SAFETY: The caller passes an open file.
+        _ => return unsafe { bindings::generic_file_llseek(file, offset, whence) },
+    };
+    // SAFETY: The caller passes an open AegisFS file; its inode and superblock are live
+    // while it is open.
+    let (vfs_inode, maxbytes) = unsafe {
+        let vfs_inode = (*file).f_inode;
+        (vfs_inode, (*(*vfs_inode).i_sb).s_maxbytes)
+    };
+    // SAFETY: `vfs_inode` is the live AegisFS inode of the open file.
+    let inode = unsafe { Inode::from_raw(vfs_inode) };
+    match fs::blockmap::seek_data_hole(inode, offset, data) {
+        // SAFETY: The caller passes an open file, whose position we may set.
+        Ok(pos) => unsafe { bindings::vfs_setpos(file, pos, maxbytes) },
+        Err(e) => bindings::loff_t::from(e.to_errno()),
+    }
+}
+
+/// `FIEMAP` flags (include/uapi/linux/fiemap.h).
+const FIEMAP_FLAG_SYNC: u32 = 0x1;
+const FIEMAP_EXTENT_LAST: u32 = 0x1;
+const FIEMAP_EXTENT_UNWRITTEN: u32 = 0x800;
+
+/// `FS_IOC_FIEMAP`: the extents of a regular file from the block map. `FIEMAP_FLAG_SYNC`
+/// has nothing to write on a read-only filesystem; other flags are refused by
+/// `fiemap_prep`.
+///
+/// # Safety
+///
+/// Called by the VFS with a live AegisFS regular file inode and a valid `fieinfo`.
+unsafe extern "C" fn fiemap(
+    vfs_inode: *mut bindings::inode,
+    fieinfo: *mut bindings::fiemap_extent_info,
+    start: u64,
+    len: u64,
+) -> c_int {
+    let mut len = len;
+    // SAFETY: The caller passes a live inode and a valid `fieinfo`; `len` is a local.
+    let ret = unsafe { ffi::fiemap_prep(vfs_inode, fieinfo, start, &mut len, FIEMAP_FLAG_SYNC) };
+    if ret != 0 {
+        return ret;
+    }
+    // SAFETY: The caller guarantees `vfs_inode` is a live AegisFS inode.
+    let inode = unsafe { Inode::from_raw(vfs_inode) };
+    let block = crate::disk::BLOCK_SIZE_U64;
+    errno(fs::blockmap::fiemap(inode, start, len, |ext, last| {
+        let mut flags = 0;
+        if ext.unwritten {
+            flags |= FIEMAP_EXTENT_UNWRITTEN;
+        }
+        if last {
+            flags |= FIEMAP_EXTENT_LAST;
+        }
+        // SAFETY: `fieinfo` is valid for this call; the kernel copies the extent to user
+        // space.
+        let ret = unsafe {
+            ffi::fiemap_fill_next_extent(
+                fieinfo,
+                ext.lblk.saturating_mul(block),
+                ext.pblk.saturating_mul(block),
+                ext.count.saturating_mul(block),
+                flags,
+            )
+        };
+        if ret < 0 {
+            Err(Error::from_errno(ret))
+        } else {
+            Ok(ret == 1)
+        }
+    }))
 }

@@ -15,11 +15,24 @@
   check.py mount DEV DIR [rw]              mount(2) aegisfs read-only (read-write with rw);
                                            prints "ok" or the errno name
   check.py ino PATH                        inode number of PATH from its directory entry
+  check.py seek SUITE SEGMENTS ROOT        SEEK_DATA/SEEK_HOLE walks of the files in SEGMENTS
+                                           must give exactly their data segments, and ENXIO
+                                           where POSIX says so
+  check.py fiemap SUITE SEGMENTS ROOT [DEV]
+                                           FS_IOC_FIEMAP extents must cover exactly the data
+                                           segments; with DEV (the device, for its group
+                                           layout) those of files/ must be exactly where
+                                           mkfs -d writes a file in one piece
+  check.py unwritten SUITE CASE PATH       every block of PATH is UNWRITTEN: no SEEK_DATA,
+                                           FIEMAP extents all flagged UNWRITTEN
 
 On the host:
   check.py manifest CASE TREE PATH OFF:LEN...
                                            print the manifest line for TREE/PATH whose data
                                            lies in the given extents (the rest is holes)
+  check.py segments TREE PATH...           print `PATH SIZE START:END...` lines: the data
+                                           segments of each file as mkfs -d stores them
+                                           (host SEEK_DATA ranges widened to 4 KiB blocks)
 """
 
 import ctypes
@@ -300,6 +313,18 @@ def run_op(op, path, path2):
         os.listdir(path)
     elif op == "readlink":
         os.readlink(path)
+    elif op == "seek-data":
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.lseek(fd, 0, os.SEEK_DATA)
+        finally:
+            os.close(fd)
+    elif op == "fiemap":
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            fiemap(fd)
+        finally:
+            os.close(fd)
     else:
         raise SystemExit(f"unknown op {op}")
 
@@ -371,6 +396,304 @@ def cmd_ino(path):
     print(next(e.inode() for e in os.scandir(parent) if e.name == name))
 
 
+BLOCK = 4096
+
+
+def cmd_segments(tree, *paths):
+    for path in paths:
+        full = os.path.join(tree, path)
+        size = os.stat(full).st_size
+        fd = os.open(full, os.O_RDONLY)
+        blocks = []
+        pos = 0
+        try:
+            while pos < size:
+                try:
+                    start = os.lseek(fd, pos, os.SEEK_DATA)
+                except OSError as e:
+                    if e.errno != errno.ENXIO:
+                        raise
+                    break
+                end = min(os.lseek(fd, start, os.SEEK_HOLE), size)
+                first, last = start // BLOCK, -(-end // BLOCK)
+                if blocks and blocks[-1][1] >= first:
+                    blocks[-1][1] = max(blocks[-1][1], last)
+                else:
+                    blocks.append([first, last])
+                pos = end
+        finally:
+            os.close(fd)
+        segs = [f"{a * BLOCK}:{min(b * BLOCK, size)}" for a, b in blocks]
+        print(path, size, *segs)
+
+
+def read_segments(path):
+    with open(path) as f:
+        for line in f:
+            fields = line.split()
+            if fields:
+                segs = [tuple(int(x) for x in s.split(":")) for s in fields[2:]]
+                yield fields[0], int(fields[1]), segs
+
+
+def seek(fd, offset, whence):
+    """The new offset, or the errno name."""
+    try:
+        return os.lseek(fd, offset, whence)
+    except OSError as e:
+        return err_name(e.errno)
+
+
+def seek_problem(fd, size, segs):
+    got = []
+    pos = 0
+    while True:
+        start = seek(fd, pos, os.SEEK_DATA)
+        if start == "ENXIO":
+            break
+        if not isinstance(start, int) or start < pos or start >= size:
+            return f"SEEK_DATA from {pos} gave {start}"
+        end = seek(fd, start, os.SEEK_HOLE)
+        if not isinstance(end, int) or end <= start or end > size:
+            return f"SEEK_HOLE from {start} gave {end}"
+        got.append((start, end))
+        pos = end
+        if pos >= size:
+            break
+    if got != segs:
+        return f"segments {got[:4]}{'...' if len(got) > 4 else ''} ({len(got)}), expected {segs[:4]} ({len(segs)})"
+    # Offsets inside data and holes: SEEK_DATA in data and SEEK_HOLE in a hole stay put.
+    holes = []
+    prev = 0
+    for a, b in segs:
+        if a > prev:
+            holes.append((prev, a))
+        prev = b
+    if prev < size:
+        holes.append((prev, size))
+    for a, b in segs:
+        for off in [o for o in sorted({a, a + 1, (a + b) // 2, b - 1}) if a <= o < b]:
+            if seek(fd, off, os.SEEK_DATA) != off:
+                return f"SEEK_DATA from {off} (data) gave {seek(fd, off, os.SEEK_DATA)}"
+            if seek(fd, off, os.SEEK_HOLE) != b:
+                return f"SEEK_HOLE from {off} (data up to {b}) gave {seek(fd, off, os.SEEK_HOLE)}"
+    for a, b in holes:
+        nxt = next((s for s, _ in segs if s >= b), "ENXIO")
+        for off in [o for o in sorted({a, a + 1, (a + b) // 2, b - 1}) if a <= o < b]:
+            if seek(fd, off, os.SEEK_HOLE) != off:
+                return f"SEEK_HOLE from {off} (hole) gave {seek(fd, off, os.SEEK_HOLE)}"
+            if seek(fd, off, os.SEEK_DATA) != nxt:
+                return f"SEEK_DATA from {off} (hole up to {b}) gave {seek(fd, off, os.SEEK_DATA)}, expected {nxt}"
+    # At and past EOF both fail with ENXIO (the virtual hole at EOF is only reached from
+    # inside the file); so does a negative offset for SEEK_DATA.
+    for off in (size, size + 1, size + (1 << 40)):
+        for whence, name in ((os.SEEK_DATA, "SEEK_DATA"), (os.SEEK_HOLE, "SEEK_HOLE")):
+            if seek(fd, off, whence) != "ENXIO":
+                return f"{name} from {off} (EOF {size}) gave {seek(fd, off, whence)}, expected ENXIO"
+    if seek(fd, -1, os.SEEK_DATA) != "ENXIO":
+        return f"SEEK_DATA from -1 gave {seek(fd, -1, os.SEEK_DATA)}"
+    # A failed seek leaves the position alone; a successful one moves it.
+    os.lseek(fd, 7, os.SEEK_SET)
+    seek(fd, size, os.SEEK_DATA)
+    if os.lseek(fd, 0, os.SEEK_CUR) != 7:
+        return "a failed SEEK_DATA moved the file position"
+    if size and os.lseek(fd, 0, os.SEEK_HOLE) != os.lseek(fd, 0, os.SEEK_CUR):
+        return "SEEK_HOLE did not set the file position"
+    # The other whences still work (SEEK_END from the size).
+    if size and os.lseek(fd, -1, os.SEEK_END) != size - 1:
+        return "SEEK_END broken"
+    return None
+
+
+def cmd_seek(suite, segments, root):
+    for path, size, segs in read_segments(segments):
+        case = "seek-" + path.replace("/", "-")
+        try:
+            fd = os.open(os.path.join(root, path), os.O_RDONLY)
+            try:
+                report(suite, case, seek_problem(fd, size, segs))
+            finally:
+                os.close(fd)
+        except OSError as e:
+            report(suite, case, f"{type(e).__name__}: {e}")
+
+
+FS_IOC_FIEMAP = 0xC020660B
+FIEMAP_FLAG_SYNC = 0x1
+FIEMAP_FLAG_XATTR = 0x2
+FIEMAP_EXTENT_LAST = 0x1
+FIEMAP_EXTENT_UNWRITTEN = 0x800
+
+
+def fiemap(fd, start=0, length=(1 << 64) - 1, flags=FIEMAP_FLAG_SYNC, count=4096):
+    """(logical, physical, length, flags) of the extents FS_IOC_FIEMAP reports."""
+    import fcntl
+    import struct
+    head = struct.pack("=QQIII4x", start, length, flags, 0, count)
+    buf = bytearray(head + bytes(56 * count))
+    fcntl.ioctl(fd, FS_IOC_FIEMAP, buf)
+    mapped = struct.unpack_from("=I", buf, 20)[0]
+    out = []
+    for i in range(mapped):
+        lo, ph, ln, _, _, fl = struct.unpack_from("=QQQQQI", buf, 32 + 56 * i)
+        out.append((lo, ph, ln, fl))
+    return out
+
+
+def group_layout(dev):
+    """(first_group_block, metadata blocks at the start of each group) from the
+    superblock of DEV (docs/format.md)."""
+    import struct
+    with open(dev, "rb") as f:
+        sb = f.read(2048)[1024:]
+    first_group, per_group, inodes_per_group = struct.unpack_from("<QII", sb, 0x48)
+    inode_size = struct.unpack_from("<H", sb, 0x5C)[0]
+    return first_group, per_group, 2 + inodes_per_group * inode_size // BLOCK
+
+
+def indirect_blocks_before(lblk):
+    """Indirect blocks that mkfs -d writes just before data block LBLK: the new blocks of
+    the block-map path of LBLK (the root and the inner levels start at the first block of
+    their range, a new leaf every 511 blocks)."""
+    p = 511
+    if lblk < 12:
+        return 0
+    if lblk < 12 + p:
+        return 1 if lblk == 12 else 0
+    if lblk < 12 + p + p * p:
+        r = lblk - 12 - p
+        return 2 if r == 0 else (1 if r % p == 0 else 0)
+    r = lblk - 12 - p - p * p
+    return 3 if r == 0 else (2 if r % (p * p) == 0 else (1 if r % p == 0 else 0))
+
+
+def contiguous_layout(layout, first_phys, nblocks):
+    """The extents (logical, disk block, count) of a file of NBLOCKS blocks that mkfs -d
+    wrote in one piece from disk block FIRST_PHYS: data in logical order, each indirect
+    block just before the first data block it maps, the group metadata (bitmaps and inode
+    table at each group start) skipped."""
+    first_group, per_group, meta = layout
+    phys = first_phys - 1
+    out = []
+
+    def alloc(p):
+        p += 1
+        while (p - first_group) % per_group < meta:
+            p += 1
+        return p
+
+    for lblk in range(nblocks):
+        for _ in range(indirect_blocks_before(lblk)):
+            phys = alloc(phys)
+        phys = alloc(phys)
+        if out and out[-1][0] + out[-1][2] == lblk and out[-1][1] + out[-1][2] == phys:
+            out[-1][2] += 1
+        else:
+            out.append([lblk, phys, 1])
+    return [tuple(e) for e in out]
+
+
+def fiemap_problem(fd, path, size, segs, layout):
+    ext = fiemap(fd)
+    if not segs:
+        return f"{len(ext)} extents for a file without data" if ext else None
+    blocks = [(a, -(-b // BLOCK) * BLOCK) for a, b in segs]
+    merged = []
+    for lo, ph, ln, fl in ext:
+        if fl & ~FIEMAP_EXTENT_LAST:
+            return f"extent at {lo} has flags {fl:#x}"
+        if lo % BLOCK or ph % BLOCK or ln % BLOCK or not ln:
+            return f"extent {lo}+{ln} at {ph} is not in whole blocks"
+        if merged and merged[-1][1] == lo:
+            merged[-1][1] = lo + ln
+        elif merged and merged[-1][1] > lo:
+            return f"extent at {lo} overlaps the one before"
+        else:
+            merged.append([lo, lo + ln])
+    if [tuple(m) for m in merged] != blocks:
+        return f"extents cover {merged[:4]} ({len(merged)}), expected {blocks[:4]} ({len(blocks)})"
+    if [fl & FIEMAP_EXTENT_LAST for *_, fl in ext] != [0] * (len(ext) - 1) + [FIEMAP_EXTENT_LAST]:
+        return "FIEMAP_EXTENT_LAST is not on exactly the last extent"
+    # Each reported extent is a maximal contiguous run: the next one does not continue it.
+    for (lo, ph, ln, _), (lo2, ph2, _, _) in zip(ext, ext[1:]):
+        if lo + ln == lo2 and ph + ln == ph2:
+            return f"extents at {lo} and {lo2} are contiguous but not merged"
+    if path.startswith("files/") and layout is not None:
+        want = contiguous_layout(layout, ext[0][1] // BLOCK, blocks[0][1] // BLOCK)
+        got = [(lo // BLOCK, ph // BLOCK, ln // BLOCK) for lo, ph, ln, _ in ext]
+        if got != want:
+            diff = next(i for i, (g, w) in enumerate(zip(got + [None], want + [None])) if g != w)
+            return (f"{len(got)} extents, expected {len(want)} for a contiguously written file; "
+                    f"extent {diff} (logical block, disk block, blocks) is {got[diff:diff + 1]}, expected {want[diff:diff + 1]}")
+    # A range in the middle: only the extents that overlap it, the first one covering its
+    # start when that is data.
+    a, b = blocks[len(blocks) // 2]
+    want = [e for e in ext if e[0] < b and e[0] + e[2] > a]
+    got = fiemap(fd, a, b - a)
+    if got != want:
+        return f"FIEMAP of {a}+{b - a} gave {got[:3]} ({len(got)}), expected {want[:3]} ({len(want)})"
+    # Asking for at most one extent returns the first one.
+    if fiemap(fd, count=1) != ext[:1]:
+        return "FIEMAP with room for one extent did not return the first"
+    # Unsupported flags are refused.
+    try:
+        fiemap(fd, flags=FIEMAP_FLAG_XATTR)
+        return "FIEMAP_FLAG_XATTR accepted"
+    except OSError as e:
+        if e.errno != errno.EBADR:
+            return f"FIEMAP_FLAG_XATTR failed with {err_name(e.errno)}, expected EBADR"
+    return None
+
+
+def cmd_fiemap(suite, segments, root, dev=None):
+    layout = group_layout(dev) if dev else None
+    for path, size, segs in read_segments(segments):
+        case = "fiemap-" + path.replace("/", "-")
+        try:
+            fd = os.open(os.path.join(root, path), os.O_RDONLY)
+            try:
+                report(suite, case, fiemap_problem(fd, path, size, segs, layout))
+            finally:
+                os.close(fd)
+        except OSError as e:
+            report(suite, case, f"{type(e).__name__}: {e}")
+
+
+def unwritten_problem(path):
+    size = os.stat(path).st_size
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        for off in (0, 1, size // 2, size - 1):
+            if seek(fd, off, os.SEEK_DATA) != "ENXIO":
+                return f"SEEK_DATA from {off} gave {seek(fd, off, os.SEEK_DATA)}, expected ENXIO"
+            if seek(fd, off, os.SEEK_HOLE) != off:
+                return f"SEEK_HOLE from {off} gave {seek(fd, off, os.SEEK_HOLE)}, expected {off}"
+        ext = fiemap(fd)
+        if not ext:
+            return "FIEMAP reported no extents"
+        pos = 0
+        for lo, ph, ln, fl in ext:
+            if lo != pos or not ln:
+                return f"extent at {lo}, expected {pos}"
+            if not fl & FIEMAP_EXTENT_UNWRITTEN:
+                return f"extent at {lo} has flags {fl:#x}, without UNWRITTEN"
+            pos = lo + ln
+        if pos != -(-size // BLOCK) * BLOCK:
+            return f"extents end at {pos}, expected {size} rounded up to a block"
+        if [fl & FIEMAP_EXTENT_LAST for *_, fl in ext] != [0] * (len(ext) - 1) + [FIEMAP_EXTENT_LAST]:
+            return "FIEMAP_EXTENT_LAST is not on exactly the last extent"
+    finally:
+        os.close(fd)
+    return None
+
+
+def cmd_unwritten(suite, case, path):
+    try:
+        report(suite, case, unwritten_problem(path))
+    except OSError as e:
+        report(suite, case, f"{type(e).__name__}: {e}")
+
+
 def main(argv):
     cmd, args = argv[1], argv[2:]
     if cmd == "data":
@@ -391,6 +714,14 @@ def main(argv):
         cmd_ino(*args)
     elif cmd == "mount":
         cmd_mount(*args)
+    elif cmd == "segments":
+        cmd_segments(*args)
+    elif cmd == "seek":
+        cmd_seek(*args)
+    elif cmd == "fiemap":
+        cmd_fiemap(*args)
+    elif cmd == "unwritten":
+        cmd_unwritten(*args)
     else:
         raise SystemExit(__doc__)
 

@@ -101,10 +101,12 @@ PY
         else
             fail "$name" "$(tail -n1 <<<"$out")"
         fi
+        # UNWRITTEN blocks are holes for SEEK_DATA/SEEK_HOLE; FIEMAP flags them.
+        check unwritten "$suite" "$name-map" "$mnt/$path"
         check_intact "$name"
         check_log "$name" "$dev" ""
         ;;
-    read | list | stat)
+    read | list | stat | seek-data | fiemap)
         if [ "$got" != ok ]; then
             fail "$name" "mount gave $got"
             continue

@@ -27,6 +27,12 @@ start=$SECONDS
 check data "$suite" "$share/data.manifest" "$mnt"
 echo "# read-path: data checks took $((SECONDS - start)) s" >&2
 
+# Data and holes as SEEK_DATA/SEEK_HOLE and FIEMAP report them, against the host's segments.
+start=$SECONDS
+check seek "$suite" "$share/segments.expected" "$mnt"
+check fiemap "$suite" "$share/segments.expected" "$mnt" /dev/vdb
+echo "# read-path: seek and fiemap checks took $((SECONDS - start)) s" >&2
+
 # Four readers at once, each reading the same files in a different order, on a cold cache
 # (and a listing of the big directory alongside).
 echo 3 > /proc/sys/vm/drop_caches

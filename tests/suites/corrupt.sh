@@ -34,8 +34,10 @@ truncate -s 64M "$base"
 
 # name|corruption|action|expected errno|expected log text|path|path of the inode the log
 # names (default: path). Action `zeros` is not damage: the file at path must read as
-# expected-errno-field bytes of zeros, FIBMAP must report no block, nothing may be logged
-# and fsck -n must be clean.
+# expected-errno-field bytes of zeros, FIBMAP must report no block, SEEK_DATA must find no
+# data and FIEMAP must flag every extent UNWRITTEN, nothing may be logged and fsck -n must
+# be clean. Actions `seek-data` (lseek SEEK_DATA from 0) and `fiemap` (FS_IOC_FIEMAP of
+# the whole file) walk the block map and must fail like `read`.
 # The errnos follow docs/format.md and the module: bad magic, geometry and unsupported
 # features EINVAL; corruption (checksums, pointers, loops, records) EUCLEAN, also for file
 # reads through the page cache.
@@ -61,6 +63,9 @@ loop-triple|indirect-loop files/loop3 3|read|EUCLEAN|indirect block loop|files/l
 inode-checksum|inode-checksum files/inode|stat|EUCLEAN|inode checksum mismatch|files/inode
 unwritten|unwritten files/prealloc|zeros|102400||files/prealloc
 unwritten-indirect|unwritten-indirect files/loop2 1|read|EUCLEAN|unwritten flag on a metadata or non-regular block pointer|files/loop2
+seek-pointer|block-pointer files/pointer|seek-data|EUCLEAN|block pointer outside the data area|files/pointer
+seek-loop-triple|indirect-loop files/loop3 3|seek-data|EUCLEAN|indirect block loop|files/loop3
+fiemap-indirect-checksum|indirect-checksum files/loop2 2|fiemap|EUCLEAN|indirect block checksum mismatch|files/loop2
 EOF
 
 disks=()
@@ -81,7 +86,7 @@ while IFS='|' read -r name corruption action want msg path logpath; do
     case $action in
     mount-fails) printf '%s\n' "$name" "$name-log" "$name-fsck" ;;
     mounts) printf '%s\n' "$name" "$name-intact" "$name-log" ;;
-    zeros) printf '%s\n' "$name" "$name-intact" "$name-log" "$name-fsck" ;;
+    zeros) printf '%s\n' "$name" "$name-map" "$name-intact" "$name-log" "$name-fsck" ;;
     *) printf '%s\n' "$name" "$name-again" "$name-intact" "$name-log" "$name-fsck" ;;
     esac >> "$cases"
 done < "$work/table"

@@ -3,7 +3,8 @@
 # every block-map level and past 4 GiB, a 10 000-entry directory, symlinks, modes, owners and
 # nanosecond timestamps) is made into an image with `mkfs.aegisfs -d` and checked in the guest
 # against manifests made on the host: data byte for byte (sha256) and holes as zeros, readdir,
-# readlink, stat fields, statfs (expected figures from aegisfs-testimage), EROFS on writes.
+# readlink, stat fields, statfs (expected figures from aegisfs-testimage), EROFS on writes,
+# and the data segments from lseek(SEEK_DATA/SEEK_HOLE) and FIEMAP.
 set -euo pipefail
 . "$(dirname "$0")/common.bash"
 suite_init read-path
@@ -151,6 +152,9 @@ share=$work/share
 mkdir -p "$share"
 cp "$tree_cache/data.manifest" "$tree_cache/bigdir.names" "$share/"
 cp -r "$tree_cache/links" "$share/links"
+# The data segments of the regular files as mkfs -d stores them (from the host file's
+# SEEK_DATA/SEEK_HOLE, widened to whole blocks), for the guest's lseek and FIEMAP checks.
+(cd "$tree" && python3 "$check" segments . files/* sparse/*) > "$share/segments.expected"
 (
     cd "$tree"
     for p in meta/* links/* meta links; do
@@ -174,6 +178,8 @@ cases=$work/cases
 {
     printf '%s\n' rw-mount-refused mount
     cut -d' ' -f1 "$tree_cache/data.manifest"
+    cut -d' ' -f1 "$share/segments.expected" | tr / - | sed 's/^/seek-/'
+    cut -d' ' -f1 "$share/segments.expected" | tr / - | sed 's/^/fiemap-/'
     printf '%s\n' parallel-read readdir readdir-small-buffer readdir-dots lookup lookup-missing symlink-follow
     for l in "$tree_cache"/links/*; do echo "symlink-${l##*/}"; done
     printf '%s\n' mode owner size nlink atime mtime ctime statfs
