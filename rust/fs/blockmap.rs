@@ -2,6 +2,7 @@
 
 //! Mapping logical blocks of a file to disk blocks through the indirect trees.
 
+use super::inode::InodeInfo;
 use super::superblock::inode_corruption;
 use crate::blockmap::{BlockPath, DIND_START, IND_START, PTR_UNWRITTEN, TIND_START};
 use crate::disk::{IndirectBlock, BLOCK_SIZE_U64, MAX_FILE_BLOCKS, PTRS_PER_BLOCK_U64};
@@ -17,6 +18,7 @@ pub(crate) struct BlockRun {
 }
 
 /// The disk blocks on the walk from the inode to a data block, to catch loops.
+#[derive(Default)]
 struct WalkPath {
     blocks: [u64; 3],
     len: usize,
@@ -33,6 +35,12 @@ impl WalkPath {
             self.len += 1;
         }
     }
+}
+
+/// The direct pointers from the slot a depth-0 block path names.
+fn direct_ptrs<'a>(info: &'a InodeInfo, offsets: &[u16]) -> impl Iterator<Item = u64> + 'a {
+    let start = usize::from(offsets.first().copied().unwrap_or(0));
+    info.direct.iter().skip(start).copied()
 }
 
 /// Checks a block pointer read from the inode or an indirect block.
@@ -109,15 +117,11 @@ pub(crate) fn map_blocks(inode: &Inode, lblk: u64, max: u64) -> Result<Option<Bl
     };
     let max = max.min(block_path.run_in_leaf()).max(1);
     let info = inode.info();
-    let mut walk = WalkPath {
-        blocks: [0; 3],
-        len: 0,
-    };
+    let mut walk = WalkPath::default();
     let offsets = block_path.used_offsets();
 
     if block_path.depth == 0 {
-        let start = usize::from(offsets.first().copied().unwrap_or(0));
-        let mut ptrs = info.direct.iter().skip(start).copied();
+        let mut ptrs = direct_ptrs(info, offsets);
         return match ptrs.next() {
             None => Ok(None),
             Some(first) => map_leaf(inode, &walk, first, max, ptrs),
@@ -299,14 +303,10 @@ fn find_from(inode: &Inode, lblk: u64, end: u64) -> Result<Step> {
         return Ok(Step::Skip(end));
     };
     let info = inode.info();
-    let mut walk = WalkPath {
-        blocks: [0; 3],
-        len: 0,
-    };
+    let mut walk = WalkPath::default();
     let offsets = block_path.used_offsets();
     if block_path.depth == 0 {
-        let start = usize::from(offsets.first().copied().unwrap_or(0));
-        let mut ptrs = info.direct.iter().skip(start).copied();
+        let mut ptrs = direct_ptrs(info, offsets);
         return scan_leaf(inode, &walk, lblk, end, &mut ptrs);
     }
     let depth = u32::from(block_path.depth);

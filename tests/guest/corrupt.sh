@@ -6,9 +6,7 @@ suite=corrupt
 share=${1:-/share}
 here=$(dirname "$0")
 mnt=/mnt/corrupt
-check() { python3 "$here/check.py" "$@"; }
-ok() { echo "ok $suite/$1"; }
-fail() { echo "not ok $suite/$1: $2"; }
+. "$here/lib.sh"
 
 insmod "$AEGISFS_KO" || { echo "corrupt: insmod failed" >&2; exit 1; }
 mkdir -p "$mnt"
@@ -17,12 +15,12 @@ want_sum=$(cat "$share/control.sha256")
 # Kernel reports that must never appear, whatever the image holds.
 bad_report='BUG|WARNING|Oops|Call Trace|general protection|panicked|UBSAN|stall|lockdep'
 
-# Checks the `aegisfs (vdX): ` lines of the kernel log since the last `dmesg -C` (from
-# that text on: pr_err may prefix the module name): all must read $3, and there must be
+# Checks the kernel log lines since the last `dmesg -C` that start with `aegisfs (vdX): `
+# (the module's whole prefix: nothing may stand before it): all must read $3, and there must be
 # at least one and at most $4 (default 1) of them; none when $3 is empty.
 check_log() {
     local name=$1 dev=$2 want=$3 max=${4:-1} lines n
-    lines=$(dmesg --notime | grep -F "aegisfs (${dev#/dev/}): " | sed "s/.*\(aegisfs (${dev#/dev/}): \)/\1/")
+    lines=$(dmesg --notime | grep "^aegisfs (${dev#/dev/}): ")
     n=$(grep -c . <<<"$lines")
     if dmesg --notime | grep -qE "$bad_report"; then
         fail "$name-log" "kernel report: $(dmesg --notime | grep -m1 -E "$bad_report")"

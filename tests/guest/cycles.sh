@@ -7,8 +7,7 @@ share=${1:-/share}
 mounts=${2:-100}
 reloads=${3:-20}
 mnt=/mnt/cycles
-ok() { echo "ok $suite/$1"; }
-fail() { echo "not ok $suite/$1: $2"; }
+. "$(dirname "$0")/lib.sh"
 loaded() { grep -q '^aegisfs ' /proc/modules; }
 registered() { grep -qw aegisfs /proc/filesystems; }
 cache_lines() { grep -i aegisfs /proc/slabinfo; }

@@ -6,9 +6,7 @@ suite=read-path
 share=${1:-/share}
 here=$(dirname "$0")
 mnt=/mnt/aegisfs
-check() { python3 "$here/check.py" "$@"; }
-ok() { echo "ok $suite/$1"; }
-fail() { echo "not ok $suite/$1: $2"; }
+. "$here/lib.sh"
 
 insmod "$AEGISFS_KO" || { echo "read-path: insmod failed" >&2; exit 1; }
 mkdir -p "$mnt"
