@@ -49,8 +49,10 @@ mod journal;
 
 /// The filesystem logic, in safe Rust.
 mod fs {
+    pub(crate) mod alloc;
     pub(crate) mod blockmap;
     pub(crate) mod dir;
+    pub(crate) mod file;
     pub(crate) mod inode;
     pub(crate) mod namei;
     pub(crate) mod superblock;

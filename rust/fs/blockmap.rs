@@ -2,7 +2,8 @@
 
 //! Mapping logical blocks of a file to disk blocks through the indirect trees.
 
-use super::inode::InodeInfo;
+use super::alloc;
+use super::inode::{BlockPtrs, Prealloc};
 use super::superblock::inode_corruption;
 use crate::blockmap::{BlockPath, DIND_START, IND_START, PTR_UNWRITTEN, TIND_START};
 use crate::disk::{IndirectBlock, BLOCK_SIZE_U64, MAX_FILE_BLOCKS, PTRS_PER_BLOCK_U64};
@@ -38,9 +39,9 @@ impl WalkPath {
 }
 
 /// The direct pointers from the slot a depth-0 block path names.
-fn direct_ptrs<'a>(info: &'a InodeInfo, offsets: &[u16]) -> impl Iterator<Item = u64> + 'a {
+fn direct_ptrs<'a>(map: &'a BlockPtrs, offsets: &[u16]) -> impl Iterator<Item = u64> + 'a {
     let start = usize::from(offsets.first().copied().unwrap_or(0));
-    info.direct.iter().skip(start).copied()
+    map.direct.iter().skip(start).copied()
 }
 
 /// Checks a block pointer read from the inode or an indirect block.
@@ -112,16 +113,20 @@ fn extend_run(
 /// contiguous on disk. `None` is a hole or an UNWRITTEN block of a regular file, which read
 /// as zeros (and which `FIBMAP` reports as 0).
 pub(crate) fn map_blocks(inode: &Inode, lblk: u64, max: u64) -> Result<Option<BlockRun>> {
+    map_in(inode, &inode.map_read(), lblk, max)
+}
+
+/// [`map_blocks`] with the block map lock held.
+fn map_in(inode: &Inode, map: &BlockPtrs, lblk: u64, max: u64) -> Result<Option<BlockRun>> {
     let Some(block_path) = BlockPath::of(lblk) else {
         return Ok(None);
     };
     let max = max.min(block_path.run_in_leaf()).max(1);
-    let info = inode.info();
     let mut walk = WalkPath::default();
     let offsets = block_path.used_offsets();
 
     if block_path.depth == 0 {
-        let mut ptrs = direct_ptrs(info, offsets);
+        let mut ptrs = direct_ptrs(map, offsets);
         return match ptrs.next() {
             None => Ok(None),
             Some(first) => map_leaf(inode, &walk, first, max, ptrs),
@@ -129,7 +134,7 @@ pub(crate) fn map_blocks(inode: &Inode, lblk: u64, max: u64) -> Result<Option<Bl
     }
 
     let root_index = usize::from(block_path.depth - 1);
-    let mut block = info.tree_roots.get(root_index).copied().unwrap_or(0);
+    let mut block = map.roots.get(root_index).copied().unwrap_or(0);
     for (level, &offset) in offsets.iter().enumerate() {
         if block == 0 {
             return Ok(None);
@@ -302,11 +307,11 @@ fn find_from(inode: &Inode, lblk: u64, end: u64) -> Result<Step> {
     let Some(block_path) = BlockPath::of(lblk) else {
         return Ok(Step::Skip(end));
     };
-    let info = inode.info();
+    let map = inode.map_read();
     let mut walk = WalkPath::default();
     let offsets = block_path.used_offsets();
     if block_path.depth == 0 {
-        let mut ptrs = direct_ptrs(info, offsets);
+        let mut ptrs = direct_ptrs(&map, offsets);
         return scan_leaf(inode, &walk, lblk, end, &mut ptrs);
     }
     let depth = u32::from(block_path.depth);
@@ -317,7 +322,7 @@ fn find_from(inode: &Inode, lblk: u64, end: u64) -> Result<Step> {
     };
     let rel = lblk.saturating_sub(range_start);
     let root_index = usize::from(block_path.depth - 1);
-    let mut block = info.tree_roots.get(root_index).copied().unwrap_or(0);
+    let mut block = map.roots.get(root_index).copied().unwrap_or(0);
     if block == 0 {
         return Ok(Step::Skip(range_end));
     }
@@ -426,4 +431,448 @@ pub(crate) fn fiemap(
             }
         }
     }
+}
+
+/// Blocks allocated ahead of a file written sequentially (2 MiB), so that parallel writers
+/// each get long contiguous runs.
+const PREALLOC_BLOCKS: u64 = 512;
+
+/// The result of `get_block`: mapped blocks, `new` when just allocated (or converted from
+/// UNWRITTEN), which the page cache must zero where it does not write.
+pub(crate) struct Mapped {
+    pub(crate) start: u64,
+    pub(crate) count: u64,
+    pub(crate) new: bool,
+}
+
+/// Maps logical block `lblk` (and up to `max` following blocks) of `inode`; with `create`,
+/// allocates what is a hole or UNWRITTEN. `None`: a hole, without `create`.
+pub(crate) fn get_blocks(
+    inode: &Inode,
+    lblk: u64,
+    max: u64,
+    create: bool,
+) -> Result<Option<Mapped>> {
+    let map = |run: BlockRun| Mapped {
+        start: run.start,
+        count: run.count,
+        new: false,
+    };
+    if let Some(run) = map_blocks(inode, lblk, max)? {
+        return Ok(Some(map(run)));
+    }
+    if !create {
+        return Ok(None);
+    }
+    let mut ptrs = inode.map_write();
+    if let Some(run) = map_in(inode, &ptrs, lblk, max)? {
+        return Ok(Some(map(run)));
+    }
+    allocate(inode, &mut ptrs, lblk, max).map(Some)
+}
+
+/// Where a leaf's pointers are: the inode's direct pointers or an indirect block.
+enum Leaf {
+    Direct,
+    Indirect(BufferHead),
+}
+
+impl Leaf {
+    fn ptr(&self, map: &BlockPtrs, index: usize) -> u64 {
+        match self {
+            Leaf::Direct => map.direct.get(index).copied().unwrap_or(0),
+            Leaf::Indirect(bh) => IndirectBlock::from_block(bh.data()).ptr(index).unwrap_or(0),
+        }
+    }
+
+    /// Sets pointers `index..` to `values`.
+    fn set(
+        &self,
+        inode: &Inode,
+        map: &mut BlockPtrs,
+        index: usize,
+        values: impl Iterator<Item = u64>,
+    ) {
+        match self {
+            Leaf::Direct => {
+                for (slot, v) in map.direct.iter_mut().skip(index).zip(values) {
+                    *slot = v;
+                }
+                inode.mark_dirty();
+            }
+            Leaf::Indirect(bh) => set_indirect_ptrs(inode, bh, index, values),
+        }
+    }
+}
+
+/// Sets pointers `index..` of indirect block `bh` of `inode` to `values`.
+fn set_indirect_ptrs(
+    inode: &Inode,
+    bh: &BufferHead,
+    index: usize,
+    values: impl Iterator<Item = u64>,
+) {
+    let seed = inode.sb().info().geometry().checksum_seed();
+    let generation = inode.info().generation;
+    bh.modify(Some(inode), |data| {
+        let ind = IndirectBlock::from_block_mut(data);
+        for (i, v) in (index..).zip(values) {
+            ind.set_ptr(i, v);
+        }
+        ind.update_checksum(seed, inode.ino(), generation);
+    });
+}
+
+/// The block a new block of `inode` should be allocated near: after its last allocation,
+/// else at the start of the data area of its inode's group.
+fn goal(inode: &Inode, map: &BlockPtrs) -> u64 {
+    if map.goal != 0 {
+        return map.goal;
+    }
+    let geo = inode.sb().info().geometry();
+    let group = geo.inode_group(inode.ino()).map_or(0, |(g, _)| g);
+    geo.first_data_block(group).unwrap_or(0)
+}
+
+/// Allocates a zeroed indirect block for `inode`, at the end of its inode's group.
+fn alloc_indirect(inode: &Inode, map: &BlockPtrs) -> Result<u64> {
+    let sb = inode.sb();
+    let geo = sb.info().geometry();
+    let group = geo.inode_group(inode.ino()).map_or(0, |(g, _)| g);
+    let goal_block = match geo.group_of_block(goal(inode, map)) {
+        Some((g, _)) if g != group => goal(inode, map),
+        _ => geo.first_data_block(group).unwrap_or(0),
+    };
+    let (block, _) = alloc::alloc_blocks(sb, goal_block, 1, true)?;
+    let seed = geo.checksum_seed();
+    let generation = inode.info().generation;
+    let bh = match sb.new_block(block) {
+        Ok(bh) => bh,
+        Err(e) => {
+            alloc::free_blocks(sb, block, 1)?;
+            return Err(e);
+        }
+    };
+    bh.modify(Some(inode), |data| {
+        IndirectBlock::from_block_mut(data).update_checksum(seed, inode.ino(), generation);
+    });
+    bh.set_verified(Verified::Indirect);
+    inode.account_blocks(1, true);
+    inode.mark_dirty();
+    Ok(block)
+}
+
+/// Gives the blocks allocated ahead of `inode` back.
+pub(crate) fn discard_prealloc(inode: &Inode, map: &mut BlockPtrs) -> Result {
+    let pa = core::mem::take(&mut map.prealloc);
+    if pa.count == 0 {
+        return Ok(());
+    }
+    alloc::free_blocks(inode.sb(), pa.pblk, pa.count)
+}
+
+/// Allocates `want` (at least 1) data blocks for logical blocks from `lblk`, contiguous on
+/// disk; returns the first and the count.
+fn alloc_data(inode: &Inode, map: &mut BlockPtrs, lblk: u64, want: u64) -> Result<(u64, u64)> {
+    let pa = map.prealloc;
+    if pa.count > 0 && pa.lblk == lblk {
+        let n = want.min(pa.count);
+        map.prealloc = Prealloc {
+            lblk: lblk + n,
+            pblk: pa.pblk + n,
+            count: pa.count - n,
+        };
+        map.next_lblk = lblk + n;
+        return Ok((pa.pblk, n));
+    }
+    discard_prealloc(inode, map)?;
+    let sequential = inode.info().unwritten_ok && lblk != 0 && lblk == map.next_lblk;
+    let extra = if sequential { PREALLOC_BLOCKS } else { 0 };
+    let info = inode.sb().info();
+    // Near a full disk, blocks held ahead by open files would turn into early ENOSPC.
+    let free = info.free_blocks.load(core::sync::atomic::Ordering::Relaxed);
+    let extra = if free > 64 * PREALLOC_BLOCKS {
+        extra
+    } else {
+        0
+    };
+    let (start, got) = alloc::alloc_blocks(inode.sb(), goal(inode, map), want + extra, false)?;
+    let n = got.min(want);
+    if got > n {
+        map.prealloc = Prealloc {
+            lblk: lblk + n,
+            pblk: start + n,
+            count: got - n,
+        };
+    }
+    map.goal = start + got;
+    map.next_lblk = lblk + n;
+    Ok((start, n))
+}
+
+/// Allocates (or converts from UNWRITTEN) blocks for the hole at `lblk`, and up to `max`
+/// following holes in the same leaf.
+fn allocate(inode: &Inode, map: &mut BlockPtrs, lblk: u64, max: u64) -> Result<Mapped> {
+    let block_path = BlockPath::of(lblk).ok_or(EFBIG)?;
+    let offsets = block_path.used_offsets();
+    let max = max.min(block_path.run_in_leaf()).max(1);
+    let mut walk = WalkPath::default();
+    let leaf = if block_path.depth == 0 {
+        Leaf::Direct
+    } else {
+        let root_index = usize::from(block_path.depth - 1);
+        let mut parent: Option<(BufferHead, usize)> = None;
+        let mut block = map.roots.get(root_index).copied().unwrap_or(0);
+        let mut leaf = None;
+        for (level, &offset) in offsets.iter().enumerate() {
+            if block == 0 {
+                block = alloc_indirect(inode, map)?;
+                match &parent {
+                    None => {
+                        if let Some(root) = map.roots.get_mut(root_index) {
+                            *root = block;
+                        }
+                        inode.mark_dirty();
+                    }
+                    Some((bh, index)) => {
+                        set_indirect_ptrs(inode, bh, *index, core::iter::once(block))
+                    }
+                }
+            }
+            let bh = read_indirect(inode, &mut walk, block)?;
+            let offset = usize::from(offset);
+            if level + 1 == offsets.len() {
+                leaf = Some(Leaf::Indirect(bh));
+                break;
+            }
+            block = IndirectBlock::from_block(bh.data())
+                .ptr(offset)
+                .unwrap_or(0);
+            parent = Some((bh, offset));
+        }
+        leaf.ok_or(EUCLEAN)?
+    };
+    let index = usize::from(offsets.last().copied().unwrap_or(0));
+    let first = leaf.ptr(map, index);
+    let max_usize = usize::try_from(max).unwrap_or(usize::MAX);
+    if first & PTR_UNWRITTEN != 0 {
+        // Preallocated: the blocks become written; the page cache zeroes what the write
+        // does not cover.
+        let start = first & !PTR_UNWRITTEN;
+        check_ptr(inode, &walk, start)?;
+        let mut count = 1u64;
+        while usize::try_from(count).unwrap_or(usize::MAX) < max_usize
+            && leaf.ptr(map, index + count as usize) == (start + count) | PTR_UNWRITTEN
+        {
+            count += 1;
+        }
+        leaf.set(inode, map, index, (0..count).map(|i| start + i));
+        return Ok(Mapped {
+            start,
+            count,
+            new: true,
+        });
+    }
+    let limit = max_usize.min(leaf_len(&leaf).saturating_sub(index));
+    let mut want = 1usize;
+    while want < limit && leaf.ptr(map, index + want) == 0 {
+        want += 1;
+    }
+    let (start, count) = alloc_data(inode, map, lblk, want as u64)?;
+    leaf.set(inode, map, index, (0..count).map(|i| start + i));
+    inode.account_blocks(count, true);
+    inode.mark_dirty();
+    Ok(Mapped {
+        start,
+        count,
+        new: true,
+    })
+}
+
+fn leaf_len(leaf: &Leaf) -> usize {
+    match leaf {
+        Leaf::Direct => crate::disk::N_DIRECT,
+        Leaf::Indirect(_) => crate::disk::PTRS_PER_BLOCK,
+    }
+}
+
+/// Collects freed blocks into contiguous runs and frees each run at once.
+struct Freer<'a> {
+    inode: &'a Inode,
+    run: Option<(u64, u64)>,
+    total: u64,
+}
+
+impl<'a> Freer<'a> {
+    fn new(inode: &'a Inode) -> Self {
+        Self {
+            inode,
+            run: None,
+            total: 0,
+        }
+    }
+
+    fn add(&mut self, block: u64) -> Result {
+        self.total += 1;
+        if let Some((start, count)) = &mut self.run {
+            if *start + *count == block {
+                *count += 1;
+                return Ok(());
+            }
+        }
+        self.flush()?;
+        self.run = Some((block, 1));
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result {
+        if let Some((start, count)) = self.run.take() {
+            alloc::free_blocks(self.inode.sb(), start, count)?;
+        }
+        Ok(())
+    }
+
+    /// Frees what is pending and accounts the freed blocks in the inode.
+    fn finish(mut self) -> Result {
+        let result = self.flush();
+        self.inode.account_blocks(self.total, false);
+        self.inode.mark_dirty();
+        result
+    }
+}
+
+/// Frees the blocks of logical blocks `start..end` under an indirect block `block` that
+/// maps logical blocks from `base`, `levels` levels above the data. Returns whether the
+/// block maps nothing any more.
+fn free_subtree(
+    inode: &Inode,
+    walk: &mut WalkPath,
+    freer: &mut Freer<'_>,
+    block: u64,
+    levels: u32,
+    base: u64,
+    start: u64,
+    end: u64,
+) -> Result<bool> {
+    let bh = read_indirect(inode, walk, block)?;
+    let span = PTRS_PER_BLOCK_U64.saturating_pow(levels - 1);
+    let mut cleared = [0u64; 8];
+    let mut any_cleared = false;
+    // The block only changes under the block map lock, which we hold.
+    let ind = IndirectBlock::from_block(bh.data());
+    for i in 0..crate::disk::PTRS_PER_BLOCK {
+        let ptr = ind.ptr(i).unwrap_or(0);
+        let child_lo = base.saturating_add((i as u64).saturating_mul(span));
+        let child_hi = child_lo.saturating_add(span);
+        if ptr == 0 || child_hi <= start || child_lo >= end {
+            continue;
+        }
+        let free_child = if levels == 1 {
+            let data = if ptr & PTR_UNWRITTEN != 0 && inode.info().unwritten_ok {
+                ptr & !PTR_UNWRITTEN
+            } else {
+                ptr
+            };
+            check_ptr(inode, walk, data)?;
+            freer.add(data)?;
+            true
+        } else {
+            let empty = free_subtree(inode, walk, freer, ptr, levels - 1, child_lo, start, end)?;
+            if empty {
+                inode.sb().forget_block(ptr);
+                freer.add(ptr)?;
+            }
+            empty
+        };
+        if free_child {
+            cleared[i / 64] |= 1 << (i % 64);
+            any_cleared = true;
+        }
+        crate::vfs::cond_resched();
+    }
+    walk.len = walk.len.saturating_sub(1);
+    let is_cleared = |i: usize| cleared[i / 64] & (1 << (i % 64)) != 0;
+    let empty =
+        (0..crate::disk::PTRS_PER_BLOCK).all(|i| ind.ptr(i).unwrap_or(0) == 0 || is_cleared(i));
+    if any_cleared && !empty {
+        let seed = inode.sb().info().geometry().checksum_seed();
+        let generation = inode.info().generation;
+        bh.modify(Some(inode), |data| {
+            let ind = IndirectBlock::from_block_mut(data);
+            for i in 0..crate::disk::PTRS_PER_BLOCK {
+                if is_cleared(i) {
+                    ind.set_ptr(i, 0);
+                }
+            }
+            ind.update_checksum(seed, inode.ino(), generation);
+        });
+    }
+    Ok(empty)
+}
+
+/// Frees the blocks mapping logical blocks `start..end` of `inode` (data, UNWRITTEN and
+/// indirect blocks that end up mapping nothing), and the blocks allocated ahead.
+pub(crate) fn free_range(inode: &Inode, map: &mut BlockPtrs, start: u64, end: u64) -> Result {
+    discard_prealloc(inode, map)?;
+    let mut freer = Freer::new(inode);
+    let result = free_range_in(inode, map, &mut freer, start, end);
+    let finished = freer.finish();
+    map.next_lblk = 0;
+    result.and(finished)
+}
+
+fn free_range_in(
+    inode: &Inode,
+    map: &mut BlockPtrs,
+    freer: &mut Freer<'_>,
+    start: u64,
+    end: u64,
+) -> Result {
+    let walk = WalkPath::default();
+    for i in start..end.min(IND_START) {
+        let Some(slot) = map.direct.get_mut(i as usize) else {
+            break;
+        };
+        let ptr = *slot;
+        if ptr == 0 {
+            continue;
+        }
+        let data = if ptr & PTR_UNWRITTEN != 0 && inode.info().unwritten_ok {
+            ptr & !PTR_UNWRITTEN
+        } else {
+            ptr
+        };
+        check_ptr(inode, &walk, data)?;
+        freer.add(data)?;
+        *slot = 0;
+    }
+    let ranges = [
+        (IND_START, DIND_START, 1u32),
+        (DIND_START, TIND_START, 2),
+        (TIND_START, MAX_FILE_BLOCKS, 3),
+    ];
+    for (index, &(lo, hi, levels)) in ranges.iter().enumerate() {
+        let root = map.roots[index];
+        if root == 0 || hi <= start || lo >= end {
+            continue;
+        }
+        let mut walk = WalkPath::default();
+        if free_subtree(inode, &mut walk, freer, root, levels, lo, start, end)? {
+            inode.sb().forget_block(root);
+            freer.add(root)?;
+            map.roots[index] = 0;
+        }
+    }
+    inode.mark_dirty();
+    Ok(())
+}
+
+/// Frees every block of `inode` from logical block `from` on (truncate).
+pub(crate) fn truncate_blocks(inode: &Inode, from: u64) -> Result {
+    let mut map = inode.map_write();
+    free_range(inode, &mut map, from, MAX_FILE_BLOCKS)?;
+    if from == 0 {
+        map.goal = 0;
+    }
+    Ok(())
 }

@@ -1,14 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Reading directories: validated directory blocks and `readdir`.
+//! Directories: validated directory blocks, `readdir`, and adding, changing and removing
+//! entries (the VFS holds the directory's `i_rwsem` exclusive for changes, shared for
+//! reading, so blocks never change under a reader).
 //!
 //! Directory positions are byte offsets in the directory, so they stay valid across calls
 //! and `seekdir`: an offset that does not start an entry resumes at the next one.
 
-use super::blockmap::DirMap;
+use super::blockmap::{self, DirMap};
 use super::superblock::inode_corruption;
-use crate::dir::{iter_verified_dir_block, verify_dir_block_checksum, DirIter};
-use crate::disk::{BLOCK_SIZE, BLOCK_SIZE_U64, DIR_ENTRY_HEADER_SIZE, DIR_TAIL_OFFSET};
+use crate::dir::{
+    add_entry, find_entry, init_dir_block, init_first_dir_block, is_empty_dir_block,
+    iter_verified_dir_block, min_rec_len, remove_entry, set_dir_block_checksum, set_entry_inode,
+    verify_dir_block_checksum, DirIter,
+};
+use crate::disk::{BLOCK_SIZE, BLOCK_SIZE_U64, DIR_ENTRY_HEADER_SIZE, DIR_TAIL_OFFSET, NAME_MAX};
 use crate::geometry::Geometry;
 use crate::vfs::buffer::{BufferHead, Verified};
 use crate::vfs::inode::Inode;
@@ -125,4 +131,160 @@ pub(crate) fn iterate(dir: &Inode, emitter: &mut DirEmitter) -> Result {
         }
         emitter.set_pos(dir_pos(block_start, BLOCK_SIZE)?);
     }
+}
+
+/// Where a directory entry is: block `index` of the directory, byte `offset` in it.
+#[derive(Clone, Copy)]
+pub(crate) struct EntryPos {
+    pub(crate) index: u64,
+    pub(crate) offset: usize,
+    pub(crate) ino: u32,
+}
+
+/// Changes block `index` of `dir` with `f` and updates the block's checksum.
+fn modify_block(
+    dir: &Inode,
+    index: u64,
+    f: impl FnOnce(&mut [u8; BLOCK_SIZE]) -> crate::error::Result<()>,
+) -> Result {
+    let mut map = DirMap::new(dir);
+    let block = DirBlock::read(dir, &mut map, index)?;
+    let seed = block.geometry.checksum_seed();
+    let generation = dir.info().generation;
+    block
+        .bh
+        .modify(Some(dir), |data| {
+            let result = f(data);
+            set_dir_block_checksum(data, seed, dir.ino(), generation);
+            result
+        })
+        .map_err(|e| inode_corruption(dir, e.msg()))
+}
+
+/// Finds the used entry `name` of `dir`.
+pub(crate) fn find(dir: &Inode, name: &[u8]) -> Result<Option<EntryPos>> {
+    let mut map = DirMap::new(dir);
+    for index in 0..block_count(dir) {
+        crate::vfs::cond_resched();
+        let block = DirBlock::read(dir, &mut map, index)?;
+        if let Some(e) =
+            find_entry(block.bh.data(), name).map_err(|e| inode_corruption(dir, e.msg()))?
+        {
+            return Ok(Some(EntryPos {
+                index,
+                offset: e.offset,
+                ino: e.ino,
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// Adds the entry `name` -> `ino` to `dir`: into the first block with room, else into a
+/// new block at the end. ENAMETOOLONG for names above 255 bytes.
+pub(crate) fn add(dir: &Inode, name: &[u8], ino: u32, file_type: u8) -> Result {
+    if name.len() > NAME_MAX {
+        return Err(ENAMETOOLONG);
+    }
+    let need = min_rec_len(name.len());
+    let blocks = block_count(dir);
+    let mut map = DirMap::new(dir);
+    for index in 0..blocks {
+        crate::vfs::cond_resched();
+        let block = DirBlock::read(dir, &mut map, index)?;
+        let mut room = false;
+        for entry in block.entries() {
+            let entry = entry.map_err(|e| inode_corruption(dir, e.msg()))?;
+            if entry.free_space() >= need {
+                room = true;
+                break;
+            }
+        }
+        if room {
+            drop(block);
+            return modify_block(dir, index, |data| {
+                add_entry(data, ino, name, file_type)?
+                    .ok_or(crate::error::FormatError::DirRecLen)?;
+                Ok(())
+            });
+        }
+    }
+    let mapped = blockmap::get_blocks(dir, blocks, 1, true)?.ok_or(EIO)?;
+    let sb = dir.sb();
+    let geo = sb.info().geometry();
+    let bh = sb.new_block(mapped.start)?;
+    let generation = dir.info().generation;
+    bh.modify(Some(dir), |data| {
+        init_dir_block(data);
+        let added = add_entry(data, ino, name, file_type);
+        set_dir_block_checksum(data, geo.checksum_seed(), dir.ino(), generation);
+        added
+    })
+    .map_err(|_| EINVAL)?;
+    dir.set_size((blocks + 1) * BLOCK_SIZE_U64);
+    dir.mark_dirty();
+    Ok(())
+}
+
+/// Points the entry at `pos` to `ino` of `file_type`.
+pub(crate) fn set(dir: &Inode, pos: EntryPos, ino: u32, file_type: u8) -> Result {
+    modify_block(dir, pos.index, |data| {
+        set_entry_inode(data, pos.offset, ino, file_type)
+    })
+}
+
+/// Removes the entry at `pos`; empty blocks at the end of the directory are freed.
+pub(crate) fn remove(dir: &Inode, pos: EntryPos) -> Result {
+    modify_block(dir, pos.index, |data| remove_entry(data, pos.offset))?;
+    let mut blocks = block_count(dir);
+    while blocks > 1 {
+        let mut map = DirMap::new(dir);
+        let block = DirBlock::read(dir, &mut map, blocks - 1)?;
+        let mut unused = true;
+        for entry in block.entries() {
+            if entry.map_err(|e| inode_corruption(dir, e.msg()))?.ino != 0 {
+                unused = false;
+                break;
+            }
+        }
+        drop(block);
+        if !unused {
+            break;
+        }
+        blockmap::free_range(dir, &mut dir.map_write(), blocks - 1, blocks)?;
+        blocks -= 1;
+        dir.set_size(blocks * BLOCK_SIZE_U64);
+        dir.mark_dirty();
+    }
+    Ok(())
+}
+
+/// Whether `dir` holds nothing but `.` and `..`.
+pub(crate) fn is_empty(dir: &Inode) -> Result<bool> {
+    let mut map = DirMap::new(dir);
+    for index in 0..block_count(dir) {
+        let block = DirBlock::read(dir, &mut map, index)?;
+        if !is_empty_dir_block(block.bh.data()).map_err(|e| inode_corruption(dir, e.msg()))? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Gives new directory `dir` its first block, with `.` and `..` (-> `parent`).
+pub(crate) fn init(dir: &Inode, parent: u32) -> Result {
+    let mapped = blockmap::get_blocks(dir, 0, 1, true)?.ok_or(EIO)?;
+    let sb = dir.sb();
+    let seed = sb.info().geometry().checksum_seed();
+    let bh = sb.new_block(mapped.start)?;
+    let generation = dir.info().generation;
+    bh.modify(Some(dir), |data| {
+        let result = init_first_dir_block(data, dir.ino(), parent);
+        set_dir_block_checksum(data, seed, dir.ino(), generation);
+        result
+    })
+    .map_err(|_| EINVAL)?;
+    dir.set_size(BLOCK_SIZE_U64);
+    dir.mark_dirty();
+    Ok(())
 }

@@ -1,33 +1,74 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Reading inodes from the inode table into the inode cache.
+//! Inodes: reading them from the inode table into the inode cache, writing them back, and
+//! deleting them when the last link and the last user are gone.
 
-use super::superblock::{corruption, group_corruption};
-use crate::checksum::bitmap_checksum;
+use super::alloc;
+use super::blockmap;
+use super::superblock::corruption;
+use crate::checksum::set_inode_checksum;
 use crate::disk::{
-    bitmap_test, Inode as DiskInode, Timestamp, FT_DIR, FT_REG, FT_SYMLINK, INLINE_DATA_MAX,
-    INODE_FLAGS_USER, INODE_FLAG_APPEND, INODE_FLAG_IMMUTABLE, INODE_FLAG_NOATIME, INODE_FLAG_SYNC,
-    N_DIRECT,
+    Inode as DiskInode, Timestamp, FT_DIR, FT_REG, FT_SYMLINK, INLINE_DATA_MAX, INODE_FLAGS_USER,
+    INODE_FLAG_APPEND, INODE_FLAG_DIRSYNC, INODE_FLAG_IMMUTABLE, INODE_FLAG_NOATIME,
+    INODE_FLAG_SYNC, N_DIRECT, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG,
 };
-use crate::error::FormatError;
-use crate::vfs::buffer::Verified;
-use crate::vfs::inode::{Iget, InodeAttrs, InodeFlags, InodeKind, InodeRef, NewInode};
+use crate::inode::TimeField;
+use crate::vfs::inode::{Iget, Inode, InodeAttrs, InodeFlags, InodeKind, InodeRef, NewInode};
+use crate::vfs::log::device_err;
 use crate::vfs::super_block::SuperBlock;
-use core::sync::atomic::{AtomicBool, AtomicU64};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use kernel::prelude::*;
 
-/// What AegisFS keeps about an inode besides the VFS fields.
-pub(crate) struct InodeInfo {
-    /// Part of the checksums of the inode's indirect and directory blocks.
-    pub(crate) generation: u32,
+/// Blocks allocated ahead for a file written sequentially, not yet mapped: logical blocks
+/// `lblk..lblk + count` will use disk blocks `pblk..pblk + count`.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Prealloc {
+    pub(crate) lblk: u64,
+    pub(crate) pblk: u64,
+    pub(crate) count: u64,
+}
+
+/// An inode's block pointers and allocation state, under its block map lock.
+#[derive(Clone, Copy)]
+pub(crate) struct BlockPtrs {
     /// Direct block pointers (validated when used).
     pub(crate) direct: [u64; N_DIRECT],
     /// Roots of the single, double and triple indirect trees (validated when used).
-    pub(crate) tree_roots: [u64; 3],
+    pub(crate) roots: [u64; 3],
+    /// Where the next data block should go: right after the last one allocated.
+    pub(crate) goal: u64,
+    /// The logical block after the last one allocated (sequential writes are detected by
+    /// it and get a [`Prealloc`]).
+    pub(crate) next_lblk: u64,
+    pub(crate) prealloc: Prealloc,
+}
+
+impl BlockPtrs {
+    pub(crate) const fn empty() -> Self {
+        Self {
+            direct: [0; N_DIRECT],
+            roots: [0; 3],
+            goal: 0,
+            next_lblk: 0,
+            prealloc: Prealloc {
+                lblk: 0,
+                pblk: 0,
+                count: 0,
+            },
+        }
+    }
+}
+
+/// What AegisFS keeps about an inode besides the VFS fields and the block pointers.
+pub(crate) struct InodeInfo {
+    /// Part of the checksums of the inode's indirect and directory blocks.
+    pub(crate) generation: u32,
     /// Whether data pointers may carry the UNWRITTEN bit (regular files only).
     pub(crate) unwritten_ok: bool,
+    /// Whether the target is inline ([`InodeInfo::link`]): a fast symlink.
+    pub(crate) inline_link: bool,
     /// The inode flags users see (`FS_*_FL` numbering), for `FS_IOC_GETFLAGS`.
-    pub(crate) user_flags: u32,
+    pub(crate) user_flags: AtomicU32,
     /// Creation time, for `statx` birth time.
     pub(crate) crtime: Timestamp,
     /// A fast symlink's target, NUL terminated (`i_link` points here).
@@ -46,40 +87,15 @@ impl InodeInfo {
     pub(crate) fn empty() -> Self {
         Self {
             generation: 0,
-            direct: [0; N_DIRECT],
-            tree_roots: [0; 3],
             unwritten_ok: false,
-            user_flags: 0,
+            inline_link: false,
+            user_flags: AtomicU32::new(0),
             crtime: Timestamp::new(0, 0),
             link: [0; Self::LINK_BUFFER_SIZE],
             lookup_start: AtomicU64::new(0),
             corruption_reported: AtomicBool::new(false),
         }
     }
-}
-
-/// Whether inode `index` of `group` is marked in use in its group's inode bitmap.
-fn inode_in_use(sb: &SuperBlock, group: u32, index: u32) -> Result<bool> {
-    let info = sb.info();
-    let geo = info.geometry();
-    let (Some(block), Some(expected)) = (
-        geo.inode_bitmap_block(group),
-        info.inode_bitmap_checksum(group),
-    ) else {
-        return Err(EUCLEAN);
-    };
-    let bh = sb.bread(block)?;
-    if !bh.is_verified(Verified::InodeBitmap) {
-        if bitmap_checksum(geo.checksum_seed(), group, bh.data()) != expected {
-            return Err(group_corruption(
-                sb,
-                group,
-                FormatError::InodeBitmapChecksum.msg(),
-            ));
-        }
-        bh.set_verified(Verified::InodeBitmap);
-    }
-    Ok(bitmap_test(bh.data(), index))
 }
 
 /// Returns inode `ino`, reading and validating it if it is not cached.
@@ -97,7 +113,7 @@ fn read_inode(new: NewInode) -> Result<InodeRef> {
     let loc = geo
         .inode_location(ino)
         .map_err(|e| corruption(sb, ino, e.msg()))?;
-    if !inode_in_use(sb, loc.group, loc.index)? {
+    if !alloc::inode_in_use(sb, loc.group, loc.index)? {
         return Err(corruption(
             sb,
             ino,
@@ -105,11 +121,17 @@ fn read_inode(new: NewInode) -> Result<InodeRef> {
         ));
     }
     let bh = sb.bread(loc.block)?;
-    let raw = loc
-        .offset
-        .checked_add(usize::from(geo.inode_size()))
-        .and_then(|end| bh.data().get(loc.offset..end))
-        .ok_or(EUCLEAN)?;
+    let mut raw = [0u8; crate::disk::INODE_BASE_SIZE * 4];
+    let size = usize::from(geo.inode_size());
+    let raw = raw.get_mut(..size).ok_or(EUCLEAN)?;
+    bh.read_locked(|data| {
+        loc.offset
+            .checked_add(size)
+            .and_then(|end| data.get(loc.offset..end))
+            .map(|slot| raw.copy_from_slice(slot))
+    })
+    .ok_or(EUCLEAN)?;
+    drop(bh);
     let disk = DiskInode::validate(ino, raw, geo).map_err(|e| corruption(sb, ino, e.msg()))?;
     let nlink = disk.links_count.get();
     if nlink == 0 {
@@ -118,16 +140,17 @@ fn read_inode(new: NewInode) -> Result<InodeRef> {
 
     let mut info = InodeInfo::empty();
     info.generation = disk.generation.get();
-    for (dst, src) in info.direct.iter_mut().zip(disk.direct.iter()) {
+    let mut map = BlockPtrs::empty();
+    for (dst, src) in map.direct.iter_mut().zip(disk.direct.iter()) {
         *dst = src.get();
     }
-    info.tree_roots = [
+    map.roots = [
         disk.indirect.get(),
         disk.double_indirect.get(),
         disk.triple_indirect.get(),
     ];
     info.crtime = disk.crtime();
-    info.user_flags = disk.flags.get() & INODE_FLAGS_USER;
+    info.user_flags = AtomicU32::new(disk.flags.get() & INODE_FLAGS_USER);
 
     let kind = match disk.file_type() {
         Some(FT_REG) => InodeKind::Regular,
@@ -137,6 +160,8 @@ fn read_inode(new: NewInode) -> Result<InodeRef> {
                 for (dst, src) in info.link.iter_mut().zip(target) {
                     *dst = *src;
                 }
+                info.inline_link = true;
+                map = BlockPtrs::empty();
                 InodeKind::FastSymlink
             }
             None => InodeKind::SlowSymlink,
@@ -165,8 +190,186 @@ fn read_inode(new: NewInode) -> Result<InodeRef> {
             append: flags & INODE_FLAG_APPEND != 0,
             noatime: flags & INODE_FLAG_NOATIME != 0,
             sync: flags & INODE_FLAG_SYNC != 0,
+            dirsync: flags & INODE_FLAG_DIRSYNC != 0,
         },
     };
-    drop(bh);
-    Ok(new.init(&attrs, info, kind))
+    Ok(new.init(&attrs, info, map, kind))
+}
+
+/// Writes `inode` into its slot of the inode table; with `sync`, also its metadata buffers,
+/// and waits for both.
+pub(crate) fn write_inode(inode: &Inode, sync: bool) -> Result {
+    let sb = inode.sb();
+    let geo = sb.info().geometry();
+    let ino = inode.ino();
+    let loc = geo.inode_location(ino).map_err(|_| EUCLEAN)?;
+    let size = usize::from(geo.inode_size());
+    let info = inode.info();
+    let map = *inode.map_read();
+    let (uid, gid) = inode.owner();
+    let [atime, mtime, ctime] = inode.times();
+    let mode = inode.mode();
+    let bh = sb.bread(loc.block)?;
+    bh.modify(None, |data| -> Result {
+        let raw = data.get_mut(loc.offset..loc.offset + size).ok_or(EUCLEAN)?;
+        let disk = DiskInode::from_slot_mut(raw).map_err(|_| EUCLEAN)?;
+        disk.mode.set(mode);
+        disk.uid.set(uid);
+        disk.gid.set(gid);
+        disk.links_count.set(inode.nlink());
+        disk.flags
+            .set(info.user_flags.load(Ordering::Relaxed) & INODE_FLAGS_USER);
+        disk.generation.set(info.generation);
+        disk.set_time(TimeField::Atime, atime);
+        disk.set_time(TimeField::Mtime, mtime);
+        disk.set_time(TimeField::Ctime, ctime);
+        disk.set_time(TimeField::Crtime, info.crtime);
+        let special = !matches!(mode & S_IFMT, S_IFREG | S_IFDIR | S_IFLNK);
+        disk.rdev.set(if special { inode.rdev() } else { 0 });
+        if info.inline_link {
+            let len = info
+                .link
+                .iter()
+                .position(|&b| b == 0)
+                .unwrap_or(INLINE_DATA_MAX);
+            disk.set_inline_data(info.link.get(..len).unwrap_or(&[]))
+                .map_err(|_| EUCLEAN)?;
+        } else {
+            disk.size.set(inode.size());
+            disk.blocks.set(inode.blocks_512() / 8);
+            for (dst, src) in disk.direct.iter_mut().zip(map.direct.iter()) {
+                dst.set(*src);
+            }
+            disk.indirect.set(map.roots[0]);
+            disk.double_indirect.set(map.roots[1]);
+            disk.triple_indirect.set(map.roots[2]);
+        }
+        set_inode_checksum(geo.checksum_seed(), ino, raw).map_err(|_| EUCLEAN)
+    })?;
+    if sync {
+        inode.sync_metadata_buffers()?;
+        bh.sync()?;
+    }
+    Ok(())
+}
+
+/// Called when the last reference to `inode` goes (its page cache is already gone): a file
+/// without links is deleted, its blocks and inode number freed; otherwise only blocks
+/// allocated ahead are given back.
+pub(crate) fn evict(inode: &Inode) {
+    let sb = inode.sb();
+    if inode.is_bad() || inode.ino() == 0 {
+        return;
+    }
+    let delete = inode.nlink() == 0 && !sb.is_read_only();
+    let result = if delete {
+        delete_inode(inode)
+    } else {
+        blockmap::discard_prealloc(inode, &mut inode.map_write())
+    };
+    if let Err(e) = result {
+        device_err!(
+            sb.name(),
+            "inode {}: error {} while {}",
+            inode.ino(),
+            e.to_errno(),
+            if delete {
+                "deleting it"
+            } else {
+                "releasing its reservation"
+            }
+        );
+    }
+}
+
+fn delete_inode(inode: &Inode) -> Result {
+    let sb = inode.sb();
+    let dir = inode.mode() & S_IFMT == S_IFDIR;
+    if !inode.info().inline_link {
+        blockmap::truncate_blocks(inode, 0)?;
+    }
+    inode.set_size(0);
+    write_inode(inode, false)?;
+    alloc::free_inode(sb, inode.ino(), dir)
+}
+
+/// Creates the inode of a new file of `mode` in `dir` (with `nlink` links, `rdev` for
+/// devices, `link` the target of a fast symlink): allocates its number near `dir` (spread
+/// out for directories) and sets it up, `I_NEW` until the caller instantiates it.
+pub(crate) fn new_inode(
+    idmap: *mut kernel::bindings::mnt_idmap,
+    dir: &Inode,
+    mode: u16,
+    rdev: u32,
+    link: Option<&[u8]>,
+) -> Result<NewInode> {
+    let sb = dir.sb();
+    let mut new = sb.new_inode(idmap, dir, mode)?;
+    let mode = new.mode();
+    let is_dir = mode & S_IFMT == S_IFDIR;
+    let ino = alloc::alloc_inode(sb, dir, is_dir)?;
+    if let Err(e) = new.insert(ino) {
+        // The number is ours: nobody else has seen it.
+        alloc::free_inode(sb, ino, is_dir)?;
+        return Err(e);
+    }
+    let mut info = InodeInfo::empty();
+    info.generation = kernel_random_u32();
+    // Like ext4: a new file inherits these flags of its directory (`dirsync` only by
+    // directories).
+    let inherited = dir.info().user_flags.load(Ordering::Relaxed)
+        & (INODE_FLAG_SYNC | INODE_FLAG_NOATIME | crate::disk::INODE_FLAG_NODUMP)
+        | if is_dir {
+            dir.info().user_flags.load(Ordering::Relaxed) & INODE_FLAG_DIRSYNC
+        } else {
+            0
+        };
+    info.user_flags = AtomicU32::new(inherited);
+    let now = Timestamp::new(crate::vfs::real_seconds(), 0);
+    info.crtime = now;
+    let kind = match mode & S_IFMT {
+        S_IFREG => InodeKind::Regular,
+        S_IFDIR => InodeKind::Directory,
+        S_IFLNK => match link {
+            Some(target) if target.len() <= INLINE_DATA_MAX => {
+                for (dst, src) in info.link.iter_mut().zip(target) {
+                    *dst = *src;
+                }
+                info.inline_link = true;
+                InodeKind::FastSymlink
+            }
+            _ => InodeKind::SlowSymlink,
+        },
+        _ => InodeKind::Special { rdev },
+    };
+    info.unwritten_ok = kind == InodeKind::Regular;
+    let attrs = InodeAttrs {
+        mode,
+        uid: 0,
+        gid: 0,
+        nlink: if is_dir { 2 } else { 1 },
+        size: if info.inline_link {
+            link.map_or(0, |l| l.len() as u64)
+        } else {
+            0
+        },
+        blocks_512: 0,
+        atime: now,
+        mtime: now,
+        ctime: now,
+        generation: info.generation,
+        flags: InodeFlags {
+            immutable: false,
+            append: false,
+            noatime: inherited & INODE_FLAG_NOATIME != 0,
+            sync: inherited & INODE_FLAG_SYNC != 0,
+            dirsync: inherited & INODE_FLAG_DIRSYNC != 0,
+        },
+    };
+    new.setup(&attrs, info, kind);
+    Ok(new)
+}
+
+fn kernel_random_u32() -> u32 {
+    crate::vfs::random_u32()
 }

@@ -5,14 +5,14 @@
 use super::inode::iget;
 use crate::disk::{
     GroupDesc, SuperBlock as DiskSuperBlock, ERRORS_CONTINUE, ERRORS_PANIC, ERRORS_REMOUNT_RO,
-    MAX_FILE_SIZE, ROOT_INO, S_IFDIR, S_IFMT,
+    MAX_FILE_SIZE, ROOT_INO, STATE_CLEAN, S_IFDIR, S_IFMT,
 };
 use crate::error::FormatError;
 use crate::geometry::{fsid, Geometry};
 use crate::vfs::inode::{Inode, InodeRef};
 use crate::vfs::log::{device_err, device_warn};
 use crate::vfs::super_block::{Device, SuperBlock};
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use kernel::prelude::*;
 
 /// `f_type` of `statfs` and `s_magic`: "AEGI" read as a big-endian word.
@@ -23,12 +23,12 @@ pub(crate) struct SbInfo {
     geometry: Geometry,
     uuid: [u8; 16],
     reserved_blocks: u64,
-    /// Sums of the group descriptors' free counts (the filesystem is read-only, so they
-    /// do not change while mounted).
-    free_blocks: u64,
-    free_inodes: u64,
-    /// Inode bitmap checksum of each group, from its validated descriptor.
-    inode_bitmap_checksums: KVec<u32>,
+    /// Free blocks and inodes: the sums of the group descriptors' counts, less what
+    /// allocations in progress have claimed.
+    pub(crate) free_blocks: AtomicU64,
+    pub(crate) free_inodes: AtomicU64,
+    /// Whether the superblock's counts on disk are stale (written by `sync_fs`).
+    dirty: AtomicBool,
     /// `errors_behavior` of the superblock.
     default_errors: u32,
     /// Current `errors=` behaviour (1 continue, 2 remount-ro, 3 panic).
@@ -49,11 +49,13 @@ impl SbInfo {
         i64::try_from(MAX_FILE_SIZE).unwrap_or(i64::MAX)
     }
 
-    /// Checksum of the inode bitmap of group `group`.
-    pub(crate) fn inode_bitmap_checksum(&self, group: u32) -> Option<u32> {
-        self.inode_bitmap_checksums
-            .get(usize::try_from(group).ok()?)
-            .copied()
+    pub(crate) fn reserved_blocks(&self) -> u64 {
+        self.reserved_blocks
+    }
+
+    /// Notes that the free counts changed.
+    pub(crate) fn mark_dirty(&self) {
+        self.dirty.store(true, Ordering::Relaxed);
     }
 
     fn errors(&self) -> u32 {
@@ -78,14 +80,24 @@ fn must_panic(sb: &SuperBlock) -> bool {
     sb.info().errors() == ERRORS_PANIC && sb.is_mounted()
 }
 
+/// With `errors=remount-ro`, makes a mounted filesystem read-only after corruption, so
+/// that nothing more is written on top of it.
+fn after_corruption(sb: &SuperBlock) {
+    if sb.info().errors() == ERRORS_REMOUNT_RO && sb.is_mounted() && !sb.is_read_only() {
+        device_err!(sb.name(), "remounting filesystem read-only");
+        sb.force_read_only();
+    }
+}
+
 /// Logs corruption found in inode `ino` (or its blocks) and returns EUCLEAN, after
-/// panicking if mounted with `errors=panic`. `remount-ro` needs nothing more: the
-/// filesystem is always read-only.
+/// panicking if mounted with `errors=panic`, or making the filesystem read-only with
+/// `errors=remount-ro`.
 pub(crate) fn corruption(sb: &SuperBlock, ino: u32, msg: &str) -> Error {
     if must_panic(sb) {
         sb.panic("inode", ino, msg);
     }
     device_err!(sb.name(), "inode {}: {}", ino, msg);
+    after_corruption(sb);
     EUCLEAN
 }
 
@@ -95,6 +107,7 @@ pub(crate) fn group_corruption(sb: &SuperBlock, group: u32, msg: &str) -> Error 
         sb.panic("group", group, msg);
     }
     device_err!(sb.name(), "group {}: {}", group, msg);
+    after_corruption(sb);
     EUCLEAN
 }
 
@@ -116,7 +129,7 @@ pub(crate) fn inode_corruption(inode: &Inode, msg: &str) -> Error {
 /// Reads and validates the superblock and every group descriptor of `dev`.
 ///
 /// `errors` is the `errors=` mount option, 0 when not given.
-pub(crate) fn load(dev: &Device, errors: u32) -> Result<SbInfo> {
+pub(crate) fn load(dev: &Device, errors: u32, read_only: bool) -> Result<SbInfo> {
     let device_blocks = dev.blocks();
     if device_blocks == 0 {
         device_err!(dev.name(), "device is smaller than one block");
@@ -145,13 +158,20 @@ pub(crate) fn load(dev: &Device, errors: u32) -> Result<SbInfo> {
             "filesystem was not cleanly unmounted; run fsck.aegisfs"
         );
     }
+    if !read_only && geometry.unknown_ro_compat() != 0 {
+        device_err!(
+            dev.name(),
+            "unknown read-only compatible features {:#x}, mount read-only",
+            geometry.unknown_ro_compat()
+        );
+        return Err(EROFS);
+    }
     let default_errors = disk_sb.errors_behavior.get();
     let uuid = disk_sb.uuid;
     let reserved_blocks = disk_sb.reserved_blocks.get();
     drop(block0);
 
     let groups = geometry.group_count();
-    let mut inode_bitmap_checksums = KVec::with_capacity(usize::try_from(groups)?, GFP_KERNEL)?;
     let (mut free_blocks, mut free_inodes) = (0u64, 0u64);
     let mut gdt_block: Option<(u64, crate::vfs::buffer::BufferHead)> = None;
     for g in 0..groups {
@@ -169,7 +189,6 @@ pub(crate) fn load(dev: &Device, errors: u32) -> Result<SbInfo> {
         })?;
         free_blocks = free_blocks.saturating_add(u64::from(desc.free_blocks.get()));
         free_inodes = free_inodes.saturating_add(u64::from(desc.free_inodes.get()));
-        inode_bitmap_checksums.push(desc.inode_bitmap_checksum.get(), GFP_KERNEL)?;
         gdt_block = Some((block, bh));
     }
 
@@ -177,9 +196,9 @@ pub(crate) fn load(dev: &Device, errors: u32) -> Result<SbInfo> {
         geometry,
         uuid,
         reserved_blocks,
-        free_blocks,
-        free_inodes,
-        inode_bitmap_checksums,
+        free_blocks: AtomicU64::new(free_blocks),
+        free_inodes: AtomicU64::new(free_inodes),
+        dirty: AtomicBool::new(false),
         default_errors,
         errors: AtomicU32::new(if errors == 0 { default_errors } else { errors }),
     })
@@ -206,9 +225,11 @@ pub(crate) struct StatFs {
 
 pub(crate) fn statfs(sb: &SuperBlock) -> StatFs {
     let info = sb.info();
-    let st = info
-        .geometry
-        .statfs(info.free_blocks, info.free_inodes, info.reserved_blocks);
+    let st = info.geometry.statfs(
+        info.free_blocks.load(Ordering::Relaxed),
+        info.free_inodes.load(Ordering::Relaxed),
+        info.reserved_blocks,
+    );
     StatFs {
         blocks: st.blocks,
         bfree: st.bfree,
@@ -234,9 +255,71 @@ pub(crate) fn show_errors_option(sb: &SuperBlock) -> Option<&'static CStr> {
     }
 }
 
-/// Applies the options of a remount; `errors` is 0 when not given.
-pub(crate) fn reconfigure(sb: &SuperBlock, errors: u32) {
+/// How a superblock write changes the mount state.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SuperState {
+    /// Going read-write: counts a mount and clears the clean flag until unmount.
+    Mounting,
+    /// Only the free counts.
+    Counts,
+    /// Unmounting or going read-only: sets the clean flag.
+    Clean,
+}
+
+/// Writes the superblock: the free counts and, with `state`, the mount state; `wait`
+/// writes it to the device before returning.
+pub(crate) fn write_super(sb: &SuperBlock, state: SuperState, wait: bool) -> Result {
+    let info = sb.info();
+    if state == SuperState::Counts && !info.dirty.swap(false, Ordering::Relaxed) && !wait {
+        return Ok(());
+    }
+    let now = crate::vfs::real_seconds();
+    let bh = sb.bread(0)?;
+    bh.modify(None, |block0| {
+        let disk = DiskSuperBlock::in_block_mut(block0);
+        disk.free_blocks
+            .set(info.free_blocks.load(Ordering::Relaxed));
+        disk.free_inodes
+            .set(u32::try_from(info.free_inodes.load(Ordering::Relaxed)).unwrap_or(u32::MAX));
+        disk.write_time.set(now);
+        match state {
+            SuperState::Mounting => {
+                disk.state.set(disk.state.get() & !STATE_CLEAN);
+                disk.mount_count
+                    .set(disk.mount_count.get().saturating_add(1));
+                disk.mount_time.set(now);
+            }
+            SuperState::Clean => disk.state.set(disk.state.get() | STATE_CLEAN),
+            SuperState::Counts => {}
+        }
+        disk.update_checksum();
+    });
+    if wait {
+        bh.sync()?;
+    }
+    Ok(())
+}
+
+/// Applies the options of a remount: `errors` (0 when not given) and read-only or
+/// read-write. The VFS has written everything before a switch to read-only.
+pub(crate) fn reconfigure(sb: &SuperBlock, errors: u32, read_only: bool) -> Result {
+    let was_read_only = sb.is_read_only();
+    if !read_only && was_read_only {
+        let geo = sb.info().geometry();
+        if geo.unknown_ro_compat() != 0 {
+            device_err!(
+                sb.name(),
+                "unknown read-only compatible features {:#x}, cannot remount read-write",
+                geo.unknown_ro_compat()
+            );
+            return Err(EROFS);
+        }
+        write_super(sb, SuperState::Mounting, true)?;
+    } else if read_only && !was_read_only {
+        write_super(sb, SuperState::Clean, true)?;
+    }
     if errors != 0 {
         sb.info().errors.store(errors, Ordering::Relaxed);
     }
+    Ok(())
 }

@@ -3,6 +3,7 @@
 //! Buffer heads: metadata blocks read through the block device's page cache.
 
 use super::ffi;
+use super::inode::Inode;
 use crate::disk::{BLOCK_SIZE, BLOCK_SIZE_U64};
 use core::ptr::NonNull;
 use kernel::bindings;
@@ -21,6 +22,8 @@ pub(crate) enum Verified {
     Directory = 1,
     /// An inode bitmap.
     InodeBitmap = 2,
+    /// A block bitmap.
+    BlockBitmap = 3,
 }
 
 /// A 4096-byte block read from the device, released when dropped.
@@ -55,12 +58,79 @@ impl BufferHead {
         Ok(buffer)
     }
 
+    /// A new block of `sb`: its buffer zeroed and up to date, not read from the device.
+    ///
+    /// # Safety
+    ///
+    /// As for [`BufferHead::read`].
+    pub(crate) unsafe fn new_zeroed(sb: *mut bindings::super_block, block: u64) -> Result<Self> {
+        // SAFETY: The caller guarantees `sb` is live with a 4096-byte block size.
+        let bh = unsafe { ffi::aegisfs_vfs_sb_getblk_zeroed(sb, block) };
+        let bh = NonNull::new(bh).ok_or(ENOMEM)?;
+        // INVARIANT: `sb_getblk` returned a referenced buffer of the superblock's block size,
+        // now zeroed and up to date.
+        Ok(Self { bh })
+    }
+
     /// The block's bytes.
+    ///
+    /// Every writer changes a block in [`BufferHead::modify`] while holding the lock of the
+    /// object the block belongs to (the directory's `i_rwsem`, the inode's block map lock),
+    /// which readers through this method hold too; blocks shared by several objects
+    /// (bitmaps, inode tables) are read with [`BufferHead::read_locked`] instead.
     pub(crate) fn data(&self) -> &[u8; BLOCK_SIZE] {
         // SAFETY: By the type invariants the buffer is referenced and up to date, so `b_data`
-        // points to `BLOCK_SIZE` readable bytes that stay mapped until `drop`. The filesystem
-        // is read-only, so the kernel does not write them while this borrow lives.
+        // points to `BLOCK_SIZE` readable bytes that stay mapped until `drop`. By the locking
+        // rule above, no writer changes them while this borrow lives.
         unsafe { &*ffi::aegisfs_vfs_bh_data(self.bh.as_ptr()).cast::<[u8; BLOCK_SIZE]>() }
+    }
+
+    /// Calls `f` with the block's bytes under the buffer lock.
+    pub(crate) fn read_locked<R>(&self, f: impl FnOnce(&[u8; BLOCK_SIZE]) -> R) -> R {
+        // SAFETY: By the type invariants `bh` is a referenced buffer head.
+        unsafe { ffi::aegisfs_vfs_lock_buffer(self.bh.as_ptr()) };
+        // SAFETY: The buffer is up to date and referenced; writers hold the buffer lock we
+        // hold, so the bytes do not change while `f` runs.
+        let result = f(unsafe { &*ffi::aegisfs_vfs_bh_data(self.bh.as_ptr()).cast() });
+        // SAFETY: We locked the buffer above.
+        unsafe { ffi::aegisfs_vfs_unlock_buffer(self.bh.as_ptr()) };
+        result
+    }
+
+    /// Changes the block with `f` under the buffer lock and marks it dirty; with `owner`,
+    /// the block is metadata of that inode and written by its `fsync`.
+    ///
+    /// The buffer lock also keeps writeback from sending the block to the device while it
+    /// is half changed, so the block on disk always matches its own checksum.
+    pub(crate) fn modify<R>(
+        &self,
+        owner: Option<&Inode>,
+        f: impl FnOnce(&mut [u8; BLOCK_SIZE]) -> R,
+    ) -> R {
+        let bh = self.bh.as_ptr();
+        // SAFETY: By the type invariants `bh` is a referenced buffer head.
+        unsafe { ffi::aegisfs_vfs_lock_buffer(bh) };
+        // SAFETY: The buffer is up to date and referenced, and we hold its lock: no other
+        // writer and no I/O touches the bytes while `f` runs (readers follow the rule of
+        // `data`).
+        let result = f(unsafe { &mut *ffi::aegisfs_vfs_bh_data(bh).cast_mut().cast() });
+        let mmb = owner.map_or(core::ptr::null_mut(), |inode| inode.mmb_ptr());
+        // SAFETY: We locked the buffer above; `mmb` is null or the live list of `owner`.
+        unsafe {
+            ffi::aegisfs_vfs_unlock_buffer(bh);
+            ffi::aegisfs_vfs_dirty_buffer(bh, mmb);
+        }
+        result
+    }
+
+    /// Writes the block to the device now if it is dirty, and waits.
+    pub(crate) fn sync(&self) -> Result {
+        // SAFETY: By the type invariants `bh` is a referenced buffer head.
+        let ret = unsafe { ffi::aegisfs_vfs_sync_buffer(self.bh.as_ptr()) };
+        if ret < 0 {
+            return Err(Error::from_errno(ret));
+        }
+        Ok(())
     }
 
     /// Whether the checksum of this block as `kind` was already verified.
@@ -111,14 +181,25 @@ impl MapBuffer {
         (size / BLOCK_SIZE_U64).max(1)
     }
 
-    /// Maps the buffer to `count` contiguous blocks from `block` on the device of `sb`.
+    /// Maps the buffer to `count` contiguous blocks from `block` on the device of `sb`;
+    /// `new` blocks were just allocated (the page cache zeroes what is not written).
     ///
     /// # Safety
     ///
     /// `sb` must be the live superblock the buffer's inode belongs to.
-    pub(crate) unsafe fn map(&mut self, sb: *mut bindings::super_block, block: u64, count: u64) {
+    pub(crate) unsafe fn map(
+        &mut self,
+        sb: *mut bindings::super_block,
+        block: u64,
+        count: u64,
+        new: bool,
+    ) {
         let size = count.saturating_mul(BLOCK_SIZE_U64);
         // SAFETY: By the type invariants `bh` is valid; the caller guarantees `sb`.
-        unsafe { ffi::aegisfs_vfs_map_bh(self.bh.as_ptr(), sb, block, size) }
+        unsafe { ffi::aegisfs_vfs_map_bh(self.bh.as_ptr(), sb, block, size) };
+        if new {
+            // SAFETY: By the type invariants `bh` is valid.
+            unsafe { ffi::aegisfs_vfs_set_buffer_new(self.bh.as_ptr()) };
+        }
     }
 }

@@ -46,6 +46,47 @@ unsafe extern "C" {
         flags: u32,
     ) -> c_int;
     pub(crate) fn __seq_puts(m: *mut bindings::seq_file, s: *const c_char);
+    pub(crate) fn block_write_begin(
+        mapping: *mut bindings::address_space,
+        pos: bindings::loff_t,
+        len: c_uint,
+        foliop: *mut *mut bindings::folio,
+        get_block: bindings::get_block_t,
+    ) -> c_int;
+    pub(crate) fn generic_write_end(
+        iocb: *const bindings::kiocb,
+        mapping: *mut bindings::address_space,
+        pos: bindings::loff_t,
+        len: c_uint,
+        copied: c_uint,
+        folio: *mut bindings::folio,
+        fsdata: *mut c_void,
+    ) -> c_int;
+    pub(crate) fn __mpage_writepages(
+        mapping: *mut bindings::address_space,
+        wbc: *mut bindings::writeback_control,
+        get_block: bindings::get_block_t,
+        write_folio: *const c_void,
+    ) -> c_int;
+    pub(crate) fn block_dirty_folio(
+        mapping: *mut bindings::address_space,
+        folio: *mut bindings::folio,
+    ) -> bool;
+    pub(crate) fn block_invalidate_folio(folio: *mut bindings::folio, offset: usize, len: usize);
+    pub(crate) fn block_is_partially_uptodate(
+        folio: *mut bindings::folio,
+        from: usize,
+        count: usize,
+    ) -> bool;
+    pub(crate) fn block_truncate_page(
+        mapping: *mut bindings::address_space,
+        from: bindings::loff_t,
+        get_block: bindings::get_block_t,
+    ) -> c_int;
+    pub(crate) fn generic_error_remove_folio(
+        mapping: *mut bindings::address_space,
+        folio: *mut bindings::folio,
+    ) -> c_int;
 
     // rust/vfs/helpers.c
     pub(crate) static aegisfs_fs_parameters: bindings::fs_parameter_spec;
@@ -114,6 +155,59 @@ unsafe extern "C" {
         dentry: *const bindings::dentry,
         len: *mut u32,
     ) -> *const u8;
+    pub(crate) fn aegisfs_vfs_sb_getblk_zeroed(
+        sb: *mut bindings::super_block,
+        block: u64,
+    ) -> *mut bindings::buffer_head;
+    pub(crate) fn aegisfs_vfs_lock_buffer(bh: *mut bindings::buffer_head);
+    pub(crate) fn aegisfs_vfs_unlock_buffer(bh: *mut bindings::buffer_head);
+    pub(crate) fn aegisfs_vfs_dirty_buffer(
+        bh: *mut bindings::buffer_head,
+        mmb: *mut bindings::mapping_metadata_bhs,
+    );
+    pub(crate) fn aegisfs_vfs_sync_buffer(bh: *mut bindings::buffer_head) -> c_int;
+    pub(crate) fn aegisfs_vfs_forget_block(sb: *mut bindings::super_block, block: u64);
+    pub(crate) fn aegisfs_vfs_set_buffer_new(bh: *mut bindings::buffer_head);
+    pub(crate) fn aegisfs_vfs_inode_init_once(
+        inode: *mut bindings::inode,
+        map_lock: *mut bindings::rw_semaphore,
+    );
+    pub(crate) fn aegisfs_vfs_mmb_init(
+        mmb: *mut bindings::mapping_metadata_bhs,
+        inode: *mut bindings::inode,
+    );
+    pub(crate) fn aegisfs_vfs_mmb_sync(mmb: *mut bindings::mapping_metadata_bhs) -> c_int;
+    pub(crate) fn aegisfs_vfs_mmb_invalidate(mmb: *mut bindings::mapping_metadata_bhs);
+    pub(crate) fn aegisfs_vfs_rwsem_lock(sem: *mut bindings::rw_semaphore, write: bool);
+    pub(crate) fn aegisfs_vfs_rwsem_unlock(sem: *mut bindings::rw_semaphore, write: bool);
+    pub(crate) fn aegisfs_vfs_get_owner(
+        inode: *const bindings::inode,
+        uid: *mut u32,
+        gid: *mut u32,
+    );
+    pub(crate) fn aegisfs_vfs_get_times(
+        inode: *const bindings::inode,
+        sec: *mut i64,
+        nsec: *mut u32,
+    );
+    pub(crate) fn aegisfs_vfs_encode_rdev(inode: *const bindings::inode) -> u32;
+    pub(crate) fn aegisfs_vfs_mark_inode_dirty(inode: *mut bindings::inode);
+    pub(crate) fn aegisfs_vfs_touch(inode: *mut bindings::inode, mtime: bool);
+    pub(crate) fn aegisfs_vfs_new_inode(
+        sb: *mut bindings::super_block,
+        idmap: *mut bindings::mnt_idmap,
+        dir: *const bindings::inode,
+        mode: u16,
+    ) -> *mut bindings::inode;
+    pub(crate) fn aegisfs_vfs_insert_inode(inode: *mut bindings::inode, ino: u64) -> c_int;
+    pub(crate) fn aegisfs_vfs_wbc_sync(wbc: *const bindings::writeback_control) -> bool;
+    pub(crate) fn aegisfs_vfs_writecount(inode: *const bindings::inode) -> c_int;
+    pub(crate) fn aegisfs_vfs_capable_resource() -> bool;
+    pub(crate) fn aegisfs_vfs_set_rdonly(sb: *mut bindings::super_block, rdonly: bool);
+    pub(crate) fn aegisfs_vfs_sb_rdonly(sb: *const bindings::super_block) -> bool;
+    pub(crate) fn aegisfs_vfs_filemap_invalidate(inode: *mut bindings::inode, lock: bool);
+    pub(crate) fn aegisfs_vfs_finish_open_simple(file: *mut bindings::file) -> c_int;
+    pub(crate) fn aegisfs_vfs_file_writable(file: *const bindings::file) -> bool;
     pub(crate) fn aegisfs_vfs_fill_statfs(
         buf: *mut bindings::kstatfs,
         magic: u64,

@@ -154,14 +154,7 @@ unsafe fn fill_super(sb: *mut bindings::super_block, fc: *mut bindings::fs_conte
             ffi::aegisfs_vfs_fc_errors(fc),
         )
     };
-    if !read_only {
-        device_err!(
-            dev.name(),
-            "read-write mounts are not supported yet, mount read-only"
-        );
-        return Err(EROFS);
-    }
-    let info = fs::superblock::load(dev, errors)?;
+    let info = fs::superblock::load(dev, errors, read_only)?;
     let uuid = info.uuid();
     let max_bytes = info.max_bytes();
     let info = KBox::new(info, GFP_KERNEL)?;
@@ -187,6 +180,9 @@ unsafe fn fill_super(sb: *mut bindings::super_block, fc: *mut bindings::fs_conte
     }
     // SAFETY: The superblock is still ours alone.
     unsafe { (*sb.as_ptr()).s_root = dentry };
+    if !read_only {
+        fs::superblock::write_super(sb, fs::superblock::SuperState::Mounting, true)?;
+    }
     Ok(())
 }
 
@@ -206,12 +202,18 @@ unsafe extern "C" fn aegisfs_reconfigure(fc: *mut bindings::fs_context) -> c_int
             ffi::aegisfs_vfs_fc_errors(fc),
         )
     };
-    if !read_only {
-        device_err!(sb.name(), "read-write mounts are not supported yet");
-        return EROFS.to_errno();
+    // Everything dirty reaches the disk before the superblock is marked clean.
+    if read_only && !sb.is_read_only() {
+        // SAFETY: The superblock is live and mounted; the VFS holds `s_umount`.
+        let ret = unsafe { bindings::sync_filesystem(sb.as_ptr()) };
+        if ret != 0 {
+            return ret;
+        }
     }
-    fs::superblock::reconfigure(sb, errors);
-    0
+    match fs::superblock::reconfigure(sb, errors, read_only) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
 }
 
 /// # Safety

@@ -9,18 +9,21 @@
 
 #include <linux/blkdev.h>
 #include <linux/buffer_head.h>
+#include <linux/capability.h>
 #include <linux/fs.h>
 #include <linux/fs_context.h>
 #include <linux/fs_parser.h>
 #include <linux/kdev_t.h>
+#include <linux/uio.h>
 #include <linux/slab.h>
 #include <linux/statfs.h>
+#include <linux/writeback.h>
 
 #include "helpers.h"
 
 /* Buffer state bits of our own: the checksum of the block was verified for this kind. */
 #define AEGISFS_BH_VERIFIED_FIRST BH_PrivateStart
-#define AEGISFS_BH_VERIFIED_KINDS 3
+#define AEGISFS_BH_VERIFIED_KINDS 4
 
 /* Values of errors=, equal to the superblock's errors_behavior. */
 static const struct constant_table aegisfs_param_errors[] = {
@@ -233,4 +236,204 @@ struct inode *aegisfs_vfs_folio_blocks(struct folio *folio, u64 *first, u64 *cou
 void aegisfs_vfs_cond_resched(void)
 {
 	cond_resched();
+}
+
+struct buffer_head *aegisfs_vfs_sb_getblk_zeroed(struct super_block *sb, u64 block)
+{
+	struct buffer_head *bh = sb_getblk(sb, block);
+
+	if (!bh)
+		return NULL;
+	lock_buffer(bh);
+	memset(bh->b_data, 0, bh->b_size);
+	set_buffer_uptodate(bh);
+	unlock_buffer(bh);
+	aegisfs_vfs_clear_buffer_verified(bh);
+	return bh;
+}
+
+void aegisfs_vfs_lock_buffer(struct buffer_head *bh)
+{
+	lock_buffer(bh);
+}
+
+void aegisfs_vfs_unlock_buffer(struct buffer_head *bh)
+{
+	unlock_buffer(bh);
+}
+
+/* With an inode's list (@mmb), fsync of that inode writes the buffer too. */
+void aegisfs_vfs_dirty_buffer(struct buffer_head *bh, struct mapping_metadata_bhs *mmb)
+{
+	if (mmb)
+		mmb_mark_buffer_dirty(bh, mmb);
+	else
+		mark_buffer_dirty(bh);
+}
+
+int aegisfs_vfs_sync_buffer(struct buffer_head *bh)
+{
+	return sync_dirty_buffer(bh);
+}
+
+/* A freed metadata block: drop a dirty cached copy so that it is never written over the
+ * block's next user. */
+void aegisfs_vfs_forget_block(struct super_block *sb, u64 block)
+{
+	struct buffer_head *bh = sb_find_get_block(sb, block);
+
+	if (bh)
+		bforget(bh);
+}
+
+void aegisfs_vfs_set_buffer_new(struct buffer_head *bh)
+{
+	set_buffer_new(bh);
+}
+
+void aegisfs_vfs_inode_init_once(struct inode *inode, struct rw_semaphore *map_lock)
+{
+	inode_init_once(inode);
+	init_rwsem(map_lock);
+}
+
+void aegisfs_vfs_mmb_init(struct mapping_metadata_bhs *mmb, struct inode *inode)
+{
+	mmb_init(mmb, &inode->i_data);
+}
+
+int aegisfs_vfs_mmb_sync(struct mapping_metadata_bhs *mmb)
+{
+	return mmb_sync(mmb);
+}
+
+void aegisfs_vfs_mmb_invalidate(struct mapping_metadata_bhs *mmb)
+{
+	mmb_invalidate(mmb);
+}
+
+void aegisfs_vfs_rwsem_lock(struct rw_semaphore *sem, bool write)
+{
+	if (write)
+		down_write(sem);
+	else
+		down_read(sem);
+}
+
+void aegisfs_vfs_rwsem_unlock(struct rw_semaphore *sem, bool write)
+{
+	if (write)
+		up_write(sem);
+	else
+		up_read(sem);
+}
+
+void aegisfs_vfs_get_owner(const struct inode *inode, u32 *uid, u32 *gid)
+{
+	*uid = i_uid_read(inode);
+	*gid = i_gid_read(inode);
+}
+
+/* atime, mtime, ctime */
+void aegisfs_vfs_get_times(const struct inode *inode, s64 *sec, u32 *nsec)
+{
+	struct timespec64 ts[3] = {
+		inode_get_atime(inode), inode_get_mtime(inode), inode_get_ctime(inode),
+	};
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		sec[i] = ts[i].tv_sec;
+		nsec[i] = ts[i].tv_nsec;
+	}
+}
+
+u32 aegisfs_vfs_encode_rdev(const struct inode *inode)
+{
+	return new_encode_dev(inode->i_rdev);
+}
+
+void aegisfs_vfs_mark_inode_dirty(struct inode *inode)
+{
+	mark_inode_dirty(inode);
+}
+
+/* ctime, and mtime with @mtime, to now. */
+void aegisfs_vfs_touch(struct inode *inode, bool mtime)
+{
+	struct timespec64 now = inode_set_ctime_current(inode);
+
+	if (mtime)
+		inode_set_mtime_to_ts(inode, now);
+}
+
+/* A new in-memory inode owned as @dir and the caller's credentials make it. */
+struct inode *aegisfs_vfs_new_inode(struct super_block *sb, struct mnt_idmap *idmap,
+				    const struct inode *dir, u16 mode)
+{
+	struct inode *inode = new_inode(sb);
+
+	if (inode)
+		inode_init_owner(idmap, inode, dir, mode);
+	return inode;
+}
+
+int aegisfs_vfs_insert_inode(struct inode *inode, u64 ino)
+{
+	inode->i_ino = ino;
+	return insert_inode_locked(inode);
+}
+
+bool aegisfs_vfs_wbc_sync(const struct writeback_control *wbc)
+{
+	return wbc->sync_mode == WB_SYNC_ALL;
+}
+
+int aegisfs_vfs_writecount(const struct inode *inode)
+{
+	return atomic_read(&inode->i_writecount);
+}
+
+bool aegisfs_vfs_capable_resource(void)
+{
+	return capable(CAP_SYS_RESOURCE);
+}
+
+void aegisfs_vfs_set_rdonly(struct super_block *sb, bool rdonly)
+{
+	if (rdonly)
+		sb->s_flags |= SB_RDONLY;
+	else
+		sb->s_flags &= ~SB_RDONLY;
+}
+
+bool aegisfs_vfs_sb_rdonly(const struct super_block *sb)
+{
+	return sb_rdonly(sb);
+}
+
+void aegisfs_vfs_filemap_invalidate(struct inode *inode, bool lock)
+{
+	if (lock)
+		filemap_invalidate_lock(inode->i_mapping);
+	else
+		filemap_invalidate_unlock(inode->i_mapping);
+}
+
+int aegisfs_vfs_finish_open_simple(struct file *file)
+{
+	return finish_open_simple(file, 0);
+}
+
+bool aegisfs_vfs_file_writable(const struct file *file)
+{
+	return file->f_mode & FMODE_WRITE;
+}
+
+void aegisfs_vfs_clear_buffer_verified(struct buffer_head *bh)
+{
+	int kind;
+
+	for (kind = 0; kind < AEGISFS_BH_VERIFIED_KINDS; kind++)
+		clear_bit(AEGISFS_BH_VERIFIED_FIRST + kind, &bh->b_state);
 }

@@ -7,6 +7,7 @@
 #define AEGISFS_VFS_HELPERS_H
 
 #include <linux/types.h>
+#include <linux/fs.h>
 
 struct buffer_head;
 struct dentry;
@@ -18,6 +19,11 @@ struct inode;
 struct kmem_cache;
 struct kstatfs;
 struct super_block;
+struct mapping_metadata_bhs;
+struct mnt_idmap;
+struct rw_semaphore;
+struct writeback_control;
+struct file;
 
 /* rust/vfs/fs_type.rs */
 int aegisfs_fill_super(struct super_block *sb, struct fs_context *fc);
@@ -55,5 +61,38 @@ void aegisfs_vfs_fill_statfs(struct kstatfs *buf, u64 magic, u64 blocks, u64 bfr
 bool aegisfs_vfs_inode_is_new(struct inode *inode);
 struct inode *aegisfs_vfs_folio_blocks(struct folio *folio, u64 *first, u64 *count);
 void aegisfs_vfs_cond_resched(void);
+struct buffer_head *aegisfs_vfs_sb_getblk_zeroed(struct super_block *sb, u64 block);
+void aegisfs_vfs_lock_buffer(struct buffer_head *bh);
+void aegisfs_vfs_unlock_buffer(struct buffer_head *bh);
+void aegisfs_vfs_dirty_buffer(struct buffer_head *bh, struct mapping_metadata_bhs *mmb);
+int aegisfs_vfs_sync_buffer(struct buffer_head *bh);
+void aegisfs_vfs_forget_block(struct super_block *sb, u64 block);
+void aegisfs_vfs_set_buffer_new(struct buffer_head *bh);
+void aegisfs_vfs_inode_init_once(struct inode *inode, struct rw_semaphore *map_lock);
+void aegisfs_vfs_mmb_init(struct mapping_metadata_bhs *mmb, struct inode *inode);
+int aegisfs_vfs_mmb_sync(struct mapping_metadata_bhs *mmb);
+void aegisfs_vfs_mmb_invalidate(struct mapping_metadata_bhs *mmb);
+void aegisfs_vfs_rwsem_lock(struct rw_semaphore *sem, bool write);
+void aegisfs_vfs_rwsem_unlock(struct rw_semaphore *sem, bool write);
+void aegisfs_vfs_get_owner(const struct inode *inode, u32 *uid, u32 *gid);
+void aegisfs_vfs_get_times(const struct inode *inode, s64 *sec, u32 *nsec);
+u32 aegisfs_vfs_encode_rdev(const struct inode *inode);
+void aegisfs_vfs_mark_inode_dirty(struct inode *inode);
+void aegisfs_vfs_touch(struct inode *inode, bool mtime);
+struct inode *aegisfs_vfs_new_inode(struct super_block *sb, struct mnt_idmap *idmap,
+	const struct inode *dir, u16 mode);
+int aegisfs_vfs_insert_inode(struct inode *inode, u64 ino);
+bool aegisfs_vfs_wbc_sync(const struct writeback_control *wbc);
+int aegisfs_vfs_writecount(const struct inode *inode);
+bool aegisfs_vfs_capable_resource(void);
+void aegisfs_vfs_set_rdonly(struct super_block *sb, bool rdonly);
+bool aegisfs_vfs_sb_rdonly(const struct super_block *sb);
+void aegisfs_vfs_filemap_invalidate(struct inode *inode, bool lock);
+
+struct kiocb;
+struct iov_iter;
+int aegisfs_vfs_finish_open_simple(struct file *file);
+bool aegisfs_vfs_file_writable(const struct file *file);
+void aegisfs_vfs_clear_buffer_verified(struct buffer_head *bh);
 
 #endif /* AEGISFS_VFS_HELPERS_H */

@@ -6,16 +6,27 @@ use super::ffi;
 use super::ops;
 use super::super_block::SuperBlock;
 use crate::disk::Timestamp;
-use crate::fs::inode::InodeInfo;
-use core::ops::Deref;
+use crate::fs::inode::{BlockPtrs, InodeInfo};
+use core::cell::UnsafeCell;
+use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;
 use kernel::bindings;
 use kernel::prelude::*;
 use kernel::types::Opaque;
 
 /// The object the inode cache allocates: AegisFS's inode data and the VFS inode.
+///
+/// # Invariants
+///
+/// `map` is only accessed with `map_lock` held (shared for reads, exclusive for writes).
+/// `map_lock` and `vfs_inode` are initialised by the slab constructor, `map`, `mmb` and
+/// `info` by `alloc_inode`.
 #[repr(C)]
 pub(crate) struct AegisInode {
+    pub(super) map_lock: Opaque<bindings::rw_semaphore>,
+    pub(super) map: UnsafeCell<BlockPtrs>,
+    /// Dirty metadata buffers of the inode (indirect and directory blocks), for `fsync`.
+    pub(super) mmb: Opaque<bindings::mapping_metadata_bhs>,
     pub(super) info: InodeInfo,
     pub(super) vfs_inode: Opaque<bindings::inode>,
 }
@@ -82,17 +93,282 @@ impl Inode {
 
     /// The file type and permission bits.
     pub(crate) fn mode(&self) -> u16 {
-        // SAFETY: By the type invariants the inode is live; the mode never changes on a
-        // read-only filesystem.
-        unsafe { (*self.as_ptr()).i_mode }
+        // SAFETY: By the type invariants the inode is live; the VFS changes the mode under
+        // the inode lock and a 16-bit load cannot tear.
+        unsafe { core::ptr::read_volatile(&raw const (*self.as_ptr()).i_mode) }
     }
 
     /// The file size in bytes.
     pub(crate) fn size(&self) -> u64 {
-        // SAFETY: By the type invariants the inode is live. The filesystem is read-only, so
-        // the size never changes after the inode is set up.
-        let size = unsafe { (*self.as_ptr()).i_size };
+        // SAFETY: By the type invariants the inode is live; on 64-bit machines `i_size` is
+        // read in one load (what `i_size_read` does there).
+        let size = unsafe { core::ptr::read_volatile(&raw const (*self.as_ptr()).i_size) };
         u64::try_from(size).unwrap_or(0)
+    }
+
+    /// Sets the file size (callers hold the inode lock, as `i_size_write` requires).
+    pub(crate) fn set_size(&self, size: u64) {
+        // SAFETY: By the type invariants the inode is live.
+        unsafe { ffi::aegisfs_vfs_set_size(self.as_ptr(), i64::try_from(size).unwrap_or(i64::MAX)) }
+    }
+
+    /// The hard link count.
+    pub(crate) fn nlink(&self) -> u32 {
+        // SAFETY: By the type invariants the inode is live; `i_nlink` is a 32-bit word
+        // updated with single stores.
+        unsafe { core::ptr::read_volatile(&raw const (*self.as_ptr()).__bindgen_anon_1.i_nlink) }
+    }
+
+    pub(crate) fn inc_nlink(&self) {
+        // SAFETY: By the type invariants the inode is live; callers hold its lock.
+        unsafe { bindings::inc_nlink(self.as_ptr()) }
+    }
+
+    pub(crate) fn drop_nlink(&self) {
+        // SAFETY: By the type invariants the inode is live; callers hold its lock.
+        unsafe { bindings::drop_nlink(self.as_ptr()) }
+    }
+
+    pub(crate) fn clear_nlink(&self) {
+        // SAFETY: By the type invariants the inode is live; callers hold its lock.
+        unsafe { bindings::clear_nlink(self.as_ptr()) }
+    }
+
+    /// Owner and group.
+    pub(crate) fn owner(&self) -> (u32, u32) {
+        let (mut uid, mut gid) = (0, 0);
+        // SAFETY: By the type invariants the inode is live.
+        unsafe { ffi::aegisfs_vfs_get_owner(self.as_ptr(), &mut uid, &mut gid) };
+        (uid, gid)
+    }
+
+    /// Access, modification and change times.
+    pub(crate) fn times(&self) -> [Timestamp; 3] {
+        let mut sec = [0i64; 3];
+        let mut nsec = [0u32; 3];
+        // SAFETY: By the type invariants the inode is live; both arrays hold 3 elements.
+        unsafe { ffi::aegisfs_vfs_get_times(self.as_ptr(), sec.as_mut_ptr(), nsec.as_mut_ptr()) };
+        [0, 1, 2].map(|i| Timestamp::new(sec[i], nsec[i]))
+    }
+
+    /// Sets ctime, and mtime too with `mtime`, to now.
+    pub(crate) fn touch(&self, mtime: bool) {
+        // SAFETY: By the type invariants the inode is live.
+        unsafe { ffi::aegisfs_vfs_touch(self.as_ptr(), mtime) }
+    }
+
+    /// Allocated space in 512-byte units.
+    pub(crate) fn blocks_512(&self) -> u64 {
+        // SAFETY: By the type invariants the inode is live; `i_blocks` changes under
+        // `i_lock` with single stores.
+        unsafe { core::ptr::read_volatile(&raw const (*self.as_ptr()).i_blocks) }
+    }
+
+    /// Accounts `count` more (`add`) or fewer allocated 4096-byte blocks.
+    pub(crate) fn account_blocks(&self, count: u64, add: bool) {
+        let bytes = i64::try_from(count.saturating_mul(4096)).unwrap_or(i64::MAX);
+        // SAFETY: By the type invariants the inode is live; these take `i_lock`.
+        unsafe {
+            if add {
+                bindings::inode_add_bytes(self.as_ptr(), bytes)
+            } else {
+                bindings::inode_sub_bytes(self.as_ptr(), bytes)
+            }
+        }
+    }
+
+    /// The device number of a device inode, `new_encode_dev` encoded.
+    pub(crate) fn rdev(&self) -> u32 {
+        // SAFETY: By the type invariants the inode is live; `i_rdev` is set at creation.
+        unsafe { ffi::aegisfs_vfs_encode_rdev(self.as_ptr()) }
+    }
+
+    /// Queues the inode for `write_inode`.
+    pub(crate) fn mark_dirty(&self) {
+        // SAFETY: By the type invariants the inode is live.
+        unsafe { ffi::aegisfs_vfs_mark_inode_dirty(self.as_ptr()) }
+    }
+
+    /// Whether the inode was marked bad (a failed read).
+    pub(crate) fn is_bad(&self) -> bool {
+        // SAFETY: By the type invariants the inode is live.
+        unsafe { bindings::is_bad_inode(self.as_ptr()) }
+    }
+
+    /// Tasks that have the file open for writing (negative while denied).
+    pub(crate) fn writers(&self) -> i32 {
+        // SAFETY: By the type invariants the inode is live.
+        unsafe { ffi::aegisfs_vfs_writecount(self.as_ptr()) }
+    }
+
+    /// Takes the block map lock shared, to read the block pointers.
+    pub(crate) fn map_read(&self) -> MapRead<'_> {
+        // SAFETY: By the type invariants the inode is embedded in an `AegisInode` whose lock
+        // was initialised by the slab constructor.
+        unsafe { ffi::aegisfs_vfs_rwsem_lock(self.map_lock_ptr(), false) };
+        // INVARIANT: The lock is held shared.
+        MapRead { inode: self }
+    }
+
+    /// Takes the block map lock exclusive, to change the block pointers.
+    pub(crate) fn map_write(&self) -> MapWrite<'_> {
+        // SAFETY: As in `map_read`.
+        unsafe { ffi::aegisfs_vfs_rwsem_lock(self.map_lock_ptr(), true) };
+        // INVARIANT: The lock is held exclusive.
+        MapWrite { inode: self }
+    }
+
+    fn aegis(&self) -> *mut AegisInode {
+        // SAFETY: By the type invariants the inode is embedded in an `AegisInode`.
+        unsafe { AegisInode::from_vfs(self.as_ptr()) }
+    }
+
+    fn map_lock_ptr(&self) -> *mut bindings::rw_semaphore {
+        // SAFETY: `aegis` points to the live `AegisInode`.
+        unsafe { (*self.aegis()).map_lock.get() }
+    }
+
+    /// The list of the inode's dirty metadata buffers.
+    pub(super) fn mmb_ptr(&self) -> *mut bindings::mapping_metadata_bhs {
+        // SAFETY: `aegis` points to the live `AegisInode`, whose `mmb` was initialised by
+        // `alloc_inode`.
+        unsafe { (*self.aegis()).mmb.get() }
+    }
+
+    /// Writes a symlink target into the first block of a new slow symlink, through the page
+    /// cache.
+    pub(crate) fn write_symlink(&self, target: &kernel::str::CStr) -> Result {
+        // With the NUL, which `page_symlink` counts.
+        let len = kernel::ffi::c_int::try_from(target.to_bytes_with_nul().len())
+            .map_err(|_| ENAMETOOLONG)?;
+        // SAFETY: The inode is live, a slow symlink whose mapping has our address space
+        // operations; `target` is valid for `len` bytes.
+        let ret = unsafe { bindings::page_symlink(self.as_ptr(), target.as_char_ptr(), len) };
+        if ret < 0 {
+            return Err(Error::from_errno(ret));
+        }
+        Ok(())
+    }
+
+    /// Zeroes the part of the block holding byte `size` - 1 that lies past it, in the page
+    /// cache (before a truncate to `size`).
+    pub(crate) fn zero_tail_block(&self, size: u64) -> Result {
+        let size = i64::try_from(size).map_err(|_| EFBIG)?;
+        // SAFETY: The inode is live with our address space operations; `get_block` matches
+        // `get_block_t`.
+        let ret = unsafe {
+            ffi::block_truncate_page((*self.as_ptr()).i_mapping, size, Some(ops::get_block))
+        };
+        if ret < 0 {
+            return Err(Error::from_errno(ret));
+        }
+        Ok(())
+    }
+
+    /// Sets the size and drops the page cache past it (`truncate_setsize`).
+    pub(crate) fn truncate_pagecache(&self, size: u64) {
+        let size = i64::try_from(size).unwrap_or(i64::MAX);
+        // SAFETY: The inode is live; callers hold its lock.
+        unsafe { bindings::truncate_setsize(self.as_ptr(), size) }
+    }
+
+    /// Waits for direct I/O in flight.
+    pub(crate) fn dio_wait(&self) {
+        // SAFETY: The inode is live.
+        unsafe { bindings::inode_dio_wait(self.as_ptr()) }
+    }
+
+    /// Takes the mapping's invalidate lock, which keeps page faults from bringing pages
+    /// back while blocks are freed.
+    pub(crate) fn invalidate_lock(&self) -> InvalidateLock<'_> {
+        // SAFETY: The inode is live.
+        unsafe { ffi::aegisfs_vfs_filemap_invalidate(self.as_ptr(), true) };
+        // INVARIANT: The lock is held.
+        InvalidateLock { inode: self }
+    }
+
+    /// Writes the inode's dirty metadata buffers and waits for them.
+    pub(crate) fn sync_metadata_buffers(&self) -> Result {
+        // SAFETY: `mmb_ptr` is the inode's initialised list.
+        let ret = unsafe { ffi::aegisfs_vfs_mmb_sync(self.mmb_ptr()) };
+        if ret < 0 {
+            return Err(Error::from_errno(ret));
+        }
+        Ok(())
+    }
+}
+
+/// The mapping's invalidate lock, held.
+///
+/// # Invariants
+///
+/// The invalidate lock of `inode`'s mapping is held exclusive while this object exists.
+pub(crate) struct InvalidateLock<'a> {
+    inode: &'a Inode,
+}
+
+impl Drop for InvalidateLock<'_> {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariants we hold the lock.
+        unsafe { ffi::aegisfs_vfs_filemap_invalidate(self.inode.as_ptr(), false) }
+    }
+}
+
+/// The block pointers of an inode, read under the shared block map lock.
+///
+/// # Invariants
+///
+/// The map lock of `inode` is held shared while this object exists.
+pub(crate) struct MapRead<'a> {
+    inode: &'a Inode,
+}
+
+impl Deref for MapRead<'_> {
+    type Target = BlockPtrs;
+
+    fn deref(&self) -> &BlockPtrs {
+        // SAFETY: By the type invariants the lock is held shared, so no writer exists.
+        unsafe { &*(*self.inode.aegis()).map.get() }
+    }
+}
+
+impl Drop for MapRead<'_> {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariants we hold the lock shared.
+        unsafe { ffi::aegisfs_vfs_rwsem_unlock(self.inode.map_lock_ptr(), false) }
+    }
+}
+
+/// The block pointers of an inode, changed under the exclusive block map lock.
+///
+/// # Invariants
+///
+/// The map lock of `inode` is held exclusive while this object exists.
+pub(crate) struct MapWrite<'a> {
+    inode: &'a Inode,
+}
+
+impl Deref for MapWrite<'_> {
+    type Target = BlockPtrs;
+
+    fn deref(&self) -> &BlockPtrs {
+        // SAFETY: By the type invariants the lock is held exclusive.
+        unsafe { &*(*self.inode.aegis()).map.get() }
+    }
+}
+
+impl DerefMut for MapWrite<'_> {
+    fn deref_mut(&mut self) -> &mut BlockPtrs {
+        // SAFETY: By the type invariants the lock is held exclusive, so this is the only
+        // access.
+        unsafe { &mut *(*self.inode.aegis()).map.get() }
+    }
+}
+
+impl Drop for MapWrite<'_> {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariants we hold the lock exclusive.
+        unsafe { ffi::aegisfs_vfs_rwsem_unlock(self.inode.map_lock_ptr(), true) }
     }
 }
 
@@ -138,9 +414,11 @@ pub(crate) struct InodeFlags {
     pub(crate) append: bool,
     pub(crate) noatime: bool,
     pub(crate) sync: bool,
+    pub(crate) dirsync: bool,
 }
 
 /// The attributes of a new inode, validated from disk.
+#[derive(Clone, Copy)]
 pub(crate) struct InodeAttrs {
     pub(crate) mode: u16,
     pub(crate) uid: u32,
@@ -171,14 +449,26 @@ pub(crate) enum InodeKind {
     },
 }
 
-/// A freshly allocated inode, locked (`I_NEW`) until it is filled from disk.
+/// How far a [`NewInode`] got, which decides how it is given up.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum NewState {
+    /// From `iget_locked`, to be read from disk.
+    Read,
+    /// From `new_inode`, not yet in the inode hash (no inode number).
+    Fresh,
+    /// A new file's inode, hashed and `I_NEW`, with an allocated inode number.
+    Created,
+}
+
+/// An inode being set up: read from disk (`I_NEW` until filled) or being created.
 ///
 /// # Invariants
 ///
-/// `inode` is a live `I_NEW` AegisFS inode of a mounted superblock, referenced by this object
-/// and invisible to others until unlocked.
+/// `inode` is a live AegisFS inode of a mounted superblock, referenced by this object and
+/// invisible to others (`I_NEW`, or not yet hashed) until it is handed over.
 pub(crate) struct NewInode {
     inode: NonNull<bindings::inode>,
+    state: NewState,
 }
 
 /// The result of looking an inode number up in the inode cache.
@@ -198,17 +488,40 @@ impl SuperBlock {
         // SAFETY: `iget_locked` returned a referenced inode.
         if unsafe { ffi::aegisfs_vfs_inode_is_new(inode.as_ptr()) } {
             // INVARIANT: The inode is `I_NEW`, so other users wait until it is unlocked.
-            Ok(Iget::New(NewInode { inode }))
+            Ok(Iget::New(NewInode {
+                inode,
+                state: NewState::Read,
+            }))
         } else {
             // INVARIANT: A cached inode that is not new was fully set up by `NewInode::init`.
             Ok(Iget::Cached(InodeRef { inode }))
         }
     }
+
+    /// A new in-memory inode for a file of `mode` created in `dir` by the current task
+    /// through a mount with `idmap`: owner, group and the final mode (set-group-ID
+    /// inheritance) are set the VFS way; the inode number comes with [`NewInode::insert`].
+    pub(crate) fn new_inode(
+        &self,
+        idmap: *mut bindings::mnt_idmap,
+        dir: &Inode,
+        mode: u16,
+    ) -> Result<NewInode> {
+        // SAFETY: The superblock and `dir` are live; the VFS passed `idmap` to the operation
+        // this is called from.
+        let inode = unsafe { ffi::aegisfs_vfs_new_inode(self.as_ptr(), idmap, dir.as_ptr(), mode) };
+        let inode = NonNull::new(inode).ok_or(ENOMEM)?;
+        // INVARIANT: `new_inode` returned a referenced inode that is not hashed yet.
+        Ok(NewInode {
+            inode,
+            state: NewState::Fresh,
+        })
+    }
 }
 
 impl NewInode {
     pub(crate) fn ino(&self) -> u32 {
-        // SAFETY: By the type invariants the inode is live; `iget` set `i_ino` from a u32.
+        // SAFETY: By the type invariants the inode is live; `i_ino` is set from a u32.
         let ino = unsafe { (*self.inode.as_ptr()).i_ino };
         u32::try_from(ino).unwrap_or(0)
     }
@@ -218,8 +531,106 @@ impl NewInode {
         unsafe { SuperBlock::from_raw((*self.inode.as_ptr()).i_sb) }
     }
 
-    /// Fills the inode and unlocks it.
-    pub(crate) fn init(self, attrs: &InodeAttrs, info: InodeInfo, kind: InodeKind) -> InodeRef {
+    /// The mode `new_inode` chose.
+    pub(crate) fn mode(&self) -> u16 {
+        // SAFETY: By the type invariants the inode is live and only ours.
+        unsafe { (*self.inode.as_ptr()).i_mode }
+    }
+
+    /// Gives a fresh inode its number and puts it in the inode hash, `I_NEW`.
+    pub(crate) fn insert(&mut self, ino: u32) -> Result {
+        if self.state != NewState::Fresh {
+            return Err(EINVAL);
+        }
+        // SAFETY: By the type invariants the inode is live, only ours and not hashed.
+        let ret = unsafe { ffi::aegisfs_vfs_insert_inode(self.inode.as_ptr(), u64::from(ino)) };
+        if ret != 0 {
+            return Err(Error::from_errno(ret));
+        }
+        self.state = NewState::Created;
+        Ok(())
+    }
+
+    /// Fills the inode read from disk and unlocks it.
+    pub(crate) fn init(
+        self,
+        attrs: &InodeAttrs,
+        info: InodeInfo,
+        map: BlockPtrs,
+        kind: InodeKind,
+    ) -> InodeRef {
+        self.fill(attrs, info, map, kind);
+        // SAFETY: By the type invariants the inode is `I_NEW` and ours.
+        unsafe { bindings::unlock_new_inode(self.inode.as_ptr()) };
+        self.into_ref()
+    }
+
+    /// Fills a created inode: `attrs` except the mode and owner, which `new_inode` set;
+    /// all times are set to now. It stays `I_NEW` until [`NewInode::instantiate`].
+    pub(crate) fn setup(&mut self, attrs: &InodeAttrs, info: InodeInfo, kind: InodeKind) {
+        let inode = self.inode.as_ptr();
+        let attrs = InodeAttrs {
+            mode: self.mode(),
+            ..*attrs
+        };
+        // SAFETY: By the type invariants the inode is live and only ours; the owner was set
+        // by `new_inode`, so `fill` writes it back unchanged.
+        let (uid, gid) = unsafe {
+            let (mut uid, mut gid) = (0, 0);
+            ffi::aegisfs_vfs_get_owner(inode, &mut uid, &mut gid);
+            (uid, gid)
+        };
+        self.fill(
+            &InodeAttrs { uid, gid, ..attrs },
+            info,
+            BlockPtrs::empty(),
+            kind,
+        );
+        // SAFETY: As above.
+        unsafe {
+            bindings::simple_inode_init_ts(inode);
+            ffi::aegisfs_vfs_mark_inode_dirty(inode);
+        }
+    }
+
+    /// The inode as an [`Inode`], once `setup` filled it.
+    pub(crate) fn inode(&self) -> &Inode {
+        // SAFETY: The inode is live and was filled by `setup` (callers use this after it);
+        // nobody else can reach it while it is `I_NEW`.
+        unsafe { Inode::from_raw(self.inode.as_ptr()) }
+    }
+
+    /// Hands a created inode over to `dentry` and unlocks it.
+    pub(crate) fn instantiate(self, dentry: &super::dentry::Dentry) {
+        // SAFETY: The inode is hashed, `I_NEW` and filled; `d_instantiate_new` takes our
+        // reference and unlocks it.
+        unsafe { bindings::d_instantiate_new(dentry.as_ptr(), self.inode.as_ptr()) };
+        core::mem::forget(self);
+    }
+
+    /// Unlocks a created inode that no dentry names yet (a whiteout) and drops it: it stays
+    /// on disk with its link.
+    pub(crate) fn release(self) {
+        // SAFETY: The inode is hashed, `I_NEW` and filled; we drop our reference.
+        unsafe {
+            bindings::unlock_new_inode(self.inode.as_ptr());
+            bindings::iput(self.inode.as_ptr());
+        }
+        core::mem::forget(self);
+    }
+
+    /// Hands a created, unnamed (`O_TMPFILE`) inode over to `file` and unlocks it.
+    pub(crate) fn instantiate_tmpfile(self, file: *mut bindings::file) {
+        // SAFETY: The inode is hashed, `I_NEW` and filled; `file` is the open file of the
+        // `tmpfile` call; `d_tmpfile` takes our reference.
+        unsafe {
+            bindings::d_tmpfile(file, self.inode.as_ptr());
+            bindings::unlock_new_inode(self.inode.as_ptr());
+        }
+        core::mem::forget(self);
+    }
+
+    fn fill(&self, attrs: &InodeAttrs, info: InodeInfo, map: BlockPtrs, kind: InodeKind) {
         let inode = self.inode.as_ptr();
         let mut flags = 0;
         if attrs.flags.immutable {
@@ -234,11 +645,15 @@ impl NewInode {
         if attrs.flags.sync {
             flags |= bindings::S_SYNC;
         }
-        // SAFETY: By the type invariants the inode is live, `I_NEW` and only ours, so its
-        // fields may be written; it is embedded in an `AegisInode`.
+        if attrs.flags.dirsync {
+            flags |= bindings::S_DIRSYNC;
+        }
+        // SAFETY: By the type invariants the inode is live and only ours, so its fields may
+        // be written; it is embedded in an `AegisInode`.
         unsafe {
             let aegis = AegisInode::from_vfs(inode);
             (&raw mut (*aegis).info).write(info);
+            (*(*aegis).map.get()) = map;
             (*inode).i_mode = attrs.mode;
             ffi::aegisfs_vfs_set_owner(inode, attrs.uid, attrs.gid);
             bindings::set_nlink(inode, attrs.nlink);
@@ -264,6 +679,7 @@ impl NewInode {
                 InodeKind::Directory => {
                     (*inode).i_op = &ops::DIR_INODE_OPS.0;
                     (*inode).__bindgen_anon_3.i_fop = &ops::DIR_OPS.0;
+                    (*(*inode).i_mapping).a_ops = &ops::ADDRESS_SPACE_OPS.0;
                 }
                 InodeKind::FastSymlink => {
                     (*inode).i_op = &ops::FAST_SYMLINK_INODE_OPS.0;
@@ -280,8 +696,10 @@ impl NewInode {
                     ffi::aegisfs_vfs_init_special(inode, attrs.mode, rdev);
                 }
             }
-            bindings::unlock_new_inode(inode);
         }
+    }
+
+    fn into_ref(self) -> InodeRef {
         let inode = self.inode;
         core::mem::forget(self);
         // INVARIANT: The inode is fully set up and unlocked; our reference moves over.
@@ -291,8 +709,20 @@ impl NewInode {
 
 impl Drop for NewInode {
     fn drop(&mut self) {
-        // SAFETY: By the type invariants the inode is `I_NEW` and we hold a reference;
-        // `iget_failed` marks it bad, unlocks it and drops the reference.
-        unsafe { bindings::iget_failed(self.inode.as_ptr()) }
+        let inode = self.inode.as_ptr();
+        // SAFETY: By the type invariants we hold a reference to the live inode.
+        unsafe {
+            match self.state {
+                // Marks it bad, unlocks it and drops the reference.
+                NewState::Read => bindings::iget_failed(inode),
+                // Not on disk: eviction only releases memory.
+                NewState::Fresh => bindings::iput(inode),
+                // Eviction of a hashed inode without links frees its number and blocks.
+                NewState::Created => {
+                    bindings::clear_nlink(inode);
+                    bindings::discard_new_inode(inode);
+                }
+            }
+        }
     }
 }

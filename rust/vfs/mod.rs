@@ -8,6 +8,7 @@
 //! logic in `crate::fs`.
 
 pub(crate) mod buffer;
+pub(crate) mod dentry;
 mod ffi;
 pub(crate) mod fs_type;
 pub(crate) mod inode;
@@ -21,4 +22,22 @@ pub(crate) fn cond_resched() {
     // SAFETY: Called from process context without locks held (every caller is a VFS
     // operation that may sleep).
     unsafe { ffi::aegisfs_vfs_cond_resched() }
+}
+
+/// Whether the current task may use the reserved blocks (`CAP_SYS_RESOURCE`).
+pub(crate) fn capable_resource() -> bool {
+    // SAFETY: Only reads the current task's credentials.
+    unsafe { ffi::aegisfs_vfs_capable_resource() }
+}
+
+/// The wall-clock time in seconds.
+pub(crate) fn real_seconds() -> i64 {
+    // SAFETY: Reads the clock; callable from any context.
+    unsafe { kernel::bindings::ktime_get_real_seconds() }
+}
+
+/// A random 32-bit number (inode generations).
+pub(crate) fn random_u32() -> u32 {
+    // SAFETY: The kernel's random number generator may be called from any context.
+    unsafe { kernel::bindings::get_random_u32() }
 }

@@ -6,6 +6,7 @@
 //! the filesystem logic in `crate::fs`.
 
 use super::buffer::MapBuffer;
+use super::dentry::Dentry;
 use super::ffi;
 use super::fs_type;
 use super::inode::{AegisInode, Inode};
@@ -30,21 +31,26 @@ pub(super) static SUPER_OPS: Table<bindings::super_operations> =
     Table(bindings::super_operations {
         alloc_inode: Some(alloc_inode),
         free_inode: Some(free_inode),
+        write_inode: Some(write_inode),
+        evict_inode: Some(evict_inode),
         put_super: Some(put_super),
+        sync_fs: Some(sync_fs),
         statfs: Some(statfs),
         show_options: Some(show_options),
         ..pin_init::zeroed()
     });
 
-// `fsync` has nothing to write on a read-only filesystem, but must succeed; leases are
-// refused unless the filesystem offers `setlease`.
+// Leases are refused unless the filesystem offers `setlease`.
 pub(super) static FILE_OPS: Table<bindings::file_operations> = Table(bindings::file_operations {
     open: Some(bindings::generic_file_open),
+    release: Some(release),
     llseek: Some(file_llseek),
     read_iter: Some(bindings::generic_file_read_iter),
-    mmap_prepare: Some(bindings::generic_file_readonly_mmap_prepare),
+    write_iter: Some(bindings::generic_file_write_iter),
+    mmap_prepare: Some(bindings::generic_file_mmap_prepare),
     splice_read: Some(bindings::filemap_splice_read),
-    fsync: Some(bindings::noop_fsync),
+    splice_write: Some(bindings::iter_file_splice_write),
+    fsync: Some(bindings::simple_fsync),
     setlease: Some(ffi::generic_setlease),
     ..pin_init::zeroed()
 });
@@ -53,22 +59,30 @@ pub(super) static DIR_OPS: Table<bindings::file_operations> = Table(bindings::fi
     llseek: Some(bindings::generic_file_llseek),
     read: Some(bindings::generic_read_dir),
     iterate_shared: Some(iterate_shared),
-    fsync: Some(bindings::noop_fsync),
+    fsync: Some(bindings::simple_fsync),
     setlease: Some(ffi::generic_setlease),
     ..pin_init::zeroed()
 });
 
 pub(super) static ADDRESS_SPACE_OPS: Table<bindings::address_space_operations> =
     Table(bindings::address_space_operations {
+        dirty_folio: Some(ffi::block_dirty_folio),
+        invalidate_folio: Some(ffi::block_invalidate_folio),
         read_folio: Some(read_folio),
         readahead: Some(readahead),
+        write_begin: Some(write_begin),
+        write_end: Some(write_end),
+        writepages: Some(writepages),
         bmap: Some(bmap),
+        is_partially_uptodate: Some(ffi::block_is_partially_uptodate),
+        error_remove_folio: Some(ffi::generic_error_remove_folio),
         ..pin_init::zeroed()
     });
 
 pub(super) static FILE_INODE_OPS: Table<bindings::inode_operations> =
     Table(bindings::inode_operations {
         getattr: Some(getattr),
+        setattr: Some(setattr),
         fileattr_get: Some(fileattr_get),
         fiemap: Some(fiemap),
         ..pin_init::zeroed()
@@ -77,7 +91,17 @@ pub(super) static FILE_INODE_OPS: Table<bindings::inode_operations> =
 pub(super) static DIR_INODE_OPS: Table<bindings::inode_operations> =
     Table(bindings::inode_operations {
         lookup: Some(lookup),
+        create: Some(create),
+        link: Some(link),
+        unlink: Some(unlink),
+        symlink: Some(symlink),
+        mkdir: Some(mkdir),
+        rmdir: Some(rmdir),
+        mknod: Some(mknod),
+        rename: Some(rename),
+        tmpfile: Some(tmpfile),
         getattr: Some(getattr),
+        setattr: Some(setattr),
         fileattr_get: Some(fileattr_get),
         ..pin_init::zeroed()
     });
@@ -86,6 +110,7 @@ pub(super) static FAST_SYMLINK_INODE_OPS: Table<bindings::inode_operations> =
     Table(bindings::inode_operations {
         get_link: Some(bindings::simple_get_link),
         getattr: Some(getattr),
+        setattr: Some(setattr),
         ..pin_init::zeroed()
     });
 
@@ -93,12 +118,14 @@ pub(super) static SLOW_SYMLINK_INODE_OPS: Table<bindings::inode_operations> =
     Table(bindings::inode_operations {
         get_link: Some(bindings::page_get_link),
         getattr: Some(getattr),
+        setattr: Some(setattr),
         ..pin_init::zeroed()
     });
 
 pub(super) static SPECIAL_INODE_OPS: Table<bindings::inode_operations> =
     Table(bindings::inode_operations {
         getattr: Some(getattr),
+        setattr: Some(setattr),
         ..pin_init::zeroed()
     });
 
@@ -117,7 +144,12 @@ fn errno(result: Result) -> c_int {
 pub(super) unsafe extern "C" fn init_once(object: *mut c_void) {
     let aegis = object.cast::<AegisInode>();
     // SAFETY: The caller guarantees `object` is an `AegisInode`-sized slab object.
-    unsafe { bindings::inode_init_once(Opaque::cast_into(&raw const (*aegis).vfs_inode)) }
+    unsafe {
+        ffi::aegisfs_vfs_inode_init_once(
+            Opaque::cast_into(&raw const (*aegis).vfs_inode),
+            (*aegis).map_lock.get(),
+        )
+    }
 }
 
 /// # Safety
@@ -134,10 +166,13 @@ unsafe extern "C" fn alloc_inode(sb: *mut bindings::super_block) -> *mut binding
         return null_mut();
     }
     // SAFETY: `aegis` is a fresh object of the inode cache, so it is valid for writes; the
-    // slab constructor initialised its `vfs_inode`.
+    // slab constructor initialised its `vfs_inode` and `map_lock`.
     unsafe {
         (&raw mut (*aegis).info).write(fs::inode::InodeInfo::empty());
-        Opaque::cast_into(&raw const (*aegis).vfs_inode)
+        (*aegis).map.get().write(fs::inode::BlockPtrs::empty());
+        let vfs_inode = Opaque::cast_into(&raw const (*aegis).vfs_inode);
+        ffi::aegisfs_vfs_mmb_init((*aegis).mmb.get(), vfs_inode);
+        vfs_inode
     }
 }
 
@@ -157,11 +192,68 @@ unsafe extern "C" fn free_inode(inode: *mut bindings::inode) {
 ///
 /// `sb` must be an AegisFS superblock being unmounted (its inodes are already evicted).
 unsafe extern "C" fn put_super(sb: *mut bindings::super_block) {
+    // SAFETY: The caller guarantees `sb` is a mounted AegisFS superblock; its private data
+    // lives until `kill_sb`.
+    let sbr = unsafe { SuperBlock::from_raw(sb) };
+    if !sbr.is_read_only() {
+        if let Err(e) = fs::superblock::write_super(sbr, fs::superblock::SuperState::Clean, true) {
+            super::log::device_err!(
+                sbr.name(),
+                "error {} writing the superblock at unmount",
+                e.to_errno()
+            );
+        }
+    }
     // Drop the device's cached blocks: their buffers carry our "checksum verified" bits,
     // which must not survive into the next mount (the device may be written in between).
     // SAFETY: The caller guarantees `sb` is live; its block device is open until
     // `kill_block_super` returns.
     unsafe { bindings::invalidate_bdev((*sb).s_bdev) }
+}
+
+/// # Safety
+///
+/// `inode` must be a live AegisFS inode being written back with `wbc`.
+unsafe extern "C" fn write_inode(
+    inode: *mut bindings::inode,
+    wbc: *mut bindings::writeback_control,
+) -> c_int {
+    // SAFETY: The caller guarantees `inode` is a live, set-up AegisFS inode and `wbc` valid.
+    let (inode, sync) = unsafe { (Inode::from_raw(inode), ffi::aegisfs_vfs_wbc_sync(wbc)) };
+    errno(fs::inode::write_inode(inode, sync))
+}
+
+/// # Safety
+///
+/// `inode` must be an AegisFS inode being evicted (no other user left).
+unsafe extern "C" fn evict_inode(vfs_inode: *mut bindings::inode) {
+    // SAFETY: The caller guarantees the inode is being evicted; its page cache may go.
+    unsafe { bindings::truncate_inode_pages_final(&raw mut (*vfs_inode).i_data) };
+    // SAFETY: The inode is live until `clear_inode`; it was set up by `NewInode` (or is
+    // bad, which `evict` checks first).
+    let inode = unsafe { Inode::from_raw(vfs_inode) };
+    fs::inode::evict(inode);
+    // SAFETY: As above; the metadata buffer list is ours.
+    unsafe {
+        ffi::aegisfs_vfs_mmb_invalidate(inode.mmb_ptr());
+        bindings::clear_inode(vfs_inode);
+    }
+}
+
+/// # Safety
+///
+/// `sb` must be a mounted AegisFS superblock.
+unsafe extern "C" fn sync_fs(sb: *mut bindings::super_block, wait: c_int) -> c_int {
+    // SAFETY: The caller guarantees `sb` is a mounted AegisFS superblock.
+    let sb = unsafe { SuperBlock::from_raw(sb) };
+    if sb.is_read_only() {
+        return 0;
+    }
+    errno(fs::superblock::write_super(
+        sb,
+        fs::superblock::SuperState::Counts,
+        wait != 0,
+    ))
 }
 
 /// # Safety
@@ -336,8 +428,12 @@ unsafe extern "C" fn fileattr_get(
 ) -> c_int {
     // SAFETY: The caller guarantees the dentry is positive, with a live AegisFS inode.
     let inode = unsafe { Inode::from_raw((*dentry).d_inode) };
+    let flags = inode
+        .info()
+        .user_flags
+        .load(core::sync::atomic::Ordering::Relaxed);
     // SAFETY: The caller guarantees `fa` is valid for writes.
-    unsafe { ffi::fileattr_fill_flags(fa, inode.info().user_flags) };
+    unsafe { ffi::fileattr_fill_flags(fa, flags) };
     0
 }
 
@@ -346,25 +442,22 @@ unsafe extern "C" fn fileattr_get(
 /// # Safety
 ///
 /// `inode` must be a live AegisFS inode and `bh` a valid buffer head to map.
-unsafe extern "C" fn get_block(
+pub(super) unsafe extern "C" fn get_block(
     inode: *mut bindings::inode,
     block: bindings::sector_t,
     bh: *mut bindings::buffer_head,
     create: c_int,
 ) -> c_int {
-    if create != 0 {
-        return EROFS.to_errno();
-    }
     // SAFETY: The caller guarantees `inode` is a live AegisFS inode.
     let inode = unsafe { Inode::from_raw(inode) };
     // SAFETY: The caller guarantees `bh` is valid during this call.
     let Some(mut map) = (unsafe { MapBuffer::from_raw(bh) }) else {
         return EINVAL.to_errno();
     };
-    match fs::blockmap::map_blocks(inode, block, map.wanted_blocks()) {
+    match fs::blockmap::get_blocks(inode, block, map.wanted_blocks(), create != 0) {
         Ok(Some(run)) => {
             // SAFETY: The superblock is the live one the inode belongs to.
-            unsafe { map.map(inode.sb().as_ptr(), run.start, run.count) };
+            unsafe { map.map(inode.sb().as_ptr(), run.start, run.count, run.new) };
             0
         }
         Ok(None) => 0,
@@ -497,4 +590,272 @@ unsafe extern "C" fn fiemap(
             Ok(ret == 1)
         }
     }))
+}
+
+/// # Safety
+///
+/// Called by the VFS with an AegisFS regular file being closed.
+unsafe extern "C" fn release(vfs_inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
+    // SAFETY: The caller passes the file's live inode and the file.
+    let (inode, writable) = unsafe {
+        (
+            Inode::from_raw(vfs_inode),
+            ffi::aegisfs_vfs_file_writable(file),
+        )
+    };
+    // `i_writecount` still counts this file.
+    if writable && inode.writers() == 1 {
+        return errno(fs::file::release(inode));
+    }
+    0
+}
+
+/// # Safety
+///
+/// Called by the page cache for a buffered write to an AegisFS file.
+unsafe extern "C" fn write_begin(
+    _iocb: *const bindings::kiocb,
+    mapping: *mut bindings::address_space,
+    pos: bindings::loff_t,
+    len: c_uint,
+    foliop: *mut *mut bindings::folio,
+    _fsdata: *mut *mut c_void,
+) -> c_int {
+    // SAFETY: The caller passes valid arguments; `get_block` matches `get_block_t`.
+    let ret = unsafe { ffi::block_write_begin(mapping, pos, len, foliop, Some(get_block)) };
+    if ret < 0 {
+        // SAFETY: The mapping's host is the live AegisFS inode being written.
+        let inode = unsafe { Inode::from_raw((*mapping).host) };
+        let end = u64::try_from(pos)
+            .unwrap_or(0)
+            .saturating_add(u64::from(len));
+        fs::file::write_failed(inode, end);
+    }
+    ret
+}
+
+/// # Safety
+///
+/// Called by the page cache after copying data into a folio `write_begin` returned.
+unsafe extern "C" fn write_end(
+    iocb: *const bindings::kiocb,
+    mapping: *mut bindings::address_space,
+    pos: bindings::loff_t,
+    len: c_uint,
+    copied: c_uint,
+    folio: *mut bindings::folio,
+    fsdata: *mut c_void,
+) -> c_int {
+    // SAFETY: The caller passes valid arguments.
+    let ret = unsafe { ffi::generic_write_end(iocb, mapping, pos, len, copied, folio, fsdata) };
+    if ret < 0 || (ret as c_uint) < len {
+        // SAFETY: The mapping's host is the live AegisFS inode being written.
+        let inode = unsafe { Inode::from_raw((*mapping).host) };
+        let end = u64::try_from(pos)
+            .unwrap_or(0)
+            .saturating_add(u64::from(len));
+        fs::file::write_failed(inode, end);
+    }
+    ret
+}
+
+/// # Safety
+///
+/// Called by writeback with the mapping of an AegisFS file.
+unsafe extern "C" fn writepages(
+    mapping: *mut bindings::address_space,
+    wbc: *mut bindings::writeback_control,
+) -> c_int {
+    // SAFETY: The caller passes valid arguments; `get_block` matches `get_block_t`.
+    unsafe { ffi::__mpage_writepages(mapping, wbc, Some(get_block), core::ptr::null()) }
+}
+
+/// `ATTR_SIZE` of `iattr.ia_valid`.
+const ATTR_SIZE: c_uint = 1 << 3;
+
+/// # Safety
+///
+/// Called by the VFS with a positive AegisFS dentry and a valid `iattr`.
+unsafe extern "C" fn setattr(
+    idmap: *mut bindings::mnt_idmap,
+    dentry: *mut bindings::dentry,
+    iattr: *mut bindings::iattr,
+) -> c_int {
+    // SAFETY: The caller passes valid arguments.
+    let ret = unsafe { bindings::setattr_prepare(idmap, dentry, iattr) };
+    if ret != 0 {
+        return ret;
+    }
+    // SAFETY: The dentry is positive with a live AegisFS inode; `iattr` is valid.
+    let (vfs_inode, valid, size) =
+        unsafe { ((*dentry).d_inode, (*iattr).ia_valid, (*iattr).ia_size) };
+    // SAFETY: As above.
+    let inode = unsafe { Inode::from_raw(vfs_inode) };
+    if valid & ATTR_SIZE != 0 {
+        let Ok(size) = u64::try_from(size) else {
+            return EINVAL.to_errno();
+        };
+        if size != inode.size() {
+            if let Err(e) = fs::file::set_size(inode, size) {
+                return e.to_errno();
+            }
+        }
+    }
+    // SAFETY: The caller passes valid arguments.
+    unsafe { bindings::setattr_copy(idmap, vfs_inode, iattr) };
+    inode.mark_dirty();
+    0
+}
+
+/// The directory and dentry of a namespace operation.
+///
+/// # Safety
+///
+/// `dir` must be a live AegisFS directory and `dentry` a dentry in it with a stable name.
+unsafe fn dir_dentry<'a>(
+    dir: *mut bindings::inode,
+    dentry: *mut bindings::dentry,
+) -> (&'a Inode, &'a Dentry) {
+    // SAFETY: The caller guarantees both.
+    unsafe { (Inode::from_raw(dir), Dentry::from_raw(dentry)) }
+}
+
+/// # Safety
+///
+/// Called by the VFS with an AegisFS directory (locked) and a negative dentry in it.
+unsafe extern "C" fn create(
+    idmap: *mut bindings::mnt_idmap,
+    dir: *mut bindings::inode,
+    dentry: *mut bindings::dentry,
+    mode: bindings::umode_t,
+) -> c_int {
+    // SAFETY: The caller guarantees the arguments.
+    let (dir, dentry) = unsafe { dir_dentry(dir, dentry) };
+    errno(fs::namei::create(idmap, dir, dentry, mode, 0, None))
+}
+
+/// # Safety
+///
+/// As for [`create`].
+unsafe extern "C" fn mknod(
+    idmap: *mut bindings::mnt_idmap,
+    dir: *mut bindings::inode,
+    dentry: *mut bindings::dentry,
+    mode: bindings::umode_t,
+    rdev: bindings::dev_t,
+) -> c_int {
+    // SAFETY: The caller guarantees the arguments.
+    let (dir, dentry) = unsafe { dir_dentry(dir, dentry) };
+    // `new_encode_dev` of the kernel's dev_t (12-bit major, 20-bit minor).
+    let (major, minor) = (rdev >> 20, rdev & 0xf_ffff);
+    let encoded = (minor & 0xff) | (major << 8) | ((minor & !0xff) << 12);
+    errno(fs::namei::create(idmap, dir, dentry, mode, encoded, None))
+}
+
+/// # Safety
+///
+/// As for [`create`]; `target` is a NUL-terminated string.
+unsafe extern "C" fn symlink(
+    idmap: *mut bindings::mnt_idmap,
+    dir: *mut bindings::inode,
+    dentry: *mut bindings::dentry,
+    target: *const kernel::ffi::c_char,
+) -> c_int {
+    // SAFETY: The caller guarantees the arguments.
+    let (dir, dentry) = unsafe { dir_dentry(dir, dentry) };
+    // SAFETY: The VFS passes a NUL-terminated target that lives during the call.
+    let target = unsafe { CStr::from_char_ptr(target) };
+    if let Err(e) = fs::namei::check_symlink(target.to_bytes()) {
+        return e.to_errno();
+    }
+    let mode = crate::disk::S_IFLNK | 0o777;
+    errno(fs::namei::create(idmap, dir, dentry, mode, 0, Some(target)))
+}
+
+/// # Safety
+///
+/// As for [`create`].
+unsafe extern "C" fn mkdir(
+    idmap: *mut bindings::mnt_idmap,
+    dir: *mut bindings::inode,
+    dentry: *mut bindings::dentry,
+    mode: bindings::umode_t,
+) -> *mut bindings::dentry {
+    // SAFETY: The caller guarantees the arguments.
+    let (dir, dentry) = unsafe { dir_dentry(dir, dentry) };
+    match fs::namei::create(idmap, dir, dentry, mode | crate::disk::S_IFDIR, 0, None) {
+        Ok(()) => null_mut(),
+        // SAFETY: `ERR_PTR` only encodes the error number.
+        Err(e) => unsafe { bindings::ERR_PTR(e.to_errno() as c_long) }.cast(),
+    }
+}
+
+/// # Safety
+///
+/// Called by the VFS with an AegisFS file's dentry, a locked directory and a negative
+/// dentry in it.
+unsafe extern "C" fn link(
+    old: *mut bindings::dentry,
+    dir: *mut bindings::inode,
+    dentry: *mut bindings::dentry,
+) -> c_int {
+    // SAFETY: The caller guarantees the arguments.
+    let (dir, dentry, old) = unsafe {
+        let (dir, dentry) = dir_dentry(dir, dentry);
+        (dir, dentry, Dentry::from_raw(old))
+    };
+    errno(fs::namei::link(old, dir, dentry))
+}
+
+/// # Safety
+///
+/// Called by the VFS with a locked AegisFS directory and a positive dentry in it.
+unsafe extern "C" fn unlink(dir: *mut bindings::inode, dentry: *mut bindings::dentry) -> c_int {
+    // SAFETY: The caller guarantees the arguments.
+    let (dir, dentry) = unsafe { dir_dentry(dir, dentry) };
+    errno(fs::namei::unlink(dir, dentry))
+}
+
+/// # Safety
+///
+/// As for [`unlink`].
+unsafe extern "C" fn rmdir(dir: *mut bindings::inode, dentry: *mut bindings::dentry) -> c_int {
+    // SAFETY: The caller guarantees the arguments.
+    let (dir, dentry) = unsafe { dir_dentry(dir, dentry) };
+    errno(fs::namei::rmdir(dir, dentry))
+}
+
+/// # Safety
+///
+/// Called by the VFS with both AegisFS directories locked and dentries in them.
+unsafe extern "C" fn rename(
+    idmap: *mut bindings::mnt_idmap,
+    old_dir: *mut bindings::inode,
+    old: *mut bindings::dentry,
+    new_dir: *mut bindings::inode,
+    new: *mut bindings::dentry,
+    flags: c_uint,
+) -> c_int {
+    // SAFETY: The caller guarantees the arguments.
+    let ((old_dir, old), (new_dir, new)) =
+        unsafe { (dir_dentry(old_dir, old), dir_dentry(new_dir, new)) };
+    errno(fs::namei::rename(idmap, old_dir, old, new_dir, new, flags))
+}
+
+/// # Safety
+///
+/// Called by the VFS for `O_TMPFILE` in a locked AegisFS directory.
+unsafe extern "C" fn tmpfile(
+    idmap: *mut bindings::mnt_idmap,
+    dir: *mut bindings::inode,
+    file: *mut bindings::file,
+    mode: bindings::umode_t,
+) -> c_int {
+    // SAFETY: The caller guarantees `dir`.
+    let dir = unsafe { Inode::from_raw(dir) };
+    if let Err(e) = fs::namei::tmpfile(idmap, dir, file, mode) {
+        return e.to_errno();
+    }
+    // SAFETY: `file` is the file being opened; its dentry now has the inode.
+    unsafe { ffi::aegisfs_vfs_finish_open_simple(file) }
 }

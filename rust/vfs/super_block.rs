@@ -92,6 +92,36 @@ impl Device {
         // checked to be 4096 and `block` to lie inside the device.
         unsafe { BufferHead::read(self.as_ptr(), block) }
     }
+
+    /// A zeroed buffer for block `block`, not read (a newly allocated metadata block).
+    pub(crate) fn new_block(&self, block: u64) -> Result<BufferHead> {
+        if block >= self.blocks() {
+            return Err(EUCLEAN);
+        }
+        // SAFETY: By the type invariants the superblock is live; `fill_super` set its block
+        // size to 4096 before anything allocates; `block` lies inside the device.
+        unsafe { BufferHead::new_zeroed(self.as_ptr(), block) }
+    }
+
+    /// Drops the cached copy of freed metadata block `block`, so that a dirty copy is never
+    /// written over the block's next user.
+    pub(crate) fn forget_block(&self, block: u64) {
+        // SAFETY: By the type invariants the superblock is live.
+        unsafe { ffi::aegisfs_vfs_forget_block(self.as_ptr(), block) }
+    }
+
+    /// Whether the filesystem is mounted read-only.
+    pub(crate) fn is_read_only(&self) -> bool {
+        // SAFETY: By the type invariants the superblock is live.
+        unsafe { ffi::aegisfs_vfs_sb_rdonly(self.as_ptr()) }
+    }
+
+    /// Marks the superblock read-only (after an error with `errors=remount-ro`).
+    pub(crate) fn force_read_only(&self) {
+        // SAFETY: By the type invariants the superblock is live; setting `SB_RDONLY` is what
+        // ext4 does for `errors=remount-ro`.
+        unsafe { ffi::aegisfs_vfs_set_rdonly(self.as_ptr(), true) }
+    }
 }
 
 /// A mounted AegisFS superblock: a [`Device`] with the filesystem's private data.

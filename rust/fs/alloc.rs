@@ -1,0 +1,394 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The block and inode allocators, on the groups' bitmaps.
+//!
+//! Free counts live in three places: each bitmap, its group descriptor (with the bitmap's
+//! checksum) and the superblock's in-memory totals (written to disk by `sync_fs` and at
+//! unmount). A bitmap is changed with its buffer locked and its descriptor is updated before
+//! that lock is released, so the descriptor always matches the bitmap; the lock order is
+//! bitmap, then GDT block. The in-memory totals are claimed before searching, so parallel
+//! allocations never promise more than is free, and no lock is global.
+
+use super::superblock::group_corruption;
+use crate::checksum::bitmap_checksum;
+use crate::disk::{bitmap_set, bitmap_test, GroupDesc, BLOCKS_PER_GROUP, FIRST_INO};
+use crate::error::FormatError;
+use crate::vfs::buffer::{BufferHead, Verified};
+use crate::vfs::inode::Inode;
+use crate::vfs::super_block::SuperBlock;
+use core::sync::atomic::{AtomicU64, Ordering};
+use kernel::prelude::*;
+
+/// Blocks of a bitmap as `u32` (a group holds at most 32768).
+const BPG: u32 = BLOCKS_PER_GROUP;
+
+/// Takes up to `want` units from `counter`, keeping `keep` untouched; returns how many.
+fn claim(counter: &AtomicU64, want: u64, keep: u64) -> u64 {
+    let mut cur = counter.load(Ordering::Relaxed);
+    loop {
+        let take = want.min(cur.saturating_sub(keep));
+        if take == 0 {
+            return 0;
+        }
+        match counter.compare_exchange_weak(cur, cur - take, Ordering::AcqRel, Ordering::Relaxed) {
+            Ok(_) => return take,
+            Err(now) => cur = now,
+        }
+    }
+}
+
+/// Changes the descriptor of group `g` with `f` and updates its checksum. Called with the
+/// group's bitmap buffer locked.
+fn update_desc(sb: &SuperBlock, g: u32, f: impl FnOnce(&mut GroupDesc)) -> Result {
+    let geo = sb.info().geometry();
+    let (block, _) = geo.group_desc_location(g).ok_or(EUCLEAN)?;
+    let bh = sb.bread(block)?;
+    let seed = geo.checksum_seed();
+    bh.modify(None, |data| {
+        let desc = GroupDesc::in_block_mut(data, g);
+        f(desc);
+        desc.update_checksum(seed, g);
+    });
+    Ok(())
+}
+
+/// Reads a field of the descriptor of group `g`.
+fn read_desc<R>(sb: &SuperBlock, g: u32, f: impl FnOnce(&GroupDesc) -> R) -> Result<R> {
+    let geo = sb.info().geometry();
+    let (block, _) = geo.group_desc_location(g).ok_or(EUCLEAN)?;
+    let bh = sb.bread(block)?;
+    Ok(bh.read_locked(|data| f(GroupDesc::in_block(data, g))))
+}
+
+/// Reads the block or inode bitmap of group `g`, verifying its checksum the first time.
+fn read_bitmap(sb: &SuperBlock, g: u32, inodes: bool) -> Result<BufferHead> {
+    let geo = sb.info().geometry();
+    let (block, kind, expected) = if inodes {
+        (
+            geo.inode_bitmap_block(g),
+            Verified::InodeBitmap,
+            read_desc(sb, g, |d| d.inode_bitmap_checksum.get())?,
+        )
+    } else {
+        (
+            geo.block_bitmap_block(g),
+            Verified::BlockBitmap,
+            read_desc(sb, g, |d| d.block_bitmap_checksum.get())?,
+        )
+    };
+    let bh = sb.bread(block.ok_or(EUCLEAN)?)?;
+    if !bh.is_verified(kind) {
+        let seed = geo.checksum_seed();
+        if bh.read_locked(|data| bitmap_checksum(seed, g, data)) != expected {
+            let err = if inodes {
+                FormatError::InodeBitmapChecksum
+            } else {
+                FormatError::BlockBitmapChecksum
+            };
+            return Err(group_corruption(sb, g, err.msg()));
+        }
+        bh.set_verified(kind);
+    }
+    Ok(bh)
+}
+
+/// Whether inode `index` of `group` is marked in use.
+pub(crate) fn inode_in_use(sb: &SuperBlock, group: u32, index: u32) -> Result<bool> {
+    let bh = read_bitmap(sb, group, true)?;
+    Ok(bh.read_locked(|data| bitmap_test(data, index)))
+}
+
+/// Allocates in group `g` up to `max` free blocks contiguous with the first free one found
+/// from index `from` on (wrapping to the group start), or, with `backwards`, the last free
+/// block of the group. Returns the first block and the count, `None` if the group is full.
+fn alloc_in_group(
+    sb: &SuperBlock,
+    g: u32,
+    from: u32,
+    max: u64,
+    backwards: bool,
+) -> Result<Option<(u64, u64)>> {
+    let geo = sb.info().geometry();
+    let (Some(start), Some(len)) = (geo.group_start(g), geo.group_len(g)) else {
+        return Err(EUCLEAN);
+    };
+    if read_desc(sb, g, |d| d.free_blocks.get())? == 0 {
+        return Ok(None);
+    }
+    // The group length fits a bitmap (at most 32768).
+    let len = len.min(u64::from(BPG)) as u32;
+    let meta = u32::try_from(geo.group_meta_blocks()).map_err(|_| EUCLEAN)?;
+    let bh = read_bitmap(sb, g, false)?;
+    let seed = geo.checksum_seed();
+    let found = bh.modify(None, |bitmap| -> Result<Option<(u32, u32)>> {
+        let first = if backwards {
+            (meta..len).rev().find(|&i| !bitmap_test(bitmap, i))
+        } else {
+            let from = from.clamp(meta, len);
+            crate::disk::bitmap_find_clear(bitmap, from, len)
+                .or_else(|| crate::disk::bitmap_find_clear(bitmap, meta, from))
+        };
+        let Some(first) = first else {
+            return Ok(None);
+        };
+        let mut count = 0u32;
+        while u64::from(count) < max && first + count < len && !bitmap_test(bitmap, first + count) {
+            bitmap_set(bitmap, first + count, true);
+            count += 1;
+        }
+        let sum = bitmap_checksum(seed, g, bitmap);
+        update_desc(sb, g, |d| {
+            d.free_blocks.set(d.free_blocks.get().saturating_sub(count));
+            d.block_bitmap_checksum.set(sum);
+        })?;
+        Ok(Some((first, count)))
+    })?;
+    Ok(found.map(|(first, count)| (start + u64::from(first), u64::from(count))))
+}
+
+/// Allocates between 1 and `max` contiguous blocks, as close after `goal` as possible;
+/// with `backwards`, a single block from the end of `goal`'s group (indirect blocks, kept
+/// out of the way of the file's data runs). ENOSPC when nothing is free for the caller (the
+/// reserved blocks are for tasks with `CAP_SYS_RESOURCE`).
+pub(crate) fn alloc_blocks(
+    sb: &SuperBlock,
+    goal: u64,
+    max: u64,
+    backwards: bool,
+) -> Result<(u64, u64)> {
+    let info = sb.info();
+    let geo = info.geometry();
+    let keep = if info.reserved_blocks() > 0 && !crate::vfs::capable_resource() {
+        info.reserved_blocks()
+    } else {
+        0
+    };
+    let claimed = claim(&info.free_blocks, max.max(1), keep);
+    if claimed == 0 {
+        return Err(ENOSPC);
+    }
+    let groups = geo.group_count();
+    let (goal_group, goal_index) = geo.group_of_block(goal).unwrap_or((0, 0));
+    let mut result = Err(ENOSPC);
+    for step in 0..groups {
+        let g = (goal_group + step) % groups;
+        let from = if step == 0 { goal_index } else { 0 };
+        match alloc_in_group(sb, g, from, claimed, backwards && step == 0) {
+            Ok(Some(run)) => {
+                result = Ok(run);
+                break;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+        crate::vfs::cond_resched();
+    }
+    let used = result.as_ref().map_or(0, |&(_, count)| count);
+    info.free_blocks
+        .fetch_add(claimed - used.min(claimed), Ordering::AcqRel);
+    let (first, count) = result?;
+    if !(0..count).all(|i| geo.is_data_block(first + i)) {
+        let (g, _) = geo.group_of_block(first).unwrap_or((0, 0));
+        return Err(group_corruption(
+            sb,
+            g,
+            "block bitmap marks group metadata free",
+        ));
+    }
+    info.mark_dirty();
+    Ok((first, count))
+}
+
+/// Frees blocks `first..first + count` (which must lie in one group).
+fn free_in_group(sb: &SuperBlock, first: u64, count: u64) -> Result {
+    let geo = sb.info().geometry();
+    let Some((g, index)) = geo.group_of_block(first) else {
+        return Err(EUCLEAN);
+    };
+    let bh = read_bitmap(sb, g, false)?;
+    let seed = geo.checksum_seed();
+    let (freed, double) = bh.modify(None, |bitmap| -> Result<(u32, bool)> {
+        let mut freed = 0u32;
+        let mut double = false;
+        for i in 0..count {
+            let bit = index.saturating_add(u32::try_from(i).unwrap_or(u32::MAX));
+            if bitmap_set(bitmap, bit, false) {
+                freed += 1;
+            } else {
+                double = true;
+            }
+        }
+        let sum = bitmap_checksum(seed, g, bitmap);
+        update_desc(sb, g, |d| {
+            d.free_blocks.set(d.free_blocks.get().saturating_add(freed));
+            d.block_bitmap_checksum.set(sum);
+        })?;
+        Ok((freed, double))
+    })?;
+    let info = sb.info();
+    info.free_blocks
+        .fetch_add(u64::from(freed), Ordering::AcqRel);
+    info.mark_dirty();
+    if double {
+        return Err(group_corruption(
+            sb,
+            g,
+            "freeing a block that is already free",
+        ));
+    }
+    Ok(())
+}
+
+/// Frees blocks `first..first + count`, which must be data blocks.
+pub(crate) fn free_blocks(sb: &SuperBlock, first: u64, count: u64) -> Result {
+    let geo = sb.info().geometry();
+    let end = first.checked_add(count).ok_or(EUCLEAN)?;
+    if count == 0 {
+        return Ok(());
+    }
+    if !geo.is_data_block(first) || !geo.is_data_block(end - 1) {
+        let (g, _) = geo.group_of_block(first).unwrap_or((0, 0));
+        return Err(group_corruption(
+            sb,
+            g,
+            "freeing a block outside the data area",
+        ));
+    }
+    // Runs never cross groups: each group starts with its metadata blocks.
+    let (g_first, _) = geo.group_of_block(first).ok_or(EUCLEAN)?;
+    let (g_last, _) = geo.group_of_block(end - 1).ok_or(EUCLEAN)?;
+    if g_first != g_last {
+        return Err(group_corruption(sb, g_first, "block run crosses groups"));
+    }
+    free_in_group(sb, first, count)
+}
+
+/// The group for a new inode: for a directory, one with at least the average number of
+/// free inodes and the most free blocks (spreading directories over the disk); for other
+/// files, the parent's group or the next one with a free inode.
+fn pick_group(sb: &SuperBlock, parent: &Inode, dir: bool) -> Result<Option<u32>> {
+    let info = sb.info();
+    let geo = info.geometry();
+    let groups = geo.group_count();
+    let (parent_group, _) = geo.inode_group(parent.ino()).unwrap_or((0, 0));
+    if dir {
+        let average = info.free_inodes.load(Ordering::Relaxed) / u64::from(groups.max(1));
+        let mut best: Option<(u32, u32)> = None;
+        for g in 0..groups {
+            let (inodes, blocks) =
+                read_desc(sb, g, |d| (d.free_inodes.get(), d.free_blocks.get()))?;
+            if inodes > 0 && u64::from(inodes) >= average && best.is_none_or(|(_, b)| blocks > b) {
+                best = Some((g, blocks));
+            }
+        }
+        if let Some((g, _)) = best {
+            return Ok(Some(g));
+        }
+    }
+    for step in 0..groups {
+        let g = (parent_group + step) % groups;
+        if read_desc(sb, g, |d| d.free_inodes.get())? > 0 {
+            return Ok(Some(g));
+        }
+    }
+    Ok(None)
+}
+
+/// Takes a free inode number in group `g`, or `None` if the group has none left.
+fn alloc_inode_in_group(sb: &SuperBlock, g: u32, dir: bool) -> Result<Option<u32>> {
+    let geo = sb.info().geometry();
+    let seed = geo.checksum_seed();
+    let per_group = geo.inodes_per_group();
+    let first = if g == 0 { FIRST_INO } else { 0 };
+    let bh = read_bitmap(sb, g, true)?;
+    let index = bh.modify(None, |bitmap| -> Result<Option<u32>> {
+        let Some(index) = crate::disk::bitmap_find_clear(bitmap, first, per_group) else {
+            return Ok(None);
+        };
+        bitmap_set(bitmap, index, true);
+        let sum = bitmap_checksum(seed, g, bitmap);
+        update_desc(sb, g, |d| {
+            d.free_inodes.set(d.free_inodes.get().saturating_sub(1));
+            if dir {
+                d.used_dirs.set(d.used_dirs.get().saturating_add(1));
+            }
+            d.inode_bitmap_checksum.set(sum);
+        })?;
+        Ok(Some(index))
+    })?;
+    Ok(index.and_then(|i| geo.ino_of(g, i)))
+}
+
+/// Allocates an inode number for a new file in `parent` and clears its on-disk slot.
+pub(crate) fn alloc_inode(sb: &SuperBlock, parent: &Inode, dir: bool) -> Result<u32> {
+    let info = sb.info();
+    if claim(&info.free_inodes, 1, 0) == 0 {
+        return Err(ENOSPC);
+    }
+    let result = (|| {
+        let geo = info.geometry();
+        let groups = geo.group_count();
+        let start = pick_group(sb, parent, dir)?.ok_or(ENOSPC)?;
+        for step in 0..groups {
+            if let Some(ino) = alloc_inode_in_group(sb, (start + step) % groups, dir)? {
+                return Ok(ino);
+            }
+        }
+        Err(ENOSPC)
+    })();
+    let ino = match result {
+        Ok(ino) => ino,
+        Err(e) => {
+            info.free_inodes.fetch_add(1, Ordering::AcqRel);
+            return Err(e);
+        }
+    };
+    info.mark_dirty();
+    // A reused slot holds the previous file's inode; start from zeros.
+    let geo = info.geometry();
+    let loc = geo.inode_location(ino).map_err(|_| EUCLEAN)?;
+    let size = usize::from(geo.inode_size());
+    let bh = sb.bread(loc.block)?;
+    bh.modify(None, |data| {
+        if let Some(slot) = data.get_mut(loc.offset..loc.offset + size) {
+            slot.fill(0);
+        }
+    });
+    Ok(ino)
+}
+
+/// Frees inode number `ino` (of a directory with `dir`).
+pub(crate) fn free_inode(sb: &SuperBlock, ino: u32, dir: bool) -> Result {
+    let info = sb.info();
+    let geo = info.geometry();
+    let (g, index) = geo.inode_group(ino).map_err(|_| EUCLEAN)?;
+    let seed = geo.checksum_seed();
+    let bh = read_bitmap(sb, g, true)?;
+    let was_used = bh.modify(None, |bitmap| -> Result<bool> {
+        let was_used = bitmap_set(bitmap, index, false);
+        let sum = bitmap_checksum(seed, g, bitmap);
+        update_desc(sb, g, |d| {
+            if was_used {
+                d.free_inodes.set(d.free_inodes.get().saturating_add(1));
+                if dir {
+                    d.used_dirs.set(d.used_dirs.get().saturating_sub(1));
+                }
+            }
+            d.inode_bitmap_checksum.set(sum);
+        })?;
+        Ok(was_used)
+    })?;
+    if !was_used {
+        return Err(group_corruption(
+            sb,
+            g,
+            "freeing an inode that is already free",
+        ));
+    }
+    info.free_inodes.fetch_add(1, Ordering::AcqRel);
+    info.mark_dirty();
+    Ok(())
+}
