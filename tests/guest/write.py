@@ -24,8 +24,11 @@ GIB = 1 << 30
 DEV, SMALL = "/dev/vdb", "/dev/vdc"
 MNT, MNT_SMALL = "/mnt/write", "/mnt/enospc"
 
-# What the later cases (and the next boot) verify: name -> (seed, [(off, len)...], size).
+# What the later cases (and the next boot) verify: name -> (seed, [(off, len)...], size)
+# and the sha256 of each extent as written (name -> [sha...]; verify() computes missing ones
+# from the stream).
 files = {}
+shas = {}
 
 
 def path(name):
@@ -37,9 +40,10 @@ def verify(name):
     p = path(name)
     st = os.stat(p)
     expect(st.st_size == size, f"{name}: size {st.st_size}, expected {size}")
-    for off, length in extents:
+    known = shas.get(name) or [None] * len(extents)
+    for (off, length), want in zip(extents, known):
         got = fsx.sha_range(p, off, length)
-        want = fsx.expected(seed, off, length)
+        want = want or fsx.expected(seed, off, length)
         expect(got == want, f"{name}: sha256 of bytes {off}+{length} is {got}, expected {want}")
 
 
@@ -65,10 +69,14 @@ def block_reuse(start):
             d = os.path.join(top, f"d{i % 20:02d}")
             if i < 20:
                 os.mkdir(d)
+            # One stream for all of them (a new seed costs a 1 MiB random block).
             size = (i * 7919) % 16384
             p = os.path.join(d, f"f{i:04d}")
-            fsx.write_file(p, 1000 + i, size)
-            small.append((p, 1000 + i, size))
+            data = fsx.gen(1000 + rnd, i * 16384, size)
+            fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            expect(os.write(fd, data) == size, f"{p}: short write")
+            os.close(fd)
+            small.append((p, data))
         big = []
         for i, size in enumerate((MIB + 1, 9 * MIB + 4095, 40 * MIB + 7)):
             p = os.path.join(top, f"big{i}")
@@ -77,7 +85,10 @@ def block_reuse(start):
         os.sync()
         used = fsx.statfs(MNT)
         expect(used != start, f"round {rnd}: statfs unchanged after writing 2000 files ({used})")
-        for p, seed, size in small[::97] + big:
+        for p, data in small[::7]:
+            with open(p, "rb") as f:
+                expect(f.read() == data, f"{p}: content differs from what was written")
+        for p, seed, size in big:
             fsx.check_data(p, seed, 0, size)
         shutil.rmtree(top)
         os.sync()
@@ -90,7 +101,7 @@ def block_reuse(start):
 
 def write_seq(name, seed, size):
     t = time.time()
-    fsx.write_file(path(name), seed, size)
+    shas[name] = [fsx.write_file(path(name), seed, size)]
     files[name] = (seed, [(0, size)], size)
     took = time.time() - t
     if size >= 64 * MIB:
@@ -230,8 +241,7 @@ def sparse_blocks():
 
 def _writer(args):
     name, seed, size = args
-    fsx.write_file(path(name), seed, size)
-    return name
+    return name, fsx.write_file(path(name), seed, size)
 
 
 def parallel(n, size, seed0):
@@ -239,7 +249,8 @@ def parallel(n, size, seed0):
     t = time.time()
     with multiprocessing.Pool(n) as pool:
         done = pool.map(_writer, jobs)
-    expect(sorted(done) == sorted(j[0] for j in jobs), f"writers finished: {done}")
+    expect(sorted(d[0] for d in done) == sorted(j[0] for j in jobs), f"writers finished: {done}")
+    shas.update((name, [sha]) for name, sha in done)
     note(f"{n} parallel writers: {n} x {size >> 20} MiB in {time.time() - t:.1f} s")
     for name, seed, size in jobs:
         files[name] = (seed, [(0, size)], size)
@@ -248,7 +259,7 @@ def parallel(n, size, seed0):
     verify_all(names)
     for name in names:
         os.unlink(path(name))
-        del files[name]
+        del files[name], shas[name]
 
 
 # ---- (f) module reload -----------------------------------------------------------------
@@ -348,7 +359,9 @@ def main_run(share):
     # For the next boot: the files and the statfs they leave.
     with open(os.path.join(share, "manifest"), "w") as f:
         for name, (seed, extents, size) in files.items():
-            f.write(f"{name} {seed} {size} {' '.join(f'{o}:{n}' for o, n in extents)}\n")
+            known = shas.get(name) or [fsx.expected(seed, o, n) for o, n in extents]
+            items = " ".join(f"{o}:{n}:{h}" for (o, n), h in zip(extents, known))
+            f.write(f"{name} {seed} {size} {items}\n")
     with open(os.path.join(share, "statfs"), "w") as f:
         f.write(fsx.statfs(MNT) + "\n")
     case("umount", fsx.umount, MNT)
@@ -359,7 +372,9 @@ def reboot_run(share):
     with open(os.path.join(share, "manifest")) as f:
         for line in f:
             name, seed, size, *ext = line.split()
-            files[name] = (int(seed), [tuple(int(x) for x in e.split(":")) for e in ext], int(size))
+            ext = [e.split(":") for e in ext]
+            files[name] = (int(seed), [(int(o), int(n)) for o, n, _ in ext], int(size))
+            shas[name] = [h for _, _, h in ext]
     with open(os.path.join(share, "statfs")) as f:
         before = f.read().strip()
     if not case("reboot-mount", fsx.mount, DEV, MNT):
