@@ -701,6 +701,9 @@ struct Freer<'a> {
     inode: &'a Inode,
     run: Option<(u64, u64)>,
     total: u64,
+    /// A directory's blocks are metadata in the device's cache: a dirty copy must not be
+    /// written after the block found a new user.
+    forget: bool,
 }
 
 impl<'a> Freer<'a> {
@@ -709,11 +712,15 @@ impl<'a> Freer<'a> {
             inode,
             run: None,
             total: 0,
+            forget: inode.mode() & crate::disk::S_IFMT == crate::disk::S_IFDIR,
         }
     }
 
     fn add(&mut self, block: u64) -> Result {
         self.total += 1;
+        if self.forget {
+            self.inode.sb().forget_block(block);
+        }
         if let Some((start, count)) = &mut self.run {
             if *start + *count == block {
                 *count += 1;

@@ -325,8 +325,8 @@ pub(crate) fn new_inode(
             0
         };
     info.user_flags = AtomicU32::new(inherited);
-    let now = Timestamp::new(crate::vfs::real_seconds(), 0);
-    info.crtime = now;
+    // `setup` sets every time, the creation time too, to now.
+    let now = Timestamp::default();
     let kind = match mode & S_IFMT {
         S_IFREG => InodeKind::Regular,
         S_IFDIR => InodeKind::Directory,

@@ -586,9 +586,11 @@ impl NewInode {
             BlockPtrs::empty(),
             kind,
         );
-        // SAFETY: As above.
+        // SAFETY: As above; `info` was just written by `fill` and is not shared yet.
         unsafe {
-            bindings::simple_inode_init_ts(inode);
+            let now = bindings::simple_inode_init_ts(inode);
+            let nsec = u32::try_from(now.tv_nsec).unwrap_or(0);
+            (*AegisInode::from_vfs(inode)).info.crtime = Timestamp::new(now.tv_sec, nsec);
             ffi::aegisfs_vfs_mark_inode_dirty(inode);
         }
     }
