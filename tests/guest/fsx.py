@@ -72,8 +72,10 @@ def case(name, fn, *args, **kwargs):
         fail(name, e)
         return False
     except Exception as e:  # noqa: BLE001 - every error is a failed case
-        tb = traceback.extract_tb(e.__traceback__)
-        where = f" (line {tb[-1].lineno})" if tb else ""
+        # Where: the innermost frames in the suites' own files (the helper and its caller).
+        here = os.path.dirname(os.path.abspath(__file__))
+        tb = [f for f in traceback.extract_tb(e.__traceback__) if os.path.dirname(os.path.abspath(f.filename)) == here]
+        where = " (at " + " <- ".join(f"{os.path.basename(f.filename)}:{f.lineno}" for f in reversed(tb[-3:])) + ")" if tb else ""
         fail(name, f"{type(e).__name__}: {e}{where}")
         return False
     finally:

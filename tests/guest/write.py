@@ -352,7 +352,7 @@ def main_run(share):
         case("sparse-seek", sparse_seek)
         case("sparse-blocks", sparse_blocks)
         case("sparse-remount", lambda: (remount(), verify("sparse"), sparse_holes()))
-    case("parallel-4", parallel, 4, 96 * MIB, 10)
+    case("parallel-4", parallel, 4, 64 * MIB, 10)
     case("parallel-8", parallel, 8, 64 * MIB, 20)
     case("reload-verify", reload_verify)
     case("enospc", enospc)
