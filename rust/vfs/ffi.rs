@@ -219,4 +219,11 @@ unsafe extern "C" {
         fsid_low: u32,
         fsid_high: u32,
     );
+    pub(crate) fn aegisfs_vfs_inode_lock(inode: *mut bindings::inode, lock: bool);
+    pub(crate) fn aegisfs_vfs_zero_cached(
+        inode: *mut bindings::inode,
+        pos: bindings::loff_t,
+        len: c_uint,
+        get_block: bindings::get_block_t,
+    ) -> c_int;
 }

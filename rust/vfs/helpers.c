@@ -14,6 +14,7 @@
 #include <linux/fs_context.h>
 #include <linux/fs_parser.h>
 #include <linux/kdev_t.h>
+#include <linux/pagemap.h>
 #include <linux/uio.h>
 #include <linux/slab.h>
 #include <linux/statfs.h>
@@ -437,3 +438,28 @@ void aegisfs_vfs_clear_buffer_verified(struct buffer_head *bh)
 	for (kind = 0; kind < AEGISFS_BH_VERIFIED_KINDS; kind++)
 		clear_bit(AEGISFS_BH_VERIFIED_FIRST + kind, &bh->b_state);
 }
+
+void aegisfs_vfs_inode_lock(struct inode *inode, bool lock)
+{
+	if (lock)
+		inode_lock(inode);
+	else
+		inode_unlock(inode);
+}
+
+/* Zeroes @len bytes from @pos (inside one block) in the page cache and dirties them. */
+int aegisfs_vfs_zero_cached(struct inode *inode, loff_t pos, unsigned int len,
+			    get_block_t *get_block)
+{
+	struct address_space *mapping = inode->i_mapping;
+	struct folio *folio;
+	int ret;
+
+	ret = block_write_begin(mapping, pos, len, &folio, get_block);
+	if (ret)
+		return ret;
+	folio_zero_range(folio, offset_in_folio(folio, pos), len);
+	ret = generic_write_end(NULL, mapping, pos, len, len, folio, NULL);
+	return ret < 0 ? ret : 0;
+}
+

@@ -47,6 +47,7 @@ pub(super) static FILE_OPS: Table<bindings::file_operations> = Table(bindings::f
     llseek: Some(file_llseek),
     read_iter: Some(bindings::generic_file_read_iter),
     write_iter: Some(bindings::generic_file_write_iter),
+    fallocate: Some(fallocate),
     mmap_prepare: Some(bindings::generic_file_mmap_prepare),
     splice_read: Some(bindings::filemap_splice_read),
     splice_write: Some(bindings::iter_file_splice_write),
@@ -435,6 +436,34 @@ unsafe extern "C" fn fileattr_get(
     // SAFETY: The caller guarantees `fa` is valid for writes.
     unsafe { ffi::fileattr_fill_flags(fa, flags) };
     0
+}
+
+/// `fallocate` of a regular file.
+///
+/// # Safety
+///
+/// Called by the VFS (`vfs_fallocate`, which checked the mode, the range and the file) with
+/// an AegisFS regular file open for writing.
+unsafe extern "C" fn fallocate(
+    file: *mut bindings::file,
+    mode: c_int,
+    offset: bindings::loff_t,
+    len: bindings::loff_t,
+) -> c_long {
+    // SAFETY: The caller passes an open file; its inode is live while it is open.
+    let inode = unsafe { Inode::from_raw((*file).f_inode) };
+    let _lock = inode.lock();
+    let modified = || {
+        // SAFETY: `file` is the open file; we hold its inode's lock, as `file_modified`
+        // requires.
+        let ret = unsafe { bindings::file_modified(file) };
+        if ret != 0 {
+            return Err(Error::from_errno(ret));
+        }
+        Ok(())
+    };
+    let mode = u32::try_from(mode).unwrap_or(u32::MAX);
+    errno(fs::file::fallocate(inode, mode, offset, len, modified)) as c_long
 }
 
 /// The `get_block` callback of the page cache: maps logical blocks of a file to disk blocks.
