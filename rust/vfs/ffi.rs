@@ -220,6 +220,10 @@ unsafe extern "C" {
         fsid_high: u32,
     );
     pub(crate) fn aegisfs_vfs_inode_lock(inode: *mut bindings::inode, lock: bool);
+    pub(crate) fn aegisfs_vfs_fileattr_flags(
+        fa: *const bindings::file_kattr,
+        flags: *mut u32,
+    ) -> c_int;
     pub(crate) fn aegisfs_vfs_zero_cached(
         inode: *mut bindings::inode,
         pos: bindings::loff_t,

@@ -13,6 +13,7 @@
 #include <linux/fs.h>
 #include <linux/fs_context.h>
 #include <linux/fs_parser.h>
+#include <linux/fileattr.h>
 #include <linux/kdev_t.h>
 #include <linux/pagemap.h>
 #include <linux/uio.h>
@@ -445,6 +446,16 @@ void aegisfs_vfs_inode_lock(struct inode *inode, bool lock)
 		inode_lock(inode);
 	else
 		inode_unlock(inode);
+}
+
+/* The flags of FS_IOC_SETFLAGS / FS_IOC_FSSETXATTR; EOPNOTSUPP for the fsxattr fields
+ * AegisFS does not keep (extent size hints, project IDs, other xflags). */
+int aegisfs_vfs_fileattr_flags(const struct file_kattr *fa, u32 *flags)
+{
+	if (fileattr_has_fsx(fa))
+		return -EOPNOTSUPP;
+	*flags = fa->flags;
+	return 0;
 }
 
 /* Zeroes @len bytes from @pos (inside one block) in the page cache and dirties them. */

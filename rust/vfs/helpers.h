@@ -95,6 +95,8 @@ int aegisfs_vfs_finish_open_simple(struct file *file);
 bool aegisfs_vfs_file_writable(const struct file *file);
 void aegisfs_vfs_clear_buffer_verified(struct buffer_head *bh);
 void aegisfs_vfs_inode_lock(struct inode *inode, bool lock);
+struct file_kattr;
+int aegisfs_vfs_fileattr_flags(const struct file_kattr *fa, u32 *flags);
 int aegisfs_vfs_zero_cached(struct inode *inode, loff_t pos, unsigned int len,
 	get_block_t *get_block);
 

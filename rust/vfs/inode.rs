@@ -323,6 +323,13 @@ impl Inode {
         self.i_flags() & bindings::S_APPEND != 0
     }
 
+    /// Sets the VFS flags (`S_IMMUTABLE`, ...) to `flags`.
+    pub(crate) fn set_vfs_flags(&self, flags: InodeFlags) {
+        // SAFETY: By the type invariants the inode is live; `inode_set_flags` changes only
+        // the bits of the mask, atomically.
+        unsafe { bindings::inode_set_flags(self.as_ptr(), flags.vfs_bits(), InodeFlags::VFS_MASK) }
+    }
+
     /// The largest file size the filesystem allows (`s_maxbytes`).
     pub(crate) fn max_bytes(&self) -> u64 {
         // SAFETY: By the type invariants the inode and its superblock are live;
@@ -520,6 +527,13 @@ pub(crate) struct InodeFlags {
 }
 
 impl InodeFlags {
+    /// The `S_*` bits of `i_flags` that [`InodeFlags`] stand for.
+    const VFS_MASK: u32 = bindings::S_IMMUTABLE
+        | bindings::S_APPEND
+        | bindings::S_NOATIME
+        | bindings::S_SYNC
+        | bindings::S_DIRSYNC;
+
     /// The flags as `S_*` bits of `i_flags`.
     fn vfs_bits(&self) -> u32 {
         let mut flags = 0;

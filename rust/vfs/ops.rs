@@ -85,6 +85,7 @@ pub(super) static FILE_INODE_OPS: Table<bindings::inode_operations> =
         getattr: Some(getattr),
         setattr: Some(setattr),
         fileattr_get: Some(fileattr_get),
+        fileattr_set: Some(fileattr_set),
         fiemap: Some(fiemap),
         ..pin_init::zeroed()
     });
@@ -104,6 +105,7 @@ pub(super) static DIR_INODE_OPS: Table<bindings::inode_operations> =
         getattr: Some(getattr),
         setattr: Some(setattr),
         fileattr_get: Some(fileattr_get),
+        fileattr_set: Some(fileattr_set),
         ..pin_init::zeroed()
     });
 
@@ -436,6 +438,28 @@ unsafe extern "C" fn fileattr_get(
     // SAFETY: The caller guarantees `fa` is valid for writes.
     unsafe { ffi::fileattr_fill_flags(fa, flags) };
     0
+}
+
+/// `FS_IOC_SETFLAGS` and `FS_IOC_FSSETXATTR`: sets the inode flags.
+///
+/// # Safety
+///
+/// Called by the VFS (`vfs_fileattr_set`, with the inode locked) with a positive dentry of
+/// an AegisFS file or directory and a valid `file_kattr`.
+unsafe extern "C" fn fileattr_set(
+    _idmap: *mut bindings::mnt_idmap,
+    dentry: *mut bindings::dentry,
+    fa: *mut bindings::file_kattr,
+) -> c_int {
+    let mut flags = 0u32;
+    // SAFETY: The caller guarantees `fa` is valid; `flags` is a local.
+    let ret = unsafe { ffi::aegisfs_vfs_fileattr_flags(fa, &mut flags) };
+    if ret != 0 {
+        return ret;
+    }
+    // SAFETY: The caller guarantees the dentry is positive, with a live AegisFS inode.
+    let inode = unsafe { Inode::from_raw((*dentry).d_inode) };
+    errno(fs::inode::set_user_flags(inode, flags))
 }
 
 /// `fallocate` of a regular file.
