@@ -44,6 +44,76 @@ pub(crate) fn release(inode: &Inode) -> Result {
     blockmap::discard_prealloc(inode, &mut inode.map_write())
 }
 
+/// Refuses writes to an immutable file through a descriptor opened before `chattr +i`
+/// (opening it for writing fails already).
+pub(crate) fn check_write(inode: &Inode) -> Result {
+    if inode.is_immutable() {
+        return Err(EPERM);
+    }
+    Ok(())
+}
+
+/// What [`iomap_map`] found at a logical block.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IoMapKind {
+    /// Not allocated: reads as zeros.
+    Hole,
+    /// Written blocks.
+    Mapped,
+    /// Allocated but not written (`fallocate`): reads as zeros.
+    Unwritten,
+}
+
+/// A mapping for direct I/O: `count` blocks from the asked-for logical block, on disk from
+/// `pblk` (not for a hole); `new` when just allocated or converted from UNWRITTEN (the
+/// parts the write does not cover must be zeroed).
+pub(crate) struct IoMap {
+    pub(crate) kind: IoMapKind,
+    pub(crate) pblk: u64,
+    pub(crate) count: u64,
+    pub(crate) new: bool,
+}
+
+/// Maps logical block `lblk` and up to `max` - 1 following blocks for direct I/O. A write
+/// allocates holes and turns UNWRITTEN blocks into written ones (the VFS zeroes what it
+/// does not write of them); a read reports holes and UNWRITTEN extents as they are.
+pub(crate) fn iomap_map(inode: &Inode, lblk: u64, max: u64, write: bool) -> Result<IoMap> {
+    let max = max.max(1);
+    if write {
+        let m = blockmap::get_blocks(inode, lblk, max, true)?.ok_or(EIO)?;
+        return Ok(IoMap {
+            kind: IoMapKind::Mapped,
+            pblk: m.start,
+            count: m.count.min(max),
+            new: m.new,
+        });
+    }
+    let end = lblk.saturating_add(max);
+    let hole = |count: u64| IoMap {
+        kind: IoMapKind::Hole,
+        pblk: 0,
+        count,
+        new: false,
+    };
+    Ok(match blockmap::next_extent(inode, lblk, end)? {
+        Some(e) if e.lblk <= lblk => {
+            let skip = lblk - e.lblk;
+            IoMap {
+                kind: if e.unwritten {
+                    IoMapKind::Unwritten
+                } else {
+                    IoMapKind::Mapped
+                },
+                pblk: e.pblk + skip,
+                count: (e.count - skip.min(e.count)).clamp(1, max),
+                new: false,
+            }
+        }
+        Some(e) => hole((e.lblk - lblk).min(max)),
+        None => hole(max),
+    })
+}
+
 /// `fallocate` flags (include/uapi/linux/falloc.h).
 pub(crate) const FALLOC_FL_KEEP_SIZE: u32 = 0x01;
 pub(crate) const FALLOC_FL_PUNCH_HOLE: u32 = 0x02;

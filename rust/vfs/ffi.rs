@@ -230,4 +230,16 @@ unsafe extern "C" {
         len: c_uint,
         get_block: bindings::get_block_t,
     ) -> c_int;
+    pub(crate) fn aegisfs_vfs_file_open(
+        inode: *mut bindings::inode,
+        file: *mut bindings::file,
+    ) -> c_int;
+    pub(crate) fn aegisfs_vfs_dio_read(
+        iocb: *mut bindings::kiocb,
+        to: *mut bindings::iov_iter,
+    ) -> isize;
+    pub(crate) fn aegisfs_vfs_dio_write(
+        iocb: *mut bindings::kiocb,
+        from: *mut bindings::iov_iter,
+    ) -> isize;
 }
