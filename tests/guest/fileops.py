@@ -257,6 +257,26 @@ def dio_unwritten():
     verify("dio-prealloc")
 
 
+def fio(*args):
+    job = [
+        "fio", "--name=fileops", f"--filename={path('fio')}", "--size=8m", "--bs=4k",
+        "--randseed=7", "--verify=crc32c", "--verify_fatal=1", "--output-format=terse",
+    ]
+    r = subprocess.run(job + list(args), capture_output=True, text=True)
+    expect(r.returncode == 0, f"fio {' '.join(args)}: {(r.stderr or r.stdout).strip()[-300:]}")
+
+
+def dio_fio():
+    # Asynchronous O_DIRECT random writes (libaio, 8 in flight) into the file fio lays out
+    # with fallocate, verified directly, then through the page cache after drop_caches.
+    fio("--rw=randwrite", "--direct=1", "--ioengine=libaio", "--iodepth=8", "--do_verify=1")
+    drop_caches()
+    fio("--rw=randwrite", "--direct=0", "--verify_only")
+    expect(os.stat(path("fio")).st_size == 8 * MIB, "fio file size")
+    # 2048 data blocks and 5 indirect blocks (1 single, 1 double with 3 children).
+    expect(blocks("fio") == (2048 + 5) * 8, f"fio file st_blocks {blocks('fio')}")
+
+
 def dio_drop_caches():
     drop_caches()
     verify_all()
@@ -587,6 +607,7 @@ def main():
         ("dio-overwrite-unaligned", dio_overwrite_unaligned),
         ("dio-coherence", dio_coherence),
         ("dio-unwritten", dio_unwritten),
+        ("dio-fio", dio_fio),
         ("dio-drop-caches", dio_drop_caches),
         ("falloc-mode0", falloc_mode0),
         ("falloc-keep-size", falloc_keep_size),

@@ -10,8 +10,9 @@ set -euo pipefail
 suite_init fileops
 
 cases=$work/cases
-printf '%s\n' insmod mkfs-mount dio-write-read dio-extend dio-hole dio-overwrite-unaligned \
-    dio-coherence dio-unwritten dio-drop-caches falloc-mode0 falloc-keep-size falloc-punch \
-    falloc-zero falloc-errors falloc-enospc verify-remount chattr-immutable chattr-append \
-    chattr-flags flags-remount umount fsck-vdb > "$cases"
+printf '%s\n' insmod mkfs-mount dio-write-read dio-extend dio-hole \
+    dio-overwrite-unaligned dio-coherence dio-unwritten dio-fio dio-drop-caches \
+    falloc-mode0 falloc-keep-size falloc-punch falloc-zero falloc-errors falloc-enospc \
+    verify-remount chattr-immutable chattr-append chattr-flags flags-remount umount \
+    fsck-vdb > "$cases"
 suite_vm "$cases" -- --disk 512M --timeout 300 -- "$top/tests/guest/fileops.sh"
