@@ -610,6 +610,49 @@ fn alloc_data(inode: &Inode, map: &mut BlockPtrs, lblk: u64, want: u64) -> Resul
     Ok((start, n))
 }
 
+/// The leaf holding the pointer of the block `block_path` leads to, allocating the missing
+/// indirect blocks on the way.
+fn leaf_for(
+    inode: &Inode,
+    map: &mut BlockPtrs,
+    block_path: &BlockPath,
+    walk: &mut WalkPath,
+) -> Result<Leaf> {
+    if block_path.depth == 0 {
+        return Ok(Leaf::Direct);
+    }
+    let offsets = block_path.used_offsets();
+    let root_index = usize::from(block_path.depth - 1);
+    let mut parent: Option<(BufferHead, usize)> = None;
+    let mut block = map.roots.get(root_index).copied().unwrap_or(0);
+    let mut leaf = None;
+    for (level, &offset) in offsets.iter().enumerate() {
+        if block == 0 {
+            block = alloc_indirect(inode, map)?;
+            match &parent {
+                None => {
+                    if let Some(root) = map.roots.get_mut(root_index) {
+                        *root = block;
+                    }
+                    inode.mark_dirty();
+                }
+                Some((bh, index)) => set_indirect_ptrs(inode, bh, *index, core::iter::once(block)),
+            }
+        }
+        let bh = read_indirect(inode, walk, block)?;
+        let offset = usize::from(offset);
+        if level + 1 == offsets.len() {
+            leaf = Some(Leaf::Indirect(bh));
+            break;
+        }
+        block = IndirectBlock::from_block(bh.data())
+            .ptr(offset)
+            .unwrap_or(0);
+        parent = Some((bh, offset));
+    }
+    leaf.ok_or(EUCLEAN)
+}
+
 /// Allocates (or converts from UNWRITTEN) blocks for the hole at `lblk`, and up to `max`
 /// following holes in the same leaf.
 fn allocate(inode: &Inode, map: &mut BlockPtrs, lblk: u64, max: u64) -> Result<Mapped> {
@@ -617,41 +660,7 @@ fn allocate(inode: &Inode, map: &mut BlockPtrs, lblk: u64, max: u64) -> Result<M
     let offsets = block_path.used_offsets();
     let max = max.min(block_path.run_in_leaf()).max(1);
     let mut walk = WalkPath::default();
-    let leaf = if block_path.depth == 0 {
-        Leaf::Direct
-    } else {
-        let root_index = usize::from(block_path.depth - 1);
-        let mut parent: Option<(BufferHead, usize)> = None;
-        let mut block = map.roots.get(root_index).copied().unwrap_or(0);
-        let mut leaf = None;
-        for (level, &offset) in offsets.iter().enumerate() {
-            if block == 0 {
-                block = alloc_indirect(inode, map)?;
-                match &parent {
-                    None => {
-                        if let Some(root) = map.roots.get_mut(root_index) {
-                            *root = block;
-                        }
-                        inode.mark_dirty();
-                    }
-                    Some((bh, index)) => {
-                        set_indirect_ptrs(inode, bh, *index, core::iter::once(block))
-                    }
-                }
-            }
-            let bh = read_indirect(inode, &mut walk, block)?;
-            let offset = usize::from(offset);
-            if level + 1 == offsets.len() {
-                leaf = Some(Leaf::Indirect(bh));
-                break;
-            }
-            block = IndirectBlock::from_block(bh.data())
-                .ptr(offset)
-                .unwrap_or(0);
-            parent = Some((bh, offset));
-        }
-        leaf.ok_or(EUCLEAN)?
-    };
+    let leaf = leaf_for(inode, map, &block_path, &mut walk)?;
     let index = usize::from(offsets.last().copied().unwrap_or(0));
     let first = leaf.ptr(map, index);
     let max_usize = usize::try_from(max).unwrap_or(usize::MAX);
@@ -687,6 +696,97 @@ fn allocate(inode: &Inode, map: &mut BlockPtrs, lblk: u64, max: u64) -> Result<M
         count,
         new: true,
     })
+}
+
+/// Written pointers [`alloc_unwritten`] converts at once.
+const CONVERT_BATCH: u64 = 64;
+
+/// Preallocates logical blocks `start..end` of a regular file (`fallocate`): holes get
+/// UNWRITTEN blocks (allocated, reading as zeros, accounted in `i_blocks`), and written
+/// blocks in `convert` become UNWRITTEN (their contents read as zeros from then on). On an
+/// error (ENOSPC) the blocks allocated so far stay, mapped and accounted.
+pub(crate) fn alloc_unwritten(
+    inode: &Inode,
+    start: u64,
+    end: u64,
+    convert: core::ops::Range<u64>,
+) -> Result {
+    if !inode.info().unwritten_ok {
+        return Err(EOPNOTSUPP);
+    }
+    if end > MAX_FILE_BLOCKS {
+        return Err(EFBIG);
+    }
+    let mut map = inode.map_write();
+    discard_prealloc(inode, &mut map)?;
+    let mut lblk = start;
+    while lblk < end {
+        let block_path = BlockPath::of(lblk).ok_or(EFBIG)?;
+        let mut walk = WalkPath::default();
+        let leaf = leaf_for(inode, &mut map, &block_path, &mut walk)?;
+        let index = usize::from(block_path.used_offsets().last().copied().unwrap_or(0));
+        let n = (end - lblk).min(block_path.run_in_leaf());
+        let mut i = 0u64;
+        while i < n {
+            let slot = index + i as usize;
+            let ptr = leaf.ptr(&map, slot);
+            // The run of pointers like this one: holes, or written blocks to convert.
+            let hole = ptr == 0;
+            let to_convert =
+                |p: u64, l: u64| p != 0 && p & PTR_UNWRITTEN == 0 && convert.contains(&l);
+            if !hole && !to_convert(ptr, lblk + i) {
+                if ptr & PTR_UNWRITTEN != 0 {
+                    check_ptr(inode, &walk, ptr & !PTR_UNWRITTEN)?;
+                }
+                i += 1;
+                continue;
+            }
+            let mut run = 1u64;
+            while i + run < n {
+                let next = leaf.ptr(&map, slot + run as usize);
+                let same = if hole {
+                    next == 0
+                } else {
+                    run < CONVERT_BATCH && to_convert(next, lblk + i + run)
+                };
+                if !same {
+                    break;
+                }
+                run += 1;
+            }
+            if hole {
+                let (first, got) = alloc::alloc_blocks(inode.sb(), goal(inode, &map), run, false)?;
+                let got = got.min(run);
+                map.goal = first + got;
+                leaf.set(
+                    inode,
+                    &mut map,
+                    slot,
+                    (0..got).map(|k| (first + k) | PTR_UNWRITTEN),
+                );
+                inode.account_blocks(got, true);
+                inode.mark_dirty();
+                i += got.max(1);
+            } else {
+                let mut blocks = [0u64; CONVERT_BATCH as usize];
+                for (k, b) in blocks.iter_mut().enumerate().take(run as usize) {
+                    let p = leaf.ptr(&map, slot + k);
+                    check_ptr(inode, &walk, p)?;
+                    *b = p | PTR_UNWRITTEN;
+                }
+                leaf.set(
+                    inode,
+                    &mut map,
+                    slot,
+                    blocks.iter().take(run as usize).copied(),
+                );
+                i += run;
+            }
+        }
+        lblk += n;
+        crate::vfs::cond_resched();
+    }
+    Ok(())
 }
 
 fn leaf_len(leaf: &Leaf) -> usize {

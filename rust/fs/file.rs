@@ -43,3 +43,205 @@ pub(crate) fn write_failed(inode: &Inode, end: u64) {
 pub(crate) fn release(inode: &Inode) -> Result {
     blockmap::discard_prealloc(inode, &mut inode.map_write())
 }
+
+/// Refuses writes to an immutable file through a descriptor opened before `chattr +i`
+/// (opening it for writing fails already).
+pub(crate) fn check_write(inode: &Inode) -> Result {
+    if inode.is_immutable() {
+        return Err(EPERM);
+    }
+    Ok(())
+}
+
+/// What [`iomap_map`] found at a logical block.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IoMapKind {
+    /// Not allocated: reads as zeros.
+    Hole,
+    /// Written blocks.
+    Mapped,
+    /// Allocated but not written (`fallocate`): reads as zeros.
+    Unwritten,
+}
+
+/// A mapping for direct I/O: `count` blocks from the asked-for logical block, on disk from
+/// `pblk` (not for a hole); `new` when just allocated or converted from UNWRITTEN (the
+/// parts the write does not cover must be zeroed).
+pub(crate) struct IoMap {
+    pub(crate) kind: IoMapKind,
+    pub(crate) pblk: u64,
+    pub(crate) count: u64,
+    pub(crate) new: bool,
+}
+
+/// Maps logical block `lblk` and up to `max` - 1 following blocks for direct I/O. A write
+/// allocates holes and turns UNWRITTEN blocks into written ones (the VFS zeroes what it
+/// does not write of them); a read reports holes and UNWRITTEN extents as they are.
+pub(crate) fn iomap_map(inode: &Inode, lblk: u64, max: u64, write: bool) -> Result<IoMap> {
+    let max = max.max(1);
+    if write {
+        let m = blockmap::get_blocks(inode, lblk, max, true)?.ok_or(EIO)?;
+        return Ok(IoMap {
+            kind: IoMapKind::Mapped,
+            pblk: m.start,
+            count: m.count.min(max),
+            new: m.new,
+        });
+    }
+    let end = lblk.saturating_add(max);
+    let hole = |count: u64| IoMap {
+        kind: IoMapKind::Hole,
+        pblk: 0,
+        count,
+        new: false,
+    };
+    Ok(match blockmap::next_extent(inode, lblk, end)? {
+        Some(e) if e.lblk <= lblk => {
+            let skip = lblk - e.lblk;
+            IoMap {
+                kind: if e.unwritten {
+                    IoMapKind::Unwritten
+                } else {
+                    IoMapKind::Mapped
+                },
+                pblk: e.pblk + skip,
+                count: (e.count - skip.min(e.count)).clamp(1, max),
+                new: false,
+            }
+        }
+        Some(e) => hole((e.lblk - lblk).min(max)),
+        None => hole(max),
+    })
+}
+
+/// `fallocate` flags (include/uapi/linux/falloc.h).
+pub(crate) const FALLOC_FL_KEEP_SIZE: u32 = 0x01;
+pub(crate) const FALLOC_FL_PUNCH_HOLE: u32 = 0x02;
+pub(crate) const FALLOC_FL_ZERO_RANGE: u32 = 0x10;
+
+/// `fallocate` of a regular file, called with the inode lock held; `modified` updates the
+/// times and drops set-user-ID bits (`file_modified`) once the request is checked.
+///
+/// - mode 0 and `KEEP_SIZE`: allocates UNWRITTEN blocks for the holes of the range,
+///   growing the size to its end unless `KEEP_SIZE` (after ENOSPC the blocks allocated
+///   stay, past the unchanged size);
+/// - `PUNCH_HOLE | KEEP_SIZE`: frees the whole blocks of the range and zeroes the rest;
+/// - `ZERO_RANGE`: the whole blocks of the range become UNWRITTEN (allocated where they
+///   were holes), the partial blocks are zeroed; the size grows unless `KEEP_SIZE`.
+pub(crate) fn fallocate(
+    inode: &Inode,
+    mode: u32,
+    offset: i64,
+    len: i64,
+    modified: impl FnOnce() -> Result,
+) -> Result {
+    let keep = mode & FALLOC_FL_KEEP_SIZE != 0;
+    let op = mode & !FALLOC_FL_KEEP_SIZE;
+    match op {
+        0 | FALLOC_FL_ZERO_RANGE => {}
+        FALLOC_FL_PUNCH_HOLE if keep => {}
+        _ => return Err(EOPNOTSUPP),
+    }
+    let offset = u64::try_from(offset).map_err(|_| EINVAL)?;
+    let len = u64::try_from(len).map_err(|_| EINVAL)?;
+    if len == 0 {
+        return Err(EINVAL);
+    }
+    if inode.is_immutable() || (op != 0 && inode.is_append()) {
+        return Err(EPERM);
+    }
+    let end = offset.checked_add(len).ok_or(EFBIG)?;
+    if end > inode.max_bytes() {
+        return Err(EFBIG);
+    }
+    let grow = !keep && end > inode.size();
+    if grow {
+        inode.newsize_ok(end)?;
+    }
+    inode.dio_wait();
+    modified()?;
+    let first = offset / BLOCK_SIZE_U64;
+    let last = end.div_ceil(BLOCK_SIZE_U64);
+    match op {
+        FALLOC_FL_PUNCH_HOLE => punch_hole(inode, offset, end)?,
+        FALLOC_FL_ZERO_RANGE => zero_range(inode, offset, end, grow)?,
+        _ => blockmap::alloc_unwritten(inode, first, last, 0..0)?,
+    }
+    if grow && end > inode.size() {
+        let _lock = inode.invalidate_lock();
+        inode.truncate_pagecache(end);
+    }
+    if op != 0 {
+        inode.touch(true);
+    }
+    inode.mark_dirty();
+    Ok(())
+}
+
+/// The blocks wholly inside bytes `start..end`.
+fn whole_blocks(start: u64, end: u64) -> core::ops::Range<u64> {
+    start.div_ceil(BLOCK_SIZE_U64)..end / BLOCK_SIZE_U64
+}
+
+/// Zeroes, in the page cache, the parts of bytes `start..end` (below `limit`) that lie in
+/// blocks the range covers only partly, where those blocks hold written data.
+fn zero_partial_blocks(inode: &Inode, start: u64, end: u64, limit: u64) -> Result {
+    let head = start / BLOCK_SIZE_U64;
+    let tail = (end - 1) / BLOCK_SIZE_U64;
+    let mut parts = [None, None];
+    if start % BLOCK_SIZE_U64 != 0 || (head == tail && end % BLOCK_SIZE_U64 != 0) {
+        parts[0] = Some((start, end.min((head + 1) * BLOCK_SIZE_U64)));
+    }
+    if end % BLOCK_SIZE_U64 != 0 && tail != head {
+        parts[1] = Some((tail * BLOCK_SIZE_U64, end));
+    }
+    for (a, b) in parts.into_iter().flatten() {
+        let b = b.min(limit);
+        if a >= b {
+            continue;
+        }
+        // Holes and UNWRITTEN blocks read as zeros already.
+        if blockmap::map_blocks(inode, a / BLOCK_SIZE_U64, 1)?.is_some() {
+            inode.zero_cached(a, b - a)?;
+        }
+    }
+    Ok(())
+}
+
+/// `FALLOC_FL_PUNCH_HOLE`: frees the whole blocks of bytes `start..end` (the page cache
+/// dropped first) and zeroes the partial ones.
+fn punch_hole(inode: &Inode, start: u64, end: u64) -> Result {
+    // Data written through mmap over a hole gets its block at writeback: do that first.
+    inode.write_and_wait(start, end - 1)?;
+    let _lock = inode.invalidate_lock();
+    zero_partial_blocks(inode, start, end, inode.size())?;
+    let whole = whole_blocks(start, end);
+    if whole.start < whole.end {
+        inode
+            .truncate_pagecache_range(whole.start * BLOCK_SIZE_U64, whole.end * BLOCK_SIZE_U64 - 1);
+        blockmap::free_range(inode, &mut inode.map_write(), whole.start, whole.end)?;
+    }
+    Ok(())
+}
+
+/// `FALLOC_FL_ZERO_RANGE`: the whole blocks of bytes `start..end` become UNWRITTEN (the
+/// page cache dropped first), holes among all the blocks the range touches are allocated
+/// UNWRITTEN, and the partial blocks are zeroed in the page cache (up to the new size with
+/// `grow`).
+fn zero_range(inode: &Inode, start: u64, end: u64, grow: bool) -> Result {
+    inode.write_and_wait(start, end - 1)?;
+    let _lock = inode.invalidate_lock();
+    let limit = if grow { end } else { inode.size() };
+    zero_partial_blocks(inode, start, end, limit)?;
+    let whole = whole_blocks(start, end);
+    if whole.start < whole.end {
+        inode
+            .truncate_pagecache_range(whole.start * BLOCK_SIZE_U64, whole.end * BLOCK_SIZE_U64 - 1);
+    }
+    blockmap::alloc_unwritten(
+        inode,
+        start / BLOCK_SIZE_U64,
+        end.div_ceil(BLOCK_SIZE_U64),
+        whole,
+    )
+}

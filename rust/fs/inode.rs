@@ -373,3 +373,23 @@ pub(crate) fn new_inode(
 fn kernel_random_u32() -> u32 {
     crate::vfs::random_u32()
 }
+
+/// `FS_IOC_SETFLAGS` / `FS_IOC_FSSETXATTR` (the VFS holds the inode lock and checked the
+/// capability to change the immutable and append-only flags): sets the user-visible flags,
+/// EOPNOTSUPP for flags AegisFS does not keep.
+pub(crate) fn set_user_flags(inode: &Inode, flags: u32) -> Result {
+    if flags & !INODE_FLAGS_USER != 0 {
+        return Err(EOPNOTSUPP);
+    }
+    inode.info().user_flags.store(flags, Ordering::Relaxed);
+    inode.set_vfs_flags(InodeFlags {
+        immutable: flags & INODE_FLAG_IMMUTABLE != 0,
+        append: flags & INODE_FLAG_APPEND != 0,
+        noatime: flags & INODE_FLAG_NOATIME != 0,
+        sync: flags & INODE_FLAG_SYNC != 0,
+        dirsync: flags & INODE_FLAG_DIRSYNC != 0,
+    });
+    inode.touch(false);
+    inode.mark_dirty();
+    Ok(())
+}

@@ -219,4 +219,27 @@ unsafe extern "C" {
         fsid_low: u32,
         fsid_high: u32,
     );
+    pub(crate) fn aegisfs_vfs_inode_lock(inode: *mut bindings::inode, lock: bool);
+    pub(crate) fn aegisfs_vfs_fileattr_flags(
+        fa: *const bindings::file_kattr,
+        flags: *mut u32,
+    ) -> c_int;
+    pub(crate) fn aegisfs_vfs_zero_cached(
+        inode: *mut bindings::inode,
+        pos: bindings::loff_t,
+        len: c_uint,
+        get_block: bindings::get_block_t,
+    ) -> c_int;
+    pub(crate) fn aegisfs_vfs_file_open(
+        inode: *mut bindings::inode,
+        file: *mut bindings::file,
+    ) -> c_int;
+    pub(crate) fn aegisfs_vfs_dio_read(
+        iocb: *mut bindings::kiocb,
+        to: *mut bindings::iov_iter,
+    ) -> isize;
+    pub(crate) fn aegisfs_vfs_dio_write(
+        iocb: *mut bindings::kiocb,
+        from: *mut bindings::iov_iter,
+    ) -> isize;
 }

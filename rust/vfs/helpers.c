@@ -13,7 +13,10 @@
 #include <linux/fs.h>
 #include <linux/fs_context.h>
 #include <linux/fs_parser.h>
+#include <linux/fileattr.h>
+#include <linux/iomap.h>
 #include <linux/kdev_t.h>
+#include <linux/pagemap.h>
 #include <linux/uio.h>
 #include <linux/slab.h>
 #include <linux/statfs.h>
@@ -436,4 +439,194 @@ void aegisfs_vfs_clear_buffer_verified(struct buffer_head *bh)
 
 	for (kind = 0; kind < AEGISFS_BH_VERIFIED_KINDS; kind++)
 		clear_bit(AEGISFS_BH_VERIFIED_FIRST + kind, &bh->b_state);
+}
+
+void aegisfs_vfs_inode_lock(struct inode *inode, bool lock)
+{
+	if (lock)
+		inode_lock(inode);
+	else
+		inode_unlock(inode);
+}
+
+/* The flags of FS_IOC_SETFLAGS / FS_IOC_FSSETXATTR; EOPNOTSUPP for the fsxattr fields
+ * AegisFS does not keep (extent size hints, project IDs, other xflags). */
+int aegisfs_vfs_fileattr_flags(const struct file_kattr *fa, u32 *flags)
+{
+	if (fileattr_has_fsx(fa))
+		return -EOPNOTSUPP;
+	*flags = fa->flags;
+	return 0;
+}
+
+/* Zeroes @len bytes from @pos (inside one block) in the page cache and dirties them. */
+int aegisfs_vfs_zero_cached(struct inode *inode, loff_t pos, unsigned int len,
+			    get_block_t *get_block)
+{
+	struct address_space *mapping = inode->i_mapping;
+	struct folio *folio;
+	int ret;
+
+	ret = block_write_begin(mapping, pos, len, &folio, get_block);
+	if (ret)
+		return ret;
+	folio_zero_range(folio, offset_in_folio(folio, pos), len);
+	ret = generic_write_end(NULL, mapping, pos, len, len, folio, NULL);
+	return ret < 0 ? ret : 0;
+}
+
+/* Regular files may be opened with O_DIRECT: it goes through iomap (below). */
+int aegisfs_vfs_file_open(struct inode *inode, struct file *file)
+{
+	file->f_mode |= FMODE_CAN_ODIRECT;
+	return generic_file_open(inode, file);
+}
+
+/*
+ * Direct I/O through iomap. The mapping itself is decided by aegisfs_iomap_map()
+ * (rust/vfs/ops.rs, forwarding to rust/fs/file.rs); this only fills struct iomap.
+ */
+static int aegisfs_iomap_begin(struct inode *inode, loff_t offset, loff_t length,
+			       unsigned int flags, struct iomap *iomap, struct iomap *srcmap)
+{
+	u64 lblk = (u64)offset >> AEGISFS_BLOCK_BITS;
+	u64 max = (((u64)offset + length + (1 << AEGISFS_BLOCK_BITS) - 1) >> AEGISFS_BLOCK_BITS) - lblk;
+	struct aegisfs_iomap_extent ext = {};
+	int ret;
+
+	ret = aegisfs_iomap_map(inode, lblk, max, flags & IOMAP_WRITE, &ext);
+	if (ret)
+		return ret;
+	if (!ext.count)
+		return -EIO;
+	iomap->flags = 0;
+	/* A write across EOF changes the size at completion: dirty for O_DSYNC. */
+	if ((flags & IOMAP_WRITE) && offset + length > i_size_read(inode))
+		iomap->flags |= IOMAP_F_DIRTY;
+	if (ext.new)
+		iomap->flags |= IOMAP_F_NEW;
+	iomap->offset = lblk << AEGISFS_BLOCK_BITS;
+	iomap->length = ext.count << AEGISFS_BLOCK_BITS;
+	iomap->bdev = inode->i_sb->s_bdev;
+	switch (ext.kind) {
+	case AEGISFS_MAP_MAPPED:
+		iomap->type = IOMAP_MAPPED;
+		iomap->addr = ext.pblk << AEGISFS_BLOCK_BITS;
+		break;
+	case AEGISFS_MAP_UNWRITTEN:
+		iomap->type = IOMAP_UNWRITTEN;
+		iomap->addr = ext.pblk << AEGISFS_BLOCK_BITS;
+		break;
+	default:
+		iomap->type = IOMAP_HOLE;
+		iomap->addr = IOMAP_NULL_ADDR;
+		break;
+	}
+	return 0;
+}
+
+static int aegisfs_iomap_end(struct inode *inode, loff_t offset, loff_t length,
+			     ssize_t written, unsigned int flags, struct iomap *iomap)
+{
+	/* Nothing written: fall back to buffered I/O, which may use the blocks. */
+	if ((flags & IOMAP_DIRECT) && (flags & IOMAP_WRITE) && written == 0)
+		return -ENOTBLK;
+	if (iomap->type == IOMAP_MAPPED && written < length && (flags & IOMAP_WRITE))
+		aegisfs_write_failed(inode, offset + length);
+	return 0;
+}
+
+static const struct iomap_ops aegisfs_iomap_ops = {
+	.iomap_begin	= aegisfs_iomap_begin,
+	.iomap_end	= aegisfs_iomap_end,
+};
+
+ssize_t aegisfs_vfs_dio_read(struct kiocb *iocb, struct iov_iter *to)
+{
+	struct inode *inode = file_inode(iocb->ki_filp);
+	ssize_t ret;
+
+	inode_lock_shared(inode);
+	ret = iomap_dio_rw(iocb, to, &aegisfs_iomap_ops, NULL, 0, NULL, 0);
+	inode_unlock_shared(inode);
+	return ret;
+}
+
+static int aegisfs_dio_write_end_io(struct kiocb *iocb, ssize_t size, int error,
+				    unsigned int flags)
+{
+	struct inode *inode = file_inode(iocb->ki_filp);
+	loff_t end = iocb->ki_pos + size;
+
+	if (error)
+		return error;
+	/*
+	 * Extending writes run synchronously under the inode lock (IOMAP_DIO_FORCE_WAIT), so
+	 * the size may change here, before iomap_dio_rw() invalidates the page cache.
+	 */
+	if (end > i_size_read(inode)) {
+		i_size_write(inode, end);
+		mark_inode_dirty(inode);
+	}
+	return 0;
+}
+
+static const struct iomap_dio_ops aegisfs_dio_write_ops = {
+	.end_io = aegisfs_dio_write_end_io,
+};
+
+ssize_t aegisfs_vfs_dio_write(struct kiocb *iocb, struct iov_iter *from)
+{
+	struct inode *inode = file_inode(iocb->ki_filp);
+	loff_t offset = iocb->ki_pos;
+	loff_t count = iov_iter_count(from);
+	unsigned int flags = 0;
+	ssize_t ret, status;
+
+	inode_lock(inode);
+	ret = generic_write_checks(iocb, from);
+	if (ret <= 0)
+		goto out;
+	ret = kiocb_modified(iocb);
+	if (ret)
+		goto out;
+	offset = iocb->ki_pos;
+	count = iov_iter_count(from);
+	if (offset + count > i_size_read(inode) ||
+	    !IS_ALIGNED(offset | iov_iter_alignment(from), 1 << AEGISFS_BLOCK_BITS))
+		flags |= IOMAP_DIO_FORCE_WAIT;
+
+	ret = iomap_dio_rw(iocb, from, &aegisfs_iomap_ops, &aegisfs_dio_write_ops, flags,
+			   NULL, 0);
+	/* -ENOTBLK: the rest goes through the page cache. */
+	if (ret == -ENOTBLK)
+		ret = 0;
+	if (ret < 0 && ret != -EIOCBQUEUED)
+		aegisfs_write_failed(inode, offset + count);
+
+	if (ret >= 0 && iov_iter_count(from)) {
+		loff_t pos = iocb->ki_pos, endbyte;
+		int err;
+
+		iocb->ki_flags &= ~IOCB_DIRECT;
+		status = generic_perform_write(iocb, from);
+		if (status < 0) {
+			ret = status;
+			goto out;
+		}
+		ret += status;
+		endbyte = pos + status - 1;
+		err = filemap_write_and_wait_range(inode->i_mapping, pos, endbyte);
+		if (!err) {
+			invalidate_mapping_pages(inode->i_mapping, pos >> PAGE_SHIFT,
+						 endbyte >> PAGE_SHIFT);
+			if (ret > 0)
+				ret = generic_write_sync(iocb, ret);
+		} else {
+			ret = err;
+		}
+	}
+out:
+	inode_unlock(inode);
+	return ret;
 }

@@ -25,6 +25,27 @@ struct rw_semaphore;
 struct writeback_control;
 struct file;
 
+#define AEGISFS_BLOCK_BITS 12
+
+/* The kinds of aegisfs_iomap_extent. */
+#define AEGISFS_MAP_HOLE	0
+#define AEGISFS_MAP_MAPPED	1
+#define AEGISFS_MAP_UNWRITTEN	2
+
+/* A mapping for iomap (rust/vfs/ops.rs IomapExtent): @count blocks from the asked-for
+ * logical block, on disk from @pblk (unless a hole); @new when just allocated. */
+struct aegisfs_iomap_extent {
+	u64 pblk;
+	u64 count;
+	u32 kind;
+	bool new;
+};
+
+/* rust/vfs/ops.rs */
+int aegisfs_iomap_map(struct inode *inode, u64 lblk, u64 max, bool write,
+	struct aegisfs_iomap_extent *ext);
+void aegisfs_write_failed(struct inode *inode, loff_t end);
+
 /* rust/vfs/fs_type.rs */
 int aegisfs_fill_super(struct super_block *sb, struct fs_context *fc);
 int aegisfs_reconfigure(struct fs_context *fc);
@@ -94,5 +115,13 @@ struct iov_iter;
 int aegisfs_vfs_finish_open_simple(struct file *file);
 bool aegisfs_vfs_file_writable(const struct file *file);
 void aegisfs_vfs_clear_buffer_verified(struct buffer_head *bh);
+void aegisfs_vfs_inode_lock(struct inode *inode, bool lock);
+struct file_kattr;
+int aegisfs_vfs_fileattr_flags(const struct file_kattr *fa, u32 *flags);
+int aegisfs_vfs_zero_cached(struct inode *inode, loff_t pos, unsigned int len,
+	get_block_t *get_block);
+int aegisfs_vfs_file_open(struct inode *inode, struct file *file);
+ssize_t aegisfs_vfs_dio_read(struct kiocb *iocb, struct iov_iter *to);
+ssize_t aegisfs_vfs_dio_write(struct kiocb *iocb, struct iov_iter *from);
 
 #endif /* AEGISFS_VFS_HELPERS_H */

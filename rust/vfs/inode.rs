@@ -298,6 +298,115 @@ impl Inode {
     }
 }
 
+impl Inode {
+    /// Takes the inode lock (`i_rwsem`) exclusive.
+    pub(crate) fn lock(&self) -> InodeLock<'_> {
+        // SAFETY: By the type invariants the inode is live.
+        unsafe { ffi::aegisfs_vfs_inode_lock(self.as_ptr(), true) };
+        // INVARIANT: The lock is held.
+        InodeLock { inode: self }
+    }
+
+    fn i_flags(&self) -> u32 {
+        // SAFETY: By the type invariants the inode is live; `i_flags` is a word changed with
+        // single stores (`inode_set_flags`).
+        unsafe { core::ptr::read_volatile(&raw const (*self.as_ptr()).i_flags) }
+    }
+
+    /// Whether the inode is immutable (`chattr +i`).
+    pub(crate) fn is_immutable(&self) -> bool {
+        self.i_flags() & bindings::S_IMMUTABLE != 0
+    }
+
+    /// Whether the inode is append-only (`chattr +a`).
+    pub(crate) fn is_append(&self) -> bool {
+        self.i_flags() & bindings::S_APPEND != 0
+    }
+
+    /// Sets the VFS flags (`S_IMMUTABLE`, ...) to `flags`.
+    pub(crate) fn set_vfs_flags(&self, flags: InodeFlags) {
+        // SAFETY: By the type invariants the inode is live; `inode_set_flags` changes only
+        // the bits of the mask, atomically.
+        unsafe { bindings::inode_set_flags(self.as_ptr(), flags.vfs_bits(), InodeFlags::VFS_MASK) }
+    }
+
+    /// The largest file size the filesystem allows (`s_maxbytes`).
+    pub(crate) fn max_bytes(&self) -> u64 {
+        // SAFETY: By the type invariants the inode and its superblock are live;
+        // `s_maxbytes` is set at mount and not changed.
+        let max = unsafe { (*(*self.as_ptr()).i_sb).s_maxbytes };
+        u64::try_from(max).unwrap_or(0)
+    }
+
+    /// Checks that the file may grow to `size` bytes (resource limits, `s_maxbytes`).
+    pub(crate) fn newsize_ok(&self, size: u64) -> Result {
+        let size = i64::try_from(size).map_err(|_| EFBIG)?;
+        // SAFETY: By the type invariants the inode is live.
+        let ret = unsafe { bindings::inode_newsize_ok(self.as_ptr(), size) };
+        if ret != 0 {
+            return Err(Error::from_errno(ret));
+        }
+        Ok(())
+    }
+
+    /// Writes the dirty page cache of bytes `start..=end` and waits for it.
+    pub(crate) fn write_and_wait(&self, start: u64, end: u64) -> Result {
+        let start = i64::try_from(start).map_err(|_| EFBIG)?;
+        let end = i64::try_from(end).unwrap_or(i64::MAX);
+        // SAFETY: By the type invariants the inode is live, and so is its mapping.
+        let ret = unsafe {
+            bindings::filemap_write_and_wait_range((*self.as_ptr()).i_mapping, start, end)
+        };
+        if ret != 0 {
+            return Err(Error::from_errno(ret));
+        }
+        Ok(())
+    }
+
+    /// Drops the page cache of bytes `start..=end` (callers hold the inode lock and the
+    /// invalidate lock).
+    pub(crate) fn truncate_pagecache_range(&self, start: u64, end: u64) {
+        let start = i64::try_from(start).unwrap_or(i64::MAX);
+        let end = i64::try_from(end).unwrap_or(i64::MAX);
+        // SAFETY: By the type invariants the inode is live.
+        unsafe { bindings::truncate_pagecache_range(self.as_ptr(), start, end) }
+    }
+
+    /// Zeroes `len` bytes from `pos`, all in one block, in the page cache, and dirties them
+    /// (callers hold the inode lock).
+    pub(crate) fn zero_cached(&self, pos: u64, len: u64) -> Result {
+        if len == 0 || pos % crate::disk::BLOCK_SIZE_U64 + len > crate::disk::BLOCK_SIZE_U64 {
+            return Err(EINVAL);
+        }
+        let pos = i64::try_from(pos).map_err(|_| EFBIG)?;
+        let len = kernel::ffi::c_uint::try_from(len).map_err(|_| EINVAL)?;
+        // SAFETY: The inode is live with our address space operations; `get_block` matches
+        // `get_block_t`; the range lies inside one block.
+        let ret =
+            unsafe { ffi::aegisfs_vfs_zero_cached(self.as_ptr(), pos, len, Some(ops::get_block)) };
+        if ret < 0 {
+            return Err(Error::from_errno(ret));
+        }
+        Ok(())
+    }
+}
+
+/// The inode lock (`i_rwsem`), held exclusive.
+///
+/// # Invariants
+///
+/// The inode lock of `inode` is held exclusive while this object exists.
+pub(crate) struct InodeLock<'a> {
+    inode: &'a Inode,
+}
+
+impl Drop for InodeLock<'_> {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariants we hold the lock.
+        unsafe { ffi::aegisfs_vfs_inode_lock(self.inode.as_ptr(), false) }
+    }
+}
+
 /// The mapping's invalidate lock, held.
 ///
 /// # Invariants
@@ -415,6 +524,36 @@ pub(crate) struct InodeFlags {
     pub(crate) noatime: bool,
     pub(crate) sync: bool,
     pub(crate) dirsync: bool,
+}
+
+impl InodeFlags {
+    /// The `S_*` bits of `i_flags` that [`InodeFlags`] stand for.
+    const VFS_MASK: u32 = bindings::S_IMMUTABLE
+        | bindings::S_APPEND
+        | bindings::S_NOATIME
+        | bindings::S_SYNC
+        | bindings::S_DIRSYNC;
+
+    /// The flags as `S_*` bits of `i_flags`.
+    fn vfs_bits(&self) -> u32 {
+        let mut flags = 0;
+        if self.immutable {
+            flags |= bindings::S_IMMUTABLE;
+        }
+        if self.append {
+            flags |= bindings::S_APPEND;
+        }
+        if self.noatime {
+            flags |= bindings::S_NOATIME;
+        }
+        if self.sync {
+            flags |= bindings::S_SYNC;
+        }
+        if self.dirsync {
+            flags |= bindings::S_DIRSYNC;
+        }
+        flags
+    }
 }
 
 /// The attributes of a new inode, validated from disk.
@@ -634,22 +773,7 @@ impl NewInode {
 
     fn fill(&self, attrs: &InodeAttrs, info: InodeInfo, map: BlockPtrs, kind: InodeKind) {
         let inode = self.inode.as_ptr();
-        let mut flags = 0;
-        if attrs.flags.immutable {
-            flags |= bindings::S_IMMUTABLE;
-        }
-        if attrs.flags.append {
-            flags |= bindings::S_APPEND;
-        }
-        if attrs.flags.noatime {
-            flags |= bindings::S_NOATIME;
-        }
-        if attrs.flags.sync {
-            flags |= bindings::S_SYNC;
-        }
-        if attrs.flags.dirsync {
-            flags |= bindings::S_DIRSYNC;
-        }
+        let flags = attrs.flags.vfs_bits();
         // SAFETY: By the type invariants the inode is live and only ours, so its fields may
         // be written; it is embedded in an `AegisInode`.
         unsafe {

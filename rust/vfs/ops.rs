@@ -42,11 +42,12 @@ pub(super) static SUPER_OPS: Table<bindings::super_operations> =
 
 // Leases are refused unless the filesystem offers `setlease`.
 pub(super) static FILE_OPS: Table<bindings::file_operations> = Table(bindings::file_operations {
-    open: Some(bindings::generic_file_open),
+    open: Some(ffi::aegisfs_vfs_file_open),
     release: Some(release),
     llseek: Some(file_llseek),
-    read_iter: Some(bindings::generic_file_read_iter),
-    write_iter: Some(bindings::generic_file_write_iter),
+    read_iter: Some(file_read_iter),
+    write_iter: Some(file_write_iter),
+    fallocate: Some(fallocate),
     mmap_prepare: Some(bindings::generic_file_mmap_prepare),
     splice_read: Some(bindings::filemap_splice_read),
     splice_write: Some(bindings::iter_file_splice_write),
@@ -84,6 +85,7 @@ pub(super) static FILE_INODE_OPS: Table<bindings::inode_operations> =
         getattr: Some(getattr),
         setattr: Some(setattr),
         fileattr_get: Some(fileattr_get),
+        fileattr_set: Some(fileattr_set),
         fiemap: Some(fiemap),
         ..pin_init::zeroed()
     });
@@ -103,6 +105,7 @@ pub(super) static DIR_INODE_OPS: Table<bindings::inode_operations> =
         getattr: Some(getattr),
         setattr: Some(setattr),
         fileattr_get: Some(fileattr_get),
+        fileattr_set: Some(fileattr_set),
         ..pin_init::zeroed()
     });
 
@@ -435,6 +438,177 @@ unsafe extern "C" fn fileattr_get(
     // SAFETY: The caller guarantees `fa` is valid for writes.
     unsafe { ffi::fileattr_fill_flags(fa, flags) };
     0
+}
+
+/// `FS_IOC_SETFLAGS` and `FS_IOC_FSSETXATTR`: sets the inode flags.
+///
+/// # Safety
+///
+/// Called by the VFS (`vfs_fileattr_set`, with the inode locked) with a positive dentry of
+/// an AegisFS file or directory and a valid `file_kattr`.
+unsafe extern "C" fn fileattr_set(
+    _idmap: *mut bindings::mnt_idmap,
+    dentry: *mut bindings::dentry,
+    fa: *mut bindings::file_kattr,
+) -> c_int {
+    let mut flags = 0u32;
+    // SAFETY: The caller guarantees `fa` is valid; `flags` is a local.
+    let ret = unsafe { ffi::aegisfs_vfs_fileattr_flags(fa, &mut flags) };
+    if ret != 0 {
+        return ret;
+    }
+    // SAFETY: The caller guarantees the dentry is positive, with a live AegisFS inode.
+    let inode = unsafe { Inode::from_raw((*dentry).d_inode) };
+    errno(fs::inode::set_user_flags(inode, flags))
+}
+
+/// `read_iter` of a regular file: `O_DIRECT` through iomap, the rest through the page
+/// cache.
+///
+/// # Safety
+///
+/// Called by the VFS with a valid `kiocb` of an open AegisFS regular file and `iov_iter`.
+unsafe extern "C" fn file_read_iter(
+    iocb: *mut bindings::kiocb,
+    to: *mut bindings::iov_iter,
+) -> isize {
+    // SAFETY: The caller passes a valid `kiocb`.
+    let direct = unsafe { (*iocb).ki_flags } as u32 & bindings::IOCB_DIRECT != 0;
+    if direct {
+        // SAFETY: The caller passes valid arguments of an AegisFS regular file, whose iomap
+        // operations `aegisfs_vfs_dio_read` uses.
+        unsafe { ffi::aegisfs_vfs_dio_read(iocb, to) }
+    } else {
+        // SAFETY: The caller passes valid arguments.
+        unsafe { bindings::generic_file_read_iter(iocb, to) }
+    }
+}
+
+/// `write_iter` of a regular file: `O_DIRECT` through iomap (falling back to the page
+/// cache for what it cannot write directly), the rest through the page cache.
+///
+/// # Safety
+///
+/// As for [`file_read_iter`].
+unsafe extern "C" fn file_write_iter(
+    iocb: *mut bindings::kiocb,
+    from: *mut bindings::iov_iter,
+) -> isize {
+    // SAFETY: The caller passes a valid `kiocb` of an open AegisFS file, whose inode is
+    // live while it is open.
+    let (direct, inode) = unsafe {
+        (
+            (*iocb).ki_flags as u32 & bindings::IOCB_DIRECT != 0,
+            Inode::from_raw((*(*iocb).ki_filp).f_inode),
+        )
+    };
+    if let Err(e) = fs::file::check_write(inode) {
+        return e.to_errno() as isize;
+    }
+    if direct {
+        // SAFETY: As in `file_read_iter`.
+        unsafe { ffi::aegisfs_vfs_dio_write(iocb, from) }
+    } else {
+        // SAFETY: The caller passes valid arguments.
+        unsafe { bindings::generic_file_write_iter(iocb, from) }
+    }
+}
+
+/// A mapping for iomap, as `helpers.c` reads it (`struct aegisfs_iomap_extent`).
+#[repr(C)]
+pub(crate) struct IomapExtent {
+    pblk: u64,
+    count: u64,
+    kind: u32,
+    new: bool,
+}
+
+/// `kind` values of [`IomapExtent`] (`AEGISFS_MAP_*` in helpers.h).
+const MAP_HOLE: u32 = 0;
+const MAP_MAPPED: u32 = 1;
+const MAP_UNWRITTEN: u32 = 2;
+
+/// `iomap_begin` of direct I/O (called by `helpers.c`): maps logical block `lblk` and up
+/// to `max` - 1 following blocks, allocating for a write.
+///
+/// # Safety
+///
+/// `inode` must be a live AegisFS regular file inode under direct I/O and `ext` valid for
+/// writes.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn aegisfs_iomap_map(
+    inode: *mut bindings::inode,
+    lblk: u64,
+    max: u64,
+    write: bool,
+    ext: *mut IomapExtent,
+) -> c_int {
+    // SAFETY: The caller guarantees `inode` is a live AegisFS inode.
+    let inode = unsafe { Inode::from_raw(inode) };
+    match fs::file::iomap_map(inode, lblk, max, write) {
+        Ok(m) => {
+            let kind = match m.kind {
+                fs::file::IoMapKind::Hole => MAP_HOLE,
+                fs::file::IoMapKind::Mapped => MAP_MAPPED,
+                fs::file::IoMapKind::Unwritten => MAP_UNWRITTEN,
+            };
+            // SAFETY: The caller guarantees `ext` is valid for writes.
+            unsafe {
+                ext.write(IomapExtent {
+                    pblk: m.pblk,
+                    count: m.count,
+                    kind,
+                    new: m.new,
+                })
+            };
+            0
+        }
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// After a direct write that failed or wrote less than it mapped (called by `helpers.c`):
+/// blocks allocated past the size are freed again.
+///
+/// # Safety
+///
+/// `inode` must be a live AegisFS regular file inode, locked by the writer.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn aegisfs_write_failed(
+    inode: *mut bindings::inode,
+    end: bindings::loff_t,
+) {
+    // SAFETY: The caller guarantees `inode` is a live AegisFS inode.
+    let inode = unsafe { Inode::from_raw(inode) };
+    fs::file::write_failed(inode, u64::try_from(end).unwrap_or(0));
+}
+
+/// `fallocate` of a regular file.
+///
+/// # Safety
+///
+/// Called by the VFS (`vfs_fallocate`, which checked the mode, the range and the file) with
+/// an AegisFS regular file open for writing.
+unsafe extern "C" fn fallocate(
+    file: *mut bindings::file,
+    mode: c_int,
+    offset: bindings::loff_t,
+    len: bindings::loff_t,
+) -> c_long {
+    // SAFETY: The caller passes an open file; its inode is live while it is open.
+    let inode = unsafe { Inode::from_raw((*file).f_inode) };
+    let _lock = inode.lock();
+    let modified = || {
+        // SAFETY: `file` is the open file; we hold its inode's lock, as `file_modified`
+        // requires.
+        let ret = unsafe { bindings::file_modified(file) };
+        if ret != 0 {
+            return Err(Error::from_errno(ret));
+        }
+        Ok(())
+    };
+    let mode = u32::try_from(mode).unwrap_or(u32::MAX);
+    errno(fs::file::fallocate(inode, mode, offset, len, modified)) as c_long
 }
 
 /// The `get_block` callback of the page cache: maps logical blocks of a file to disk blocks.
