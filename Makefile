@@ -4,6 +4,7 @@
 #   make setup    install missing packages, build the test kernel and the guest image
 #   make run      setup + build, then boot QEMU and show AegisFS mounted and used
 #   make test     setup + build, then cargo test and every in-guest suite
+#   make crash-test  the long crash-consistency runs: powercut (200 cuts), logwrites (all points)
 # Everything built lands in build/ (git-ignored) and is reused by the next run.
 
 TOP      := $(CURDIR)
@@ -19,7 +20,7 @@ export LIBCLANG_PATH ?= /usr/lib/llvm-19/lib
 KMAKE = $(MAKE) -C $(KDIR) M=$(TOP) MO=$(MODOUT) \
 	RUSTC=$(KRUSTC) BINDGEN=$(KBINDGEN) RUST_LIB_SRC=$(KRUSTLIB)
 
-.PHONY: all module tools setup kernel guest run test clean
+.PHONY: all module tools setup kernel guest run test crash-test clean
 
 all: module
 
@@ -49,6 +50,10 @@ run: setup
 test: setup
 	$(MAKE) module tools
 	tests/run
+
+crash-test: setup
+	$(MAKE) module tools
+	POWERCUT_RUNS=200 LOGWRITES_POINTS=0 tests/run powercut logwrites
 
 clean:
 	rm -rf $(MODOUT) $(BUILD)/target
