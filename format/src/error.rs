@@ -124,6 +124,9 @@ format_errors! {
     JournalFormat => "journal block malformed",
     /// A journal block checksum does not match.
     JournalChecksum => "journal block checksum mismatch",
+    /// The journal superblock has incompatible journal feature bits this implementation
+    /// does not know: the journal must not be replayed.
+    JournalFeature => "unsupported journal features",
     /// mkfs: the device is too small for the requested layout.
     FsTooSmall => "device too small for the filesystem layout",
     /// mkfs: the journal size is below the minimum (1024 blocks) or does not fit.
@@ -146,6 +149,7 @@ impl FormatError {
                 | Self::UnsupportedVersion
                 | Self::UnsupportedBlockSize
                 | Self::UnsupportedFeature
+                | Self::JournalFeature
                 | Self::DeviceTooSmall
                 | Self::BadBlocksPerGroup
                 | Self::BadInodeSize
@@ -196,6 +200,7 @@ mod tests {
         for e in [
             BadMagic,
             UnsupportedFeature,
+            JournalFeature,
             DeviceTooSmall,
             BadGroupCount,
             FsTooSmall,

@@ -1,7 +1,11 @@
 // Journal block layouts (docs/format.md, "Journal"): superblock, descriptor, revoke and
-// commit blocks, the empty journal mkfs writes, and escaping of logged blocks.
+// commit blocks, the transaction checksum, the empty journal mkfs writes, and escaping of
+// logged blocks.
 
-use crate::checksum::{set_journal_block_checksum, verify_journal_block_checksum};
+use crate::checksum::{
+    set_journal_block_checksum, verify_journal_block_checksum, JOURNAL_CHECKSUM_OFFSET,
+};
+use crate::crc32c::crc32c;
 use crate::disk::{BLOCK_SIZE, BLOCK_SIZE_U64};
 use crate::error::{FormatError, Result};
 use core::mem::{offset_of, size_of};
@@ -25,6 +29,13 @@ pub const MAX_DESCRIPTOR_TAGS: usize = 254;
 pub const MAX_REVOKE_RECORDS: usize = 509;
 /// First log block (block 0 of the journal is its superblock).
 pub const JOURNAL_FIRST_LOG_BLOCK: u64 = 1;
+/// Journal incompatible feature: commit blocks carry a `transaction_checksum`.
+pub const JOURNAL_FEATURE_TXN_CHECKSUM: u32 = 1 << 0;
+/// Every journal feature bit this implementation knows; a reader refuses to replay a
+/// journal with any other bit set.
+pub const JOURNAL_FEATURES_SUPPORTED: u32 = JOURNAL_FEATURE_TXN_CHECKSUM;
+/// The journal features mkfs sets.
+pub const JOURNAL_FEATURES_DEFAULT: u32 = JOURNAL_FEATURE_TXN_CHECKSUM;
 
 /// The 16-byte header of every journal metadata block.
 #[derive(
@@ -68,8 +79,13 @@ pub struct JournalSuperBlock {
     pub sequence: U64,
     /// Error recorded by the journal, 0 = none.
     pub errno: U32,
+    /// Incompatible journal features (`JOURNAL_FEATURE_*`).
+    pub features: U32,
+    /// Log block where the next transaction would be written, as of the last write of
+    /// this block; 0 when the journal is empty. Informative only.
+    pub head: U64,
     /// Zero.
-    pub reserved: [u8; 0xFFC - 0x34],
+    pub reserved: [u8; 0xFFC - 0x40],
     /// Checksum over bytes `0..0xFFC`.
     pub checksum: U32,
 }
@@ -150,8 +166,10 @@ pub struct JournalCommit {
     pub commit_sec: I64,
     /// Commit time, nanoseconds.
     pub commit_nsec: U32,
+    /// [`TransactionChecksum`] of the transaction's descriptor and revoke blocks.
+    pub transaction_checksum: U32,
     /// Zero.
-    pub reserved: [u8; 0xFFC - 0x1C],
+    pub reserved: [u8; 0xFFC - 0x20],
     /// Checksum over bytes `0..0xFFC`.
     pub checksum: U32,
 }
@@ -165,6 +183,8 @@ const _: () = {
     assert!(offset_of!(JournalSuperBlock, start) == 0x20);
     assert!(offset_of!(JournalSuperBlock, sequence) == 0x28);
     assert!(offset_of!(JournalSuperBlock, errno) == 0x30);
+    assert!(offset_of!(JournalSuperBlock, features) == 0x34);
+    assert!(offset_of!(JournalSuperBlock, head) == 0x38);
     assert!(offset_of!(JournalSuperBlock, checksum) == 0xFFC);
     assert!(size_of::<JournalTag>() == 16);
     assert!(size_of::<JournalDescriptor>() == BLOCK_SIZE);
@@ -177,6 +197,7 @@ const _: () = {
     assert!(size_of::<JournalCommit>() == BLOCK_SIZE);
     assert!(offset_of!(JournalCommit, commit_sec) == 0x10);
     assert!(offset_of!(JournalCommit, commit_nsec) == 0x18);
+    assert!(offset_of!(JournalCommit, transaction_checksum) == 0x1C);
     assert!(offset_of!(JournalCommit, checksum) == 0xFFC);
 };
 
@@ -246,7 +267,10 @@ block_views! {
 
 impl JournalSuperBlock {
     /// Validates a journal superblock for a journal of `journal_blocks` blocks: header,
-    /// checksum, block size, `max_len`, `first` = 1 and `start` 0 or a log block.
+    /// checksum, block size, `max_len`, `first` = 1, `start` and `head` each 0 or a log
+    /// block (`JournalFormat`/`JournalChecksum`), then the features: `JournalFeature` if
+    /// any bit outside [`JOURNAL_FEATURES_SUPPORTED`] is set (the journal must not be
+    /// replayed).
     pub fn validate(
         block: &[u8; BLOCK_SIZE],
         seed: u32,
@@ -255,15 +279,29 @@ impl JournalSuperBlock {
         check_journal_block(block, seed, JT_SUPERBLOCK)?;
         let jsb = Self::from_block(block);
         let max_len = u64::from(jsb.max_len.get());
-        let start = jsb.start.get();
+        let log_pos = |p: u64| p == 0 || (JOURNAL_FIRST_LOG_BLOCK..max_len).contains(&p);
         if u64::from(jsb.block_size.get()) != BLOCK_SIZE_U64
             || max_len != journal_blocks
             || jsb.first.get() != JOURNAL_FIRST_LOG_BLOCK
-            || (start != 0 && (start < JOURNAL_FIRST_LOG_BLOCK || start >= max_len))
+            || !log_pos(jsb.start.get())
+            || !log_pos(jsb.head.get())
         {
             return Err(FormatError::JournalFormat);
         }
+        if jsb.unknown_features() != 0 {
+            return Err(FormatError::JournalFeature);
+        }
         Ok(jsb)
+    }
+
+    /// Feature bits set that this implementation does not know.
+    pub fn unknown_features(&self) -> u32 {
+        self.features.get() & !JOURNAL_FEATURES_SUPPORTED
+    }
+
+    /// True when commit blocks carry a transaction checksum to verify.
+    pub fn has_txn_checksum(&self) -> bool {
+        self.features.get() & JOURNAL_FEATURE_TXN_CHECKSUM != 0
     }
 
     /// True when the journal holds no live transaction.
@@ -272,8 +310,9 @@ impl JournalSuperBlock {
     }
 }
 
-/// Writes the empty journal superblock mkfs puts at `journal_start`: `start` 0,
-/// `sequence` 1, checksummed with `seed`. Fails if `journal_blocks` exceeds `u32::MAX`.
+/// Writes the empty journal superblock mkfs puts at `journal_start`: `start` 0, `head` 0,
+/// `sequence` 1, features [`JOURNAL_FEATURES_DEFAULT`], checksummed with `seed`. Fails if
+/// `journal_blocks` exceeds `u32::MAX`.
 pub fn init_journal_superblock(
     block: &mut [u8; BLOCK_SIZE],
     seed: u32,
@@ -287,8 +326,45 @@ pub fn init_journal_superblock(
     jsb.first.set(JOURNAL_FIRST_LOG_BLOCK);
     jsb.start.set(0);
     jsb.sequence.set(1);
+    jsb.features.set(JOURNAL_FEATURES_DEFAULT);
+    jsb.head.set(0);
     set_journal_block_checksum(seed, block);
     Ok(())
+}
+
+/// The checksum a commit block carries over its transaction: `crc32c`, seeded with the
+/// filesystem checksum seed, of the concatenation in log order of the 4 little-endian
+/// bytes of the `checksum` field (`0xFFC`) of every descriptor and revoke block of the
+/// transaction (`crc32c(seed, "")` = `seed` when it has none). Fed one block at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TransactionChecksum {
+    state: u32,
+}
+
+impl TransactionChecksum {
+    /// The checksum of a transaction with no descriptor or revoke block yet.
+    pub const fn new(seed: u32) -> TransactionChecksum {
+        TransactionChecksum { state: seed }
+    }
+
+    /// Adds the next descriptor or revoke block of the transaction, by the value of its
+    /// `checksum` field.
+    pub fn add_block(&mut self, checksum: u32) {
+        self.state = crc32c(self.state, &checksum.to_le_bytes());
+    }
+
+    /// Adds the next descriptor or revoke block of the transaction, already checksummed:
+    /// reads its `checksum` field at `0xFFC`.
+    pub fn add_metadata_block(&mut self, block: &[u8; BLOCK_SIZE]) {
+        if let Some(&[a, b, c, d]) = block.get(JOURNAL_CHECKSUM_OFFSET..) {
+            self.add_block(u32::from_le_bytes([a, b, c, d]));
+        }
+    }
+
+    /// The checksum of the blocks added so far.
+    pub fn value(&self) -> u32 {
+        self.state
+    }
 }
 
 impl JournalDescriptor {
@@ -338,13 +414,33 @@ impl JournalRevoke {
 }
 
 impl JournalCommit {
-    /// Writes a commit block for transaction `sequence` at time `sec`/`nsec`, checksummed.
-    pub fn write(block: &mut [u8; BLOCK_SIZE], seed: u32, sequence: u64, sec: i64, nsec: u32) {
+    /// Writes a commit block for transaction `sequence` at time `sec`/`nsec`, carrying
+    /// `transaction` (fed with every descriptor and revoke block of the transaction),
+    /// checksummed.
+    pub fn write(
+        block: &mut [u8; BLOCK_SIZE],
+        seed: u32,
+        sequence: u64,
+        sec: i64,
+        nsec: u32,
+        transaction: &TransactionChecksum,
+    ) {
         init_block(block, JT_COMMIT, sequence);
         let c = Self::from_block_mut(block);
         c.commit_sec.set(sec);
         c.commit_nsec.set(nsec);
+        c.transaction_checksum.set(transaction.value());
         set_journal_block_checksum(seed, block);
+    }
+
+    /// Checks the commit block's `transaction_checksum` against the one computed over the
+    /// transaction read from the log: `JournalChecksum` if they differ.
+    pub fn check_transaction(&self, transaction: &TransactionChecksum) -> Result<()> {
+        if self.transaction_checksum.get() == transaction.value() {
+            Ok(())
+        } else {
+            Err(FormatError::JournalChecksum)
+        }
     }
 }
 
@@ -390,10 +486,15 @@ mod tests {
         assert_eq!(&b[0x18..0x20], &1u64.to_le_bytes());
         assert_eq!(&b[0x20..0x28], &0u64.to_le_bytes());
         assert_eq!(&b[0x28..0x30], &1u64.to_le_bytes());
-        assert!(b[0x34..0xFFC].iter().all(|&x| x == 0));
+        assert_eq!(&b[0x30..0x34], &0u32.to_le_bytes());
+        assert_eq!(&b[0x34..0x38], &JOURNAL_FEATURE_TXN_CHECKSUM.to_le_bytes());
+        assert_eq!(&b[0x38..0x40], &0u64.to_le_bytes());
+        assert!(b[0x40..0xFFC].iter().all(|&x| x == 0));
         let jsb = JournalSuperBlock::validate(&b, SEED, 4096).unwrap();
         assert!(jsb.is_empty());
-        assert_eq!(jsb.sequence.get(), 1);
+        assert!(jsb.has_txn_checksum());
+        assert_eq!(jsb.unknown_features(), 0);
+        assert_eq!((jsb.sequence.get(), jsb.head.get()), (1, 0));
         assert_eq!(
             JournalSuperBlock::validate(&b, SEED, 4097).map(|_| ()),
             Err(FormatError::JournalFormat)
@@ -427,6 +528,44 @@ mod tests {
         assert_eq!(with(&|j| j.start.set(1)), Ok(()));
         assert_eq!(with(&|j| j.start.set(2047)), Ok(()));
         assert_eq!(with(&|j| j.start.set(2048)), Err(F));
+        assert_eq!(with(&|j| j.head.set(1)), Ok(()));
+        assert_eq!(with(&|j| j.head.set(2047)), Ok(()));
+        assert_eq!(with(&|j| j.head.set(2048)), Err(F));
+        assert_eq!(with(&|j| j.head.set(u64::MAX)), Err(F));
+        assert_eq!(with(&|j| j.features.set(0)), Ok(()));
+        for bit in 1..32 {
+            assert_eq!(
+                with(&|j| j.features.set(JOURNAL_FEATURE_TXN_CHECKSUM | 1 << bit)),
+                Err(FormatError::JournalFeature),
+                "feature bit {bit}"
+            );
+        }
+        // A structural error is reported before an unknown feature.
+        assert_eq!(
+            with(&|j| {
+                j.features.set(1 << 31);
+                j.head.set(2048);
+            }),
+            Err(F)
+        );
+        // Round trip of a live journal superblock.
+        let mut b = good;
+        {
+            let j = JournalSuperBlock::from_block_mut(&mut b);
+            j.start.set(17);
+            j.head.set(5);
+            j.sequence.set(u64::MAX - 1);
+            j.errno.set(5);
+        }
+        set_journal_block_checksum(SEED, &mut b);
+        assert_eq!(&b[0x20..0x28], &17u64.to_le_bytes());
+        assert_eq!(&b[0x38..0x40], &5u64.to_le_bytes());
+        let j = JournalSuperBlock::validate(&b, SEED, 2048).unwrap();
+        assert!(!j.is_empty());
+        assert_eq!(
+            (j.start.get(), j.head.get(), j.sequence.get(), j.errno.get()),
+            (17, 5, u64::MAX - 1, 5)
+        );
         for bit in 0..BLOCK_SIZE * 8 {
             let mut b = good;
             b[bit / 8] ^= 1 << (bit % 8);
@@ -477,16 +616,54 @@ mod tests {
         JournalRevoke::from_block_mut(&mut r).count.set(u32::MAX);
         assert!(JournalRevoke::from_block(&r).records().is_err());
 
+        let mut sum = TransactionChecksum::new(SEED);
+        sum.add_metadata_block(&b);
+        sum.add_metadata_block(&r);
         let mut c = [0xFFu8; BLOCK_SIZE];
-        JournalCommit::write(&mut c, SEED, 9, -1, 5);
+        JournalCommit::write(&mut c, SEED, 9, -1, 5, &sum);
         assert!(check_journal_block(&c, SEED, JT_COMMIT).is_ok());
         let cm = JournalCommit::from_block(&c);
         assert_eq!((cm.commit_sec.get(), cm.commit_nsec.get()), (-1, 5));
+        assert_eq!(&c[0x1C..0x20], &sum.value().to_le_bytes());
+        assert!(c[0x20..0xFFC].iter().all(|&x| x == 0));
+        assert_eq!(cm.check_transaction(&sum), Ok(()));
+        assert_eq!(
+            cm.check_transaction(&TransactionChecksum::new(SEED)),
+            Err(FormatError::JournalChecksum)
+        );
         c[0x18] ^= 1;
         assert_eq!(
             check_journal_block(&c, SEED, JT_COMMIT).map(|_| ()),
             Err(FormatError::JournalChecksum)
         );
+    }
+
+    #[test]
+    fn transaction_checksum() {
+        // Empty transaction: crc32c(seed, "") is the seed itself.
+        assert_eq!(TransactionChecksum::new(SEED).value(), SEED);
+        assert_eq!(TransactionChecksum::new(SEED).value(), crc32c(SEED, &[]));
+        // Over the concatenation of the checksum fields, in order.
+        let mut sum = TransactionChecksum::new(SEED);
+        sum.add_block(0x1122_3344);
+        sum.add_block(0xAABB_CCDD);
+        let bytes = [0x44, 0x33, 0x22, 0x11, 0xDD, 0xCC, 0xBB, 0xAA];
+        assert_eq!(sum.value(), crc32c(SEED, &bytes));
+        let mut swapped = TransactionChecksum::new(SEED);
+        swapped.add_block(0xAABB_CCDD);
+        swapped.add_block(0x1122_3344);
+        assert_ne!(swapped.value(), sum.value());
+        assert_ne!(TransactionChecksum::new(SEED + 1).value(), SEED);
+        // From a block: its field at 0xFFC.
+        let mut d = [0u8; BLOCK_SIZE];
+        JournalDescriptor::init(&mut d, 3).push_tag(100, 0, 1);
+        set_journal_block_checksum(SEED, &mut d);
+        let mut a = TransactionChecksum::new(SEED);
+        a.add_metadata_block(&d);
+        let mut b = TransactionChecksum::new(SEED);
+        b.add_block(JournalDescriptor::from_block(&d).checksum.get());
+        assert_eq!(a, b);
+        assert_eq!(a.value(), crc32c(SEED, &d[0xFFC..]));
     }
 
     #[test]

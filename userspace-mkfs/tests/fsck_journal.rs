@@ -1,87 +1,58 @@
 //! fsck.aegisfs and the journal: replay of committed transactions (wrapping, escapes,
-//! revokes, uncommitted and damaged ones) and transaction ids that wrap.
+//! revokes), transactions that do not count as committed (torn or damaged commit, logged
+//! blocks that do not match their tags, transaction checksum mismatch) and everything
+//! after them, unknown journal features, and transaction ids that wrap.
 
 mod common;
 
-use std::path::Path;
-
-use aegisfs_format::checksum::{journal_data_checksum, set_journal_block_checksum};
-use aegisfs_format::disk::{BLOCK_SIZE, FEATURE_INCOMPAT_RECOVER};
+use aegisfs_format::checksum::set_journal_block_checksum;
 use aegisfs_format::journal::{
-    escape, JournalCommit, JournalDescriptor, JournalRevoke, JournalSuperBlock, JOURNAL_MAGIC,
-    TAG_FLAG_ESCAPED,
+    JournalCommit, JOURNAL_FEATURES_DEFAULT, JOURNAL_FEATURE_TXN_CHECKSUM, JOURNAL_MAGIC,
 };
 use common::fsck::{
-    detect_repair, edit_sb, first_free_data_block, fsck, make_fs, read_block, write_block, Block,
+    detect_repair, first_free_data_block, fsck, make_fs, read_block, write_block, Fs,
 };
+use common::journal::{fill, Log};
 use common::Image;
 
-/// Writes `blocks` into the log from log block `pos` (wrapping), returns the next position.
-fn put_log(img: &Path, jstart: u64, jlen: u64, mut pos: u64, blocks: &[Box<Block>]) -> u64 {
-    for b in blocks {
-        write_block(img, jstart + pos, b);
-        pos = if pos + 1 >= jlen { 1 } else { pos + 1 };
+/// A fresh image, its journal (writing from log block `pos`) and `n` free data blocks,
+/// each filled with 0xEE.
+fn setup(name: &str, pos: u64, n: u64) -> (Fs, Log, Vec<u64>) {
+    let fs = make_fs(name);
+    let log = Log::open(&fs.img, pos);
+    let free = first_free_data_block(&fs.img) + 1000;
+    let blocks: Vec<u64> = (free..free + n).collect();
+    for &b in &blocks {
+        write_block(&fs.img, b, &fill(0xEE));
     }
-    pos
+    (fs, log, blocks)
 }
 
-fn set_journal_start(img: &Path, start: u64, sequence: u64) {
-    let im = Image::open(img);
-    let j = im.geo.journal_start();
-    let mut jsb = read_block(img, j);
-    let s = JournalSuperBlock::from_block_mut(&mut jsb);
-    s.start.set(start);
-    s.sequence.set(sequence);
-    set_journal_block_checksum(im.seed(), &mut jsb);
-    write_block(img, j, &jsb);
-    edit_sb(img, |sb| sb.feature_incompat.set(FEATURE_INCOMPAT_RECOVER));
-}
-
-/// One transaction: descriptor, logged blocks (escaped as needed), optional revoke block
-/// and commit block.
-fn transaction(
-    seed: u32,
-    seq: u64,
-    logged: &[(u64, Box<Block>)],
-    revoked: &[u64],
-    commit: bool,
-) -> Vec<Box<Block>> {
-    let mut out = Vec::new();
-    if !revoked.is_empty() {
-        let mut r = Box::new([0u8; BLOCK_SIZE]);
-        let rv = JournalRevoke::init(&mut r, seq);
-        for &b in revoked {
-            assert!(rv.push(b));
-        }
-        set_journal_block_checksum(seed, &mut r);
-        out.push(r);
-    }
-    if !logged.is_empty() {
-        let mut d = Box::new([0u8; BLOCK_SIZE]);
-        let mut data = Vec::new();
-        {
-            let desc = JournalDescriptor::init(&mut d, seq);
-            for (target, content) in logged {
-                let csum = journal_data_checksum(seed, seq, content);
-                let mut copy = content.clone();
-                let flags = if escape(&mut copy) {
-                    TAG_FLAG_ESCAPED
-                } else {
-                    0
-                };
-                assert!(desc.push_tag(*target, flags, csum));
-                data.push(copy);
-            }
-        }
-        set_journal_block_checksum(seed, &mut d);
-        out.push(d);
-        out.extend(data);
-    }
-    if commit {
-        let mut c = Box::new([0u8; BLOCK_SIZE]);
-        JournalCommit::write(&mut c, seed, seq, 1_700_000_000, 0);
-        out.push(c);
-    }
+/// `-n` reports `committed` transactions (exit 4, nothing written), `-y` replays them with
+/// the summary `replayed` (exit 1); the journal is then empty with `next` as its sequence,
+/// RECOVER is clear and a second `-n` is clean. Returns the `-y` output.
+fn recover(log: &Log, committed: u64, replayed: &str, next: u64) -> String {
+    let before = read_block(&log.img, log.jstart);
+    let (code, out) = fsck(&log.img, &["-n"]);
+    assert_eq!(code, 4, "{out}");
+    assert!(
+        out.contains(&format!(
+            "Journal needs recovery: {committed} committed transaction(s)"
+        )),
+        "{out}"
+    );
+    assert_eq!(read_block(&log.img, log.jstart), before);
+    let (code, out) = fsck(&log.img, &["-y"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("journal replayed: {replayed}")),
+        "{out}"
+    );
+    let (start, head, seq, _) = log.superblock();
+    assert_eq!((start, head, seq), (0, 0, next), "{out}");
+    assert!(!Image::open(&log.img).sb().needs_recovery());
+    let (code, again) = fsck(&log.img, &["-n"]);
+    assert_eq!(code, 0, "{out}\n---\n{again}");
     out
 }
 
@@ -89,14 +60,13 @@ fn transaction(
 fn journal_recovery_replays_a_committed_transaction() {
     let fs = make_fs("jrec");
     let im = Image::open(&fs.img);
-    let (jstart, jlen, seed) = (im.geo.journal_start(), im.geo.journal_blocks(), im.seed());
     let a_block = im.block_map(&im.lookup("a")).data[&0];
     drop(im);
-    let mut content = Box::new([0u8; BLOCK_SIZE]);
+    let mut log = Log::open(&fs.img, 1);
+    let mut content = fill(0);
     content[..6].copy_from_slice(b"HELLO\n");
-    let log = transaction(seed, 1, &[(a_block, content.clone())], &[], true);
-    put_log(&fs.img, jstart, jlen, 1, &log);
-    set_journal_start(&fs.img, 1, 1);
+    log.put(&log.txn(1).log(&[(a_block, content.clone())]).commit());
+    log.go_live(1, 1, |_| {});
 
     let out = detect_repair(
         &fs.img,
@@ -107,123 +77,336 @@ fn journal_recovery_replays_a_committed_transaction() {
         "{out}"
     );
     assert_eq!(read_block(&fs.img, a_block), content);
-    let im = Image::open(&fs.img);
-    assert!(!im.sb().needs_recovery());
-    let jsb = read_block(&fs.img, jstart);
-    let j = JournalSuperBlock::validate(&jsb, seed, jlen).unwrap();
-    assert_eq!((j.start.get(), j.sequence.get()), (0, 2));
+    assert!(!Image::open(&fs.img).sb().needs_recovery());
+    assert_eq!(log.superblock(), (0, 0, 2, JOURNAL_FEATURES_DEFAULT));
+}
+
+#[test]
+fn journal_clean_two_transactions_replay_both() {
+    let (_fs, mut log, b) = setup("jtwo", 1, 3);
+    // 1 logs A and B, 2 logs B again and C: B ends with 2's copy.
+    log.put(&log.txn(1).log(&[(b[0], fill(1)), (b[1], fill(2))]).commit());
+    log.put(&log.txn(2).log(&[(b[1], fill(3)), (b[2], fill(4))]).commit());
+    log.go_live(1, 1, |_| {});
+    recover(
+        &log,
+        2,
+        "2 transaction(s), 4 block(s) written, 0 revoked, 0 skipped",
+        3,
+    );
+    assert_eq!(read_block(&log.img, b[0]), fill(1));
+    assert_eq!(read_block(&log.img, b[1]), fill(3));
+    assert_eq!(read_block(&log.img, b[2]), fill(4));
 }
 
 #[test]
 fn journal_replay_wraps_escapes_revokes_and_stops_at_uncommitted() {
-    let fs = make_fs("jwrap");
-    let im = Image::open(&fs.img);
-    let (jstart, jlen, seed) = (im.geo.journal_start(), im.geo.journal_blocks(), im.seed());
-    let free = first_free_data_block(&fs.img) + 1000;
-    drop(im);
-    let (ba, bb, bc, bd) = (free, free + 1, free + 2, free + 3);
-    let fill = |v: u8| Box::new([v; BLOCK_SIZE]);
+    let (_fs, mut log, b) = setup("jwrap", 0, 4);
+    let (ba, bb, bc, bd) = (b[0], b[1], b[2], b[3]);
     let mut magic = fill(0x11);
     magic[..4].copy_from_slice(&JOURNAL_MAGIC.to_le_bytes());
-    for b in [ba, bb, bc, bd] {
-        write_block(&fs.img, b, &fill(0xEE));
-    }
     // Transaction 7 logs A (escaped: it starts with the journal magic) and B; 8 revokes B
-    // and logs C; 9 revokes C and logs D but never commits, so neither counts. The log starts 3 blocks before its end, so
-    // it wraps to log block 1.
-    let mut log = transaction(seed, 7, &[(ba, magic.clone()), (bb, fill(0x22))], &[], true);
-    log.extend(transaction(seed, 8, &[(bc, fill(0x33))], &[bb], true));
-    log.extend(transaction(seed, 9, &[(bd, fill(0x44))], &[bc], false));
-    let start = jlen - 3;
-    put_log(&fs.img, jstart, jlen, start, &log);
-    set_journal_start(&fs.img, start, 7);
+    // and logs C; 9 revokes C and logs D but never commits, so neither counts. The log
+    // starts 3 blocks before its end, so it wraps to log block 1 inside transaction 7.
+    let start = log.jlen - 3;
+    log.pos = start;
+    log.put(
+        &log.txn(7)
+            .log(&[(ba, magic.clone()), (bb, fill(0x22))])
+            .commit(),
+    );
+    log.put(&log.txn(8).revoke(&[bb]).log(&[(bc, fill(0x33))]).commit());
+    log.put(
+        &log.txn(9)
+            .revoke(&[bc])
+            .log(&[(bd, fill(0x44))])
+            .uncommitted(),
+    );
+    log.go_live(start, 7, |_| {});
+    // B is the last log block; 7's commit block wrapped to log block 1.
+    assert!(read_block(&log.img, log.jstart + log.jlen - 1) == fill(0x22));
+    assert!(read_block(&log.img, log.jstart + 1)[..4] == JOURNAL_MAGIC.to_le_bytes());
 
-    let (code, out) = fsck(&fs.img, &["-n"]);
-    assert_eq!(code, 4, "{out}");
-    assert!(
-        out.contains("Journal needs recovery: 2 committed transaction(s)"),
-        "{out}"
+    let out = recover(
+        &log,
+        2,
+        "2 transaction(s), 2 block(s) written, 1 revoked, 0 skipped",
+        9,
     );
-    assert_eq!(read_block(&fs.img, ba), fill(0xEE));
-    let (code, out) = fsck(&fs.img, &["-y"]);
-    assert_eq!(code, 1, "{out}");
-    assert!(
-        out.contains(
-            "journal replayed: 2 transaction(s), 2 block(s) written, 1 revoked, 0 skipped"
-        ),
-        "{out}"
-    );
-    assert_eq!(read_block(&fs.img, ba), magic);
-    assert_eq!(read_block(&fs.img, bb), fill(0xEE));
-    assert_eq!(read_block(&fs.img, bc), fill(0x33));
-    assert_eq!(read_block(&fs.img, bd), fill(0xEE));
-    let jsb = read_block(&fs.img, jstart);
-    let j = JournalSuperBlock::validate(&jsb, seed, jlen).unwrap();
-    assert_eq!((j.start.get(), j.sequence.get()), (0, 9));
-    assert_eq!(fsck(&fs.img, &["-n"]).0, 0);
+    assert!(!out.contains("has a commit block"), "{out}");
+    assert_eq!(read_block(&log.img, ba), magic);
+    assert_eq!(read_block(&log.img, bb), fill(0xEE));
+    assert_eq!(read_block(&log.img, bc), fill(0x33));
+    assert_eq!(read_block(&log.img, bd), fill(0xEE));
 }
 
 #[test]
-fn journal_block_with_a_bad_checksum_is_not_replayed() {
-    let fs = make_fs("jbad");
-    let im = Image::open(&fs.img);
-    let (jstart, jlen, seed) = (im.geo.journal_start(), im.geo.journal_blocks(), im.seed());
-    let target = first_free_data_block(&fs.img) + 500;
-    drop(im);
-    write_block(&fs.img, target, &[0xEE; BLOCK_SIZE]);
-    let mut log = transaction(
-        seed,
+fn journal_escaped_blocks_are_restored() {
+    let (_fs, mut log, b) = setup("jesc", 1, 2);
+    let mut m1 = fill(0x5A);
+    m1[..4].copy_from_slice(&JOURNAL_MAGIC.to_le_bytes());
+    // Only the first 4 bytes are the magic: a whole journal header with a valid-looking
+    // sequence must not confuse the scan either.
+    let mut m2 = fill(0);
+    m2[..4].copy_from_slice(&JOURNAL_MAGIC.to_le_bytes());
+    m2[4..8].copy_from_slice(&3u32.to_le_bytes());
+    m2[8..16].copy_from_slice(&1u64.to_le_bytes());
+    let txn = log
+        .txn(1)
+        .log(&[(b[0], m1.clone()), (b[1], m2.clone())])
+        .commit();
+    // The logged copies have their magic zeroed.
+    assert_eq!(&txn[1][..4], &[0; 4]);
+    assert_eq!(&txn[2][..4], &[0; 4]);
+    log.put(&txn);
+    log.go_live(1, 1, |_| {});
+    recover(
+        &log,
         1,
-        &[(target, Box::new([0x55; BLOCK_SIZE]))],
-        &[],
-        true,
+        "1 transaction(s), 2 block(s) written, 0 revoked, 0 skipped",
+        2,
     );
-    log[1][100] ^= 1;
-    put_log(&fs.img, jstart, jlen, 1, &log);
-    set_journal_start(&fs.img, 1, 1);
-    let (code, out) = fsck(&fs.img, &["-y"]);
-    assert_eq!(code, 1, "{out}");
+    assert_eq!(read_block(&log.img, b[0]), m1);
+    assert_eq!(read_block(&log.img, b[1]), m2);
+}
+
+#[test]
+fn journal_torn_commit_is_not_replayed() {
+    // The commit block of transaction 2 is missing: only 1 is replayed.
+    let (_fs, mut log, b) = setup("jtorn", 1, 2);
+    log.put(&log.txn(1).log(&[(b[0], fill(1))]).commit());
+    log.put(&log.txn(2).log(&[(b[1], fill(2))]).uncommitted());
+    log.go_live(1, 1, |_| {});
+    let out = recover(
+        &log,
+        1,
+        "1 transaction(s), 1 block(s) written, 0 revoked, 0 skipped",
+        2,
+    );
+    assert!(!out.contains("has a commit block"), "{out}");
+    assert_eq!(read_block(&log.img, b[0]), fill(1));
+    assert_eq!(read_block(&log.img, b[1]), fill(0xEE));
+
+    // The commit block of transaction 2 has a bad checksum (a torn write): neither 2 nor
+    // the valid transaction 3 after it is replayed.
+    let (_fs, mut log, b) = setup("jtorn2", 1, 3);
+    log.put(&log.txn(1).log(&[(b[0], fill(1))]).commit());
+    let mut t2 = log.txn(2).log(&[(b[1], fill(2))]).commit();
+    t2.last_mut().unwrap()[0x40] ^= 1;
+    log.put(&t2);
+    log.put(&log.txn(3).log(&[(b[2], fill(3))]).commit());
+    log.go_live(1, 1, |_| {});
+    recover(
+        &log,
+        1,
+        "1 transaction(s), 1 block(s) written, 0 revoked, 0 skipped",
+        2,
+    );
+    assert_eq!(read_block(&log.img, b[0]), fill(1));
+    assert_eq!(read_block(&log.img, b[1]), fill(0xEE));
+    assert_eq!(read_block(&log.img, b[2]), fill(0xEE));
+}
+
+#[test]
+fn journal_logged_block_not_matching_its_tag_ends_the_log() {
+    // Transaction 2's second logged block does not match its tag: 2 (including its good
+    // first block) and 3 are not replayed.
+    let (_fs, mut log, b) = setup("jbad", 1, 4);
+    log.put(&log.txn(1).log(&[(b[0], fill(1))]).commit());
+    let mut t2 = log.txn(2).log(&[(b[1], fill(2)), (b[2], fill(3))]).commit();
+    t2[2][100] ^= 1;
+    log.put(&t2);
+    log.put(&log.txn(3).log(&[(b[3], fill(4))]).commit());
+    log.go_live(1, 1, |_| {});
+    let out = recover(
+        &log,
+        1,
+        "1 transaction(s), 1 block(s) written, 0 revoked, 0 skipped",
+        2,
+    );
     assert!(
         out.contains(&format!(
-            "the logged copy of block {target} has a bad checksum; skip it"
+            "Journal transaction 2 has a commit block, but the logged copy of block {} has \
+             a bad checksum; do not replay it or any later transaction",
+            b[2]
         )),
         "{out}"
     );
-    assert_eq!(read_block(&fs.img, target)[..], [0xEE; BLOCK_SIZE][..]);
-    assert_eq!(fsck(&fs.img, &["-n"]).0, 0);
+    assert_eq!(read_block(&log.img, b[0]), fill(1));
+    for &x in &b[1..] {
+        assert_eq!(read_block(&log.img, x), fill(0xEE));
+    }
+}
+
+#[test]
+fn journal_tag_target_outside_the_data_ends_the_log() {
+    let (fs, mut log, b) = setup("jtarget", 1, 2);
+    let blocks = Image::open(&fs.img).geo.blocks_count();
+    // 2 logs a block inside the journal itself, 3 one past the end of the filesystem.
+    log.put(&log.txn(1).log(&[(b[0], fill(1))]).commit());
+    log.put(&log.txn(2).log(&[(log.jstart + 5, fill(2))]).commit());
+    log.go_live(1, 1, |_| {});
+    let out = recover(
+        &log,
+        1,
+        "1 transaction(s), 1 block(s) written, 0 revoked, 0 skipped",
+        2,
+    );
+    assert!(
+        out.contains(&format!(
+            "Journal transaction 2 has a commit block, but it logs block {}, which is \
+             outside the filesystem's data",
+            log.jstart + 5
+        )),
+        "{out}"
+    );
+
+    let mut log = Log::open(&fs.img, 1);
+    log.put(
+        &log.txn(2)
+            .log(&[(b[1], fill(3)), (blocks, fill(4))])
+            .commit(),
+    );
+    log.go_live(1, 2, |_| {});
+    recover(
+        &log,
+        0,
+        "0 transaction(s), 0 block(s) written, 0 revoked, 0 skipped",
+        2,
+    );
+    assert_eq!(read_block(&log.img, b[1]), fill(0xEE));
+}
+
+#[test]
+fn journal_transaction_checksum_mismatch_is_not_replayed() {
+    let (_fs, mut log, b) = setup("jtxsum", 1, 3);
+    log.put(&log.txn(1).log(&[(b[0], fill(1))]).commit());
+    // Transaction 2's commit block is valid in itself but carries a transaction checksum
+    // that does not cover its blocks.
+    let mut t2 = log.txn(2).revoke(&[b[0]]).log(&[(b[1], fill(2))]).commit();
+    {
+        let c = t2.last_mut().unwrap();
+        let cm = JournalCommit::from_block_mut(c);
+        let v = cm.transaction_checksum.get();
+        cm.transaction_checksum.set(v ^ 0x8000_0000);
+        set_journal_block_checksum(log.seed, c);
+    }
+    let t2_start = log.pos;
+    log.put(&t2);
+    log.put(&log.txn(3).log(&[(b[2], fill(3))]).commit());
+    log.go_live(1, 1, |_| {});
+    let out = recover(
+        &log,
+        1,
+        "1 transaction(s), 1 block(s) written, 0 revoked, 0 skipped",
+        2,
+    );
+    assert!(
+        out.contains(
+            "Journal transaction 2 has a commit block, but its transaction checksum does \
+             not match"
+        ),
+        "{out}"
+    );
+    assert_eq!(read_block(&log.img, b[0]), fill(1));
+    assert_eq!(read_block(&log.img, b[1]), fill(0xEE));
+    assert_eq!(read_block(&log.img, b[2]), fill(0xEE));
+
+    // Without TXN_CHECKSUM in the journal superblock the field is not checked: the same
+    // log replays all three transactions (2's revoke cancels 1's copy of A).
+    for &x in &b {
+        write_block(&log.img, x, &fill(0xEE));
+    }
+    let mut relog = Log::open(&log.img, t2_start);
+    relog.put(&t2);
+    relog.put(&relog.txn(3).log(&[(b[2], fill(3))]).commit());
+    relog.go_live(1, 1, |j| j.features.set(0));
+    recover(
+        &relog,
+        3,
+        "3 transaction(s), 2 block(s) written, 1 revoked, 0 skipped",
+        4,
+    );
+    assert_eq!(read_block(&log.img, b[0]), fill(0xEE));
+    assert_eq!(read_block(&log.img, b[1]), fill(2));
+    assert_eq!(read_block(&log.img, b[2]), fill(3));
+}
+
+#[test]
+fn journal_revokes_cancel_earlier_copies_only() {
+    let (_fs, mut log, b) = setup("jrevoke", 1, 3);
+    let (x, y, z) = (b[0], b[1], b[2]);
+    // 1 logs X, Y and Z; 2 revokes X and Y; 3 logs X again (replayed: after the revoke);
+    // 4 logs Z and revokes it in the same transaction (both copies of Z cancelled).
+    log.put(
+        &log.txn(1)
+            .log(&[(x, fill(1)), (y, fill(2)), (z, fill(3))])
+            .commit(),
+    );
+    log.put(&log.txn(2).revoke(&[x, y]).commit());
+    log.put(&log.txn(3).log(&[(x, fill(4))]).commit());
+    log.put(&log.txn(4).log(&[(z, fill(5))]).revoke(&[z]).commit());
+    log.go_live(1, 1, |_| {});
+    recover(
+        &log,
+        4,
+        "4 transaction(s), 1 block(s) written, 4 revoked, 0 skipped",
+        5,
+    );
+    assert_eq!(read_block(&log.img, x), fill(4));
+    assert_eq!(read_block(&log.img, y), fill(0xEE));
+    assert_eq!(read_block(&log.img, z), fill(0xEE));
+}
+
+#[test]
+fn journal_with_unknown_features_is_not_replayed() {
+    let (_fs, mut log, b) = setup("jfeat", 1, 1);
+    log.put(&log.txn(5).log(&[(b[0], fill(1))]).commit());
+    let unknown = 1u32 << 7;
+    log.go_live(1, 5, |j| {
+        j.features.set(JOURNAL_FEATURE_TXN_CHECKSUM | unknown)
+    });
+    let msg = "Journal superblock has unknown incompatible journal features 0x80; the \
+               journal cannot be replayed: discard it";
+    let before = read_block(&log.img, log.jstart);
+    let (code, out) = fsck(&log.img, &["-n"]);
+    assert_eq!(code, 4, "{out}");
+    assert!(out.contains(msg), "{out}");
+    assert!(!out.contains("Journal needs recovery"), "{out}");
+    assert_eq!(read_block(&log.img, log.jstart), before);
+    // Not safe to fix without asking: preen stops.
+    let (code, out) = fsck(&log.img, &["-p"]);
+    assert_eq!(code, 4, "{out}");
+    assert!(out.contains("UNEXPECTED INCONSISTENCY"), "{out}");
+    assert_eq!(read_block(&log.img, log.jstart), before);
+
+    let (code, out) = fsck(&log.img, &["-y"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(msg), "{out}");
+    assert!(!out.contains("journal replayed"), "{out}");
+    assert_eq!(read_block(&log.img, b[0]), fill(0xEE));
+    assert_eq!(log.superblock(), (0, 0, 5, JOURNAL_FEATURES_DEFAULT));
+    assert!(!Image::open(&log.img).sb().needs_recovery());
+    assert_eq!(fsck(&log.img, &["-n"]).0, 0);
 }
 
 #[test]
 fn journal_transaction_ids_wrap() {
-    let fs = make_fs("jseqwrap");
-    let im = Image::open(&fs.img);
-    let (jstart, jlen, seed) = (im.geo.journal_start(), im.geo.journal_blocks(), im.seed());
-    let free = first_free_data_block(&fs.img) + 2000;
-    drop(im);
-    let fill = |v: u8| Box::new([v; BLOCK_SIZE]);
-    for b in [free, free + 1] {
-        write_block(&fs.img, b, &fill(0xEE));
-    }
+    let (_fs, mut log, b) = setup("jseqwrap", 1, 2);
     // u64::MAX logs both blocks; the next id, 0, revokes the second.
-    let mut log = transaction(
-        seed,
-        u64::MAX,
-        &[(free, fill(1)), (free + 1, fill(2))],
-        &[],
-        true,
+    log.put(
+        &log.txn(u64::MAX)
+            .log(&[(b[0], fill(1)), (b[1], fill(2))])
+            .commit(),
     );
-    log.extend(transaction(seed, 0, &[], &[free + 1], true));
-    put_log(&fs.img, jstart, jlen, 1, &log);
-    set_journal_start(&fs.img, 1, u64::MAX);
-    let (code, out) = fsck(&fs.img, &["-y"]);
-    assert_eq!(code, 1, "{out}");
-    assert!(
-        out.contains("journal replayed: 2 transaction(s), 1 block(s) written, 1 revoked"),
-        "{out}"
+    log.put(&log.txn(0).revoke(&[b[1]]).commit());
+    log.go_live(1, u64::MAX, |_| {});
+    recover(
+        &log,
+        2,
+        "2 transaction(s), 1 block(s) written, 1 revoked, 0 skipped",
+        1,
     );
-    assert_eq!(read_block(&fs.img, free), fill(1));
-    assert_eq!(read_block(&fs.img, free + 1), fill(0xEE));
-    let j = read_block(&fs.img, jstart);
-    assert_eq!(JournalSuperBlock::from_block(&j).sequence.get(), 1);
-    assert_eq!(fsck(&fs.img, &["-n"]).0, 0);
+    assert_eq!(read_block(&log.img, b[0]), fill(1));
+    assert_eq!(read_block(&log.img, b[1]), fill(0xEE));
 }

@@ -14,7 +14,7 @@ use aegisfs_format::checksum::checksum_seed;
 use aegisfs_format::disk::{
     BLOCK_SIZE, FEATURE_COMPAT_HAS_JOURNAL, FT_DIR, LOST_FOUND_INO, ROOT_INO, STATE_CLEAN,
 };
-use aegisfs_format::journal::JournalSuperBlock;
+use aegisfs_format::journal::{JournalSuperBlock, JOURNAL_FEATURE_TXN_CHECKSUM};
 use aegisfs_tools::mkfs::{run, Env};
 use aegisfs_tools::mounts::MountSources;
 use common::{mkfs, mkfs_ok, text, Image, Scratch};
@@ -90,6 +90,8 @@ fn fresh_image_round_trip() {
     let jsb = JournalSuperBlock::validate(&jblock, im.seed(), 1024).unwrap();
     assert!(jsb.is_empty());
     assert_eq!(jsb.sequence.get(), 1);
+    assert_eq!(jsb.features.get(), JOURNAL_FEATURE_TXN_CHECKSUM);
+    assert_eq!(jsb.head.get(), 0);
 
     let root = im.inode(ROOT_INO);
     let r = root.i();

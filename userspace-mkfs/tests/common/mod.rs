@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod fsck;
+pub mod journal;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsStr;

@@ -24,22 +24,44 @@ impl<'u, 'o> Checker<'u, 'o> {
         }
         let jstart = self.geo.journal_start();
         let mut jblk = self.dev.read_new(jstart)?;
-        let (start, sequence) = match JournalSuperBlock::validate(&jblk, self.seed, jblocks) {
-            Ok(j) => (j.start.get(), j.sequence.get()),
-            Err(e) => {
-                let msg = format!(
-                    "Journal superblock is corrupt ({}); reset it to an empty journal",
-                    e.msg()
-                );
-                if self.ui.problem(&msg, false)? {
-                    init_journal_superblock(&mut jblk, self.seed, jblocks)
-                        .map_err(|e| Stop::Error(e.msg().to_string()))?;
-                    self.dev.write(jstart, &jblk)?;
-                    self.clear_recover();
+        let (start, sequence, txn_checksum) =
+            match JournalSuperBlock::validate(&jblk, self.seed, jblocks) {
+                Ok(j) => (j.start.get(), j.sequence.get(), j.has_txn_checksum()),
+                Err(FormatError::JournalFeature) => {
+                    // Structurally sound, but written with features this fsck does not know:
+                    // it cannot tell what is committed, so the log can only be discarded.
+                    let j = JournalSuperBlock::from_block(&jblk);
+                    let (unknown, sequence) = (j.unknown_features(), j.sequence.get());
+                    let msg = format!(
+                        "Journal superblock has unknown incompatible journal features \
+                         0x{unknown:x}; the journal cannot be replayed: discard it"
+                    );
+                    if self.ui.problem(&msg, false)? {
+                        init_journal_superblock(&mut jblk, self.seed, jblocks)
+                            .map_err(|e| Stop::Error(e.msg().to_string()))?;
+                        JournalSuperBlock::from_block_mut(&mut jblk)
+                            .sequence
+                            .set(sequence);
+                        set_journal_block_checksum(self.seed, &mut jblk);
+                        self.dev.write(jstart, &jblk)?;
+                        self.clear_recover();
+                    }
+                    return Ok(());
                 }
-                return Ok(());
-            }
-        };
+                Err(e) => {
+                    let msg = format!(
+                        "Journal superblock is corrupt ({}); reset it to an empty journal",
+                        e.msg()
+                    );
+                    if self.ui.problem(&msg, false)? {
+                        init_journal_superblock(&mut jblk, self.seed, jblocks)
+                            .map_err(|e| Stop::Error(e.msg().to_string()))?;
+                        self.dev.write(jstart, &jblk)?;
+                        self.clear_recover();
+                    }
+                    return Ok(());
+                }
+            };
         if start == 0 {
             if self.sb().needs_recovery()
                 && self.ui.problem(
@@ -56,8 +78,19 @@ impl<'u, 'o> Checker<'u, 'o> {
             len: jblocks,
             seed: self.seed,
             fs_blocks: self.geo.blocks_count(),
+            txn_checksum,
         };
-        let committed = journal.committed(&mut self.dev, self.ui, start, sequence)?;
+        let scan = journal.committed(&mut self.dev, self.ui, start, sequence)?;
+        let committed = scan.transactions;
+        if let Some((seq, why)) = &scan.damaged {
+            self.ui.problem(
+                &format!(
+                    "Journal transaction {seq} has a commit block, but {why}; do not replay \
+                     it or any later transaction"
+                ),
+                true,
+            )?;
+        }
         if !self.fixing() {
             self.ui.problem(
                 &format!(
@@ -80,6 +113,7 @@ impl<'u, 'o> Checker<'u, 'o> {
         self.dev.sync()?;
         let jsb = JournalSuperBlock::from_block_mut(&mut jblk);
         jsb.start.set(0);
+        jsb.head.set(0);
         jsb.sequence.set(rec.next_sequence);
         set_journal_block_checksum(self.seed, &mut jblk);
         self.dev.write(jstart, &jblk)?;
