@@ -664,42 +664,82 @@ def t_fallocate():
         st = os.fstat(fd)
         eq(st.st_size, MIB, "size after KEEP_SIZE")
         expect(st.st_blocks >= 2 * MIB // 512, f"st_blocks {st.st_blocks} after KEEP_SIZE")
-        data = fsx.gen(12, 0, MIB)
-        os.pwrite(fd, data, 0)
+        eq(os.pread(fd, MIB, 0), bytes(MIB), "preallocated range reads zeros after KEEP_SIZE")
+        # Writing into the preallocated blocks, and past EOF into the KEEP_SIZE ones.
+        data = fsx.gen(12, 0, MIB + 5000)
+        os.pwrite(fd, data[:300000], 0)
+        os.pwrite(fd, data[MIB:], MIB)
+        blocks = os.fstat(fd).st_blocks
+        eq(os.fstat(fd).st_size, MIB + 5000, "size after writing past EOF into KEEP_SIZE blocks")
         os.fsync(fd)
+    finally:
+        os.close(fd)
+    remount()
+    want = data[:300000] + bytes(MIB - 300000) + data[MIB:]
+    expect(get(f) == want, "content after remount")
+    eq(os.stat(f).st_blocks, blocks, "st_blocks after remount")
+    for flags, length, err in ((os.O_RDWR, 0, "EINVAL"), (os.O_RDONLY, BLK, "EBADF")):
+        fd = os.open(f, flags)
+        try:
+            expect_errno(err, fallocate, fd, 0, 0, length, what=f"fallocate of {length} bytes (flags {flags})")
+        finally:
+            os.close(fd)
+
+
+def data_file(name, seed, size):
+    top = fresh(name)
+    f = os.path.join(top, "f")
+    fsx.write_file(f, seed, size, fsync=True)
+    return f, fsx.gen(seed, 0, size)
+
+
+def t_punch():
+    f, want = data_file("punch", 17, MIB)
+    fd = os.open(f, os.O_RDWR)
+    try:
         before = os.fstat(fd).st_blocks
         expect_errno(fsx.err_name(errno.EOPNOTSUPP), fallocate, fd, FALLOC_FL_PUNCH_HOLE, 0, BLK, what="PUNCH_HOLE without KEEP_SIZE")
         fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 64 * 1024, 256 * 1024)
         st = os.fstat(fd)
         eq(st.st_size, MIB, "size after punch")
         eq(before - st.st_blocks, 256 * 1024 // 512, "st_blocks freed by the punch")
-        got = os.pread(fd, MIB, 0)
-        want = data[:65536] + bytes(256 * 1024) + data[65536 + 256 * 1024:]
-        expect(got == want, "content after punching 64K+256K")
+        want = want[:65536] + bytes(256 * 1024) + want[65536 + 256 * 1024:]
+        expect(os.pread(fd, MIB, 0) == want, "content after punching 64K+256K")
         # Unaligned punch: partial blocks are zeroed, whole ones freed.
         fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 500000, 10000)
         want = want[:500000] + bytes(10000) + want[510000:]
         expect(os.pread(fd, MIB, 0) == want, "content after an unaligned punch")
         eq(fsx.seek(fd, 65536, os.SEEK_HOLE), 65536, "SEEK_HOLE at the punched hole")
         eq(fsx.seek(fd, 65536, os.SEEK_DATA), 65536 + 256 * 1024, "SEEK_DATA after the punched hole")
-        fallocate(fd, FALLOC_FL_ZERO_RANGE, 700000 + 100, 10000)
-        want = want[:700100] + bytes(10000) + want[710100:]
-        expect(os.pread(fd, MIB, 0) == want, "content after ZERO_RANGE")
-        eq(os.fstat(fd).st_size, MIB, "size after ZERO_RANGE inside the file")
-        fallocate(fd, FALLOC_FL_ZERO_RANGE, MIB - 10, 20010)
-        eq(os.fstat(fd).st_size, MIB + 20000, "size after ZERO_RANGE past EOF")
-        want = want[:MIB - 10] + bytes(20010)
+        # Past EOF: nothing changes.
+        fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 2 * MIB, MIB)
+        eq(os.fstat(fd).st_size, MIB, "size after a punch past EOF")
         os.fsync(fd)
     finally:
         os.close(fd)
     remount()
     expect(get(f) == want, "content after remount")
-    for flags, length, want in ((os.O_RDWR, 0, "EINVAL"), (os.O_RDONLY, BLK, "EBADF")):
-        fd = os.open(f, flags)
-        try:
-            expect_errno(want, fallocate, fd, 0, 0, length, what=f"fallocate of {length} bytes (flags {flags})")
-        finally:
-            os.close(fd)
+
+
+def t_zero_range():
+    f, want = data_file("zerorange", 18, MIB)
+    fd = os.open(f, os.O_RDWR)
+    try:
+        fallocate(fd, FALLOC_FL_ZERO_RANGE, 700000 + 100, 10000)
+        want = want[:700100] + bytes(10000) + want[710100:]
+        expect(os.pread(fd, MIB, 0) == want, "content after ZERO_RANGE")
+        eq(os.fstat(fd).st_size, MIB, "size after ZERO_RANGE inside the file")
+        fallocate(fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, MIB - 10, 20010)
+        eq(os.fstat(fd).st_size, MIB, "size after ZERO_RANGE | KEEP_SIZE past EOF")
+        fallocate(fd, FALLOC_FL_ZERO_RANGE, MIB - 10, 20010)
+        eq(os.fstat(fd).st_size, MIB + 20000, "size after ZERO_RANGE past EOF")
+        want = want[:MIB - 10] + bytes(20010)
+        expect(os.pread(fd, 2 * MIB, 0) == want, "content after ZERO_RANGE past EOF")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    remount()
+    expect(get(f) == want, "content after remount")
 
 
 def t_efbig():
@@ -1082,7 +1122,8 @@ def main():
                      ("renameat2", t_renameat2), ("names", t_names), ("bigdir", t_bigdir),
                      ("chmod-chown", t_chmod_chown), ("utimes", t_utimes),
                      ("truncate", t_truncate), ("unlinked-open", t_unlinked_open),
-                     ("fallocate", t_fallocate), ("efbig", t_efbig), ("odirect", t_odirect),
+                     ("fallocate", t_fallocate), ("fallocate-punch", t_punch),
+                     ("fallocate-zero-range", t_zero_range), ("efbig", t_efbig), ("odirect", t_odirect),
                      ("mmap", t_mmap), ("copy", t_copy), ("sync", t_sync),
                      ("remount-ro", t_remount_ro), ("atime", t_atime), ("times", t_times),
                      ("compare-ext4", t_compare_ext4)]:

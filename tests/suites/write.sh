@@ -23,7 +23,7 @@ printf '%s\n' mkfs-mount block-reuse write-2m write-1g verify-drop-caches verify
     sparse-remount parallel-4 parallel-8 reload-verify enospc umount > "$cases"
 # suite_vm's fsck -n only checks AegisFS disks.
 [ "$fstyp" != aegisfs ] || printf '%s\n' fsck-vdb fsck-vdc >> "$cases"
-suite_vm "$cases" -- --disk "$image" --disk 256M --share "$share" --timeout 900 -- \
+suite_vm "$cases" -- --disk "$image" --disk 256M --share "$share" --timeout 1800 -- \
     "$top/tests/guest/write.py" "$fstyp" main /share
 
 # The second boot: the same image, nothing but what the first one left. Its results are
@@ -32,7 +32,7 @@ if [ -s "$share/manifest" ]; then
     cases2=$work/cases2
     printf 'reboot-%s\n' mount names two-mib one-gib sparse statfs umount > "$cases2"
     [ "$fstyp" != aegisfs ] || echo fsck-vdb >> "$cases2"
-    suite_vm "$cases2" -- --disk "$image" --share "$share" --timeout 300 -- \
+    suite_vm "$cases2" -- --disk "$image" --share "$share" --timeout 600 -- \
         "$top/tests/guest/write.py" "$fstyp" reboot /share |
         sed -u -E "s#^((not )?ok write)/(vm|fsck-vd[a-z])#\1/reboot-\3#"
 else
