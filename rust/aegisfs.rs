@@ -54,7 +54,9 @@ mod fs {
     pub(crate) mod dir;
     pub(crate) mod file;
     pub(crate) mod inode;
+    pub(crate) mod journal;
     pub(crate) mod namei;
+    pub(crate) mod orphan;
     pub(crate) mod superblock;
 }
 

@@ -44,7 +44,7 @@ fn update_desc(sb: &SuperBlock, g: u32, f: impl FnOnce(&mut GroupDesc)) -> Resul
     let (block, _) = geo.group_desc_location(g).ok_or(EUCLEAN)?;
     let bh = sb.bread(block)?;
     let seed = geo.checksum_seed();
-    bh.modify(None, |data| {
+    super::journal::modify(sb, &bh, None, |data| {
         let desc = GroupDesc::in_block_mut(data, g);
         f(desc);
         desc.update_checksum(seed, g);
@@ -120,21 +120,25 @@ fn alloc_in_group(
     let meta = u32::try_from(geo.group_meta_blocks()).map_err(|_| EUCLEAN)?;
     let bh = read_bitmap(sb, g, false)?;
     let seed = geo.checksum_seed();
-    let found = bh.modify(None, |bitmap| -> Result<Option<(u32, u32)>> {
+    let found = super::journal::modify(sb, &bh, None, |bitmap| -> Result<Option<(u32, u32)>> {
+        let usable =
+            |i: u32| !bitmap_test(bitmap, i) && excluded(sb, start + u64::from(i)).is_none();
         let first = if backwards {
-            (meta..len).rev().find(|&i| !bitmap_test(bitmap, i))
+            (meta..len).rev().find(|&i| usable(i))
         } else {
             let from = from.clamp(meta, len);
-            crate::disk::bitmap_find_clear(bitmap, from, len)
-                .or_else(|| crate::disk::bitmap_find_clear(bitmap, meta, from))
+            find_usable(sb, bitmap, start, from, len)
+                .or_else(|| find_usable(sb, bitmap, start, meta, from))
         };
         let Some(first) = first else {
             return Ok(None);
         };
         let mut count = 0u32;
-        while u64::from(count) < max && first + count < len && !bitmap_test(bitmap, first + count) {
-            bitmap_set(bitmap, first + count, true);
+        while u64::from(count) < max && first + count < len && usable(first + count) {
             count += 1;
+        }
+        for i in first..first + count {
+            bitmap_set(bitmap, i, true);
         }
         let sum = bitmap_checksum(seed, g, bitmap);
         update_desc(sb, g, |d| {
@@ -144,6 +148,151 @@ fn alloc_in_group(
         Ok(Some((first, count)))
     })?;
     Ok(found.map(|(first, count)| (start + u64::from(first), u64::from(count))))
+}
+
+/// Whether free block `block` may not be allocated now, with the end of the range it lies in:
+/// freed by a transaction not yet committed (busy), or held for a file's sequential writes
+/// (reserved).
+fn excluded(sb: &SuperBlock, block: u64) -> Option<u64> {
+    if let Some((_, end)) = super::journal::busy_in(sb, block, 1) {
+        return Some(end);
+    }
+    sb.info()
+        .reservations()
+        .lock()
+        .iter()
+        .find(|r| (r.start..r.start + r.count).contains(&block))
+        .map(|r| r.start + r.count)
+}
+
+/// Free blocks held in memory for a file written sequentially: other files do not get
+/// them, but they are not marked in the bitmap until the file uses them (so a crash leaks
+/// nothing).
+#[derive(Clone, Copy)]
+pub(crate) struct Reservation {
+    pub(crate) start: u64,
+    pub(crate) count: u64,
+}
+
+/// Reserves up to `count` free blocks right after `block` (in its group) for a file's next
+/// sequential writes; returns how many.
+pub(crate) fn reserve_after(sb: &SuperBlock, block: u64, count: u64) -> Result<u64> {
+    let geo = sb.info().geometry();
+    let Some((g, index)) = geo.group_of_block(block) else {
+        return Ok(0);
+    };
+    let (Some(start), Some(len)) = (geo.group_start(g), geo.group_len(g)) else {
+        return Ok(0);
+    };
+    let len = len.min(u64::from(BPG)) as u32;
+    let bh = read_bitmap(sb, g, false)?;
+    // Under the bitmap's lock, which every allocator in the group takes.
+    bh.read_locked(|bitmap| -> Result<u64> {
+        let mut n = 0u32;
+        while u64::from(n) < count
+            && index + n < len
+            && !bitmap_test(bitmap, index + n)
+            && excluded(sb, start + u64::from(index + n)).is_none()
+        {
+            n += 1;
+        }
+        if n > 0 {
+            sb.info().reservations().lock().push(
+                Reservation {
+                    start: block,
+                    count: u64::from(n),
+                },
+                GFP_KERNEL,
+            )?;
+        }
+        Ok(u64::from(n))
+    })
+}
+
+/// Gives reserved blocks `start..start + count` back without using them.
+pub(crate) fn release_reservation(sb: &SuperBlock, start: u64, count: u64) {
+    let mut list = sb.info().reservations().lock();
+    let end = start + count;
+    let mut i = 0;
+    while i < list.len() {
+        let r = list[i];
+        if r.start >= start && r.start + r.count <= end {
+            let _ = list.remove(i);
+        } else {
+            if r.start < end && r.start + r.count > start {
+                // Only the front of a reservation is ever released.
+                let cut = end.min(r.start + r.count);
+                list[i] = Reservation {
+                    start: cut,
+                    count: r.start + r.count - cut,
+                };
+            }
+            i += 1;
+        }
+    }
+}
+
+/// Allocates reserved blocks from `start` on (up to `max`): marks them in the bitmap as an
+/// allocation would. Returns how many it could take (0 if they are gone).
+pub(crate) fn take_reserved(sb: &SuperBlock, start: u64, max: u64) -> Result<u64> {
+    release_reservation(sb, start, max);
+    let info = sb.info();
+    let geo = info.geometry();
+    let Some((g, index)) = geo.group_of_block(start) else {
+        return Ok(0);
+    };
+    let len = geo.group_len(g).ok_or(EUCLEAN)?.min(u64::from(BPG)) as u32;
+    let keep = if info.reserved_blocks() > 0 && !crate::vfs::capable_resource() {
+        info.reserved_blocks()
+    } else {
+        0
+    };
+    let claimed = claim(&info.free_blocks, max, keep);
+    if claimed == 0 {
+        return Ok(0);
+    }
+    let bh = read_bitmap(sb, g, false)?;
+    let seed = geo.checksum_seed();
+    let taken = super::journal::modify(sb, &bh, None, |bitmap| -> Result<u32> {
+        let mut n = 0u32;
+        while u64::from(n) < claimed
+            && index + n < len
+            && !bitmap_test(bitmap, index + n)
+            && super::journal::busy_in(sb, start + u64::from(n), 1).is_none()
+        {
+            bitmap_set(bitmap, index + n, true);
+            n += 1;
+        }
+        if n > 0 {
+            let sum = bitmap_checksum(seed, g, bitmap);
+            update_desc(sb, g, |d| {
+                d.free_blocks.set(d.free_blocks.get().saturating_sub(n));
+                d.block_bitmap_checksum.set(sum);
+            })?;
+        }
+        Ok(n)
+    })?;
+    info.free_blocks
+        .fetch_add(claimed - u64::from(taken).min(claimed), Ordering::AcqRel);
+    info.mark_dirty();
+    Ok(u64::from(taken))
+}
+
+/// The first clear bit of `bitmap` in `from..to` whose block (the group starts at `start`)
+/// is not busy in the journal.
+fn find_usable(sb: &SuperBlock, bitmap: &[u8], start: u64, from: u32, to: u32) -> Option<u32> {
+    let mut pos = from;
+    while pos < to {
+        let i = crate::disk::bitmap_find_clear(bitmap, pos, to)?;
+        match excluded(sb, start + u64::from(i)) {
+            None => return Some(i),
+            Some(end) => {
+                let skip = u32::try_from(end.saturating_sub(start)).unwrap_or(u32::MAX);
+                pos = skip.max(i + 1);
+            }
+        }
+    }
+    None
 }
 
 /// Allocates between 1 and `max` contiguous blocks, as close after `goal` as possible;
@@ -210,7 +359,7 @@ fn free_in_group(sb: &SuperBlock, first: u64, count: u64) -> Result {
     };
     let bh = read_bitmap(sb, g, false)?;
     let seed = geo.checksum_seed();
-    let (freed, double) = bh.modify(None, |bitmap| -> Result<(u32, bool)> {
+    let (freed, double) = super::journal::modify(sb, &bh, None, |bitmap| -> Result<(u32, bool)> {
         let mut freed = 0u32;
         let mut double = false;
         for i in 0..count {
@@ -232,6 +381,7 @@ fn free_in_group(sb: &SuperBlock, first: u64, count: u64) -> Result {
     info.free_blocks
         .fetch_add(u64::from(freed), Ordering::AcqRel);
     info.mark_dirty();
+    super::journal::blocks_freed(sb, first, count);
     if double {
         return Err(group_corruption(
             sb,
@@ -304,7 +454,7 @@ fn alloc_inode_in_group(sb: &SuperBlock, g: u32, dir: bool) -> Result<Option<u32
     let per_group = geo.inodes_per_group();
     let first = if g == 0 { FIRST_INO } else { 0 };
     let bh = read_bitmap(sb, g, true)?;
-    let index = bh.modify(None, |bitmap| -> Result<Option<u32>> {
+    let index = super::journal::modify(sb, &bh, None, |bitmap| -> Result<Option<u32>> {
         let Some(index) = crate::disk::bitmap_find_clear(bitmap, first, per_group) else {
             return Ok(None);
         };
@@ -352,7 +502,7 @@ pub(crate) fn alloc_inode(sb: &SuperBlock, parent: &Inode, dir: bool) -> Result<
     let loc = geo.inode_location(ino).map_err(|_| EUCLEAN)?;
     let size = usize::from(geo.inode_size());
     let bh = sb.bread(loc.block)?;
-    bh.modify(None, |data| {
+    super::journal::modify(sb, &bh, None, |data| {
         if let Some(slot) = data.get_mut(loc.offset..loc.offset + size) {
             slot.fill(0);
         }
@@ -367,7 +517,7 @@ pub(crate) fn free_inode(sb: &SuperBlock, ino: u32, dir: bool) -> Result {
     let (g, index) = geo.inode_group(ino).map_err(|_| EUCLEAN)?;
     let seed = geo.checksum_seed();
     let bh = read_bitmap(sb, g, true)?;
-    let was_used = bh.modify(None, |bitmap| -> Result<bool> {
+    let was_used = super::journal::modify(sb, &bh, None, |bitmap| -> Result<bool> {
         let was_used = bitmap_set(bitmap, index, false);
         let sum = bitmap_checksum(seed, g, bitmap);
         update_desc(sb, g, |d| {

@@ -9,7 +9,7 @@ use crate::blockmap::{BlockPath, DIND_START, IND_START, PTR_UNWRITTEN, TIND_STAR
 use crate::disk::{IndirectBlock, BLOCK_SIZE_U64, MAX_FILE_BLOCKS, PTRS_PER_BLOCK_U64};
 use crate::error::FormatError;
 use crate::vfs::buffer::{BufferHead, Verified};
-use crate::vfs::inode::Inode;
+use crate::vfs::inode::{Inode, MapWrite};
 use kernel::prelude::*;
 
 /// Contiguous disk blocks backing contiguous logical blocks.
@@ -464,11 +464,24 @@ pub(crate) fn get_blocks(
     if !create {
         return Ok(None);
     }
+    let _handle = super::journal::start(inode.sb())?;
     let mut ptrs = inode.map_write();
     if let Some(run) = map_in(inode, &ptrs, lblk, max)? {
         return Ok(Some(map(run)));
     }
-    allocate(inode, &mut ptrs, lblk, max).map(Some)
+    let mapped = allocate(inode, &mut ptrs, lblk, max);
+    finish_changes(inode, ptrs);
+    mapped.map(Some)
+}
+
+/// Releases the block map lock, then has the inode logged if its pointers changed (the
+/// inode is copied under that lock, so not while it is held).
+pub(crate) fn finish_changes(inode: &Inode, mut map: MapWrite<'_>) {
+    let changed = core::mem::take(&mut map.changed);
+    drop(map);
+    if changed {
+        inode.mark_dirty();
+    }
 }
 
 /// Where a leaf's pointers are: the inode's direct pointers or an indirect block.
@@ -498,7 +511,7 @@ impl Leaf {
                 for (slot, v) in map.direct.iter_mut().skip(index).zip(values) {
                     *slot = v;
                 }
-                inode.mark_dirty();
+                map.changed = true;
             }
             Leaf::Indirect(bh) => set_indirect_ptrs(inode, bh, index, values),
         }
@@ -514,7 +527,7 @@ fn set_indirect_ptrs(
 ) {
     let seed = inode.sb().info().geometry().checksum_seed();
     let generation = inode.info().generation;
-    bh.modify(Some(inode), |data| {
+    super::journal::modify(inode.sb(), &bh, Some(inode), |data| {
         let ind = IndirectBlock::from_block_mut(data);
         for (i, v) in (index..).zip(values) {
             ind.set_ptr(i, v);
@@ -553,60 +566,60 @@ fn alloc_indirect(inode: &Inode, map: &BlockPtrs) -> Result<u64> {
             return Err(e);
         }
     };
-    bh.modify(Some(inode), |data| {
+    super::journal::modify(inode.sb(), &bh, Some(inode), |data| {
         IndirectBlock::from_block_mut(data).update_checksum(seed, inode.ino(), generation);
     });
     bh.set_verified(Verified::Indirect);
     inode.account_blocks(1, true);
-    inode.mark_dirty();
     Ok(block)
 }
 
 /// Gives the blocks allocated ahead of `inode` back.
 pub(crate) fn discard_prealloc(inode: &Inode, map: &mut BlockPtrs) -> Result {
     let pa = core::mem::take(&mut map.prealloc);
-    if pa.count == 0 {
-        return Ok(());
+    if pa.count > 0 {
+        alloc::release_reservation(inode.sb(), pa.pblk, pa.count);
     }
-    alloc::free_blocks(inode.sb(), pa.pblk, pa.count)
+    Ok(())
 }
 
 /// Allocates `want` (at least 1) data blocks for logical blocks from `lblk`, contiguous on
 /// disk; returns the first and the count.
 fn alloc_data(inode: &Inode, map: &mut BlockPtrs, lblk: u64, want: u64) -> Result<(u64, u64)> {
+    let sb = inode.sb();
     let pa = map.prealloc;
     if pa.count > 0 && pa.lblk == lblk {
-        let n = want.min(pa.count);
-        map.prealloc = Prealloc {
-            lblk: lblk + n,
-            pblk: pa.pblk + n,
-            count: pa.count - n,
-        };
-        map.next_lblk = lblk + n;
-        return Ok((pa.pblk, n));
+        let n = alloc::take_reserved(sb, pa.pblk, want.min(pa.count))?;
+        if n > 0 {
+            map.prealloc = Prealloc {
+                lblk: lblk + n,
+                pblk: pa.pblk + n,
+                count: pa.count - n,
+            };
+            map.next_lblk = lblk + n;
+            map.goal = pa.pblk + n;
+            return Ok((pa.pblk, n));
+        }
     }
     discard_prealloc(inode, map)?;
     let sequential = inode.info().unwritten_ok && lblk != 0 && lblk == map.next_lblk;
-    let extra = if sequential { PREALLOC_BLOCKS } else { 0 };
-    let info = inode.sb().info();
+    let info = sb.info();
     // Near a full disk, blocks held ahead by open files would turn into early ENOSPC.
     let free = info.free_blocks.load(core::sync::atomic::Ordering::Relaxed);
-    let extra = if free > 64 * PREALLOC_BLOCKS {
-        extra
-    } else {
-        0
-    };
-    let (start, got) = alloc::alloc_blocks(inode.sb(), goal(inode, map), want + extra, false)?;
-    let n = got.min(want);
-    if got > n {
-        map.prealloc = Prealloc {
-            lblk: lblk + n,
-            pblk: start + n,
-            count: got - n,
-        };
-    }
-    map.goal = start + got;
+    let ahead = sequential && free > 64 * PREALLOC_BLOCKS;
+    let (start, n) = alloc::alloc_blocks(sb, goal(inode, map), want, false)?;
+    map.goal = start + n;
     map.next_lblk = lblk + n;
+    if ahead {
+        let count = alloc::reserve_after(sb, start + n, PREALLOC_BLOCKS)?;
+        if count > 0 {
+            map.prealloc = Prealloc {
+                lblk: lblk + n,
+                pblk: start + n,
+                count,
+            };
+        }
+    }
     Ok((start, n))
 }
 
@@ -629,12 +642,12 @@ fn leaf_for(
     for (level, &offset) in offsets.iter().enumerate() {
         if block == 0 {
             block = alloc_indirect(inode, map)?;
+            map.changed = true;
             match &parent {
                 None => {
                     if let Some(root) = map.roots.get_mut(root_index) {
                         *root = block;
                     }
-                    inode.mark_dirty();
                 }
                 Some((bh, index)) => set_indirect_ptrs(inode, bh, *index, core::iter::once(block)),
             }
@@ -664,6 +677,11 @@ fn allocate(inode: &Inode, map: &mut BlockPtrs, lblk: u64, max: u64) -> Result<M
     let index = usize::from(offsets.last().copied().unwrap_or(0));
     let first = leaf.ptr(map, index);
     let max_usize = usize::try_from(max).unwrap_or(usize::MAX);
+    if inode.info().unwritten_ok {
+        // The data written into these blocks reaches the disk before the transaction that
+        // maps them commits.
+        super::journal::add_ordered(inode.sb(), inode);
+    }
     if first & PTR_UNWRITTEN != 0 {
         // Preallocated: the blocks become written; the page cache zeroes what the write
         // does not cover.
@@ -690,7 +708,7 @@ fn allocate(inode: &Inode, map: &mut BlockPtrs, lblk: u64, max: u64) -> Result<M
     let (start, count) = alloc_data(inode, map, lblk, want as u64)?;
     leaf.set(inode, map, index, (0..count).map(|i| start + i));
     inode.account_blocks(count, true);
-    inode.mark_dirty();
+    map.changed = true;
     Ok(Mapped {
         start,
         count,
@@ -717,10 +735,12 @@ pub(crate) fn alloc_unwritten(
     if end > MAX_FILE_BLOCKS {
         return Err(EFBIG);
     }
-    let mut map = inode.map_write();
-    discard_prealloc(inode, &mut map)?;
+    let sb = inode.sb();
+    let mut handle = super::journal::start(sb)?;
+    discard_prealloc(inode, &mut inode.map_write())?;
     let mut lblk = start;
     while lblk < end {
+        let mut map = inode.map_write();
         let block_path = BlockPath::of(lblk).ok_or(EFBIG)?;
         let mut walk = WalkPath::default();
         let leaf = leaf_for(inode, &mut map, &block_path, &mut walk)?;
@@ -765,7 +785,7 @@ pub(crate) fn alloc_unwritten(
                     (0..got).map(|k| (first + k) | PTR_UNWRITTEN),
                 );
                 inode.account_blocks(got, true);
-                inode.mark_dirty();
+                map.changed = true;
                 i += got.max(1);
             } else {
                 let mut blocks = [0u64; CONVERT_BATCH as usize];
@@ -784,6 +804,10 @@ pub(crate) fn alloc_unwritten(
             }
         }
         lblk += n;
+        drop(leaf);
+        finish_changes(inode, map);
+        // One leaf at a time, each complete: a long range takes several transactions.
+        handle.restart(sb)?;
         crate::vfs::cond_resched();
     }
     Ok(())
@@ -804,6 +828,10 @@ struct Freer<'a> {
     /// A directory's blocks are metadata in the device's cache: a dirty copy must not be
     /// written after the block found a new user.
     forget: bool,
+    /// Leaf indirect blocks still to process before stopping (a transaction's worth).
+    budget: u32,
+    /// The walk stopped because the budget ran out.
+    stopped: bool,
 }
 
 impl<'a> Freer<'a> {
@@ -813,13 +841,15 @@ impl<'a> Freer<'a> {
             run: None,
             total: 0,
             forget: inode.mode() & crate::disk::S_IFMT == crate::disk::S_IFDIR,
+            budget: u32::MAX,
+            stopped: false,
         }
     }
 
     fn add(&mut self, block: u64) -> Result {
         self.total += 1;
         if self.forget {
-            self.inode.sb().forget_block(block);
+            super::journal::forget_metadata(self.inode.sb(), block);
         }
         if let Some((start, count)) = &mut self.run {
             if *start + *count == block {
@@ -843,7 +873,6 @@ impl<'a> Freer<'a> {
     fn finish(mut self) -> Result {
         let result = self.flush();
         self.inode.account_blocks(self.total, false);
-        self.inode.mark_dirty();
         result
     }
 }
@@ -884,9 +913,16 @@ fn free_subtree(
             freer.add(data)?;
             true
         } else {
+            if freer.budget == 0 {
+                freer.stopped = true;
+                break;
+            }
             let empty = free_subtree(inode, walk, freer, ptr, levels - 1, child_lo, start, end)?;
+            if levels == 2 {
+                freer.budget = freer.budget.saturating_sub(1);
+            }
             if empty {
-                inode.sb().forget_block(ptr);
+                super::journal::forget_metadata(inode.sb(), ptr);
                 freer.add(ptr)?;
             }
             empty
@@ -896,6 +932,9 @@ fn free_subtree(
             any_cleared = true;
         }
         crate::vfs::cond_resched();
+        if freer.stopped {
+            break;
+        }
     }
     walk.len = walk.len.saturating_sub(1);
     let is_cleared = |i: usize| cleared[i / 64] & (1 << (i % 64)) != 0;
@@ -904,7 +943,7 @@ fn free_subtree(
     if any_cleared && !empty {
         let seed = inode.sb().info().geometry().checksum_seed();
         let generation = inode.info().generation;
-        bh.modify(Some(inode), |data| {
+        super::journal::modify(inode.sb(), &bh, Some(inode), |data| {
             let ind = IndirectBlock::from_block_mut(data);
             for i in 0..crate::disk::PTRS_PER_BLOCK {
                 if is_cleared(i) {
@@ -920,12 +959,26 @@ fn free_subtree(
 /// Frees the blocks mapping logical blocks `start..end` of `inode` (data, UNWRITTEN and
 /// indirect blocks that end up mapping nothing), and the blocks allocated ahead.
 pub(crate) fn free_range(inode: &Inode, map: &mut BlockPtrs, start: u64, end: u64) -> Result {
+    free_range_budget(inode, map, start, end, u32::MAX).map(|_| ())
+}
+
+/// [`free_range`] that stops after `budget` leaf indirect blocks, with the block map
+/// consistent; returns whether it finished.
+fn free_range_budget(
+    inode: &Inode,
+    map: &mut BlockPtrs,
+    start: u64,
+    end: u64,
+    budget: u32,
+) -> Result<bool> {
     discard_prealloc(inode, map)?;
     let mut freer = Freer::new(inode);
+    freer.budget = budget;
     let result = free_range_in(inode, map, &mut freer, start, end);
+    let stopped = freer.stopped;
     let finished = freer.finish();
     map.next_lblk = 0;
-    result.and(finished)
+    result.and(finished).map(|()| !stopped)
 }
 
 fn free_range_in(
@@ -965,21 +1018,44 @@ fn free_range_in(
         }
         let mut walk = WalkPath::default();
         if free_subtree(inode, &mut walk, freer, root, levels, lo, start, end)? {
-            inode.sb().forget_block(root);
+            super::journal::forget_metadata(inode.sb(), root);
             freer.add(root)?;
             map.roots[index] = 0;
         }
+        if freer.stopped {
+            break;
+        }
     }
-    inode.mark_dirty();
+    map.changed = true;
     Ok(())
+}
+
+/// Leaf indirect blocks (each up to 511 data blocks) freed per transaction.
+const FREE_LEAVES_PER_TRANSACTION: u32 = 256;
+
+/// Frees the blocks of logical blocks `start..end` of `inode`, in as many transactions as it
+/// takes (each leaves the block map consistent).
+pub(crate) fn free_blocks_range(inode: &Inode, start: u64, end: u64) -> Result {
+    let sb = inode.sb();
+    let mut handle = super::journal::start(sb)?;
+    loop {
+        let mut map = inode.map_write();
+        let finished = free_range_budget(inode, &mut map, start, end, FREE_LEAVES_PER_TRANSACTION);
+        finish_changes(inode, map);
+        let finished = finished?;
+        if finished {
+            return Ok(());
+        }
+        // With the block map lock released: other handles may need it to finish.
+        handle.restart(sb)?;
+    }
 }
 
 /// Frees every block of `inode` from logical block `from` on (truncate).
 pub(crate) fn truncate_blocks(inode: &Inode, from: u64) -> Result {
-    let mut map = inode.map_write();
-    free_range(inode, &mut map, from, MAX_FILE_BLOCKS)?;
+    free_blocks_range(inode, from, MAX_FILE_BLOCKS)?;
     if from == 0 {
-        map.goal = 0;
+        inode.map_write().goal = 0;
     }
     Ok(())
 }

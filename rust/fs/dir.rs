@@ -151,14 +151,12 @@ fn modify_block(
     let block = DirBlock::read(dir, &mut map, index)?;
     let seed = block.geometry.checksum_seed();
     let generation = dir.info().generation;
-    block
-        .bh
-        .modify(Some(dir), |data| {
-            let result = f(data);
-            set_dir_block_checksum(data, seed, dir.ino(), generation);
-            result
-        })
-        .map_err(|e| inode_corruption(dir, e.msg()))
+    super::journal::modify(dir.sb(), &block.bh, Some(dir), |data| {
+        let result = f(data);
+        set_dir_block_checksum(data, seed, dir.ino(), generation);
+        result
+    })
+    .map_err(|e| inode_corruption(dir, e.msg()))
 }
 
 /// Finds the used entry `name` of `dir`.
@@ -214,7 +212,7 @@ pub(crate) fn add(dir: &Inode, name: &[u8], ino: u32, file_type: u8) -> Result {
     let geo = sb.info().geometry();
     let bh = sb.new_block(mapped.start)?;
     let generation = dir.info().generation;
-    bh.modify(Some(dir), |data| {
+    super::journal::modify(dir.sb(), &bh, Some(dir), |data| {
         init_dir_block(data);
         let added = add_entry(data, ino, name, file_type);
         set_dir_block_checksum(data, geo.checksum_seed(), dir.ino(), generation);
@@ -251,7 +249,10 @@ pub(crate) fn remove(dir: &Inode, pos: EntryPos) -> Result {
         if !unused {
             break;
         }
-        blockmap::free_range(dir, &mut dir.map_write(), blocks - 1, blocks)?;
+        let mut map = dir.map_write();
+        let freed = blockmap::free_range(dir, &mut map, blocks - 1, blocks);
+        blockmap::finish_changes(dir, map);
+        freed?;
         blocks -= 1;
         dir.set_size(blocks * BLOCK_SIZE_U64);
         dir.mark_dirty();
@@ -278,7 +279,7 @@ pub(crate) fn init(dir: &Inode, parent: u32) -> Result {
     let seed = sb.info().geometry().checksum_seed();
     let bh = sb.new_block(mapped.start)?;
     let generation = dir.info().generation;
-    bh.modify(Some(dir), |data| {
+    super::journal::modify(dir.sb(), &bh, Some(dir), |data| {
         let result = init_first_dir_block(data, dir.ino(), parent);
         set_dir_block_checksum(data, seed, dir.ino(), generation);
         result

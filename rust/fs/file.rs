@@ -5,6 +5,7 @@
 use super::blockmap;
 use crate::disk::BLOCK_SIZE_U64;
 use crate::vfs::inode::Inode;
+use core::sync::atomic::Ordering;
 use kernel::prelude::*;
 
 /// Changes the size of `inode` (truncate): shrinking zeroes the rest of the new last block
@@ -14,6 +15,10 @@ pub(crate) fn set_size(inode: &Inode, size: u64) -> Result {
     inode.dio_wait();
     if size < old {
         inode.zero_tail_block(size)?;
+        // A truncate may take several transactions: a crash in between is finished at the
+        // next mount.
+        let _handle = super::journal::start(inode.sb())?;
+        super::orphan::add(inode)?;
     }
     {
         let _lock = inode.invalidate_lock();
@@ -21,6 +26,10 @@ pub(crate) fn set_size(inode: &Inode, size: u64) -> Result {
         if size < old {
             blockmap::truncate_blocks(inode, size.div_ceil(BLOCK_SIZE_U64))?;
         }
+    }
+    let _handle = super::journal::start(inode.sb())?;
+    if size < old {
+        super::orphan::remove(inode)?;
     }
     inode.touch(true);
     inode.mark_dirty();
@@ -39,8 +48,48 @@ pub(crate) fn write_failed(inode: &Inode, end: u64) {
     }
 }
 
+/// `write_begin` of a buffered write ending at byte `end`: runs `begin` (the page cache's
+/// part, which allocates blocks) in a handle that stays open until [`write_end`], so that
+/// the blocks and the new size commit together. After ENOSPC, when blocks freed by the
+/// running transaction would become usable, commits and tries once more.
+pub(crate) fn write_begin(inode: &Inode, end: u64, mut begin: impl FnMut() -> Result) -> Result {
+    let sb = inode.sb();
+    let mut retried = false;
+    loop {
+        let handle = super::journal::start(sb)?;
+        match begin() {
+            Ok(()) => {
+                let token = handle.detach();
+                inode.info().write_nofs.store(token, Ordering::Relaxed);
+                return Ok(());
+            }
+            Err(e) => {
+                drop(handle);
+                write_failed(inode, end);
+                if e == ENOSPC && !retried && super::journal::should_retry_alloc(sb) {
+                    super::journal::commit(sb)?;
+                    retried = true;
+                    continue;
+                }
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// `write_end`: ends the handle `write_begin` opened; `short` when less than asked was
+/// copied, so that blocks allocated past the size go again.
+pub(crate) fn write_end(inode: &Inode, end: u64, short: bool) {
+    let token = inode.info().write_nofs.load(Ordering::Relaxed);
+    drop(super::journal::resume(inode.sb(), token));
+    if short {
+        write_failed(inode, end);
+    }
+}
+
 /// The last writer of `inode` closes it: blocks allocated ahead are given back.
 pub(crate) fn release(inode: &Inode) -> Result {
+    let _handle = super::journal::start(inode.sb())?;
     blockmap::discard_prealloc(inode, &mut inode.map_write())
 }
 
@@ -219,7 +268,7 @@ fn punch_hole(inode: &Inode, start: u64, end: u64) -> Result {
     if whole.start < whole.end {
         inode
             .truncate_pagecache_range(whole.start * BLOCK_SIZE_U64, whole.end * BLOCK_SIZE_U64 - 1);
-        blockmap::free_range(inode, &mut inode.map_write(), whole.start, whole.end)?;
+        blockmap::free_blocks_range(inode, whole.start, whole.end)?;
     }
     Ok(())
 }

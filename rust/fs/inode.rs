@@ -41,6 +41,8 @@ pub(crate) struct BlockPtrs {
     /// it and get a [`Prealloc`]).
     pub(crate) next_lblk: u64,
     pub(crate) prealloc: Prealloc,
+    /// The pointers changed: the inode must be logged once the lock is released.
+    pub(crate) changed: bool,
 }
 
 impl BlockPtrs {
@@ -55,6 +57,7 @@ impl BlockPtrs {
                 pblk: 0,
                 count: 0,
             },
+            changed: false,
         }
     }
 }
@@ -78,6 +81,14 @@ pub(crate) struct InodeInfo {
     pub(crate) lookup_start: AtomicU64,
     /// Whether corruption in the inode's blocks was already logged.
     pub(crate) corruption_reported: AtomicBool,
+    /// The last transaction that changed the inode, and the last that changed it in a way
+    /// `fdatasync` must wait for (not only timestamps).
+    pub(crate) sync_seq: AtomicU64,
+    pub(crate) datasync_seq: AtomicU64,
+    /// The transaction whose ordered data list holds the inode.
+    pub(crate) ordered_seq: AtomicU64,
+    /// The allocation flags saved by the handle `write_begin` leaves open for `write_end`.
+    pub(crate) write_nofs: AtomicU32,
 }
 
 impl InodeInfo {
@@ -94,6 +105,10 @@ impl InodeInfo {
             link: [0; Self::LINK_BUFFER_SIZE],
             lookup_start: AtomicU64::new(0),
             corruption_reported: AtomicBool::new(false),
+            sync_seq: AtomicU64::new(0),
+            datasync_seq: AtomicU64::new(0),
+            ordered_seq: AtomicU64::new(0),
+            write_nofs: AtomicU32::new(0),
         }
     }
 }
@@ -134,7 +149,8 @@ fn read_inode(new: NewInode) -> Result<InodeRef> {
     drop(bh);
     let disk = DiskInode::validate(ino, raw, geo).map_err(|e| corruption(sb, ino, e.msg()))?;
     let nlink = disk.links_count.get();
-    if nlink == 0 {
+    // Only an orphan (deleted while open when the system stopped) may have no links.
+    if nlink == 0 && !sb.info().orphans().lock().contains(&ino) {
         return Err(corruption(sb, ino, "deleted inode is still referenced"));
     }
 
@@ -210,7 +226,7 @@ pub(crate) fn write_inode(inode: &Inode, sync: bool) -> Result {
     let [atime, mtime, ctime] = inode.times();
     let mode = inode.mode();
     let bh = sb.bread(loc.block)?;
-    bh.modify(None, |data| -> Result {
+    super::journal::modify(sb, &bh, None, |data| -> Result {
         let raw = data.get_mut(loc.offset..loc.offset + size).ok_or(EUCLEAN)?;
         let disk = DiskInode::from_slot_mut(raw).map_err(|_| EUCLEAN)?;
         disk.mode.set(mode);
@@ -253,6 +269,66 @@ pub(crate) fn write_inode(inode: &Inode, sync: bool) -> Result {
     Ok(())
 }
 
+/// The VFS marked `inode` dirty (`datasync`: not only its timestamps): with a journal, the
+/// inode is copied into its inode table block in the running transaction now, so that it
+/// commits with the changes that go with it.
+pub(crate) fn dirtied(inode: &Inode, datasync: bool) {
+    let sb = inode.sb();
+    if sb.info().journal().is_none() || sb.is_read_only() || inode.ino() == 0 || inode.is_bad() {
+        return;
+    }
+    let result = super::journal::start(sb).and_then(|_handle| write_inode(inode, false));
+    match result {
+        Ok(()) => {
+            let sequence = super::journal::running_sequence(sb);
+            inode.info().sync_seq.store(sequence, Ordering::Relaxed);
+            if datasync {
+                inode.info().datasync_seq.store(sequence, Ordering::Relaxed);
+            }
+        }
+        Err(e) => device_err!(
+            sb.name(),
+            "inode {}: error {} logging it",
+            inode.ino(),
+            e.to_errno()
+        ),
+    }
+}
+
+/// `write_inode`: with a journal the inode is already in a transaction, which a
+/// synchronous write commits; without one, the inode is written into its block.
+pub(crate) fn write_back(inode: &Inode, sync: bool) -> Result {
+    let sb = inode.sb();
+    if sb.info().journal().is_none() {
+        return write_inode(inode, sync);
+    }
+    if sync {
+        super::journal::commit_sequence(sb, inode.info().sync_seq.load(Ordering::Relaxed))?;
+    }
+    Ok(())
+}
+
+/// `fsync`: the file's data is written; this makes its metadata durable (`datasync`: only
+/// what reading the data needs).
+pub(crate) fn sync(inode: &Inode, datasync: bool) -> Result {
+    let sb = inode.sb();
+    if sb.info().journal().is_none() {
+        write_inode(inode, true)?;
+        return sb.flush();
+    }
+    let info = inode.info();
+    let sequence = if datasync {
+        info.datasync_seq.load(Ordering::Relaxed)
+    } else {
+        info.sync_seq.load(Ordering::Relaxed)
+    };
+    if !super::journal::commit_sequence(sb, sequence)? {
+        // Nothing to commit, but the data just written may sit in the device's cache.
+        sb.flush()?;
+    }
+    Ok(())
+}
+
 /// Called when the last reference to `inode` goes (its page cache is already gone): a file
 /// without links is deleted, its blocks and inode number freed; otherwise only blocks
 /// allocated ahead are given back.
@@ -265,7 +341,8 @@ pub(crate) fn evict(inode: &Inode) {
     let result = if delete {
         delete_inode(inode)
     } else {
-        blockmap::discard_prealloc(inode, &mut inode.map_write())
+        super::journal::start(sb)
+            .and_then(|_handle| blockmap::discard_prealloc(inode, &mut inode.map_write()))
     };
     if let Err(e) = result {
         device_err!(
@@ -285,12 +362,15 @@ pub(crate) fn evict(inode: &Inode) {
 fn delete_inode(inode: &Inode) -> Result {
     let sb = inode.sb();
     let dir = inode.mode() & S_IFMT == S_IFDIR;
+    // Its own transactions: a large file takes several.
     if !inode.info().inline_link {
         blockmap::truncate_blocks(inode, 0)?;
     }
+    let _handle = super::journal::start(sb)?;
     inode.set_size(0);
     write_inode(inode, false)?;
-    alloc::free_inode(sb, inode.ino(), dir)
+    alloc::free_inode(sb, inode.ino(), dir)?;
+    super::orphan::remove(inode)
 }
 
 /// Creates the inode of a new file of `mode` in `dir` (with `nlink` links, `rdev` for

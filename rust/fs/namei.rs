@@ -72,6 +72,7 @@ pub(crate) fn create(
     if name.len() > NAME_MAX {
         return Err(ENAMETOOLONG);
     }
+    let _handle = super::journal::start(dir.sb())?;
     let directory = mode & S_IFMT == S_IFDIR;
     if directory && dir.nlink() >= LINK_MAX {
         return Err(EMLINK);
@@ -116,7 +117,10 @@ pub(crate) fn tmpfile(
     file: *mut bindings::file,
     mode: u16,
 ) -> Result {
+    let _handle = super::journal::start(dir.sb())?;
     let new = new_inode(idmap, dir, mode, 0, None)?;
+    // Without a name it is deleted at its last close, or at the next mount after a crash.
+    super::orphan::add(new.inode())?;
     new.instantiate_tmpfile(file);
     Ok(())
 }
@@ -124,11 +128,17 @@ pub(crate) fn tmpfile(
 /// A new name `dentry` in `dir` for the inode of `old`.
 pub(crate) fn link(old: &Dentry, dir: &Inode, dentry: &Dentry) -> Result {
     let inode = old.inode().ok_or(ENOENT)?;
+    let _handle = super::journal::start(dir.sb())?;
     if inode.nlink() >= LINK_MAX {
         return Err(EMLINK);
     }
     dir::add(dir, dentry.name(), inode.ino(), file_type(inode))?;
+    let was_orphan = inode.nlink() == 0;
     inode.inc_nlink();
+    if was_orphan {
+        // An O_TMPFILE file gets its name.
+        super::orphan::remove(inode)?;
+    }
     inode.touch(false);
     inode.mark_dirty();
     dir_changed(dir);
@@ -139,6 +149,7 @@ pub(crate) fn link(old: &Dentry, dir: &Inode, dentry: &Dentry) -> Result {
 /// Removes the name `dentry` of a file from `dir`.
 pub(crate) fn unlink(dir: &Inode, dentry: &Dentry) -> Result {
     let inode = dentry.inode().ok_or(ENOENT)?;
+    let _handle = super::journal::start(dir.sb())?;
     let pos = dir::find(dir, dentry.name())?.ok_or(ENOENT)?;
     if pos.ino != inode.ino() {
         return Err(super::superblock::inode_corruption(
@@ -148,6 +159,10 @@ pub(crate) fn unlink(dir: &Inode, dentry: &Dentry) -> Result {
     }
     dir::remove(dir, pos)?;
     inode.drop_nlink();
+    if inode.nlink() == 0 {
+        // Deleted when the last user closes it; until then the orphan list records it.
+        super::orphan::add(inode)?;
+    }
     inode.touch(false);
     inode.mark_dirty();
     dir_changed(dir);
@@ -157,11 +172,13 @@ pub(crate) fn unlink(dir: &Inode, dentry: &Dentry) -> Result {
 /// Removes the empty directory `dentry` from `dir`.
 pub(crate) fn rmdir(dir: &Inode, dentry: &Dentry) -> Result {
     let inode = dentry.inode().ok_or(ENOENT)?;
+    let _handle = super::journal::start(dir.sb())?;
     if !dir::is_empty(inode)? {
         return Err(ENOTEMPTY);
     }
     unlink(dir, dentry)?;
     inode.clear_nlink();
+    super::orphan::add(inode)?;
     inode.set_size(0);
     inode.mark_dirty();
     dir.drop_nlink();
@@ -198,6 +215,7 @@ pub(crate) fn rename(
         return Err(ENAMETOOLONG);
     }
     let inode = old.inode().ok_or(ENOENT)?;
+    let _handle = super::journal::start(old_dir.sb())?;
     let old_pos = dir::find(old_dir, old.name())?.ok_or(ENOENT)?;
     if flags & RENAME_EXCHANGE != 0 {
         return exchange(old_dir, old_pos, inode, new_dir, new);
@@ -227,6 +245,9 @@ pub(crate) fn rename(
                 target.clear_nlink();
             } else {
                 target.drop_nlink();
+            }
+            if target.nlink() == 0 {
+                super::orphan::add(target)?;
             }
             target.touch(false);
             target.mark_dirty();

@@ -2,18 +2,24 @@
 
 //! Mounting: the superblock and group descriptors, statfs and mount options.
 
+use super::alloc::Reservation;
 use super::inode::iget;
+use super::journal::recovery::{recover, JournalArea};
+use super::journal::{Journal, DEFAULT_COMMIT_SECONDS};
 use crate::disk::{
     GroupDesc, SuperBlock as DiskSuperBlock, ERRORS_CONTINUE, ERRORS_PANIC, ERRORS_REMOUNT_RO,
-    MAX_FILE_SIZE, ROOT_INO, STATE_CLEAN, S_IFDIR, S_IFMT,
+    FEATURE_INCOMPAT_RECOVER, MAX_FILE_SIZE, ROOT_INO, STATE_CLEAN, S_IFDIR, S_IFMT,
 };
 use crate::error::FormatError;
 use crate::geometry::{fsid, Geometry};
 use crate::vfs::inode::{Inode, InodeRef};
 use crate::vfs::log::{device_err, device_warn};
 use crate::vfs::super_block::{Device, SuperBlock};
+use core::pin::Pin;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use kernel::new_mutex;
 use kernel::prelude::*;
+use kernel::sync::Mutex;
 
 /// `f_type` of `statfs` and `s_magic`: "AEGI" read as a big-endian word.
 pub(crate) const MAGIC_NUMBER: u32 = 0x4145_4749;
@@ -29,6 +35,14 @@ pub(crate) struct SbInfo {
     pub(crate) free_inodes: AtomicU64,
     /// Whether the superblock's counts on disk are stale (written by `sync_fs`).
     dirty: AtomicBool,
+    /// The journal (none for a filesystem made without one, or mounted `norecovery`).
+    journal: Option<Pin<KBox<Journal>>>,
+    /// The orphan list in order from the superblock's `last_orphan`.
+    orphans: Pin<KBox<Mutex<KVec<u32>>>>,
+    /// Blocks held in memory for files written sequentially.
+    reservations: Pin<KBox<Mutex<KVec<Reservation>>>>,
+    /// Mounted with `norecovery` while the journal needed recovery: read-only for good.
+    unrecovered: bool,
     /// `errors_behavior` of the superblock.
     default_errors: u32,
     /// Current `errors=` behaviour (1 continue, 2 remount-ro, 3 panic).
@@ -47,6 +61,18 @@ impl SbInfo {
     /// `s_maxbytes`: the format's limit, within what `loff_t` holds.
     pub(crate) fn max_bytes(&self) -> i64 {
         i64::try_from(MAX_FILE_SIZE).unwrap_or(i64::MAX)
+    }
+
+    pub(crate) fn orphans(&self) -> &Mutex<KVec<u32>> {
+        &self.orphans
+    }
+
+    pub(crate) fn reservations(&self) -> &Mutex<KVec<Reservation>> {
+        &self.reservations
+    }
+
+    pub(crate) fn journal(&self) -> Option<&Journal> {
+        self.journal.as_deref()
     }
 
     pub(crate) fn reserved_blocks(&self) -> u64 {
@@ -126,10 +152,34 @@ pub(crate) fn inode_corruption(inode: &Inode, msg: &str) -> Error {
     corruption(sb, inode.ino(), msg)
 }
 
-/// Reads and validates the superblock and every group descriptor of `dev`.
-///
-/// `errors` is the `errors=` mount option, 0 when not given.
-pub(crate) fn load(dev: &Device, errors: u32, read_only: bool) -> Result<SbInfo> {
+/// Mount options (0 or false when not given).
+#[derive(Clone, Copy)]
+pub(crate) struct MountOptions {
+    /// `errors=`.
+    pub(crate) errors: u32,
+    /// `commit=`, seconds.
+    pub(crate) commit: u32,
+    /// `norecovery` (or `noload`).
+    pub(crate) norecovery: bool,
+}
+
+/// Clears the "needs recovery" flag of the superblock in block 0 after a replay.
+fn clear_recover(dev: &Device) -> Result {
+    let bh = dev.bread(0)?;
+    bh.change(|block0| {
+        let disk = DiskSuperBlock::in_block_mut(block0);
+        disk.feature_incompat
+            .set(disk.feature_incompat.get() & !FEATURE_INCOMPAT_RECOVER);
+        disk.update_checksum();
+    });
+    bh.submit_write(true);
+    bh.wait_write()
+}
+
+/// Reads and validates the superblock, replays the journal if it needs it, and reads and
+/// validates every group descriptor of `dev`.
+pub(crate) fn load(dev: &Device, opts: MountOptions, read_only: bool) -> Result<SbInfo> {
+    let errors = opts.errors;
     let device_blocks = dev.blocks();
     if device_blocks == 0 {
         device_err!(dev.name(), "device is smaller than one block");
@@ -140,11 +190,9 @@ pub(crate) fn load(dev: &Device, errors: u32, read_only: bool) -> Result<SbInfo>
     let geometry = disk_sb
         .validate(device_blocks)
         .map_err(|e| mount_error(dev, e))?;
-    if disk_sb.needs_recovery() {
-        device_err!(
-            dev.name(),
-            "journal needs recovery, which this version cannot do; run fsck.aegisfs"
-        );
+    let needs_recovery = disk_sb.needs_recovery();
+    if needs_recovery && opts.norecovery && !read_only {
+        device_err!(dev.name(), "norecovery requires a read-only mount");
         return Err(EINVAL);
     }
     if disk_sb.has_errors() {
@@ -170,6 +218,34 @@ pub(crate) fn load(dev: &Device, errors: u32, read_only: bool) -> Result<SbInfo>
     let uuid = disk_sb.uuid;
     let reserved_blocks = disk_sb.reserved_blocks.get();
     drop(block0);
+
+    let unrecovered = needs_recovery && opts.norecovery;
+    let mut journal = None;
+    if geometry.journal_blocks() > 0 && !unrecovered {
+        let area = JournalArea {
+            start: geometry.journal_start(),
+            len: geometry.journal_blocks(),
+            seed: geometry.checksum_seed(),
+            fs_blocks: geometry.blocks_count(),
+        };
+        let sequence = recover(dev, &area)?;
+        if needs_recovery {
+            clear_recover(dev)?;
+        }
+        let commit = if opts.commit == 0 {
+            DEFAULT_COMMIT_SECONDS
+        } else {
+            opts.commit
+        };
+        journal = Some(Journal::new(
+            dev, area.start, area.len, area.seed, sequence, commit,
+        )?);
+    } else if unrecovered {
+        device_warn!(
+            dev.name(),
+            "norecovery: the journal is not replayed; the filesystem may be inconsistent"
+        );
+    }
 
     let groups = geometry.group_count();
     let (mut free_blocks, mut free_inodes) = (0u64, 0u64);
@@ -199,6 +275,10 @@ pub(crate) fn load(dev: &Device, errors: u32, read_only: bool) -> Result<SbInfo>
         free_blocks: AtomicU64::new(free_blocks),
         free_inodes: AtomicU64::new(free_inodes),
         dirty: AtomicBool::new(false),
+        journal,
+        reservations: KBox::pin_init(new_mutex!(KVec::new()), GFP_KERNEL)?,
+        orphans: KBox::pin_init(new_mutex!(KVec::new()), GFP_KERNEL)?,
+        unrecovered,
         default_errors,
         errors: AtomicU32::new(if errors == 0 { default_errors } else { errors }),
     })
@@ -240,6 +320,12 @@ pub(crate) fn statfs(sb: &SuperBlock) -> StatFs {
     }
 }
 
+/// The `commit=` option for `/proc/mounts`, when it is not the default.
+pub(crate) fn show_commit_option(sb: &SuperBlock) -> Option<u64> {
+    let seconds = sb.info().journal()?.interval_seconds();
+    (seconds != u64::from(DEFAULT_COMMIT_SECONDS)).then_some(seconds)
+}
+
 /// The `errors=` option for `/proc/mounts`, when it differs from the superblock's default.
 pub(crate) fn show_errors_option(sb: &SuperBlock) -> Option<&'static CStr> {
     let info = sb.info();
@@ -275,6 +361,20 @@ pub(crate) fn write_super(sb: &SuperBlock, state: SuperState, wait: bool) -> Res
     }
     let now = crate::vfs::real_seconds();
     let bh = sb.bread(0)?;
+    if state == SuperState::Counts && info.journal.is_some() {
+        // Block 0 is journaled (it holds the orphan list head): counts go with a transaction.
+        let _handle = super::journal::start(sb)?;
+        super::journal::modify(sb, &bh, None, |block0| {
+            let disk = DiskSuperBlock::in_block_mut(block0);
+            disk.free_blocks
+                .set(info.free_blocks.load(Ordering::Relaxed));
+            disk.free_inodes
+                .set(u32::try_from(info.free_inodes.load(Ordering::Relaxed)).unwrap_or(u32::MAX));
+            disk.write_time.set(now);
+            disk.update_checksum();
+        });
+        return Ok(());
+    }
     bh.modify(None, |block0| {
         let disk = DiskSuperBlock::in_block_mut(block0);
         disk.free_blocks
@@ -282,14 +382,23 @@ pub(crate) fn write_super(sb: &SuperBlock, state: SuperState, wait: bool) -> Res
         disk.free_inodes
             .set(u32::try_from(info.free_inodes.load(Ordering::Relaxed)).unwrap_or(u32::MAX));
         disk.write_time.set(now);
+        let journaled = info.journal.is_some();
         match state {
             SuperState::Mounting => {
+                if journaled {
+                    disk.feature_incompat
+                        .set(disk.feature_incompat.get() | FEATURE_INCOMPAT_RECOVER);
+                }
                 disk.state.set(disk.state.get() & !STATE_CLEAN);
                 disk.mount_count
                     .set(disk.mount_count.get().saturating_add(1));
                 disk.mount_time.set(now);
             }
-            SuperState::Clean => disk.state.set(disk.state.get() | STATE_CLEAN),
+            SuperState::Clean => {
+                disk.feature_incompat
+                    .set(disk.feature_incompat.get() & !FEATURE_INCOMPAT_RECOVER);
+                disk.state.set(disk.state.get() | STATE_CLEAN);
+            }
             SuperState::Counts => {}
         }
         disk.update_checksum();
@@ -305,6 +414,13 @@ pub(crate) fn write_super(sb: &SuperBlock, state: SuperState, wait: bool) -> Res
 pub(crate) fn reconfigure(sb: &SuperBlock, errors: u32, read_only: bool) -> Result {
     let was_read_only = sb.is_read_only();
     if !read_only && was_read_only {
+        if sb.info().unrecovered {
+            device_err!(
+                sb.name(),
+                "mounted with norecovery: the journal must be replayed before writing"
+            );
+            return Err(EINVAL);
+        }
         let geo = sb.info().geometry();
         if geo.unknown_ro_compat() != 0 {
             device_err!(
@@ -316,6 +432,7 @@ pub(crate) fn reconfigure(sb: &SuperBlock, errors: u32, read_only: bool) -> Resu
         }
         write_super(sb, SuperState::Mounting, true)?;
     } else if read_only && !was_read_only {
+        super::journal::flush(sb)?;
         write_super(sb, SuperState::Clean, true)?;
     }
     if errors != 0 {

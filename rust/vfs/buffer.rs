@@ -26,6 +26,18 @@ pub(crate) enum Verified {
     BlockBitmap = 3,
 }
 
+/// The journal's state bits of a metadata buffer.
+#[derive(Clone, Copy)]
+pub(crate) enum JournalFlag {
+    /// Changed in the running transaction (which holds a reference).
+    Running = 0,
+    /// Committed to the log and not yet written home (the checkpoint list holds a
+    /// reference).
+    Checkpoint = 1,
+    /// The block was freed: its cached copy must not be written home.
+    Freed = 2,
+}
+
 /// A 4096-byte block read from the device, released when dropped.
 ///
 /// # Invariants
@@ -83,6 +95,60 @@ impl BufferHead {
         // points to `BLOCK_SIZE` readable bytes that stay mapped until `drop`. By the locking
         // rule above, no writer changes them while this borrow lives.
         unsafe { &*ffi::aegisfs_vfs_bh_data(self.bh.as_ptr()).cast::<[u8; BLOCK_SIZE]>() }
+    }
+
+    /// The block number.
+    pub(crate) fn block(&self) -> u64 {
+        // SAFETY: By the type invariants `bh` is a referenced buffer head.
+        unsafe { ffi::aegisfs_vfs_bh_blocknr(self.bh.as_ptr()) }
+    }
+
+    /// Sets a journal state bit; returns whether it was set before.
+    pub(crate) fn set_flag(&self, flag: JournalFlag) -> bool {
+        // SAFETY: By the type invariants `bh` is a referenced buffer head; bits change
+        // atomically.
+        unsafe { ffi::aegisfs_vfs_bh_flag(self.bh.as_ptr(), flag as u32, 1) }
+    }
+
+    /// Clears a journal state bit; returns whether it was set before.
+    pub(crate) fn clear_flag(&self, flag: JournalFlag) -> bool {
+        // SAFETY: As in `set_flag`.
+        unsafe { ffi::aegisfs_vfs_bh_flag(self.bh.as_ptr(), flag as u32, -1) }
+    }
+
+    /// Whether a journal state bit is set.
+    pub(crate) fn has_flag(&self, flag: JournalFlag) -> bool {
+        // SAFETY: As in `set_flag`.
+        unsafe { ffi::aegisfs_vfs_bh_flag(self.bh.as_ptr(), flag as u32, 0) }
+    }
+
+    /// Changes the block with `f` under the buffer lock, without marking it dirty (the
+    /// journal writes it).
+    pub(crate) fn change<R>(&self, f: impl FnOnce(&mut [u8; BLOCK_SIZE]) -> R) -> R {
+        let bh = self.bh.as_ptr();
+        // SAFETY: By the type invariants `bh` is a referenced buffer head.
+        unsafe { ffi::aegisfs_vfs_lock_buffer(bh) };
+        // SAFETY: As in `modify`: we hold the buffer lock.
+        let result = f(unsafe { &mut *ffi::aegisfs_vfs_bh_data(bh).cast_mut().cast() });
+        // SAFETY: We locked the buffer above.
+        unsafe { ffi::aegisfs_vfs_unlock_buffer(bh) };
+        result
+    }
+
+    /// Starts writing the block to the device (dirty or not); with `flush_fua`, after a
+    /// cache flush and with forced unit access. [`BufferHead::wait_write`] waits.
+    pub(crate) fn submit_write(&self, flush_fua: bool) {
+        // SAFETY: By the type invariants `bh` is a referenced, up-to-date buffer head.
+        unsafe { ffi::aegisfs_vfs_submit_write(self.bh.as_ptr(), flush_fua) }
+    }
+
+    /// Waits for a write started by [`BufferHead::submit_write`]; EIO if it failed.
+    pub(crate) fn wait_write(&self) -> Result {
+        // SAFETY: By the type invariants `bh` is a referenced buffer head.
+        if unsafe { ffi::aegisfs_vfs_wait_write(self.bh.as_ptr()) } < 0 {
+            return Err(EIO);
+        }
+        Ok(())
     }
 
     /// Calls `f` with the block's bytes under the buffer lock.
@@ -144,6 +210,15 @@ impl BufferHead {
         // SAFETY: By the type invariants `bh` is a referenced buffer head; the bit is set
         // atomically.
         unsafe { ffi::aegisfs_vfs_set_buffer_verified(self.bh.as_ptr(), kind as u32) }
+    }
+}
+
+impl Clone for BufferHead {
+    fn clone(&self) -> Self {
+        // SAFETY: By the type invariants `bh` is a referenced buffer head.
+        unsafe { ffi::aegisfs_vfs_get_bh(self.bh.as_ptr()) };
+        // INVARIANT: We took a new reference on the same up-to-date buffer.
+        Self { bh: self.bh }
     }
 }
 

@@ -92,6 +92,9 @@ unsafe extern "C" {
     pub(crate) static aegisfs_fs_parameters: bindings::fs_parameter_spec;
     pub(crate) fn aegisfs_vfs_init_fs_context(fc: *mut bindings::fs_context) -> c_int;
     pub(crate) fn aegisfs_vfs_fc_errors(fc: *const bindings::fs_context) -> u32;
+    pub(crate) fn aegisfs_vfs_fc_commit(fc: *const bindings::fs_context) -> u32;
+    pub(crate) fn aegisfs_vfs_fc_norecovery(fc: *const bindings::fs_context) -> bool;
+    pub(crate) fn aegisfs_vfs_timer_cancel(timer: *mut c_void);
     pub(crate) fn aegisfs_vfs_fc_is_rdonly(fc: *const bindings::fs_context) -> bool;
     pub(crate) fn aegisfs_vfs_fc_reconfigure_sb(
         fc: *const bindings::fs_context,
@@ -208,6 +211,25 @@ unsafe extern "C" {
     pub(crate) fn aegisfs_vfs_filemap_invalidate(inode: *mut bindings::inode, lock: bool);
     pub(crate) fn aegisfs_vfs_finish_open_simple(file: *mut bindings::file) -> c_int;
     pub(crate) fn aegisfs_vfs_file_writable(file: *const bindings::file) -> bool;
+    pub(crate) fn aegisfs_vfs_bh_flag(
+        bh: *mut bindings::buffer_head,
+        bit: c_uint,
+        op: c_int,
+    ) -> bool;
+    pub(crate) fn aegisfs_vfs_get_bh(bh: *mut bindings::buffer_head);
+    pub(crate) fn aegisfs_vfs_bh_blocknr(bh: *const bindings::buffer_head) -> u64;
+    pub(crate) fn aegisfs_vfs_submit_write(bh: *mut bindings::buffer_head, flush_fua: bool);
+    pub(crate) fn aegisfs_vfs_wait_write(bh: *mut bindings::buffer_head) -> c_int;
+    pub(crate) fn aegisfs_vfs_issue_flush(sb: *mut bindings::super_block) -> c_int;
+    pub(crate) fn aegisfs_vfs_journal_info() -> *mut c_void;
+    pub(crate) fn aegisfs_vfs_set_journal_info(info: *mut c_void);
+    pub(crate) fn aegisfs_vfs_igrab(inode: *mut bindings::inode) -> *mut bindings::inode;
+    pub(crate) fn aegisfs_vfs_write_and_wait(inode: *mut bindings::inode) -> c_int;
+    pub(crate) fn aegisfs_vfs_timer_new(sb: *mut bindings::super_block) -> *mut c_void;
+    pub(crate) fn aegisfs_vfs_timer_arm(timer: *mut c_void, ms: c_uint);
+    pub(crate) fn aegisfs_vfs_timer_free(timer: *mut c_void);
+    pub(crate) fn aegisfs_vfs_nofs_save() -> c_uint;
+    pub(crate) fn aegisfs_vfs_nofs_restore(flags: c_uint);
     pub(crate) fn aegisfs_vfs_fill_statfs(
         buf: *mut bindings::kstatfs,
         magic: u64,

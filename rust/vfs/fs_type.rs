@@ -148,13 +148,17 @@ unsafe fn fill_super(sb: *mut bindings::super_block, fc: *mut bindings::fs_conte
         return Err(EINVAL);
     }
     // SAFETY: The caller guarantees `fc` is the mount context.
-    let (read_only, errors) = unsafe {
+    let (read_only, opts) = unsafe {
         (
             ffi::aegisfs_vfs_fc_is_rdonly(fc),
-            ffi::aegisfs_vfs_fc_errors(fc),
+            fs::superblock::MountOptions {
+                errors: ffi::aegisfs_vfs_fc_errors(fc),
+                commit: ffi::aegisfs_vfs_fc_commit(fc),
+                norecovery: ffi::aegisfs_vfs_fc_norecovery(fc),
+            },
         )
     };
-    let info = fs::superblock::load(dev, errors, read_only)?;
+    let info = fs::superblock::load(dev, opts, read_only)?;
     let uuid = info.uuid();
     let max_bytes = info.max_bytes();
     let info = KBox::new(info, GFP_KERNEL)?;
@@ -182,6 +186,7 @@ unsafe fn fill_super(sb: *mut bindings::super_block, fc: *mut bindings::fs_conte
     unsafe { (*sb.as_ptr()).s_root = dentry };
     if !read_only {
         fs::superblock::write_super(sb, fs::superblock::SuperState::Mounting, true)?;
+        fs::orphan::process(sb)?;
     }
     Ok(())
 }
@@ -195,13 +200,19 @@ unsafe fn fill_super(sb: *mut bindings::super_block, fc: *mut bindings::fs_conte
 unsafe extern "C" fn aegisfs_reconfigure(fc: *mut bindings::fs_context) -> c_int {
     // SAFETY: The caller guarantees `fc` reconfigures a mounted AegisFS superblock, whose
     // private data is set.
-    let (sb, read_only, errors) = unsafe {
+    let (sb, read_only, errors, commit) = unsafe {
         (
             SuperBlock::from_raw(ffi::aegisfs_vfs_fc_reconfigure_sb(fc)),
             ffi::aegisfs_vfs_fc_is_rdonly(fc),
             ffi::aegisfs_vfs_fc_errors(fc),
+            ffi::aegisfs_vfs_fc_commit(fc),
         )
     };
+    if commit != 0 {
+        if let Some(journal) = sb.info().journal() {
+            journal.set_interval(commit);
+        }
+    }
     // Everything dirty reaches the disk before the superblock is marked clean.
     if read_only && !sb.is_read_only() {
         // SAFETY: The superblock is live and mounted; the VFS holds `s_umount`.

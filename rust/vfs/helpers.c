@@ -16,10 +16,13 @@
 #include <linux/fileattr.h>
 #include <linux/iomap.h>
 #include <linux/kdev_t.h>
+#include <linux/sched.h>
+#include <linux/sched/mm.h>
 #include <linux/pagemap.h>
 #include <linux/uio.h>
 #include <linux/slab.h>
 #include <linux/statfs.h>
+#include <linux/workqueue.h>
 #include <linux/writeback.h>
 
 #include "helpers.h"
@@ -27,6 +30,10 @@
 /* Buffer state bits of our own: the checksum of the block was verified for this kind. */
 #define AEGISFS_BH_VERIFIED_FIRST BH_PrivateStart
 #define AEGISFS_BH_VERIFIED_KINDS 4
+/* Journal state bits of a metadata buffer, after the verified bits (rust/vfs/buffer.rs,
+ * JournalFlag: running, checkpoint, freed). */
+#define AEGISFS_BH_JOURNAL_FIRST (AEGISFS_BH_VERIFIED_FIRST + AEGISFS_BH_VERIFIED_KINDS)
+#define AEGISFS_BH_JOURNAL_BITS 3
 
 /* Values of errors=, equal to the superblock's errors_behavior. */
 static const struct constant_table aegisfs_param_errors[] = {
@@ -36,16 +43,21 @@ static const struct constant_table aegisfs_param_errors[] = {
 	{}
 };
 
-enum { AEGISFS_OPT_ERRORS };
+enum { AEGISFS_OPT_ERRORS, AEGISFS_OPT_COMMIT, AEGISFS_OPT_NORECOVERY };
 
 const struct fs_parameter_spec aegisfs_fs_parameters[] = {
 	fsparam_enum("errors", AEGISFS_OPT_ERRORS, aegisfs_param_errors),
+	fsparam_u32("commit", AEGISFS_OPT_COMMIT),
+	fsparam_flag("norecovery", AEGISFS_OPT_NORECOVERY),
+	fsparam_flag("noload", AEGISFS_OPT_NORECOVERY),
 	{}
 };
 
-/* fc->fs_private: the errors= value given, 0 when none was. */
+/* fc->fs_private: the options given; 0 for each one that was not. */
 struct aegisfs_mount_options {
 	u32 errors;
+	u32 commit;
+	bool norecovery;
 };
 
 static void aegisfs_free_fc(struct fs_context *fc)
@@ -62,8 +74,18 @@ static int aegisfs_parse_param(struct fs_context *fc, struct fs_parameter *param
 	opt = fs_parse(fc, aegisfs_fs_parameters, param, &result);
 	if (opt < 0)
 		return opt;
-	if (opt == AEGISFS_OPT_ERRORS)
+	switch (opt) {
+	case AEGISFS_OPT_ERRORS:
 		opts->errors = result.uint_32;
+		break;
+	case AEGISFS_OPT_COMMIT:
+		/* commit=0 means the default, as in ext4. */
+		opts->commit = result.uint_32 ? result.uint_32 : 5;
+		break;
+	case AEGISFS_OPT_NORECOVERY:
+		opts->norecovery = true;
+		break;
+	}
 	return 0;
 }
 
@@ -93,6 +115,20 @@ u32 aegisfs_vfs_fc_errors(const struct fs_context *fc)
 	const struct aegisfs_mount_options *opts = fc->fs_private;
 
 	return opts->errors;
+}
+
+u32 aegisfs_vfs_fc_commit(const struct fs_context *fc)
+{
+	const struct aegisfs_mount_options *opts = fc->fs_private;
+
+	return opts->commit;
+}
+
+bool aegisfs_vfs_fc_norecovery(const struct fs_context *fc)
+{
+	const struct aegisfs_mount_options *opts = fc->fs_private;
+
+	return opts->norecovery;
 }
 
 bool aegisfs_vfs_fc_is_rdonly(const struct fs_context *fc)
@@ -285,8 +321,11 @@ void aegisfs_vfs_forget_block(struct super_block *sb, u64 block)
 {
 	struct buffer_head *bh = sb_find_get_block(sb, block);
 
-	if (bh)
+	if (bh) {
+		/* The journal's "freed" bit: the checkpoint must not write it home. */
+		set_bit(AEGISFS_BH_JOURNAL_FIRST + 2, &bh->b_state);
 		bforget(bh);
+	}
 }
 
 void aegisfs_vfs_set_buffer_new(struct buffer_head *bh)
@@ -629,4 +668,121 @@ ssize_t aegisfs_vfs_dio_write(struct kiocb *iocb, struct iov_iter *from)
 out:
 	inode_unlock(inode);
 	return ret;
+}
+
+
+bool aegisfs_vfs_bh_flag(struct buffer_head *bh, unsigned int bit, int op)
+{
+	if (bit >= AEGISFS_BH_JOURNAL_BITS)
+		return false;
+	bit += AEGISFS_BH_JOURNAL_FIRST;
+	if (op > 0)
+		return test_and_set_bit(bit, &bh->b_state);
+	if (op < 0)
+		return test_and_clear_bit(bit, &bh->b_state);
+	return test_bit(bit, &bh->b_state);
+}
+
+void aegisfs_vfs_get_bh(struct buffer_head *bh)
+{
+	get_bh(bh);
+}
+
+u64 aegisfs_vfs_bh_blocknr(const struct buffer_head *bh)
+{
+	return bh->b_blocknr;
+}
+
+/* Starts writing @bh to its block, whether dirty or not; with @flush_fua, after a cache flush
+ * and with forced unit access (a commit record). aegisfs_vfs_wait_write() waits. */
+void aegisfs_vfs_submit_write(struct buffer_head *bh, bool flush_fua)
+{
+	blk_opf_t opf = REQ_OP_WRITE | REQ_SYNC;
+
+	if (flush_fua)
+		opf |= REQ_PREFLUSH | REQ_FUA;
+	lock_buffer(bh);
+	clear_buffer_dirty(bh);
+	bh_submit(bh, opf, bh_end_write);
+}
+
+int aegisfs_vfs_wait_write(struct buffer_head *bh)
+{
+	wait_on_buffer(bh);
+	return buffer_uptodate(bh) && !buffer_write_io_error(bh) ? 0 : -EIO;
+}
+
+int aegisfs_vfs_issue_flush(struct super_block *sb)
+{
+	return blkdev_issue_flush(sb->s_bdev);
+}
+
+void *aegisfs_vfs_journal_info(void)
+{
+	return current->journal_info;
+}
+
+void aegisfs_vfs_set_journal_info(void *info)
+{
+	current->journal_info = info;
+}
+
+struct inode *aegisfs_vfs_igrab(struct inode *inode)
+{
+	return igrab(inode);
+}
+
+int aegisfs_vfs_write_and_wait(struct inode *inode)
+{
+	return filemap_write_and_wait(inode->i_mapping);
+}
+
+/* The journal's commit timer: a delayed work that calls aegisfs_commit_timer(sb). */
+struct aegisfs_timer {
+	struct delayed_work work;
+	struct super_block *sb;
+};
+
+static void aegisfs_timer_fn(struct work_struct *work)
+{
+	struct aegisfs_timer *t = container_of(to_delayed_work(work), struct aegisfs_timer, work);
+
+	aegisfs_commit_timer(t->sb);
+}
+
+struct aegisfs_timer *aegisfs_vfs_timer_new(struct super_block *sb)
+{
+	struct aegisfs_timer *t = kzalloc(sizeof(*t), GFP_KERNEL);
+
+	if (!t)
+		return NULL;
+	INIT_DELAYED_WORK(&t->work, aegisfs_timer_fn);
+	t->sb = sb;
+	return t;
+}
+
+void aegisfs_vfs_timer_arm(struct aegisfs_timer *t, unsigned int ms)
+{
+	queue_delayed_work(system_long_wq, &t->work, msecs_to_jiffies(ms));
+}
+
+void aegisfs_vfs_timer_free(struct aegisfs_timer *t)
+{
+	cancel_delayed_work_sync(&t->work);
+	kfree(t);
+}
+
+unsigned int aegisfs_vfs_nofs_save(void)
+{
+	return memalloc_nofs_save();
+}
+
+void aegisfs_vfs_nofs_restore(unsigned int flags)
+{
+	memalloc_nofs_restore(flags);
+}
+
+void aegisfs_vfs_timer_cancel(struct aegisfs_timer *t)
+{
+	cancel_delayed_work_sync(&t->work);
 }

@@ -55,6 +55,8 @@ extern const struct fs_parameter_spec aegisfs_fs_parameters[];
 int aegisfs_vfs_init_fs_context(struct fs_context *fc);
 u32 aegisfs_vfs_fc_errors(const struct fs_context *fc);
 bool aegisfs_vfs_fc_is_rdonly(const struct fs_context *fc);
+u32 aegisfs_vfs_fc_commit(const struct fs_context *fc);
+bool aegisfs_vfs_fc_norecovery(const struct fs_context *fc);
 struct super_block *aegisfs_vfs_fc_reconfigure_sb(const struct fs_context *fc);
 struct kmem_cache *aegisfs_vfs_inode_cache_create(unsigned int size, unsigned int useroffset,
 	unsigned int usersize, void (*ctor)(void *));
@@ -123,5 +125,25 @@ int aegisfs_vfs_zero_cached(struct inode *inode, loff_t pos, unsigned int len,
 int aegisfs_vfs_file_open(struct inode *inode, struct file *file);
 ssize_t aegisfs_vfs_dio_read(struct kiocb *iocb, struct iov_iter *to);
 ssize_t aegisfs_vfs_dio_write(struct kiocb *iocb, struct iov_iter *from);
+
+struct aegisfs_timer;
+bool aegisfs_vfs_bh_flag(struct buffer_head *bh, unsigned int bit, int op);
+void aegisfs_vfs_get_bh(struct buffer_head *bh);
+u64 aegisfs_vfs_bh_blocknr(const struct buffer_head *bh);
+void aegisfs_vfs_submit_write(struct buffer_head *bh, bool flush_fua);
+int aegisfs_vfs_wait_write(struct buffer_head *bh);
+int aegisfs_vfs_issue_flush(struct super_block *sb);
+void *aegisfs_vfs_journal_info(void);
+void aegisfs_vfs_set_journal_info(void *info);
+struct inode *aegisfs_vfs_igrab(struct inode *inode);
+int aegisfs_vfs_write_and_wait(struct inode *inode);
+struct aegisfs_timer *aegisfs_vfs_timer_new(struct super_block *sb);
+void aegisfs_vfs_timer_arm(struct aegisfs_timer *t, unsigned int ms);
+void aegisfs_vfs_timer_free(struct aegisfs_timer *t);
+void aegisfs_vfs_timer_cancel(struct aegisfs_timer *t);
+unsigned int aegisfs_vfs_nofs_save(void);
+void aegisfs_vfs_nofs_restore(unsigned int flags);
+/* rust/vfs/super_block.rs */
+void aegisfs_commit_timer(struct super_block *sb);
 
 #endif /* AEGISFS_VFS_HELPERS_H */

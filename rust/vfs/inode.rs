@@ -852,3 +852,23 @@ impl Drop for NewInode {
         }
     }
 }
+
+impl Inode {
+    /// A new reference to the inode, unless it is being evicted.
+    pub(crate) fn grab(&self) -> Option<InodeRef> {
+        // SAFETY: The inode is live.
+        let inode = unsafe { ffi::aegisfs_vfs_igrab(self.as_ptr()) };
+        // INVARIANT: `igrab` took a reference on our live, set-up inode.
+        NonNull::new(inode).map(|inode| InodeRef { inode })
+    }
+
+    /// Writes the file's dirty pages and waits for them.
+    pub(crate) fn write_data_and_wait(&self) -> Result {
+        // SAFETY: The inode is live.
+        let ret = unsafe { ffi::aegisfs_vfs_write_and_wait(self.as_ptr()) };
+        if ret < 0 {
+            return Err(Error::from_errno(ret));
+        }
+        Ok(())
+    }
+}

@@ -41,3 +41,29 @@ pub(crate) fn random_u32() -> u32 {
     // SAFETY: The kernel's random number generator may be called from any context.
     unsafe { kernel::bindings::get_random_u32() }
 }
+
+/// The marker of the journal handle the current task holds (0: none).
+pub(crate) fn task_handle() -> usize {
+    // SAFETY: Reads a field of the current task, which only this task writes.
+    unsafe { ffi::aegisfs_vfs_journal_info() as usize }
+}
+
+/// Sets the marker of the journal handle the current task holds.
+pub(crate) fn set_task_handle(marker: usize) {
+    // SAFETY: Writes a field of the current task that only filesystems use, as a marker
+    // that is never dereferenced.
+    unsafe { ffi::aegisfs_vfs_set_journal_info(marker as *mut kernel::ffi::c_void) }
+}
+
+/// Makes the current task's allocations avoid filesystem reclaim until the returned
+/// value is given to [`nofs_restore`] (a journal handle must not recurse into a filesystem).
+pub(crate) fn nofs_save() -> u32 {
+    // SAFETY: Changes only the current task's allocation flags.
+    unsafe { ffi::aegisfs_vfs_nofs_save() }
+}
+
+/// Undoes [`nofs_save`].
+pub(crate) fn nofs_restore(flags: u32) {
+    // SAFETY: `flags` came from `nofs_save` in this task.
+    unsafe { ffi::aegisfs_vfs_nofs_restore(flags) }
+}

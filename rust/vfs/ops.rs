@@ -31,6 +31,7 @@ pub(super) static SUPER_OPS: Table<bindings::super_operations> =
     Table(bindings::super_operations {
         alloc_inode: Some(alloc_inode),
         free_inode: Some(free_inode),
+        dirty_inode: Some(dirty_inode),
         write_inode: Some(write_inode),
         evict_inode: Some(evict_inode),
         put_super: Some(put_super),
@@ -51,7 +52,7 @@ pub(super) static FILE_OPS: Table<bindings::file_operations> = Table(bindings::f
     mmap_prepare: Some(bindings::generic_file_mmap_prepare),
     splice_read: Some(bindings::filemap_splice_read),
     splice_write: Some(bindings::iter_file_splice_write),
-    fsync: Some(bindings::simple_fsync),
+    fsync: Some(fsync),
     setlease: Some(ffi::generic_setlease),
     ..pin_init::zeroed()
 });
@@ -60,7 +61,7 @@ pub(super) static DIR_OPS: Table<bindings::file_operations> = Table(bindings::fi
     llseek: Some(bindings::generic_file_llseek),
     read: Some(bindings::generic_read_dir),
     iterate_shared: Some(iterate_shared),
-    fsync: Some(bindings::simple_fsync),
+    fsync: Some(fsync),
     setlease: Some(ffi::generic_setlease),
     ..pin_init::zeroed()
 });
@@ -198,8 +199,12 @@ unsafe extern "C" fn put_super(sb: *mut bindings::super_block) {
     // SAFETY: The caller guarantees `sb` is a mounted AegisFS superblock; its private data
     // lives until `kill_sb`.
     let sbr = unsafe { SuperBlock::from_raw(sb) };
+    fs::journal::stop_timer(sbr);
     if !sbr.is_read_only() {
-        if let Err(e) = fs::superblock::write_super(sbr, fs::superblock::SuperState::Clean, true) {
+        let flushed = fs::journal::flush(sbr);
+        if let Err(e) = flushed.and_then(|()| {
+            fs::superblock::write_super(sbr, fs::superblock::SuperState::Clean, true)
+        }) {
             super::log::device_err!(
                 sbr.name(),
                 "error {} writing the superblock at unmount",
@@ -223,7 +228,18 @@ unsafe extern "C" fn write_inode(
 ) -> c_int {
     // SAFETY: The caller guarantees `inode` is a live, set-up AegisFS inode and `wbc` valid.
     let (inode, sync) = unsafe { (Inode::from_raw(inode), ffi::aegisfs_vfs_wbc_sync(wbc)) };
-    errno(fs::inode::write_inode(inode, sync))
+    errno(fs::inode::write_back(inode, sync))
+}
+
+/// # Safety
+///
+/// `inode` must be a live AegisFS inode the VFS is marking dirty.
+unsafe extern "C" fn dirty_inode(inode: *mut bindings::inode, flags: c_int) {
+    // SAFETY: The caller guarantees `inode` is a live AegisFS inode; inodes are marked dirty
+    // only once they are set up.
+    let inode = unsafe { Inode::from_raw(inode) };
+    let datasync = flags as u32 & bindings::inode_state_flags_enum_I_DIRTY_DATASYNC != 0;
+    fs::inode::dirtied(inode, datasync);
 }
 
 /// # Safety
@@ -252,11 +268,13 @@ unsafe extern "C" fn sync_fs(sb: *mut bindings::super_block, wait: c_int) -> c_i
     if sb.is_read_only() {
         return 0;
     }
-    errno(fs::superblock::write_super(
-        sb,
-        fs::superblock::SuperState::Counts,
-        wait != 0,
-    ))
+    if let Err(e) = fs::superblock::write_super(sb, fs::superblock::SuperState::Counts, wait != 0) {
+        return e.to_errno();
+    }
+    if wait != 0 {
+        return errno(fs::journal::commit(sb));
+    }
+    0
 }
 
 /// # Safety
@@ -295,6 +313,28 @@ unsafe extern "C" fn show_options(
     if let Some(option) = fs::superblock::show_errors_option(sb) {
         // SAFETY: `seq` is valid; `option` is a NUL-terminated static string.
         unsafe { ffi::__seq_puts(seq, option.as_char_ptr()) };
+    }
+    if let Some(seconds) = fs::superblock::show_commit_option(sb) {
+        // ",commit=" and up to 20 digits, NUL terminated.
+        let mut text = [0u8; 32];
+        let prefix = b",commit=";
+        text[..prefix.len()].copy_from_slice(prefix);
+        let mut digits = [0u8; 20];
+        let mut n = seconds;
+        let mut len = 0;
+        loop {
+            digits[len] = b'0' + (n % 10) as u8;
+            len += 1;
+            n /= 10;
+            if n == 0 || len == digits.len() {
+                break;
+            }
+        }
+        for (i, d) in digits[..len].iter().rev().enumerate() {
+            text[prefix.len() + i] = *d;
+        }
+        // SAFETY: `seq` is valid; `text` is NUL terminated (its last bytes stay 0).
+        unsafe { ffi::__seq_puts(seq, text.as_ptr().cast()) };
     }
     0
 }
@@ -795,17 +835,19 @@ unsafe extern "C" fn write_begin(
     foliop: *mut *mut bindings::folio,
     _fsdata: *mut *mut c_void,
 ) -> c_int {
-    // SAFETY: The caller passes valid arguments; `get_block` matches `get_block_t`.
-    let ret = unsafe { ffi::block_write_begin(mapping, pos, len, foliop, Some(get_block)) };
-    if ret < 0 {
-        // SAFETY: The mapping's host is the live AegisFS inode being written.
-        let inode = unsafe { Inode::from_raw((*mapping).host) };
-        let end = u64::try_from(pos)
-            .unwrap_or(0)
-            .saturating_add(u64::from(len));
-        fs::file::write_failed(inode, end);
-    }
-    ret
+    // SAFETY: The mapping's host is the live AegisFS inode being written.
+    let inode = unsafe { Inode::from_raw((*mapping).host) };
+    let end = u64::try_from(pos)
+        .unwrap_or(0)
+        .saturating_add(u64::from(len));
+    errno(fs::file::write_begin(inode, end, || {
+        // SAFETY: The caller passes valid arguments; `get_block` matches `get_block_t`.
+        let ret = unsafe { ffi::block_write_begin(mapping, pos, len, foliop, Some(get_block)) };
+        if ret < 0 {
+            return Err(Error::from_errno(ret));
+        }
+        Ok(())
+    }))
 }
 
 /// # Safety
@@ -822,14 +864,12 @@ unsafe extern "C" fn write_end(
 ) -> c_int {
     // SAFETY: The caller passes valid arguments.
     let ret = unsafe { ffi::generic_write_end(iocb, mapping, pos, len, copied, folio, fsdata) };
-    if ret < 0 || (ret as c_uint) < len {
-        // SAFETY: The mapping's host is the live AegisFS inode being written.
-        let inode = unsafe { Inode::from_raw((*mapping).host) };
-        let end = u64::try_from(pos)
-            .unwrap_or(0)
-            .saturating_add(u64::from(len));
-        fs::file::write_failed(inode, end);
-    }
+    // SAFETY: The mapping's host is the live AegisFS inode being written.
+    let inode = unsafe { Inode::from_raw((*mapping).host) };
+    let end = u64::try_from(pos)
+        .unwrap_or(0)
+        .saturating_add(u64::from(len));
+    fs::file::write_end(inode, end, ret < 0 || (ret as c_uint) < len);
     ret
 }
 
@@ -1032,4 +1072,29 @@ unsafe extern "C" fn tmpfile(
     }
     // SAFETY: `file` is the file being opened; its dentry now has the inode.
     unsafe { ffi::aegisfs_vfs_finish_open_simple(file) }
+}
+
+/// `fsync` and `fdatasync` of files and directories.
+///
+/// # Safety
+///
+/// Called by the VFS with an open AegisFS file.
+unsafe extern "C" fn fsync(
+    file: *mut bindings::file,
+    start: bindings::loff_t,
+    end: bindings::loff_t,
+    datasync: c_int,
+) -> c_int {
+    // SAFETY: The caller passes an open file.
+    let ret = unsafe { bindings::file_write_and_wait_range(file, start, end) };
+    if ret != 0 {
+        return ret;
+    }
+    // SAFETY: The file is open, so its inode is a live AegisFS inode.
+    let inode = unsafe { Inode::from_raw((*file).f_inode) };
+    if let Err(e) = fs::inode::sync(inode, datasync != 0) {
+        return e.to_errno();
+    }
+    // SAFETY: The caller passes an open file.
+    unsafe { bindings::file_check_and_advance_wb_err(file) }
 }

@@ -168,3 +168,72 @@ impl Deref for SuperBlock {
         &self.0
     }
 }
+
+impl Device {
+    /// Flushes the device's volatile write cache.
+    pub(crate) fn flush(&self) -> Result {
+        // SAFETY: By the type invariants the superblock is live with an open device.
+        let ret = unsafe { ffi::aegisfs_vfs_issue_flush(self.as_ptr()) };
+        if ret < 0 {
+            return Err(Error::from_errno(ret));
+        }
+        Ok(())
+    }
+}
+
+/// A delayed work that calls `fs::journal::timer` for a superblock after a delay.
+///
+/// # Invariants
+///
+/// `timer` was returned by `aegisfs_vfs_timer_new` for a superblock that outlives this object.
+pub(crate) struct CommitTimer {
+    timer: core::ptr::NonNull<kernel::ffi::c_void>,
+}
+
+// SAFETY: The timer is a kernel work item, usable from any task.
+unsafe impl Send for CommitTimer {}
+// SAFETY: `arm` only queues the work item, which the workqueue code serialises.
+unsafe impl Sync for CommitTimer {}
+
+impl CommitTimer {
+    /// A timer for `sb`, which must outlive it (the timer is dropped in `put_super`).
+    pub(crate) fn new(sb: &Device) -> Result<Self> {
+        // SAFETY: By the type invariants of `Device` the superblock is live.
+        let timer = unsafe { ffi::aegisfs_vfs_timer_new(sb.as_ptr()) };
+        Ok(Self {
+            timer: core::ptr::NonNull::new(timer).ok_or(ENOMEM)?,
+        })
+    }
+
+    /// Cancels the callback and waits for a run in progress.
+    pub(crate) fn cancel(&self) {
+        // SAFETY: By the type invariants `timer` is live.
+        unsafe { ffi::aegisfs_vfs_timer_cancel(self.timer.as_ptr()) }
+    }
+
+    /// Runs the callback in `ms` milliseconds, unless it is already queued.
+    pub(crate) fn arm(&self, ms: u32) {
+        // SAFETY: By the type invariants `timer` is live.
+        unsafe { ffi::aegisfs_vfs_timer_arm(self.timer.as_ptr(), ms) }
+    }
+}
+
+impl Drop for CommitTimer {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariants `timer` is live; this cancels and waits for the
+        // work, then frees it.
+        unsafe { ffi::aegisfs_vfs_timer_free(self.timer.as_ptr()) }
+    }
+}
+
+/// Called by the commit timer's work item.
+///
+/// # Safety
+///
+/// `sb` must be a mounted AegisFS superblock (the timer is cancelled before it goes away).
+#[no_mangle]
+unsafe extern "C" fn aegisfs_commit_timer(sb: *mut bindings::super_block) {
+    // SAFETY: The caller guarantees `sb` is mounted with its private data set.
+    let sb = unsafe { SuperBlock::from_raw(sb) };
+    crate::fs::journal::timer(sb);
+}
