@@ -102,7 +102,9 @@ def errno_of(fn, *args, **kwargs):
 def expect_errno(want, fn, *args, what=None, **kwargs):
     got = errno_of(fn, *args, **kwargs)
     if got != want:
-        raise Fail(f"{what or fn.__name__}{tuple(a for a in args if not callable(a))}: {got}, expected {want}")
+        shown = ", ".join(f"<{len(a)} bytes>" if isinstance(a, (bytes, bytearray)) else repr(a)[:80]
+                          for a in args if not callable(a))
+        raise Fail(f"{what or fn.__name__}({shown}): {got}, expected {want}")
 
 
 # ---- commands and the filesystem under test ------------------------------------------

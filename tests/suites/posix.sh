@@ -18,5 +18,5 @@ printf '%s\n' mkfs-mount create mkdir-rmdir link symlink mknod tmpfile rename re
     fallocate-zero-range efbig odirect mmap copy sync remount-ro atime times compare-ext4 umount > "$cases"
 # suite_vm's fsck -n only checks AegisFS disks (vdc is always the ext4 reference).
 [ "$fstyp" != aegisfs ] || echo fsck-vdb >> "$cases"
-suite_vm "$cases" -- --disk 2G --disk 512M --timeout 900 -- \
+suite_vm "$cases" -- --disk 2G --disk 512M --timeout 600 -- \
     "$top/tests/guest/posix.py" "$fstyp"
