@@ -1,17 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! AegisFS: a journaled, block-based filesystem (docs/format.md).
-//!
-//! This version mounts read-only: a read-write mount or remount fails with EROFS (after
-//! one log line), and `mount` then retries read-only by itself.
+//! AegisFS: a journaled, block-based filesystem (docs/format.md, docs/journal.md).
 //!
 //! - `vfs`: the only module with `unsafe` code. Kernel objects as safe types (superblock,
 //!   inode, buffer head), the operation tables and C-callable entry points, and the
 //!   registration of the filesystem type with its inode cache. `vfs/helpers.c` wraps static
 //!   inline kernel functions and holds the fs_context tables, whose types the kernel
 //!   crate's bindings leave opaque.
-//! - `fs`: the filesystem logic in safe Rust: mounting (`superblock`), reading inodes
-//!   (`inode`), block mapping (`blockmap`), directories (`dir`) and name lookup (`namei`).
+//! - `fs`: the filesystem logic in safe Rust: mounting (`superblock`), the block and inode
+//!   allocators (`alloc`), inodes (`inode`), block mapping (`blockmap`), directories
+//!   (`dir`), the namespace (`namei`), regular files (`file`), the journal (`journal`) and
+//!   the orphan list (`orphan`).
 //! - The rest is the shared on-disk format crate (`format/src/`), included file by file
 //!   because its files refer to each other as `crate::<file>`.
 //!

@@ -89,13 +89,15 @@ pub(crate) fn write_end(inode: &Inode, end: u64, short: bool) {
 
 /// The last writer of `inode` closes it: blocks allocated ahead are given back.
 pub(crate) fn release(inode: &Inode) -> Result {
-    let _handle = super::journal::start(inode.sb())?;
     blockmap::discard_prealloc(inode, &mut inode.map_write())
 }
 
 /// Refuses writes to an immutable file through a descriptor opened before `chattr +i`
 /// (opening it for writing fails already).
 pub(crate) fn check_write(inode: &Inode) -> Result {
+    if inode.sb().info().is_shutdown() {
+        return Err(EIO);
+    }
     if inode.is_immutable() {
         return Err(EPERM);
     }

@@ -286,6 +286,8 @@ pub(crate) fn dirtied(inode: &Inode, datasync: bool) {
                 inode.info().datasync_seq.store(sequence, Ordering::Relaxed);
             }
         }
+        // After a shutdown nothing is logged any more, by design.
+        Err(_) if sb.info().is_shutdown() => {}
         Err(e) => device_err!(
             sb.name(),
             "inode {}: error {} logging it",
@@ -312,6 +314,9 @@ pub(crate) fn write_back(inode: &Inode, sync: bool) -> Result {
 /// what reading the data needs).
 pub(crate) fn sync(inode: &Inode, datasync: bool) -> Result {
     let sb = inode.sb();
+    if sb.info().is_shutdown() {
+        return Err(EIO);
+    }
     if sb.info().journal().is_none() {
         write_inode(inode, true)?;
         return sb.flush();
@@ -341,10 +346,13 @@ pub(crate) fn evict(inode: &Inode) {
     let result = if delete {
         delete_inode(inode)
     } else {
-        super::journal::start(sb)
-            .and_then(|_handle| blockmap::discard_prealloc(inode, &mut inode.map_write()))
+        blockmap::discard_prealloc(inode, &mut inode.map_write())
     };
     if let Err(e) = result {
+        if sb.info().is_shutdown() {
+            // An unfinished deletion is left to the orphan list.
+            return;
+        }
         device_err!(
             sb.name(),
             "inode {}: error {} while {}",

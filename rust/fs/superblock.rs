@@ -8,7 +8,7 @@ use super::journal::recovery::{recover, JournalArea};
 use super::journal::{Journal, DEFAULT_COMMIT_SECONDS};
 use crate::disk::{
     GroupDesc, SuperBlock as DiskSuperBlock, ERRORS_CONTINUE, ERRORS_PANIC, ERRORS_REMOUNT_RO,
-    FEATURE_INCOMPAT_RECOVER, MAX_FILE_SIZE, ROOT_INO, STATE_CLEAN, S_IFDIR, S_IFMT,
+    FEATURE_INCOMPAT_RECOVER, MAX_FILE_SIZE, ROOT_INO, STATE_CLEAN, STATE_ERRORS, S_IFDIR, S_IFMT,
 };
 use crate::error::FormatError;
 use crate::geometry::{fsid, Geometry};
@@ -35,6 +35,10 @@ pub(crate) struct SbInfo {
     pub(crate) free_inodes: AtomicU64,
     /// Whether the superblock's counts on disk are stale (written by `sync_fs`).
     dirty: AtomicBool,
+    /// Set by `FS_IOC_SHUTDOWN`: every later change and data access fails with EIO.
+    shutdown: AtomicBool,
+    /// Corruption found since the superblock was last written (recorded there next time).
+    errors_pending: AtomicU32,
     /// The journal (none for a filesystem made without one, or mounted `norecovery`).
     journal: Option<Pin<KBox<Journal>>>,
     /// The orphan list in order from the superblock's `last_orphan`.
@@ -79,6 +83,11 @@ impl SbInfo {
         self.reserved_blocks
     }
 
+    /// Whether the filesystem was shut down (`FS_IOC_SHUTDOWN`).
+    pub(crate) fn is_shutdown(&self) -> bool {
+        self.shutdown.load(Ordering::Relaxed)
+    }
+
     /// Notes that the free counts changed.
     pub(crate) fn mark_dirty(&self) {
         self.dirty.store(true, Ordering::Relaxed);
@@ -107,8 +116,13 @@ fn must_panic(sb: &SuperBlock) -> bool {
 }
 
 /// With `errors=remount-ro`, makes a mounted filesystem read-only after corruption, so
-/// that nothing more is written on top of it.
+/// that nothing more is written on top of it. The error is recorded in the superblock at
+/// its next write.
 fn after_corruption(sb: &SuperBlock) {
+    if sb.is_mounted() {
+        sb.info().errors_pending.fetch_add(1, Ordering::Relaxed);
+        sb.info().mark_dirty();
+    }
     if sb.info().errors() == ERRORS_REMOUNT_RO && sb.is_mounted() && !sb.is_read_only() {
         device_err!(sb.name(), "remounting filesystem read-only");
         sb.force_read_only();
@@ -200,7 +214,7 @@ pub(crate) fn load(dev: &Device, opts: MountOptions, read_only: bool) -> Result<
             dev.name(),
             "errors were recorded on this filesystem; run fsck.aegisfs"
         );
-    } else if !disk_sb.is_clean() {
+    } else if !disk_sb.is_clean() && geometry.journal_blocks() == 0 {
         device_warn!(
             dev.name(),
             "filesystem was not cleanly unmounted; run fsck.aegisfs"
@@ -275,6 +289,8 @@ pub(crate) fn load(dev: &Device, opts: MountOptions, read_only: bool) -> Result<
         free_blocks: AtomicU64::new(free_blocks),
         free_inodes: AtomicU64::new(free_inodes),
         dirty: AtomicBool::new(false),
+        shutdown: AtomicBool::new(false),
+        errors_pending: AtomicU32::new(0),
         journal,
         reservations: KBox::pin_init(new_mutex!(KVec::new()), GFP_KERNEL)?,
         orphans: KBox::pin_init(new_mutex!(KVec::new()), GFP_KERNEL)?,
@@ -352,6 +368,42 @@ pub(crate) enum SuperState {
     Clean,
 }
 
+/// Records the errors found since the last superblock write into `disk`.
+fn record_errors(info: &SbInfo, disk: &mut DiskSuperBlock, now: i64) {
+    let errors = info.errors_pending.swap(0, Ordering::Relaxed);
+    if errors == 0 {
+        return;
+    }
+    disk.state.set(disk.state.get() | STATE_ERRORS);
+    disk.error_count
+        .set(disk.error_count.get().saturating_add(errors));
+    if disk.first_error_time.get() == 0 {
+        disk.first_error_time.set(now);
+    }
+    disk.last_error_time.set(now);
+}
+
+/// Stops the filesystem for `FS_IOC_SHUTDOWN` (`flags`: 0 writes everything first, 1 commits
+/// the journal first, 2 stops at once); later changes and data accesses fail with EIO, and the
+/// next mount recovers from the journal.
+pub(crate) fn shutdown(sb: &SuperBlock, flags: u32) -> Result {
+    if flags > 2 {
+        return Err(EINVAL);
+    }
+    let info = sb.info();
+    if info.is_shutdown() {
+        return Ok(());
+    }
+    if flags != 2 {
+        // Best effort: the filesystem stops whether or not this works.
+        let _ = super::journal::commit(sb);
+    }
+    info.shutdown.store(true, Ordering::Relaxed);
+    super::journal::abort(sb);
+    device_warn!(sb.name(), "shut down (flags {})", flags);
+    Ok(())
+}
+
 /// Writes the superblock: the free counts and, with `state`, the mount state; `wait`
 /// writes it to the device before returning.
 pub(crate) fn write_super(sb: &SuperBlock, state: SuperState, wait: bool) -> Result {
@@ -371,6 +423,7 @@ pub(crate) fn write_super(sb: &SuperBlock, state: SuperState, wait: bool) -> Res
             disk.free_inodes
                 .set(u32::try_from(info.free_inodes.load(Ordering::Relaxed)).unwrap_or(u32::MAX));
             disk.write_time.set(now);
+            record_errors(info, disk, now);
             disk.update_checksum();
         });
         return Ok(());
@@ -401,6 +454,7 @@ pub(crate) fn write_super(sb: &SuperBlock, state: SuperState, wait: bool) -> Res
             }
             SuperState::Counts => {}
         }
+        record_errors(info, disk, now);
         disk.update_checksum();
     });
     if wait {

@@ -230,6 +230,8 @@ unsafe extern "C" {
     pub(crate) fn aegisfs_vfs_timer_free(timer: *mut c_void);
     pub(crate) fn aegisfs_vfs_nofs_save() -> c_uint;
     pub(crate) fn aegisfs_vfs_nofs_restore(flags: c_uint);
+    pub(crate) fn aegisfs_vfs_get_user_u32(arg: kernel::ffi::c_ulong, value: *mut u32) -> c_int;
+    pub(crate) fn aegisfs_vfs_capable_admin() -> bool;
     pub(crate) fn aegisfs_vfs_fill_statfs(
         buf: *mut bindings::kstatfs,
         magic: u64,

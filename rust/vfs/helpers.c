@@ -19,6 +19,7 @@
 #include <linux/sched.h>
 #include <linux/sched/mm.h>
 #include <linux/pagemap.h>
+#include <linux/uaccess.h>
 #include <linux/uio.h>
 #include <linux/slab.h>
 #include <linux/statfs.h>
@@ -580,11 +581,21 @@ static const struct iomap_ops aegisfs_iomap_ops = {
 	.iomap_end	= aegisfs_iomap_end,
 };
 
+/* O_DIRECT needs the position, length and memory aligned to the device's logical blocks. */
+static bool aegisfs_dio_aligned(struct inode *inode, loff_t pos, struct iov_iter *iter)
+{
+	unsigned int mask = bdev_logical_block_size(inode->i_sb->s_bdev) - 1;
+
+	return !((pos | iov_iter_count(iter) | iov_iter_alignment(iter)) & mask);
+}
+
 ssize_t aegisfs_vfs_dio_read(struct kiocb *iocb, struct iov_iter *to)
 {
 	struct inode *inode = file_inode(iocb->ki_filp);
 	ssize_t ret;
 
+	if (!aegisfs_dio_aligned(inode, iocb->ki_pos, to))
+		return -EINVAL;
 	inode_lock_shared(inode);
 	ret = iomap_dio_rw(iocb, to, &aegisfs_iomap_ops, NULL, 0, NULL, 0);
 	inode_unlock_shared(inode);
@@ -622,6 +633,8 @@ ssize_t aegisfs_vfs_dio_write(struct kiocb *iocb, struct iov_iter *from)
 	unsigned int flags = 0;
 	ssize_t ret, status;
 
+	if (!aegisfs_dio_aligned(inode, iocb->ki_pos, from))
+		return -EINVAL;
 	inode_lock(inode);
 	ret = generic_write_checks(iocb, from);
 	if (ret <= 0)
@@ -785,4 +798,14 @@ void aegisfs_vfs_nofs_restore(unsigned int flags)
 void aegisfs_vfs_timer_cancel(struct aegisfs_timer *t)
 {
 	cancel_delayed_work_sync(&t->work);
+}
+
+int aegisfs_vfs_get_user_u32(unsigned long arg, u32 *value)
+{
+	return get_user(*value, (u32 __user *)arg) ? -EFAULT : 0;
+}
+
+bool aegisfs_vfs_capable_admin(void)
+{
+	return capable(CAP_SYS_ADMIN);
 }

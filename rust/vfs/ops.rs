@@ -48,6 +48,7 @@ pub(super) static FILE_OPS: Table<bindings::file_operations> = Table(bindings::f
     llseek: Some(file_llseek),
     read_iter: Some(file_read_iter),
     write_iter: Some(file_write_iter),
+    unlocked_ioctl: Some(ioctl),
     fallocate: Some(fallocate),
     mmap_prepare: Some(bindings::generic_file_mmap_prepare),
     splice_read: Some(bindings::filemap_splice_read),
@@ -61,6 +62,7 @@ pub(super) static DIR_OPS: Table<bindings::file_operations> = Table(bindings::fi
     llseek: Some(bindings::generic_file_llseek),
     read: Some(bindings::generic_read_dir),
     iterate_shared: Some(iterate_shared),
+    unlocked_ioctl: Some(ioctl),
     fsync: Some(fsync),
     setlease: Some(ffi::generic_setlease),
     ..pin_init::zeroed()
@@ -200,7 +202,8 @@ unsafe extern "C" fn put_super(sb: *mut bindings::super_block) {
     // lives until `kill_sb`.
     let sbr = unsafe { SuperBlock::from_raw(sb) };
     fs::journal::stop_timer(sbr);
-    if !sbr.is_read_only() {
+    // After a shutdown the disk is left as it was: the next mount recovers.
+    if !sbr.is_read_only() && !sbr.info().is_shutdown() {
         let flushed = fs::journal::flush(sbr);
         if let Err(e) = flushed.and_then(|()| {
             fs::superblock::write_super(sbr, fs::superblock::SuperState::Clean, true)
@@ -512,8 +515,17 @@ unsafe extern "C" fn file_read_iter(
     iocb: *mut bindings::kiocb,
     to: *mut bindings::iov_iter,
 ) -> isize {
-    // SAFETY: The caller passes a valid `kiocb`.
-    let direct = unsafe { (*iocb).ki_flags } as u32 & bindings::IOCB_DIRECT != 0;
+    // SAFETY: The caller passes a valid `kiocb` of an open AegisFS file, whose inode is
+    // live while it is open.
+    let (direct, inode) = unsafe {
+        (
+            (*iocb).ki_flags as u32 & bindings::IOCB_DIRECT != 0,
+            Inode::from_raw((*(*iocb).ki_filp).f_inode),
+        )
+    };
+    if inode.sb().info().is_shutdown() {
+        return EIO.to_errno() as isize;
+    }
     if direct {
         // SAFETY: The caller passes valid arguments of an AegisFS regular file, whose iomap
         // operations `aegisfs_vfs_dio_read` uses.
@@ -880,6 +892,14 @@ unsafe extern "C" fn writepages(
     mapping: *mut bindings::address_space,
     wbc: *mut bindings::writeback_control,
 ) -> c_int {
+    // SAFETY: The mapping's host is a live AegisFS inode.
+    if unsafe { Inode::from_raw((*mapping).host) }
+        .sb()
+        .info()
+        .is_shutdown()
+    {
+        return EIO.to_errno();
+    }
     // SAFETY: The caller passes valid arguments; `get_block` matches `get_block_t`.
     unsafe { ffi::__mpage_writepages(mapping, wbc, Some(get_block), core::ptr::null()) }
 }
@@ -1097,4 +1117,36 @@ unsafe extern "C" fn fsync(
     }
     // SAFETY: The caller passes an open file.
     unsafe { bindings::file_check_and_advance_wb_err(file) }
+}
+
+/// `FS_IOC_SHUTDOWN` (`_IOR('X', 125, __u32)`), as ext4 and XFS define it.
+const FS_IOC_SHUTDOWN: c_uint = 0x8004_587d;
+
+/// `ioctl` of files and directories: `FS_IOC_SHUTDOWN` (the inode flag ioctls go through
+/// `fileattr_get`/`fileattr_set`).
+///
+/// # Safety
+///
+/// Called by the VFS with an open AegisFS file; `arg` is the caller's argument.
+unsafe extern "C" fn ioctl(
+    file: *mut bindings::file,
+    cmd: c_uint,
+    arg: kernel::ffi::c_ulong,
+) -> c_long {
+    if cmd != FS_IOC_SHUTDOWN {
+        return ENOTTY.to_errno() as c_long;
+    }
+    // SAFETY: Reads the current task's credentials.
+    if !unsafe { ffi::aegisfs_vfs_capable_admin() } {
+        return EPERM.to_errno() as c_long;
+    }
+    let mut flags = 0u32;
+    // SAFETY: `get_user` checks the user pointer; `flags` is a local.
+    let ret = unsafe { ffi::aegisfs_vfs_get_user_u32(arg, &mut flags) };
+    if ret < 0 {
+        return ret as c_long;
+    }
+    // SAFETY: The file is open, so its inode and superblock are live.
+    let sb = unsafe { SuperBlock::from_raw((*(*file).f_inode).i_sb) };
+    errno(fs::superblock::shutdown(sb, flags)) as c_long
 }

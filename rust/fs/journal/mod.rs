@@ -154,10 +154,16 @@ impl Journal {
         }
     }
 
-    /// Stops the journal: later handles fail with EIO and nothing more reaches the disk.
+    /// Stops the journal: later handles fail with EIO and nothing more reaches the disk. The
+    /// running transaction's file references go (unmount needs every inode released).
     pub(crate) fn abort(&self) {
-        self.state.lock().aborted = true;
+        let ordered = {
+            let mut st = self.state.lock();
+            st.aborted = true;
+            core::mem::take(&mut st.running.ordered)
+        };
         self.wait.notify_all();
+        release_inodes(ordered);
     }
 
     /// The first block at or after `block` in `block..block + count` that is busy, with the
@@ -300,6 +306,13 @@ pub(crate) fn flush(sb: &SuperBlock) -> Result {
     match journal_of(sb) {
         Some(journal) => checkpoint::flush(sb, journal),
         None => Ok(()),
+    }
+}
+
+/// Stops the journal after a shutdown: nothing more is committed or written home.
+pub(crate) fn abort(sb: &SuperBlock) {
+    if let Some(journal) = journal_of(sb) {
+        journal.abort();
     }
 }
 

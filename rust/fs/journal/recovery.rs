@@ -208,7 +208,11 @@ pub(crate) fn recover(dev: &Device, area: &JournalArea) -> Result<u64> {
     let (start, sequence, txn_checksum) = {
         let jsb = JournalSuperBlock::validate(jsb_bh.data(), area.seed, area.len).map_err(|e| {
             device_err!(dev.name(), "journal superblock: {}", e.msg());
-            EUCLEAN
+            if e.is_corruption() {
+                EUCLEAN
+            } else {
+                EINVAL
+            }
         })?;
         (jsb.start.get(), jsb.sequence.get(), jsb.has_txn_checksum())
     };

@@ -69,6 +69,9 @@ fn marker(journal: &Journal) -> usize {
 /// is in progress, and commits first when the running transaction is full. EIO after the
 /// journal was aborted.
 pub(crate) fn start(sb: &SuperBlock) -> Result<Handle<'_>> {
+    if sb.info().is_shutdown() {
+        return Err(EIO);
+    }
     let Some(journal) = journal_of(sb) else {
         return Ok(Handle {
             journal: None,
@@ -253,7 +256,7 @@ pub(super) fn add_ordered(journal: &Journal, inode: &Inode) {
         return;
     };
     st = journal.state.lock();
-    if st.running.sequence != sequence {
+    if st.running.sequence != sequence || st.aborted {
         // The transaction committed meanwhile, with the data written before it.
         drop(st);
         return;
