@@ -43,7 +43,7 @@ pub(super) static SUPER_OPS: Table<bindings::super_operations> =
 
 // Leases are refused unless the filesystem offers `setlease`.
 pub(super) static FILE_OPS: Table<bindings::file_operations> = Table(bindings::file_operations {
-    open: Some(ffi::aegisfs_vfs_file_open),
+    open: Some(file_open),
     release: Some(release),
     llseek: Some(file_llseek),
     read_iter: Some(file_read_iter),
@@ -59,6 +59,7 @@ pub(super) static FILE_OPS: Table<bindings::file_operations> = Table(bindings::f
 });
 
 pub(super) static DIR_OPS: Table<bindings::file_operations> = Table(bindings::file_operations {
+    open: Some(dir_open),
     llseek: Some(bindings::generic_file_llseek),
     read: Some(bindings::generic_read_dir),
     iterate_shared: Some(iterate_shared),
@@ -915,6 +916,13 @@ unsafe extern "C" fn setattr(
     dentry: *mut bindings::dentry,
     iattr: *mut bindings::iattr,
 ) -> c_int {
+    // SAFETY: The caller passes a positive dentry of a mounted AegisFS filesystem.
+    if unsafe { SuperBlock::from_raw((*dentry).d_sb) }
+        .info()
+        .is_shutdown()
+    {
+        return EIO.to_errno();
+    }
     // SAFETY: The caller passes valid arguments.
     let ret = unsafe { bindings::setattr_prepare(idmap, dentry, iattr) };
     if ret != 0 {
@@ -1149,4 +1157,31 @@ unsafe extern "C" fn ioctl(
     // SAFETY: The file is open, so its inode and superblock are live.
     let sb = unsafe { SuperBlock::from_raw((*(*file).f_inode).i_sb) };
     errno(fs::superblock::shutdown(sb, flags)) as c_long
+}
+
+/// `open` of a regular file: EIO after a shutdown.
+///
+/// # Safety
+///
+/// Called by the VFS with a live AegisFS inode and the file being opened.
+unsafe extern "C" fn file_open(inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
+    // SAFETY: The caller passes a live AegisFS inode.
+    if unsafe { Inode::from_raw(inode) }.sb().info().is_shutdown() {
+        return EIO.to_errno();
+    }
+    // SAFETY: The caller passes valid arguments.
+    unsafe { ffi::aegisfs_vfs_file_open(inode, file) }
+}
+
+/// `open` of a directory: EIO after a shutdown.
+///
+/// # Safety
+///
+/// As for [`file_open`].
+unsafe extern "C" fn dir_open(inode: *mut bindings::inode, _file: *mut bindings::file) -> c_int {
+    // SAFETY: The caller passes a live AegisFS inode.
+    if unsafe { Inode::from_raw(inode) }.sb().info().is_shutdown() {
+        return EIO.to_errno();
+    }
+    0
 }
