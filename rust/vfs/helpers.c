@@ -809,3 +809,37 @@ bool aegisfs_vfs_capable_admin(void)
 {
 	return capable(CAP_SYS_ADMIN);
 }
+
+/* Shared writable mappings get their blocks when a page is first written (page_mkwrite),
+ * so writeback never allocates (it may run while a journal commit waits for it). */
+static vm_fault_t aegisfs_page_mkwrite(struct vm_fault *vmf)
+{
+	struct inode *inode = file_inode(vmf->vma->vm_file);
+	int err;
+
+	sb_start_pagefault(inode->i_sb);
+	file_update_time(vmf->vma->vm_file);
+	filemap_invalidate_lock_shared(inode->i_mapping);
+	err = aegisfs_page_mkwrite_blocks(inode, vmf->vma, vmf);
+	filemap_invalidate_unlock_shared(inode->i_mapping);
+	sb_end_pagefault(inode->i_sb);
+	return vmf_fs_error(err);
+}
+
+static const struct vm_operations_struct aegisfs_file_vm_ops = {
+	.fault		= filemap_fault,
+	.map_pages	= filemap_map_pages,
+	.page_mkwrite	= aegisfs_page_mkwrite,
+};
+
+int aegisfs_vfs_mmap_prepare(struct vm_area_desc *desc)
+{
+	file_accessed(desc->file);
+	desc->vm_ops = &aegisfs_file_vm_ops;
+	return 0;
+}
+
+int aegisfs_vfs_block_page_mkwrite(struct vm_area_struct *vma, struct vm_fault *vmf)
+{
+	return block_page_mkwrite(vma, vmf, aegisfs_get_block);
+}

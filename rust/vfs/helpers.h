@@ -145,6 +145,15 @@ unsigned int aegisfs_vfs_nofs_save(void);
 void aegisfs_vfs_nofs_restore(unsigned int flags);
 int aegisfs_vfs_get_user_u32(unsigned long arg, u32 *value);
 bool aegisfs_vfs_capable_admin(void);
+struct vm_area_desc;
+struct vm_area_struct;
+struct vm_fault;
+int aegisfs_vfs_mmap_prepare(struct vm_area_desc *desc);
+int aegisfs_vfs_block_page_mkwrite(struct vm_area_struct *vma, struct vm_fault *vmf);
+/* rust/vfs/ops.rs */
+int aegisfs_page_mkwrite_blocks(struct inode *inode, struct vm_area_struct *vma,
+	struct vm_fault *vmf);
+int aegisfs_get_block(struct inode *inode, sector_t block, struct buffer_head *bh, int create);
 /* rust/vfs/super_block.rs */
 void aegisfs_commit_timer(struct super_block *sb);
 

@@ -50,7 +50,7 @@ pub(super) static FILE_OPS: Table<bindings::file_operations> = Table(bindings::f
     write_iter: Some(file_write_iter),
     unlocked_ioctl: Some(ioctl),
     fallocate: Some(fallocate),
-    mmap_prepare: Some(bindings::generic_file_mmap_prepare),
+    mmap_prepare: Some(ffi::aegisfs_vfs_mmap_prepare),
     splice_read: Some(bindings::filemap_splice_read),
     splice_write: Some(bindings::iter_file_splice_write),
     fsync: Some(fsync),
@@ -1184,4 +1184,49 @@ unsafe extern "C" fn dir_open(inode: *mut bindings::inode, _file: *mut bindings:
         return EIO.to_errno();
     }
     0
+}
+
+/// `page_mkwrite` of a shared writable mapping (called by `helpers.c` with the fault and
+/// invalidate locks taken): gives the page its blocks in a handle, so that writeback never
+/// allocates.
+///
+/// # Safety
+///
+/// `inode` must be the live AegisFS inode of the mapping of `vma`, and `vmf` its fault.
+#[no_mangle]
+unsafe extern "C" fn aegisfs_page_mkwrite_blocks(
+    inode: *mut bindings::inode,
+    vma: *mut bindings::vm_area_struct,
+    vmf: *mut bindings::vm_fault,
+) -> c_int {
+    // SAFETY: The caller guarantees `inode` is live.
+    let inode = unsafe { Inode::from_raw(inode) };
+    let sb = inode.sb();
+    if sb.info().is_shutdown() {
+        return EIO.to_errno();
+    }
+    let handle = match fs::journal::start(sb) {
+        Ok(handle) => handle,
+        Err(e) => return e.to_errno(),
+    };
+    // SAFETY: The caller passes the fault of a mapping of this inode.
+    let ret = unsafe { ffi::aegisfs_vfs_block_page_mkwrite(vma, vmf) };
+    drop(handle);
+    ret
+}
+
+/// `get_block` for the C side (`block_page_mkwrite`).
+///
+/// # Safety
+///
+/// As for [`get_block`].
+#[no_mangle]
+unsafe extern "C" fn aegisfs_get_block(
+    inode: *mut bindings::inode,
+    block: bindings::sector_t,
+    bh: *mut bindings::buffer_head,
+    create: c_int,
+) -> c_int {
+    // SAFETY: The caller's guarantees are those of `get_block`.
+    unsafe { get_block(inode, block, bh, create) }
 }

@@ -5,7 +5,7 @@
 # modprobe knows the kernel's built-in modules, --share content is visible both ways, the
 # staged tools are found by `mkfs -t` / `fsck -t`, the root image is never modified, the
 # script's exit status comes back, and a kernel panic (its console log is kept), a kernel
-# console WARNING and a timeout each fail the run.
+# console WARNING and a timeout each fail the run; --kill-after cuts a run short (exit 137).
 # Prints one `ok harness/<case>` or `not ok harness/<case>: <reason>` line per case.
 set -uo pipefail
 
@@ -216,6 +216,24 @@ if [ $warn_rc = 125 ] && grep -q "injected by the harness suite" "$work/warn.out
 else
     not_ok console-warning-detected "qemu/vm exited $warn_rc, want 125" "$work/warn.out"
 fi
+
+# --kill-after: QEMU is killed that long after the script started (a power cut), the run
+# exits 137, and a script that ends first returns its own status.
+printf 'echo "about to be cut"\nsleep 600\n' > "$work/killed.sh"
+start_kill=$(date +%s)
+"$vm" --kill-after 3 --timeout 120 "$work/killed.sh" > "$work/killed.out" 2>&1
+kill_rc=$?
+kill_took=$(( $(date +%s) - start_kill ))
+if [ $kill_rc = 137 ] && grep -q "about to be cut" "$work/killed.out" && [ $kill_took -lt 100 ]; then
+    ok kill-after
+else
+    not_ok kill-after "qemu/vm exited $kill_rc after $kill_took s, want 137 well before the timeout" "$work/killed.out"
+fi
+printf 'exit 7\n' > "$work/quick.sh"
+"$vm" --kill-after 60 "$work/quick.sh" > "$work/quick.out" 2>&1
+quick_rc=$?
+if [ $quick_rc = 7 ]; then ok kill-after-not-reached
+else not_ok kill-after-not-reached "qemu/vm exited $quick_rc, want the script's 7" "$work/quick.out"; fi
 
 wait $timeout_pid
 timeout_rc=$?
