@@ -1059,3 +1059,28 @@ pub(crate) fn truncate_blocks(inode: &Inode, from: u64) -> Result {
     }
     Ok(())
 }
+
+/// Makes the UNWRITTEN blocks of logical blocks `start..end` written (their data is on disk).
+pub(crate) fn convert_unwritten(inode: &Inode, start: u64, end: u64) -> Result {
+    let mut lblk = start;
+    while lblk < end {
+        let mut map = inode.map_write();
+        let block_path = BlockPath::of(lblk).ok_or(EFBIG)?;
+        let n = (end - lblk).min(block_path.run_in_leaf());
+        let mut walk = WalkPath::default();
+        let leaf = leaf_for(inode, &mut map, &block_path, &mut walk)?;
+        let index = usize::from(block_path.used_offsets().last().copied().unwrap_or(0));
+        for i in 0..n as usize {
+            let ptr = leaf.ptr(&map, index + i);
+            if ptr & PTR_UNWRITTEN != 0 {
+                let block = ptr & !PTR_UNWRITTEN;
+                check_ptr(inode, &walk, block)?;
+                leaf.set(inode, &mut map, index + i, core::iter::once(block));
+            }
+        }
+        lblk += n;
+        drop(leaf);
+        finish_changes(inode, map);
+    }
+    Ok(())
+}

@@ -87,6 +87,21 @@ pub(crate) fn write_end(inode: &Inode, end: u64, short: bool) {
     }
 }
 
+/// An `O_DIRECT` write of bytes `pos..pos + len` completed: its UNWRITTEN blocks
+/// (`unwritten`) become written and the size grows to its end, in one transaction.
+pub(crate) fn dio_write_done(inode: &Inode, pos: u64, len: u64, unwritten: bool) -> Result {
+    let _handle = super::journal::start(inode.sb())?;
+    let end = pos.saturating_add(len);
+    if unwritten && len > 0 {
+        blockmap::convert_unwritten(inode, pos / BLOCK_SIZE_U64, end.div_ceil(BLOCK_SIZE_U64))?;
+    }
+    if end > inode.size() {
+        inode.set_size(end);
+        inode.mark_dirty();
+    }
+    Ok(())
+}
+
 /// The last writer of `inode` closes it: blocks allocated ahead are given back.
 pub(crate) fn release(inode: &Inode) -> Result {
     blockmap::discard_prealloc(inode, &mut inode.map_write())
@@ -131,12 +146,36 @@ pub(crate) struct IoMap {
 pub(crate) fn iomap_map(inode: &Inode, lblk: u64, max: u64, write: bool) -> Result<IoMap> {
     let max = max.max(1);
     if write {
-        let m = blockmap::get_blocks(inode, lblk, max, true)?.ok_or(EIO)?;
+        if let Some(run) = blockmap::map_blocks(inode, lblk, max)? {
+            return Ok(IoMap {
+                kind: IoMapKind::Mapped,
+                pblk: run.start,
+                count: run.count.min(max),
+                new: false,
+            });
+        }
+        // A hole or UNWRITTEN blocks: written as UNWRITTEN blocks, converted when the I/O
+        // has completed (`dio_write_done`), so a crash before that reads zeros, never the
+        // blocks' previous contents.
+        let end = lblk.saturating_add(max);
+        let hole_end = match blockmap::next_extent(inode, lblk, end)? {
+            Some(e) if e.lblk <= lblk && e.unwritten => lblk + (e.count - (lblk - e.lblk)),
+            Some(e) if e.lblk > lblk => e.lblk,
+            Some(_) => lblk + 1,
+            None => end,
+        };
+        blockmap::alloc_unwritten(inode, lblk, hole_end.min(end).max(lblk + 1), 0..0)?;
+        let e = blockmap::next_extent(inode, lblk, lblk + 1)?.ok_or(EIO)?;
+        let skip = lblk.saturating_sub(e.lblk);
         return Ok(IoMap {
-            kind: IoMapKind::Mapped,
-            pblk: m.start,
-            count: m.count.min(max),
-            new: m.new,
+            kind: if e.unwritten {
+                IoMapKind::Unwritten
+            } else {
+                IoMapKind::Mapped
+            },
+            pblk: e.pblk + skip,
+            count: (e.count - skip.min(e.count)).clamp(1, max),
+            new: true,
         });
     }
     let end = lblk.saturating_add(max);

@@ -606,7 +606,6 @@ static int aegisfs_dio_write_end_io(struct kiocb *iocb, ssize_t size, int error,
 				    unsigned int flags)
 {
 	struct inode *inode = file_inode(iocb->ki_filp);
-	loff_t end = iocb->ki_pos + size;
 
 	if (error)
 		return error;
@@ -614,11 +613,7 @@ static int aegisfs_dio_write_end_io(struct kiocb *iocb, ssize_t size, int error,
 	 * Extending writes run synchronously under the inode lock (IOMAP_DIO_FORCE_WAIT), so
 	 * the size may change here, before iomap_dio_rw() invalidates the page cache.
 	 */
-	if (end > i_size_read(inode)) {
-		i_size_write(inode, end);
-		mark_inode_dirty(inode);
-	}
-	return 0;
+	return aegisfs_dio_write_done(inode, iocb->ki_pos, size, flags & IOMAP_DIO_UNWRITTEN);
 }
 
 static const struct iomap_dio_ops aegisfs_dio_write_ops = {

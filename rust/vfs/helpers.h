@@ -42,6 +42,7 @@ struct aegisfs_iomap_extent {
 };
 
 /* rust/vfs/ops.rs */
+int aegisfs_dio_write_done(struct inode *inode, loff_t pos, ssize_t size, bool unwritten);
 int aegisfs_iomap_map(struct inode *inode, u64 lblk, u64 max, bool write,
 	struct aegisfs_iomap_extent *ext);
 void aegisfs_write_failed(struct inode *inode, loff_t end);

@@ -1230,3 +1230,24 @@ unsafe extern "C" fn aegisfs_get_block(
     // SAFETY: The caller's guarantees are those of `get_block`.
     unsafe { get_block(inode, block, bh, create) }
 }
+
+/// Completion of an `O_DIRECT` write (called by `helpers.c`): converts the UNWRITTEN blocks
+/// it wrote and grows the size.
+///
+/// # Safety
+///
+/// `inode` must be the live AegisFS inode the write went to.
+#[no_mangle]
+unsafe extern "C" fn aegisfs_dio_write_done(
+    inode: *mut bindings::inode,
+    pos: bindings::loff_t,
+    size: isize,
+    unwritten: bool,
+) -> c_int {
+    // SAFETY: The caller guarantees `inode` is live.
+    let inode = unsafe { Inode::from_raw(inode) };
+    let (Ok(pos), Ok(size)) = (u64::try_from(pos), u64::try_from(size)) else {
+        return EINVAL.to_errno();
+    };
+    errno(fs::file::dio_write_done(inode, pos, size, unwritten))
+}
