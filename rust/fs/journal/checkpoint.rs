@@ -70,7 +70,6 @@ pub(super) fn checkpoint(sb: &SuperBlock, journal: &Journal) -> Result {
     let mut st = journal.state.lock();
     st.live = false;
     st.head = JOURNAL_FIRST_LOG_BLOCK;
-    st.tail_sequence = sequence;
     Ok(())
 }
 

@@ -85,10 +85,7 @@ pub(super) fn commit_locked<'a>(
         match written {
             Ok(new_head) => {
                 st.head = new_head;
-                if !st.live {
-                    st.live = true;
-                    st.tail_sequence = sequence;
-                }
+                st.live = true;
                 st.committed = sequence;
                 let mut overflow = KVec::new();
                 for bh in buffers {

@@ -59,8 +59,6 @@ struct State {
     head: u64,
     /// Whether the log holds committed transactions (the journal superblock's `start`).
     live: bool,
-    /// The first transaction in the log when `live`.
-    tail_sequence: u64,
     /// Blocks committed to the log and not yet written home, each once (its
     /// `JournalFlag::Checkpoint` bit is set).
     checkpoint: KVec<BufferHead>,
@@ -112,7 +110,6 @@ impl Journal {
                     committed: sequence.wrapping_sub(1),
                     head: crate::journal::JOURNAL_FIRST_LOG_BLOCK,
                     live: false,
-                    tail_sequence: sequence,
                     checkpoint: KVec::new(),
                     aborted: false,
                 }),
