@@ -143,6 +143,22 @@ pub(crate) struct IoMap {
 /// Maps logical block `lblk` and up to `max` - 1 following blocks for direct I/O. A write
 /// allocates holes and turns UNWRITTEN blocks into written ones (the VFS zeroes what it
 /// does not write of them); a read reports holes and UNWRITTEN extents as they are.
+/// The part of extent `e` (which holds logical block `lblk`) from `lblk` on, at most `max`
+/// blocks.
+fn extent_map(e: &blockmap::Extent, lblk: u64, max: u64, new: bool) -> IoMap {
+    let skip = lblk.saturating_sub(e.lblk);
+    IoMap {
+        kind: if e.unwritten {
+            IoMapKind::Unwritten
+        } else {
+            IoMapKind::Mapped
+        },
+        pblk: e.pblk + skip,
+        count: (e.count - skip.min(e.count)).clamp(1, max),
+        new,
+    }
+}
+
 pub(crate) fn iomap_map(inode: &Inode, lblk: u64, max: u64, write: bool) -> Result<IoMap> {
     let max = max.max(1);
     if write {
@@ -166,17 +182,7 @@ pub(crate) fn iomap_map(inode: &Inode, lblk: u64, max: u64, write: bool) -> Resu
         };
         blockmap::alloc_unwritten(inode, lblk, hole_end.min(end).max(lblk + 1), 0..0)?;
         let e = blockmap::next_extent(inode, lblk, lblk + 1)?.ok_or(EIO)?;
-        let skip = lblk.saturating_sub(e.lblk);
-        return Ok(IoMap {
-            kind: if e.unwritten {
-                IoMapKind::Unwritten
-            } else {
-                IoMapKind::Mapped
-            },
-            pblk: e.pblk + skip,
-            count: (e.count - skip.min(e.count)).clamp(1, max),
-            new: true,
-        });
+        return Ok(extent_map(&e, lblk, max, true));
     }
     let end = lblk.saturating_add(max);
     let hole = |count: u64| IoMap {
@@ -186,19 +192,7 @@ pub(crate) fn iomap_map(inode: &Inode, lblk: u64, max: u64, write: bool) -> Resu
         new: false,
     };
     Ok(match blockmap::next_extent(inode, lblk, end)? {
-        Some(e) if e.lblk <= lblk => {
-            let skip = lblk - e.lblk;
-            IoMap {
-                kind: if e.unwritten {
-                    IoMapKind::Unwritten
-                } else {
-                    IoMapKind::Mapped
-                },
-                pblk: e.pblk + skip,
-                count: (e.count - skip.min(e.count)).clamp(1, max),
-                new: false,
-            }
-        }
+        Some(e) if e.lblk <= lblk => extent_map(&e, lblk, max, false),
         Some(e) => hole((e.lblk - lblk).min(max)),
         None => hole(max),
     })

@@ -368,6 +368,15 @@ pub(crate) enum SuperState {
     Clean,
 }
 
+/// Puts the free counts and the write time into `disk`.
+fn write_counts(info: &SbInfo, disk: &mut DiskSuperBlock, now: i64) {
+    disk.free_blocks
+        .set(info.free_blocks.load(Ordering::Relaxed));
+    disk.free_inodes
+        .set(u32::try_from(info.free_inodes.load(Ordering::Relaxed)).unwrap_or(u32::MAX));
+    disk.write_time.set(now);
+}
+
 /// Records the errors found since the last superblock write into `disk`.
 fn record_errors(info: &SbInfo, disk: &mut DiskSuperBlock, now: i64) {
     let errors = info.errors_pending.swap(0, Ordering::Relaxed);
@@ -418,11 +427,7 @@ pub(crate) fn write_super(sb: &SuperBlock, state: SuperState, wait: bool) -> Res
         let _handle = super::journal::start(sb)?;
         super::journal::modify(sb, &bh, None, |block0| {
             let disk = DiskSuperBlock::in_block_mut(block0);
-            disk.free_blocks
-                .set(info.free_blocks.load(Ordering::Relaxed));
-            disk.free_inodes
-                .set(u32::try_from(info.free_inodes.load(Ordering::Relaxed)).unwrap_or(u32::MAX));
-            disk.write_time.set(now);
+            write_counts(info, disk, now);
             record_errors(info, disk, now);
             disk.update_checksum();
         });
@@ -430,11 +435,7 @@ pub(crate) fn write_super(sb: &SuperBlock, state: SuperState, wait: bool) -> Res
     }
     bh.modify(None, |block0| {
         let disk = DiskSuperBlock::in_block_mut(block0);
-        disk.free_blocks
-            .set(info.free_blocks.load(Ordering::Relaxed));
-        disk.free_inodes
-            .set(u32::try_from(info.free_inodes.load(Ordering::Relaxed)).unwrap_or(u32::MAX));
-        disk.write_time.set(now);
+        write_counts(info, disk, now);
         let journaled = info.journal.is_some();
         match state {
             SuperState::Mounting => {

@@ -13,6 +13,7 @@ mod ffi;
 pub(crate) mod fs_type;
 pub(crate) mod inode;
 pub(crate) mod log;
+mod namei_ops;
 pub(crate) mod ops;
 pub(crate) mod super_block;
 

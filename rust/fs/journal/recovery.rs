@@ -230,24 +230,17 @@ pub(crate) fn recover(dev: &Device, area: &JournalArea) -> Result<u64> {
         &mut revoked,
     )?;
     let count = end.wrapping_sub(sequence);
-    area.pass(
-        dev,
-        Pass::Revoke,
-        start,
-        sequence,
-        Some(end),
-        txn_checksum,
-        &mut revoked,
-    )?;
-    area.pass(
-        dev,
-        Pass::Replay,
-        start,
-        sequence,
-        Some(end),
-        txn_checksum,
-        &mut revoked,
-    )?;
+    for pass in [Pass::Revoke, Pass::Replay] {
+        area.pass(
+            dev,
+            pass,
+            start,
+            sequence,
+            Some(end),
+            txn_checksum,
+            &mut revoked,
+        )?;
+    }
     dev.flush()?;
     jsb_bh.change(|block| {
         let jsb = JournalSuperBlock::from_block_mut(block);
