@@ -47,6 +47,12 @@ stopped=0
 for ((n = 1; n <= runs; n++)); do
     t=$(python3 -c "import random; print(round(random.Random($seed * 1000 + $n).uniform($lo, $hi), 2))")
     boot "$n" run --kill-after "$t"
+    # A guest that hung while booting never ran the workload: that boot is repeated (once),
+    # since it says nothing about the filesystem.
+    if [ "$status" = 124 ] && grep -q "the guest script never started" "$work/boot.log"; then
+        echo "# powercut: boot $n: the guest hung before the script started; booting again"
+        boot "$n" run --kill-after "$t"
+    fi
     if [ "$status" = 137 ]; then
         cuts=$((cuts + 1))
         grep -q "^# powercut: boot $n: workload started" "$work/boot.log" && in_workload=$((in_workload + 1))
