@@ -302,3 +302,41 @@ def seek(fd, off, whence):
         return os.lseek(fd, off, whence)
     except OSError as e:
         return err_name(e.errno)
+
+
+def fsync_path(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def as_user(fn, uid=1000, gid=1000):
+    """Runs FN in a child with uid/gid UID:GID and no supplementary groups; returns what FN
+    returned (a string), or the errno name of the OSError it raised."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            os.setgroups([])
+            os.setresgid(gid, gid, gid)
+            os.setresuid(uid, uid, uid)
+            out = str(fn())
+        except OSError as e:
+            out = err_name(e.errno)
+        except BaseException as e:  # noqa: BLE001
+            out = f"{type(e).__name__}: {e}"
+        os.write(w, out.encode())
+        os._exit(0)
+    os.close(w)
+    chunks = []
+    while True:
+        b = os.read(r, 4096)
+        if not b:
+            break
+        chunks.append(b)
+    os.close(r)
+    os.waitpid(pid, 0)
+    return b"".join(chunks).decode()

@@ -124,36 +124,6 @@ def remount(opts=None):
     fsx.mount(DEV, MNT, opts)
 
 
-def as_user(fn, uid=1000, gid=1000):
-    """Runs FN in a child with uid/gid UID:GID and no supplementary groups; returns what FN
-    returned (a string), or the errno name of the OSError it raised."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        try:
-            os.setgroups([])
-            os.setresgid(gid, gid, gid)
-            os.setresuid(uid, uid, uid)
-            out = str(fn())
-        except OSError as e:
-            out = fsx.err_name(e.errno)
-        except BaseException as e:  # noqa: BLE001
-            out = f"{type(e).__name__}: {e}"
-        os.write(w, out.encode())
-        os._exit(0)
-    os.close(w)
-    chunks = []
-    while True:
-        b = os.read(r, 4096)
-        if not b:
-            break
-        chunks.append(b)
-    os.close(r)
-    os.waitpid(pid, 0)
-    return b"".join(chunks).decode()
-
-
 # ---- namespace ---------------------------------------------------------------------------
 
 
@@ -524,7 +494,7 @@ def t_chmod_chown():
     g = os.path.join(top, "g")
     put(g, b"setuid")
     os.chmod(g, 0o6777)
-    eq(as_user(lambda: append(g, b"more")), "4", "write as fsgqa")
+    eq(fsx.as_user(lambda: append(g, b"more")), "4", "write as fsgqa")
     eq(stat.S_IMODE(os.stat(g).st_mode), 0o777, "mode after a write by another user")
     eq(get(g), b"setuidmore", "content")
     os.chmod(g, 0o6777)
@@ -533,9 +503,9 @@ def t_chmod_chown():
     # Permissions are enforced for the other user.
     os.chmod(f, 0o600)
     os.chown(f, 0, 0)
-    eq(as_user(lambda: os.open(f, os.O_RDONLY)), "EACCES", "open of a 0600 root file as fsgqa")
-    eq(as_user(lambda: os.chmod(f, 0o777)), "EPERM", "chmod of a root file as fsgqa")
-    eq(as_user(lambda: os.chown(g, 1000, 1000)), "EPERM", "chown as fsgqa")
+    eq(fsx.as_user(lambda: os.open(f, os.O_RDONLY)), "EACCES", "open of a 0600 root file as fsgqa")
+    eq(fsx.as_user(lambda: os.chmod(f, 0o777)), "EPERM", "chmod of a root file as fsgqa")
+    eq(fsx.as_user(lambda: os.chown(g, 1000, 1000)), "EPERM", "chown as fsgqa")
     # setgid directories: new entries inherit the group, new subdirectories the bit.
     sg = os.path.join(top, "sgid")
     os.mkdir(sg)

@@ -23,16 +23,10 @@ import os
 import random
 import struct
 
+import fsx
+
 MIB = 1 << 20
 DIRS = ["d0", "d1", "d2", "d3"]
-
-
-def fsync_path(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def sha_file(path, length=None):
@@ -54,8 +48,8 @@ def layout(mnt):
     for d in DIRS + ["c", "g"]:
         os.mkdir(os.path.join(mnt, d))
     for d in DIRS + ["c", "g"]:
-        fsync_path(os.path.join(mnt, d))
-    fsync_path(mnt)
+        fsx.fsync_path(os.path.join(mnt, d))
+    fsx.fsync_path(mnt)
 
 
 # ---- expectations ----------------------------------------------------------------------
@@ -178,7 +172,7 @@ class Workload:
         self.grow_sha = hashlib.sha256()
         self.grow_len = 0
         os.fsync(self.grow_fd)
-        fsync_path(self.p("g"))
+        fsx.fsync_path(self.p("g"))
         self.commit(f"A {self.grow} 0 {self.grow_sha.hexdigest()}")
 
     def _rmtree(self, rel):
@@ -211,7 +205,7 @@ class Workload:
             os.fsync(fd)
         finally:
             os.close(fd)
-        fsync_path(self.p(d))
+        fsx.fsync_path(self.p(d))
         self.fsyncs += 1
         self.commit(f"F {rel} {size} {hashlib.sha256(data).hexdigest()}")
         self.alive.append((rel, size))
@@ -275,7 +269,7 @@ class Workload:
                 os.rmdir(self.p(d))
                 self.churn_dirs.remove(d)
         if r.random() < 0.05:
-            fsync_path(self.p(self.cdir))
+            fsx.fsync_path(self.p(self.cdir))
 
     def step(self):
         r = self.rng.random()

@@ -75,14 +75,6 @@ def result(fn, *args):
     return "ok"
 
 
-def fsync_path(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def p(rel):
     return os.path.join(MNT, rel)
 
@@ -147,7 +139,7 @@ def writer(rng, stream, recfile):
                     os.close(fd)
                 if synced:
                     op = f"fsync {d}"
-                    fsync_path(p(d))
+                    fsx.fsync_path(p(d))
                 record(f"{'F' if synced else 'C'} {rel} {size} {hashlib.sha256(data).hexdigest()} {n * 256 * KIB}")
             else:
                 k = rng.randrange(6)
@@ -250,7 +242,7 @@ def one_flag(name, flag, seed):
         state["pre"] = fsx.write_file(p("pre"), seed + 1, 200 * KIB, fsync=True)
         state["cold"] = fsx.write_file(p("cold"), seed + 2, 300 * KIB, fsync=True)
         for d in ["f0", "f1", "u0", "u1", "c", ""]:
-            fsync_path(p(d))
+            fsx.fsync_path(p(d))
         fsx.drop_caches()
         fds["pre"] = os.open(p("pre"), os.O_RDWR)
         os.pread(fds["pre"], 200 * KIB, 0)  # cached again
@@ -316,7 +308,7 @@ def one_flag(name, flag, seed):
             "mkdir": result(os.mkdir, p("newdir")),
             "fsync": result(os.fsync, pre),
             "fdatasync": result(os.fdatasync, pre),
-            "fsync-dir": result(fsync_path, MNT),
+            "fsync-dir": result(fsx.fsync_path, MNT),
         })
 
     fsx.case(f"{name}-eio", eio)
@@ -414,38 +406,9 @@ def one_flag(name, flag, seed):
 # ---- permissions and bad flags -------------------------------------------------------------
 
 
-def as_user(fn, uid, gid):
-    """FN in a child with uid/gid UID:GID; returns its result string."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        out = "?"
-        try:
-            os.setgroups([])
-            os.setresgid(gid, gid, gid)
-            os.setresuid(uid, uid, uid)
-            out = fn()
-        except BaseException as e:  # noqa: BLE001
-            out = f"{type(e).__name__}: {e}"
-        finally:
-            os.write(w, out.encode())
-            os._exit(0)
-    os.close(w)
-    chunks = []
-    while True:
-        b = os.read(r, 4096)
-        if not b:
-            break
-        chunks.append(b)
-    os.close(r)
-    os.waitpid(pid, 0)
-    return b"".join(chunks).decode()
-
-
 def still_writable(tag):
     fsx.write_file(p(tag), 7, 10000, fsync=True)
-    fsync_path(MNT)
+    fsx.fsync_path(MNT)
     fsx.check_data(p(tag), 7, 0, 10000)
 
 
@@ -454,7 +417,7 @@ def permissions():
     fsx.mount(DEV, MNT)
     os.chmod(MNT, 0o777)
     u = pwd.getpwnam("fsgqa")
-    got = {f: as_user(lambda f=flag: result(shutdown, MNT, f), u.pw_uid, u.pw_gid) for f, flag in FLAGS}
+    got = {f: fsx.as_user(lambda f=flag: result(shutdown, MNT, f), u.pw_uid, u.pw_gid) for f, flag in FLAGS}
     bad = {k: v for k, v in got.items() if v != "EPERM"}
     fsx.expect(not bad, f"FS_IOC_SHUTDOWN as fsgqa: {bad}, expected EPERM")
     still_writable("after-eperm")
