@@ -89,12 +89,14 @@ pub const MAX_JOURNAL_BLOCKS: u64 = u32::MAX as u64;
 
 /// compat: a journal is present at `journal_start`.
 pub const FEATURE_COMPAT_HAS_JOURNAL: u64 = 1 << 0;
+/// compat: made with extended attribute support (inline areas and xattr blocks).
+pub const FEATURE_COMPAT_XATTR: u64 = 1 << 1;
 /// incompat: the journal holds committed transactions not yet checkpointed.
 pub const FEATURE_INCOMPAT_RECOVER: u64 = 1 << 0;
 /// incompat: indexed directories (reserved, not implemented in v1).
 pub const FEATURE_INCOMPAT_DIR_INDEX: u64 = 1 << 1;
 /// compat bits this implementation knows.
-pub const FEATURE_COMPAT_SUPPORTED: u64 = FEATURE_COMPAT_HAS_JOURNAL;
+pub const FEATURE_COMPAT_SUPPORTED: u64 = FEATURE_COMPAT_HAS_JOURNAL | FEATURE_COMPAT_XATTR;
 /// incompat bits this implementation can mount; any other set bit refuses the mount.
 pub const FEATURE_INCOMPAT_SUPPORTED: u64 = FEATURE_INCOMPAT_RECOVER;
 /// ro_compat bits this implementation knows; any other set bit forces read-only.

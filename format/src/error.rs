@@ -120,6 +120,21 @@ format_errors! {
     DirInode => "directory entry inode number invalid",
     /// A directory entry's `file_type` is above 7.
     DirFileType => "directory entry file type invalid",
+    /// An xattr area's used length is not a multiple of 4 inside the area, or bytes after
+    /// it are not zero.
+    XattrArea => "xattr area used length or tail invalid",
+    /// An xattr entry crosses the end of its area's used bytes or has non-zero padding.
+    XattrEntry => "xattr entry malformed",
+    /// An xattr entry has an unknown name index or a name invalid for its index.
+    XattrName => "xattr entry name or index invalid",
+    /// The same xattr name is stored twice in an inode.
+    XattrDuplicate => "xattr name stored twice",
+    /// A POSIX ACL value is malformed.
+    XattrAcl => "xattr ACL value malformed",
+    /// An xattr block has a wrong magic or refcount, or non-zero reserved bytes.
+    XattrBlockHeader => "xattr block header invalid",
+    /// An xattr block checksum does not match.
+    XattrBlockChecksum => "xattr block checksum mismatch",
     /// A journal block has a wrong magic, type or layout.
     JournalFormat => "journal block malformed",
     /// A journal block checksum does not match.

@@ -5,10 +5,10 @@
 use crate::checksum::checksum_seed;
 use crate::disk::{
     GroupDesc, SuperBlock, BLOCKS_PER_GROUP, BLOCK_SIZE, BLOCK_SIZE_LOG2, BLOCK_SIZE_U64,
-    DESCS_PER_BLOCK, ERRORS_CONTINUE, FEATURE_COMPAT_HAS_JOURNAL, FIRST_INO, FORMAT_VERSION,
-    GDT_START, GROUP_BITMAP_BLOCKS, GROUP_DESC_SIZE, INODES_PER_GROUP_ALIGN, INODE_SIZES,
-    LOST_FOUND_INO, MAGIC, MAX_INODES_PER_GROUP, MAX_JOURNAL_BLOCKS, MIN_GROUP_DATA_BLOCKS,
-    MIN_JOURNAL_BLOCKS, NAME_MAX, ROOT_INO, STATE_ALL, STATE_CLEAN,
+    DESCS_PER_BLOCK, ERRORS_CONTINUE, FEATURE_COMPAT_HAS_JOURNAL, FEATURE_COMPAT_XATTR, FIRST_INO,
+    FORMAT_VERSION, GDT_START, GROUP_BITMAP_BLOCKS, GROUP_DESC_SIZE, INODES_PER_GROUP_ALIGN,
+    INODE_SIZES, LOST_FOUND_INO, MAGIC, MAX_INODES_PER_GROUP, MAX_JOURNAL_BLOCKS,
+    MIN_GROUP_DATA_BLOCKS, MIN_JOURNAL_BLOCKS, NAME_MAX, ROOT_INO, STATE_ALL, STATE_CLEAN,
 };
 use crate::error::{FormatError, Result};
 
@@ -18,7 +18,7 @@ const BPG: u64 = BLOCKS_PER_GROUP as u64;
 /// mkfs default: one inode per this many bytes of filesystem.
 pub const DEFAULT_INODE_RATIO: u64 = 16384;
 /// mkfs default inode size.
-pub const DEFAULT_INODE_SIZE: u16 = 256;
+pub const DEFAULT_INODE_SIZE: u16 = 512;
 /// Smallest accepted bytes-per-inode ratio.
 pub const MIN_INODE_RATIO: u64 = 1024;
 /// Largest accepted bytes-per-inode ratio (64 MiB).
@@ -467,9 +467,12 @@ impl Geometry {
         sb.magic = MAGIC;
         sb.format_version.set(FORMAT_VERSION);
         sb.block_size_log2.set(BLOCK_SIZE_LOG2);
-        if self.journal_blocks > 0 {
-            sb.feature_compat.set(FEATURE_COMPAT_HAS_JOURNAL);
-        }
+        let journal = if self.journal_blocks > 0 {
+            FEATURE_COMPAT_HAS_JOURNAL
+        } else {
+            0
+        };
+        sb.feature_compat.set(journal | FEATURE_COMPAT_XATTR);
         sb.blocks_count.set(self.blocks_count);
         sb.free_blocks.set(self.data_blocks());
         sb.reserved_blocks

@@ -69,7 +69,7 @@ fn plan_round_trips_through_validate() {
 #[test]
 fn smallest_filesystem() {
     let smallest = (1000..3000u64)
-        .find(|&n| Geometry::plan(n, InodeSpec::default(), 256, None).is_ok())
+        .find(|&n| Geometry::plan(n, InodeSpec::default(), DEFAULT_INODE_SIZE, None).is_ok())
         .unwrap();
     let geo = plan(smallest);
     assert_eq!(geo.group_count(), 1);
@@ -81,7 +81,7 @@ fn smallest_filesystem() {
     assert_eq!(geo.blocks_count(), smallest);
     for n in 0..smallest {
         assert_eq!(
-            Geometry::plan(n, InodeSpec::default(), 256, None),
+            Geometry::plan(n, InodeSpec::default(), DEFAULT_INODE_SIZE, None),
             Err(FormatError::FsTooSmall),
             "{n}"
         );
@@ -476,7 +476,7 @@ fn each_superblock_rule() {
             sb.reserved_blocks.set(0);
         })
         .map(|g| g.inode_table_blocks()),
-        Ok(2048)
+        Ok(32768 * u64::from(DEFAULT_INODE_SIZE) / 4096)
     );
     assert_eq!(mutated(|sb| sb.group_count.set(0)), Err(E::BadGroupCount));
     assert_eq!(

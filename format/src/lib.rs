@@ -16,6 +16,7 @@ pub mod error;
 pub mod geometry;
 pub mod inode;
 pub mod journal;
+pub mod xattr;
 
 #[cfg(test)]
 mod geometry_tests;

@@ -38,7 +38,8 @@ Options:
   -U, --uuid UUID        explicit UUID, 'random' (default), 'time' or 'clear'
   -N, --inodes COUNT     number of inodes (rounded up to fill the groups)
   -i, --bytes-per-inode N  one inode per N bytes of space (default 16384)
-  -I, --inode-size N     inode size: 256 (default), 512 or 1024
+  -I, --inode-size N     inode size: 256, 512 (default) or 1024; 512 and 1024 keep
+                         small extended attributes in the inode
   -J, --journal [size=]MiB  journal size in MiB, 0 for no journal
   -m, --reserved PERCENT blocks reserved for the superuser (default 5)
   -d, --root-dir DIR     copy the contents of DIR into the new filesystem

@@ -12,7 +12,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use aegisfs_format::checksum::checksum_seed;
 use aegisfs_format::disk::{
-    BLOCK_SIZE, FEATURE_COMPAT_HAS_JOURNAL, FT_DIR, LOST_FOUND_INO, ROOT_INO, STATE_CLEAN,
+    BLOCK_SIZE, FEATURE_COMPAT_HAS_JOURNAL, FEATURE_COMPAT_XATTR, FT_DIR, LOST_FOUND_INO, ROOT_INO,
+    STATE_CLEAN,
 };
 use aegisfs_format::journal::{JournalSuperBlock, JOURNAL_FEATURE_TXN_CHECKSUM};
 use aegisfs_tools::mkfs::{run, Env};
@@ -84,7 +85,10 @@ fn fresh_image_round_trip() {
     assert_eq!(sb.free_blocks.get(), geo.data_blocks() - 5);
 
     // Default journal for a 64 MiB filesystem: 4 MiB, empty.
-    assert_eq!(sb.feature_compat.get() & FEATURE_COMPAT_HAS_JOURNAL, 1);
+    assert_eq!(
+        sb.feature_compat.get(),
+        FEATURE_COMPAT_HAS_JOURNAL | FEATURE_COMPAT_XATTR
+    );
     assert_eq!(geo.journal_blocks(), 1024);
     let jblock = im.block(geo.journal_start());
     let jsb = JournalSuperBlock::validate(&jblock, im.seed(), 1024).unwrap();
@@ -249,9 +253,9 @@ fn inode_count_ratio_and_size() {
     let want = im.sb().blocks_count.get() * 4096 / 16384;
     let n = u64::from(im.sb().inodes_count.get());
     assert!(n >= want && n < want + 32, "{n} vs {want}");
-    assert_eq!(im.sb().inode_size.get(), 256);
+    assert_eq!(im.sb().inode_size.get(), 512);
 
-    for size in ["512", "1024"] {
+    for size in ["256", "1024"] {
         mkfs_ok(&["-q", "-I", size, s(&img)]);
         let im = Image::open(&img);
         im.check();
@@ -274,7 +278,7 @@ fn journal_size() {
         assert_eq!(im.geo.journal_blocks(), blocks, "-J {arg}");
         if blocks == 0 {
             assert_eq!(im.sb().journal_start.get(), 0);
-            assert_eq!(im.sb().feature_compat.get() & FEATURE_COMPAT_HAS_JOURNAL, 0);
+            assert_eq!(im.sb().feature_compat.get(), FEATURE_COMPAT_XATTR);
         } else {
             assert_eq!(im.sb().feature_compat.get() & FEATURE_COMPAT_HAS_JOURNAL, 1);
             let j = im.block(im.geo.journal_start());
