@@ -30,9 +30,10 @@ enum Kind {
     Gdt,
     BlockBitmap,
     InodeBitmap,
-    /// Inode table block holding inodes `first..first + 16`.
+    /// Inode table block holding inodes `first..` in slots of `size` bytes.
     InodeTable {
         first: u32,
+        size: usize,
     },
     Dir {
         ino: u32,
@@ -110,6 +111,7 @@ fn random_metadata_corruption() {
             geo.inode_table_block(0).unwrap() + u64::from(k),
             Kind::InodeTable {
                 first: k * per_block + 1,
+                size: usize::from(geo.inode_size()),
             },
         ));
     }
@@ -211,9 +213,9 @@ fn reseal(f: &fs::File, blk: &mut [u8; BLOCK_SIZE], kind: Kind, at: usize, seed:
             d.update_checksum(seed, 0);
             f.write_all_at(&gdt, BLOCK_SIZE_U64).unwrap();
         }
-        Kind::InodeTable { first } => {
-            let slot = at / 256;
-            let raw = &mut blk[slot * 256..(slot + 1) * 256];
+        Kind::InodeTable { first, size } => {
+            let slot = at / size;
+            let raw = &mut blk[slot * size..(slot + 1) * size];
             set_inode_checksum(seed, first + slot as u32, raw).unwrap();
         }
         Kind::Dir { ino, generation } => set_dir_block_checksum(blk, seed, ino, generation),

@@ -180,3 +180,27 @@ pub fn first_free_data_block(img: &Path) -> u64 {
     let i = aegisfs_format::disk::bitmap_find_clear(&bm[..], 0, 32768).unwrap();
     im.geo.first_group_block() + u64::from(i)
 }
+
+/// Applies `f` to the `inode_size` bytes of inode `ino` in place, then recomputes its
+/// checksum.
+pub fn edit_inode_raw(img: &Path, ino: u32, f: impl FnOnce(&mut [u8])) {
+    let im = Image::open(img);
+    let loc = im.geo.inode_location(ino).unwrap();
+    let isz = usize::from(im.geo.inode_size());
+    let mut blk = read_block(img, loc.block);
+    let raw = &mut blk[loc.offset..loc.offset + isz];
+    f(raw);
+    set_inode_checksum(im.seed(), ino, raw).unwrap();
+    write_block(img, loc.block, &blk);
+}
+
+/// Takes the first free data block of group 0: its bitmap bit, the descriptor's and the
+/// superblock's free counts.
+pub fn take_block(img: &Path) -> u64 {
+    let b = first_free_data_block(img);
+    let bit = u32::try_from(b - Image::open(img).geo.first_group_block()).unwrap();
+    flip_bitmap_bit(img, false, bit, true);
+    edit_desc0(img, |d| d.free_blocks.set(d.free_blocks.get() - 1));
+    edit_sb(img, |sb| sb.free_blocks.set(sb.free_blocks.get() - 1));
+    b
+}

@@ -20,6 +20,7 @@ use aegisfs_format::disk::{
     LOST_FOUND_INO, N_DIRECT, PTRS_PER_BLOCK, PTRS_PER_BLOCK_U64, ROOT_INO,
 };
 use aegisfs_format::geometry::Geometry;
+use aegisfs_format::xattr::{validate_inline, XattrBlock};
 
 pub const MKFS: &str = env!("CARGO_BIN_EXE_mkfs-aegisfs");
 
@@ -305,9 +306,23 @@ impl Image {
                 node.ino
             );
         }
+        let x = node.i().xattr_block.get();
+        if x != 0 {
+            self.geo.check_data_block(x).unwrap();
+            XattrBlock::from_block(&self.block(x))
+                .validate(self.seed(), x)
+                .unwrap_or_else(|e| panic!("xattr block of inode {}: {}", node.ino, e.msg()));
+            assert!(
+                owned.insert(x),
+                "block {x} owned twice (inode {})",
+                node.ino
+            );
+        }
+        validate_inline(&node.raw)
+            .unwrap_or_else(|e| panic!("inline xattrs of inode {}: {}", node.ino, e.msg()));
         assert_eq!(
             node.i().blocks.get(),
-            (map.data.len() + map.indirect.len()) as u64,
+            (map.data.len() + map.indirect.len()) as u64 + u64::from(x != 0),
             "inode {} blocks count",
             node.ino
         );

@@ -9,6 +9,9 @@ use aegisfs_format::disk::{
 };
 use aegisfs_format::disk::{FT_REG, FT_SYMLINK};
 use aegisfs_format::inode::TimeField;
+use aegisfs_format::xattr::{
+    check_disjoint, inline_area, inline_area_mut, inline_used, validate_inline, XattrBlock,
+};
 
 use super::{span, type_name, Checker, DirBlock, DirInfo, Dup, Loc, Walk, TYPE_BAD, XATTR_LBLK};
 use crate::fsck::ui::{check_cancel, Res, Stop};
@@ -85,6 +88,20 @@ impl<'u, 'o> Checker<'u, 'o> {
         };
         if self.sanitize_fields(ino, ft, raw)? {
             changed = true;
+        }
+        if let Err(e) = validate_inline(raw) {
+            let msg = format!(
+                "Inode {ino} has a corrupt inline xattr area ({}); clear it",
+                e.msg()
+            );
+            if self.ui.problem(&msg, false)? {
+                inline_area_mut(raw).fill(0);
+                Inode::from_slot_mut(raw)
+                    .map_err(|e| Stop::Error(e.msg().into()))?
+                    .extra_size
+                    .set(0);
+                changed = true;
+            }
         }
         let inode = Inode::from_slot(raw).map_err(|e| Stop::Error(e.msg().into()))?;
         let generation = inode.generation.get();
@@ -346,7 +363,7 @@ impl<'u, 'o> Checker<'u, 'o> {
             }
         }
         let x = Inode::from_slot(raw).map_or(0, |i| i.xattr_block.get());
-        if x != 0 && self.walk_xattr(w, x)? {
+        if x != 0 && self.walk_xattr(w, x, raw)? {
             Inode::from_slot_mut(raw)
                 .map_err(|e| Stop::Error(e.msg().into()))?
                 .xattr_block
@@ -372,7 +389,9 @@ impl<'u, 'o> Checker<'u, 'o> {
         }
     }
 
-    fn walk_xattr(&mut self, w: &mut Walk, p: u64) -> Res<bool> {
+    /// Walks the xattr block `p` of the inode whose bytes are `raw`; returns whether the
+    /// pointer must be cleared.
+    fn walk_xattr(&mut self, w: &mut Walk, p: u64, raw: &[u8]) -> Res<bool> {
         let ino = w.ino;
         if !w.claim {
             if self.geo.is_data_block(p) && !self.is_dup(ino, p) {
@@ -386,6 +405,15 @@ impl<'u, 'o> Checker<'u, 'o> {
                 self.bad_ptr_reason(p)
             );
             return self.ask(w, &msg);
+        }
+        // A quiet re-walk follows the first one, which asked about the block already.
+        if !w.quiet {
+            if let Some(problem) = self.xattr_block_problem(p, raw)? {
+                let msg = format!("Inode {ino} xattr block {p} {problem}; clear it");
+                if self.ui.problem(&msg, false)? {
+                    return Ok(true);
+                }
+            }
         }
         w.count += 1;
         if self.claim(p) {
@@ -405,6 +433,24 @@ impl<'u, 'o> Checker<'u, 'o> {
             }
         }
         Ok(false)
+    }
+
+    /// What is wrong with the contents of xattr block `p` of the inode `raw`: a rule of the
+    /// block itself, or a name its (valid) inline area holds too.
+    fn xattr_block_problem(&self, p: u64, raw: &[u8]) -> Res<Option<String>> {
+        let blk = self.dev.read_new(p)?;
+        let x = XattrBlock::from_block(&blk);
+        if let Err(e) = x.validate(self.seed, p) {
+            return Ok(Some(format!("is corrupt ({})", e.msg())));
+        }
+        let (inline, used) = (inline_area(raw), inline_used(raw));
+        if validate_inline(raw).is_ok() && check_disjoint(inline, used, &x.area, x.used()).is_err()
+        {
+            return Ok(Some(
+                "holds a name that its inode's inline xattr area holds too".into(),
+            ));
+        }
+        Ok(None)
     }
 
     fn is_dup(&self, ino: u32, b: u64) -> bool {

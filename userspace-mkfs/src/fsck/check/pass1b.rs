@@ -4,6 +4,7 @@ use aegisfs_format::blockmap::BlockPtr;
 use aegisfs_format::checksum::set_inode_checksum;
 use aegisfs_format::dir::set_dir_block_checksum;
 use aegisfs_format::disk::{IndirectBlock, Inode, PTRS_PER_BLOCK};
+use aegisfs_format::xattr::XattrBlock;
 
 use super::{span, Checker, DirBlock, Dup, Loc, XATTR_LBLK};
 use crate::fsck::ui::{check_cancel, Res, Stop};
@@ -63,7 +64,10 @@ impl<'u, 'o> Checker<'u, 'o> {
         };
         let mut blk = self.dev.read_new(p)?;
         if level == 0 {
-            if d.is_dir && first != XATTR_LBLK {
+            if first == XATTR_LBLK {
+                // Its checksum covers its block number.
+                XattrBlock::from_block_mut(&mut blk).update_checksum(self.seed, new);
+            } else if d.is_dir {
                 set_dir_block_checksum(&mut blk, self.seed, d.ino, d.generation);
                 self.dblist.push(DirBlock {
                     ino: d.ino,
