@@ -9,8 +9,8 @@
 //!   crate's bindings leave opaque.
 //! - `fs`: the filesystem logic in safe Rust: mounting (`superblock`), the block and inode
 //!   allocators (`alloc`), inodes (`inode`), block mapping (`blockmap`), directories
-//!   (`dir`), the namespace (`namei`), regular files (`file`), the journal (`journal`) and
-//!   the orphan list (`orphan`).
+//!   (`dir`), the namespace (`namei`), regular files (`file`), the journal (`journal`), the
+//!   orphan list (`orphan`), extended attributes (`xattr`) and POSIX ACLs (`acl`).
 //! - The rest is the shared on-disk format crate (`format/src/`), included file by file
 //!   because its files refer to each other as `crate::<file>`.
 //!
@@ -45,9 +45,13 @@ mod inode;
 #[allow(dead_code, missing_docs, unreachable_pub)]
 #[path = "../format/src/journal.rs"]
 mod journal;
+#[allow(dead_code, missing_docs, unreachable_pub)]
+#[path = "../format/src/xattr.rs"]
+mod xattr;
 
 /// The filesystem logic, in safe Rust.
 mod fs {
+    pub(crate) mod acl;
     pub(crate) mod alloc;
     pub(crate) mod blockmap;
     pub(crate) mod dir;
@@ -57,6 +61,7 @@ mod fs {
     pub(crate) mod namei;
     pub(crate) mod orphan;
     pub(crate) mod superblock;
+    pub(crate) mod xattr;
 }
 
 mod vfs;

@@ -250,6 +250,8 @@ pub(crate) fn write_inode(inode: &Inode, sync: bool) -> Result {
                 .unwrap_or(INLINE_DATA_MAX);
             disk.set_inline_data(info.link.get(..len).unwrap_or(&[]))
                 .map_err(|_| EUCLEAN)?;
+            // The target takes no block, but an xattr block counts.
+            disk.blocks.set(inode.blocks_512() / 8);
         } else {
             disk.size.set(inode.size());
             disk.blocks.set(inode.blocks_512() / 8);
@@ -376,6 +378,7 @@ fn delete_inode(inode: &Inode) -> Result {
     }
     let _handle = super::journal::start(sb)?;
     inode.set_size(0);
+    super::xattr::delete(inode)?;
     write_inode(inode, false)?;
     alloc::free_inode(sb, inode.ino(), dir)?;
     super::orphan::remove(inode)
@@ -393,6 +396,7 @@ pub(crate) fn new_inode(
 ) -> Result<NewInode> {
     let sb = dir.sb();
     let mut new = sb.new_inode(idmap, dir, mode)?;
+    let acls = new.inherit_acls(dir)?;
     let mode = new.mode();
     let is_dir = mode & S_IFMT == S_IFDIR;
     let ino = alloc::alloc_inode(sb, dir, is_dir)?;
@@ -455,6 +459,7 @@ pub(crate) fn new_inode(
         },
     };
     new.setup(&attrs, info, kind);
+    super::acl::init(new.inode(), acls)?;
     Ok(new)
 }
 

@@ -24,6 +24,9 @@ pub(crate) enum Verified {
     InodeBitmap = 2,
     /// A block bitmap.
     BlockBitmap = 3,
+    /// An xattr block (its entries were validated too, and found disjoint from its inode's
+    /// inline area).
+    Xattr = 4,
 }
 
 /// The journal's state bits of a metadata buffer.

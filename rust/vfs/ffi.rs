@@ -87,6 +87,11 @@ unsafe extern "C" {
         mapping: *mut bindings::address_space,
         folio: *mut bindings::folio,
     ) -> c_int;
+    pub(crate) fn set_cached_acl(
+        inode: *mut bindings::inode,
+        type_: c_int,
+        acl: *mut bindings::posix_acl,
+    );
 
     // rust/vfs/helpers.c
     pub(crate) static aegisfs_fs_parameters: bindings::fs_parameter_spec;
@@ -174,6 +179,7 @@ unsafe extern "C" {
     pub(crate) fn aegisfs_vfs_inode_init_once(
         inode: *mut bindings::inode,
         map_lock: *mut bindings::rw_semaphore,
+        xattr_lock: *mut bindings::rw_semaphore,
     );
     pub(crate) fn aegisfs_vfs_mmb_init(
         mmb: *mut bindings::mapping_metadata_bhs,
@@ -271,4 +277,38 @@ unsafe extern "C" {
         iocb: *mut bindings::kiocb,
         from: *mut bindings::iov_iter,
     ) -> isize;
+    pub(crate) fn aegisfs_vfs_sb_init_xattr(sb: *mut bindings::super_block, acl: bool);
+    pub(crate) fn aegisfs_vfs_set_posixacl(sb: *mut bindings::super_block, acl: bool);
+    pub(crate) fn aegisfs_vfs_posixacl(sb: *const bindings::super_block) -> bool;
+    pub(crate) fn aegisfs_vfs_fc_acl(fc: *const bindings::fs_context) -> u32;
+    pub(crate) fn aegisfs_vfs_xattr_list_prefix(
+        dentry: *mut bindings::dentry,
+        index: c_int,
+    ) -> *const c_char;
+    pub(crate) fn aegisfs_vfs_acl_from_entries(
+        entries: *const super::xattr::AclEntryRaw,
+        count: u32,
+    ) -> *mut bindings::posix_acl;
+    pub(crate) fn aegisfs_vfs_acl_count(acl: *const bindings::posix_acl) -> u32;
+    pub(crate) fn aegisfs_vfs_acl_to_entries(
+        acl: *const bindings::posix_acl,
+        out: *mut super::xattr::AclEntryRaw,
+    );
+    pub(crate) fn aegisfs_vfs_acl_release(acl: *mut bindings::posix_acl);
+    pub(crate) fn aegisfs_vfs_acl_create(
+        dir: *mut bindings::inode,
+        inode: *mut bindings::inode,
+        default_acl: *mut *mut bindings::posix_acl,
+        acl: *mut *mut bindings::posix_acl,
+    ) -> c_int;
+    pub(crate) fn aegisfs_vfs_acl_update_mode(
+        idmap: *mut bindings::mnt_idmap,
+        inode: *mut bindings::inode,
+        mode: *mut u16,
+        acl: *mut *mut bindings::posix_acl,
+    ) -> c_int;
+    pub(crate) fn aegisfs_vfs_acl_chmod(
+        idmap: *mut bindings::mnt_idmap,
+        dentry: *mut bindings::dentry,
+    ) -> c_int;
 }

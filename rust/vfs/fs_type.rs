@@ -20,6 +20,12 @@ use kernel::str::CStrExt;
 use kernel::types::Opaque;
 use kernel::ThisModule;
 
+/// Values of `aegisfs_vfs_fc_acl` (`AEGISFS_ACL_*` in helpers.h): the `acl` and `noacl`
+/// mount options.
+const AEGISFS_ACL_UNSET: u32 = 0;
+const AEGISFS_ACL_ON: u32 = 1;
+const AEGISFS_ACL_OFF: u32 = 2;
+
 /// The filesystem type and the inode cache.
 ///
 /// The type lives in static storage because lockdep requires the lock class keys inside
@@ -174,6 +180,12 @@ unsafe fn fill_super(sb: *mut bindings::super_block, fc: *mut bindings::fs_conte
         ffi::aegisfs_vfs_set_uuid(sb, uuid.as_ptr());
         (*sb).s_fs_info = KBox::into_raw(info).cast();
     }
+    // SAFETY: The caller guarantees `fc`; the superblock is still ours alone and has no
+    // inode yet (inodes take `IOP_XATTR` from `s_xattr` when they are allocated).
+    unsafe {
+        let acl = ffi::aegisfs_vfs_fc_acl(fc) != AEGISFS_ACL_OFF;
+        ffi::aegisfs_vfs_sb_init_xattr(sb, acl);
+    }
     // SAFETY: `s_fs_info` now points to a valid `SbInfo` that lives until `kill_sb`.
     let sb = unsafe { SuperBlock::from_raw(sb) };
     let root = fs::superblock::root_inode(sb)?;
@@ -200,14 +212,20 @@ unsafe fn fill_super(sb: *mut bindings::super_block, fc: *mut bindings::fs_conte
 unsafe extern "C" fn aegisfs_reconfigure(fc: *mut bindings::fs_context) -> c_int {
     // SAFETY: The caller guarantees `fc` reconfigures a mounted AegisFS superblock, whose
     // private data is set.
-    let (sb, read_only, errors, commit) = unsafe {
+    let (sb, read_only, errors, commit, acl) = unsafe {
         (
             SuperBlock::from_raw(ffi::aegisfs_vfs_fc_reconfigure_sb(fc)),
             ffi::aegisfs_vfs_fc_is_rdonly(fc),
             ffi::aegisfs_vfs_fc_errors(fc),
             ffi::aegisfs_vfs_fc_commit(fc),
+            ffi::aegisfs_vfs_fc_acl(fc),
         )
     };
+    if acl != AEGISFS_ACL_UNSET {
+        // SAFETY: The superblock is mounted and the VFS holds `s_umount`, under which it
+        // changes `s_flags` too.
+        unsafe { ffi::aegisfs_vfs_set_posixacl(sb.as_ptr(), acl == AEGISFS_ACL_ON) };
+    }
     if commit != 0 {
         if let Some(journal) = sb.info().journal() {
             journal.set_interval(commit);

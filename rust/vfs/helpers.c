@@ -19,6 +19,9 @@
 #include <linux/sched.h>
 #include <linux/sched/mm.h>
 #include <linux/pagemap.h>
+#include <linux/posix_acl.h>
+#include <linux/posix_acl_xattr.h>
+#include <linux/xattr.h>
 #include <linux/uaccess.h>
 #include <linux/uio.h>
 #include <linux/slab.h>
@@ -30,7 +33,7 @@
 
 /* Buffer state bits of our own: the checksum of the block was verified for this kind. */
 #define AEGISFS_BH_VERIFIED_FIRST BH_PrivateStart
-#define AEGISFS_BH_VERIFIED_KINDS 4
+#define AEGISFS_BH_VERIFIED_KINDS 5
 /* Journal state bits of a metadata buffer, after the verified bits (rust/vfs/buffer.rs,
  * JournalFlag: running, checkpoint, freed). */
 #define AEGISFS_BH_JOURNAL_FIRST (AEGISFS_BH_VERIFIED_FIRST + AEGISFS_BH_VERIFIED_KINDS)
@@ -44,13 +47,14 @@ static const struct constant_table aegisfs_param_errors[] = {
 	{}
 };
 
-enum { AEGISFS_OPT_ERRORS, AEGISFS_OPT_COMMIT, AEGISFS_OPT_NORECOVERY };
+enum { AEGISFS_OPT_ERRORS, AEGISFS_OPT_COMMIT, AEGISFS_OPT_NORECOVERY, AEGISFS_OPT_ACL };
 
 const struct fs_parameter_spec aegisfs_fs_parameters[] = {
 	fsparam_enum("errors", AEGISFS_OPT_ERRORS, aegisfs_param_errors),
 	fsparam_u32("commit", AEGISFS_OPT_COMMIT),
 	fsparam_flag("norecovery", AEGISFS_OPT_NORECOVERY),
 	fsparam_flag("noload", AEGISFS_OPT_NORECOVERY),
+	fsparam_flag_no("acl", AEGISFS_OPT_ACL),
 	{}
 };
 
@@ -59,6 +63,7 @@ struct aegisfs_mount_options {
 	u32 errors;
 	u32 commit;
 	bool norecovery;
+	u32 acl;	/* AEGISFS_ACL_* */
 };
 
 static void aegisfs_free_fc(struct fs_context *fc)
@@ -85,6 +90,9 @@ static int aegisfs_parse_param(struct fs_context *fc, struct fs_parameter *param
 		break;
 	case AEGISFS_OPT_NORECOVERY:
 		opts->norecovery = true;
+		break;
+	case AEGISFS_OPT_ACL:
+		opts->acl = result.negated ? AEGISFS_ACL_OFF : AEGISFS_ACL_ON;
 		break;
 	}
 	return 0;
@@ -130,6 +138,13 @@ bool aegisfs_vfs_fc_norecovery(const struct fs_context *fc)
 	const struct aegisfs_mount_options *opts = fc->fs_private;
 
 	return opts->norecovery;
+}
+
+u32 aegisfs_vfs_fc_acl(const struct fs_context *fc)
+{
+	const struct aegisfs_mount_options *opts = fc->fs_private;
+
+	return opts->acl;
 }
 
 bool aegisfs_vfs_fc_is_rdonly(const struct fs_context *fc)
@@ -334,10 +349,12 @@ void aegisfs_vfs_set_buffer_new(struct buffer_head *bh)
 	set_buffer_new(bh);
 }
 
-void aegisfs_vfs_inode_init_once(struct inode *inode, struct rw_semaphore *map_lock)
+void aegisfs_vfs_inode_init_once(struct inode *inode, struct rw_semaphore *map_lock,
+				 struct rw_semaphore *xattr_lock)
 {
 	inode_init_once(inode);
 	init_rwsem(map_lock);
+	init_rwsem(xattr_lock);
 }
 
 void aegisfs_vfs_mmb_init(struct mapping_metadata_bhs *mmb, struct inode *inode)
@@ -837,4 +854,189 @@ int aegisfs_vfs_mmap_prepare(struct vm_area_desc *desc)
 int aegisfs_vfs_block_page_mkwrite(struct vm_area_struct *vma, struct vm_fault *vmf)
 {
 	return block_page_mkwrite(vma, vmf, aegisfs_get_block);
+}
+
+/*
+ * Extended attributes. The handlers carry the on-disk name index in ->flags and forward to
+ * rust/vfs/xattr.rs; POSIX ACLs go through ->get_inode_acl and ->set_acl instead (the VFS
+ * routes system.posix_acl_* there), so only listxattr meets their names.
+ */
+static int aegisfs_xattr_handler_get(const struct xattr_handler *handler, struct dentry *unused,
+				     struct inode *inode, const char *name, void *buffer,
+				     size_t size)
+{
+	return aegisfs_xattr_get(inode, handler->flags, (const u8 *)name, strlen(name), buffer,
+				 size);
+}
+
+static int aegisfs_xattr_handler_set(const struct xattr_handler *handler,
+				     struct mnt_idmap *idmap, struct dentry *unused,
+				     struct inode *inode, const char *name, const void *value,
+				     size_t size, int flags)
+{
+	return aegisfs_xattr_set(inode, handler->flags, (const u8 *)name, strlen(name), value,
+				 size, flags);
+}
+
+/* As ext4: trusted.* names are listed only to CAP_SYS_ADMIN. */
+static bool aegisfs_xattr_trusted_list(struct dentry *dentry)
+{
+	return capable(CAP_SYS_ADMIN);
+}
+
+static const struct xattr_handler aegisfs_xattr_user_handler = {
+	.prefix	= XATTR_USER_PREFIX,
+	.flags	= AEGISFS_XATTR_INDEX_USER,
+	.get	= aegisfs_xattr_handler_get,
+	.set	= aegisfs_xattr_handler_set,
+};
+
+static const struct xattr_handler aegisfs_xattr_trusted_handler = {
+	.prefix	= XATTR_TRUSTED_PREFIX,
+	.flags	= AEGISFS_XATTR_INDEX_TRUSTED,
+	.list	= aegisfs_xattr_trusted_list,
+	.get	= aegisfs_xattr_handler_get,
+	.set	= aegisfs_xattr_handler_set,
+};
+
+static const struct xattr_handler aegisfs_xattr_security_handler = {
+	.prefix	= XATTR_SECURITY_PREFIX,
+	.flags	= AEGISFS_XATTR_INDEX_SECURITY,
+	.get	= aegisfs_xattr_handler_get,
+	.set	= aegisfs_xattr_handler_set,
+};
+
+static const struct xattr_handler * const aegisfs_xattr_handlers[] = {
+	&aegisfs_xattr_user_handler,
+	&aegisfs_xattr_trusted_handler,
+	&aegisfs_xattr_security_handler,
+	NULL
+};
+
+/* Before the first inode is read: xattr handlers, and POSIX ACLs unless mounted noacl. */
+void aegisfs_vfs_sb_init_xattr(struct super_block *sb, bool acl)
+{
+	sb->s_xattr = aegisfs_xattr_handlers;
+	aegisfs_vfs_set_posixacl(sb, acl);
+}
+
+void aegisfs_vfs_set_posixacl(struct super_block *sb, bool acl)
+{
+	if (acl)
+		sb->s_flags |= SB_POSIXACL;
+	else
+		sb->s_flags &= ~SB_POSIXACL;
+}
+
+bool aegisfs_vfs_posixacl(const struct super_block *sb)
+{
+	return sb->s_flags & SB_POSIXACL;
+}
+
+/* The full-name prefix listxattr shows for on-disk name index @index, NULL when the caller
+ * may not see such names (trusted.* without CAP_SYS_ADMIN, ACLs on a noacl mount). */
+const char *aegisfs_vfs_xattr_list_prefix(struct dentry *dentry, int index)
+{
+	const struct xattr_handler *handler;
+
+	switch (index) {
+	case AEGISFS_XATTR_INDEX_USER:
+		handler = &aegisfs_xattr_user_handler;
+		break;
+	case AEGISFS_XATTR_INDEX_POSIX_ACL_ACCESS:
+		handler = &nop_posix_acl_access;
+		break;
+	case AEGISFS_XATTR_INDEX_POSIX_ACL_DEFAULT:
+		handler = &nop_posix_acl_default;
+		break;
+	case AEGISFS_XATTR_INDEX_TRUSTED:
+		handler = &aegisfs_xattr_trusted_handler;
+		break;
+	case AEGISFS_XATTR_INDEX_SECURITY:
+		handler = &aegisfs_xattr_security_handler;
+		break;
+	default:
+		return NULL;
+	}
+	if (!xattr_handler_can_list(handler, dentry))
+		return NULL;
+	return xattr_prefix(handler);
+}
+
+/*
+ * POSIX ACLs: struct posix_acl is opaque to the Rust bindings, so its entries cross as
+ * struct aegisfs_acl_entry with ids as the initial user namespace sees them (the on-disk
+ * form, docs/format.md "POSIX ACL values").
+ */
+struct posix_acl *aegisfs_vfs_acl_from_entries(const struct aegisfs_acl_entry *entries,
+					       u32 count)
+{
+	struct posix_acl *acl = posix_acl_alloc(count, GFP_NOFS);
+	u32 i;
+
+	if (!acl)
+		return NULL;
+	for (i = 0; i < count; i++) {
+		struct posix_acl_entry *pa = &acl->a_entries[i];
+
+		pa->e_tag = entries[i].tag;
+		pa->e_perm = entries[i].perm;
+		if (pa->e_tag == ACL_USER)
+			pa->e_uid = make_kuid(&init_user_ns, entries[i].id);
+		else if (pa->e_tag == ACL_GROUP)
+			pa->e_gid = make_kgid(&init_user_ns, entries[i].id);
+	}
+	return acl;
+}
+
+u32 aegisfs_vfs_acl_count(const struct posix_acl *acl)
+{
+	return acl->a_count;
+}
+
+void aegisfs_vfs_acl_to_entries(const struct posix_acl *acl, struct aegisfs_acl_entry *out)
+{
+	u32 i;
+
+	for (i = 0; i < acl->a_count; i++) {
+		const struct posix_acl_entry *pa = &acl->a_entries[i];
+
+		out[i].tag = pa->e_tag;
+		out[i].perm = pa->e_perm;
+		if (pa->e_tag == ACL_USER)
+			out[i].id = from_kuid(&init_user_ns, pa->e_uid);
+		else if (pa->e_tag == ACL_GROUP)
+			out[i].id = from_kgid(&init_user_ns, pa->e_gid);
+		else
+			out[i].id = 0;
+	}
+}
+
+void aegisfs_vfs_acl_release(struct posix_acl *acl)
+{
+	posix_acl_release(acl);
+}
+
+/* A new inode's mode and ACLs from its directory's default ACL, or the umask without one
+ * (posix_acl_create). */
+int aegisfs_vfs_acl_create(struct inode *dir, struct inode *inode, struct posix_acl **default_acl,
+			   struct posix_acl **acl)
+{
+	return posix_acl_create(dir, &inode->i_mode, default_acl, acl);
+}
+
+/* set_acl of an access ACL: the mode it implies, and *acl NULL when the mode says it all. */
+int aegisfs_vfs_acl_update_mode(struct mnt_idmap *idmap, struct inode *inode, u16 *mode,
+				struct posix_acl **acl)
+{
+	umode_t m = inode->i_mode;
+	int ret = posix_acl_update_mode(idmap, inode, &m, acl);
+
+	*mode = m;
+	return ret;
+}
+
+int aegisfs_vfs_acl_chmod(struct mnt_idmap *idmap, struct dentry *dentry)
+{
+	return posix_acl_chmod(idmap, dentry, d_inode(dentry)->i_mode);
 }

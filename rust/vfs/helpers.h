@@ -41,6 +41,49 @@ struct aegisfs_iomap_extent {
 	bool new;
 };
 
+/* Values of aegisfs_vfs_fc_acl(): the acl / noacl mount options. */
+#define AEGISFS_ACL_UNSET	0
+#define AEGISFS_ACL_ON		1
+#define AEGISFS_ACL_OFF		2
+
+/* On-disk xattr name indexes (docs/format.md "Extended attributes"). */
+#define AEGISFS_XATTR_INDEX_USER		1
+#define AEGISFS_XATTR_INDEX_POSIX_ACL_ACCESS	2
+#define AEGISFS_XATTR_INDEX_POSIX_ACL_DEFAULT	3
+#define AEGISFS_XATTR_INDEX_TRUSTED		4
+#define AEGISFS_XATTR_INDEX_SECURITY		6
+
+/* A POSIX ACL entry as stored (rust/vfs/xattr.rs AclEntryRaw). */
+struct aegisfs_acl_entry {
+	u16 tag;
+	u16 perm;
+	u32 id;
+};
+
+struct posix_acl;
+
+/* rust/vfs/xattr.rs */
+int aegisfs_xattr_get(struct inode *inode, int index, const u8 *name, size_t name_len,
+	void *buffer, size_t size);
+int aegisfs_xattr_set(struct inode *inode, int index, const u8 *name, size_t name_len,
+	const void *value, size_t size, int flags);
+
+void aegisfs_vfs_sb_init_xattr(struct super_block *sb, bool acl);
+void aegisfs_vfs_set_posixacl(struct super_block *sb, bool acl);
+bool aegisfs_vfs_posixacl(const struct super_block *sb);
+u32 aegisfs_vfs_fc_acl(const struct fs_context *fc);
+const char *aegisfs_vfs_xattr_list_prefix(struct dentry *dentry, int index);
+struct posix_acl *aegisfs_vfs_acl_from_entries(const struct aegisfs_acl_entry *entries,
+	u32 count);
+u32 aegisfs_vfs_acl_count(const struct posix_acl *acl);
+void aegisfs_vfs_acl_to_entries(const struct posix_acl *acl, struct aegisfs_acl_entry *out);
+void aegisfs_vfs_acl_release(struct posix_acl *acl);
+int aegisfs_vfs_acl_create(struct inode *dir, struct inode *inode,
+	struct posix_acl **default_acl, struct posix_acl **acl);
+int aegisfs_vfs_acl_update_mode(struct mnt_idmap *idmap, struct inode *inode, u16 *mode,
+	struct posix_acl **acl);
+int aegisfs_vfs_acl_chmod(struct mnt_idmap *idmap, struct dentry *dentry);
+
 /* rust/vfs/ops.rs */
 int aegisfs_dio_write_done(struct inode *inode, loff_t pos, ssize_t size, bool unwritten);
 int aegisfs_iomap_map(struct inode *inode, u64 lblk, u64 max, bool write,
@@ -92,7 +135,8 @@ void aegisfs_vfs_dirty_buffer(struct buffer_head *bh, struct mapping_metadata_bh
 int aegisfs_vfs_sync_buffer(struct buffer_head *bh);
 void aegisfs_vfs_forget_block(struct super_block *sb, u64 block);
 void aegisfs_vfs_set_buffer_new(struct buffer_head *bh);
-void aegisfs_vfs_inode_init_once(struct inode *inode, struct rw_semaphore *map_lock);
+void aegisfs_vfs_inode_init_once(struct inode *inode, struct rw_semaphore *map_lock,
+	struct rw_semaphore *xattr_lock);
 void aegisfs_vfs_mmb_init(struct mapping_metadata_bhs *mmb, struct inode *inode);
 int aegisfs_vfs_mmb_sync(struct mapping_metadata_bhs *mmb);
 void aegisfs_vfs_mmb_invalidate(struct mapping_metadata_bhs *mmb);

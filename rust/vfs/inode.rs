@@ -19,11 +19,13 @@ use kernel::types::Opaque;
 /// # Invariants
 ///
 /// `map` is only accessed with `map_lock` held (shared for reads, exclusive for writes).
-/// `map_lock` and `vfs_inode` are initialised by the slab constructor, `map`, `mmb` and
-/// `info` by `alloc_inode`.
+/// `map_lock`, `xattr_lock` and `vfs_inode` are initialised by the slab constructor, `map`,
+/// `mmb` and `info` by `alloc_inode`.
 #[repr(C)]
 pub(crate) struct AegisInode {
     pub(super) map_lock: Opaque<bindings::rw_semaphore>,
+    /// Held shared to read the inode's extended attributes, exclusive to change them.
+    pub(super) xattr_lock: Opaque<bindings::rw_semaphore>,
     pub(super) map: UnsafeCell<BlockPtrs>,
     /// Dirty metadata buffers of the inode (indirect and directory blocks), for `fsync`.
     pub(super) mmb: Opaque<bindings::mapping_metadata_bhs>,
@@ -228,6 +230,28 @@ impl Inode {
         unsafe { (*self.aegis()).map_lock.get() }
     }
 
+    fn xattr_lock_ptr(&self) -> *mut bindings::rw_semaphore {
+        // SAFETY: `aegis` points to the live `AegisInode`.
+        unsafe { (*self.aegis()).xattr_lock.get() }
+    }
+
+    /// Takes the xattr lock, shared (`write` false: reading the extended attributes) or
+    /// exclusive (changing them).
+    pub(crate) fn xattr_lock(&self, write: bool) -> XattrLock<'_> {
+        // SAFETY: By the type invariants the inode is embedded in an `AegisInode` whose
+        // xattr lock was initialised by the slab constructor.
+        unsafe { ffi::aegisfs_vfs_rwsem_lock(self.xattr_lock_ptr(), write) };
+        // INVARIANT: The lock is held as `write` says.
+        XattrLock { inode: self, write }
+    }
+
+    /// Sets the file type and permission bits (callers hold the inode lock).
+    pub(crate) fn set_mode(&self, mode: u16) {
+        // SAFETY: By the type invariants the inode is live; the VFS writes `i_mode` the same
+        // way under the inode lock, which our callers hold.
+        unsafe { core::ptr::write_volatile(&raw mut (*self.as_ptr()).i_mode, mode) }
+    }
+
     /// The list of the inode's dirty metadata buffers.
     pub(super) fn mmb_ptr(&self) -> *mut bindings::mapping_metadata_bhs {
         // SAFETY: `aegis` points to the live `AegisInode`, whose `mmb` was initialised by
@@ -404,6 +428,23 @@ impl Drop for InodeLock<'_> {
     fn drop(&mut self) {
         // SAFETY: By the type invariants we hold the lock.
         unsafe { ffi::aegisfs_vfs_inode_lock(self.inode.as_ptr(), false) }
+    }
+}
+
+/// An inode's xattr lock, held.
+///
+/// # Invariants
+///
+/// The xattr lock of `inode` is held (exclusive if `write`) while this object exists.
+pub(crate) struct XattrLock<'a> {
+    inode: &'a Inode,
+    write: bool,
+}
+
+impl Drop for XattrLock<'_> {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariants we hold the lock as `write` says.
+        unsafe { ffi::aegisfs_vfs_rwsem_unlock(self.inode.xattr_lock_ptr(), self.write) }
     }
 }
 
@@ -668,6 +709,35 @@ impl NewInode {
     pub(crate) fn sb(&self) -> &SuperBlock {
         // SAFETY: By the type invariants the inode belongs to a mounted AegisFS superblock.
         unsafe { SuperBlock::from_raw((*self.inode.as_ptr()).i_sb) }
+    }
+
+    /// Applies the POSIX ACL rules of `dir` to the new inode (`posix_acl_create`): its mode
+    /// takes the umask, or the masks of `dir`'s default ACL, which it then inherits (a new
+    /// directory as its default ACL too). Returns the ACLs to store with the inode.
+    pub(crate) fn inherit_acls(&mut self, dir: &Inode) -> Result<super::xattr::InheritedAcls> {
+        let mut default_acl = core::ptr::null_mut();
+        let mut access_acl = core::ptr::null_mut();
+        // SAFETY: By the type invariants the inode is live and only ours, so its mode may be
+        // changed; `dir` is live; the out pointers are locals.
+        let ret = unsafe {
+            ffi::aegisfs_vfs_acl_create(
+                dir.as_ptr(),
+                self.inode.as_ptr(),
+                &mut default_acl,
+                &mut access_acl,
+            )
+        };
+        // SAFETY: `posix_acl_create` returned these references (or null) for us to own.
+        let acls = unsafe {
+            super::xattr::InheritedAcls {
+                default: super::xattr::AclRef::from_owned(default_acl),
+                access: super::xattr::AclRef::from_owned(access_acl),
+            }
+        };
+        if ret != 0 {
+            return Err(Error::from_errno(ret));
+        }
+        Ok(acls)
     }
 
     /// The mode `new_inode` chose.

@@ -16,6 +16,7 @@ pub(crate) mod log;
 mod namei_ops;
 pub(crate) mod ops;
 pub(crate) mod super_block;
+pub(crate) mod xattr;
 
 /// Lets other tasks run during a long walk over cached blocks (a no-op on preemptible
 /// kernels).

@@ -11,6 +11,7 @@ use super::fs_type;
 use super::inode::{AegisInode, Inode};
 use super::namei_ops;
 use super::super_block::SuperBlock;
+use super::xattr;
 use crate::disk::Timestamp;
 use crate::fs;
 use core::ptr::{null_mut, NonNull};
@@ -91,6 +92,9 @@ pub(super) static FILE_INODE_OPS: Table<bindings::inode_operations> =
         fileattr_get: Some(fileattr_get),
         fileattr_set: Some(fileattr_set),
         fiemap: Some(fiemap),
+        listxattr: Some(xattr::listxattr),
+        get_inode_acl: Some(xattr::get_inode_acl),
+        set_acl: Some(xattr::set_acl),
         ..pin_init::zeroed()
     });
 
@@ -110,6 +114,9 @@ pub(super) static DIR_INODE_OPS: Table<bindings::inode_operations> =
         setattr: Some(setattr),
         fileattr_get: Some(fileattr_get),
         fileattr_set: Some(fileattr_set),
+        listxattr: Some(xattr::listxattr),
+        get_inode_acl: Some(xattr::get_inode_acl),
+        set_acl: Some(xattr::set_acl),
         ..pin_init::zeroed()
     });
 
@@ -118,6 +125,7 @@ pub(super) static FAST_SYMLINK_INODE_OPS: Table<bindings::inode_operations> =
         get_link: Some(bindings::simple_get_link),
         getattr: Some(getattr),
         setattr: Some(setattr),
+        listxattr: Some(xattr::listxattr),
         ..pin_init::zeroed()
     });
 
@@ -126,6 +134,7 @@ pub(super) static SLOW_SYMLINK_INODE_OPS: Table<bindings::inode_operations> =
         get_link: Some(bindings::page_get_link),
         getattr: Some(getattr),
         setattr: Some(setattr),
+        listxattr: Some(xattr::listxattr),
         ..pin_init::zeroed()
     });
 
@@ -133,6 +142,9 @@ pub(super) static SPECIAL_INODE_OPS: Table<bindings::inode_operations> =
     Table(bindings::inode_operations {
         getattr: Some(getattr),
         setattr: Some(setattr),
+        listxattr: Some(xattr::listxattr),
+        get_inode_acl: Some(xattr::get_inode_acl),
+        set_acl: Some(xattr::set_acl),
         ..pin_init::zeroed()
     });
 
@@ -155,6 +167,7 @@ pub(super) unsafe extern "C" fn init_once(object: *mut c_void) {
         ffi::aegisfs_vfs_inode_init_once(
             Opaque::cast_into(&raw const (*aegis).vfs_inode),
             (*aegis).map_lock.get(),
+            (*aegis).xattr_lock.get(),
         )
     }
 }
@@ -314,6 +327,11 @@ unsafe extern "C" fn show_options(
 ) -> c_int {
     // SAFETY: The caller guarantees `root` is live; its superblock is a mounted AegisFS one.
     let sb = unsafe { SuperBlock::from_raw((*root).d_sb) };
+    // SAFETY: The superblock is mounted.
+    if !unsafe { ffi::aegisfs_vfs_posixacl(sb.as_ptr()) } {
+        // SAFETY: `seq` is valid; the option is a NUL-terminated static string.
+        unsafe { ffi::__seq_puts(seq, c",noacl".as_char_ptr()) };
+    }
     if let Some(option) = fs::superblock::show_errors_option(sb) {
         // SAFETY: `seq` is valid; `option` is a NUL-terminated static string.
         unsafe { ffi::__seq_puts(seq, option.as_char_ptr()) };
@@ -880,7 +898,8 @@ unsafe extern "C" fn writepages(
     unsafe { ffi::__mpage_writepages(mapping, wbc, Some(get_block), core::ptr::null()) }
 }
 
-/// `ATTR_SIZE` of `iattr.ia_valid`.
+/// `ATTR_MODE` and `ATTR_SIZE` of `iattr.ia_valid`.
+const ATTR_MODE: c_uint = 1 << 0;
 const ATTR_SIZE: c_uint = 1 << 3;
 
 /// # Safety
@@ -921,6 +940,10 @@ unsafe extern "C" fn setattr(
     // SAFETY: The caller passes valid arguments.
     unsafe { bindings::setattr_copy(idmap, vfs_inode, iattr) };
     inode.mark_dirty();
+    if valid & ATTR_MODE != 0 {
+        // SAFETY: The VFS holds the inode lock of the positive `dentry` during `setattr`.
+        return unsafe { xattr::chmod_acl(idmap, dentry) };
+    }
     0
 }
 

@@ -1,0 +1,647 @@
+#!/usr/bin/env python3
+"""Guest half of tests/suites/xattr.sh: extended attributes and POSIX ACLs with exact
+results and errnos, the same on ext4 (`FSTYP=ext4`) and on AegisFS.
+
+  xattr.py FSTYP     /dev/vdb gets FSTYP; /dev/vdc is ext2 for the noacl case when FSTYP is
+                     ext4 (which has no noacl option in Linux 7.3)
+
+Each case works in its own directory of the mounted filesystem. Values are checked byte
+for byte, lists as sets, errnos exactly; ACLs through the raw system.posix_acl_* values
+(decoded here) and through getfacl. Non-root checks run as uid/gid 1000 and 1001.
+"""
+
+import ctypes
+import errno
+import fcntl
+import os
+import stat
+import struct
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fsx  # noqa: E402
+from fsx import Fail, case, expect, expect_errno, note  # noqa: E402
+
+DEV, MNT = "/dev/vdb", "/mnt/xattr"
+XATTR_CREATE, XATTR_REPLACE = 1, 2
+FS_IOC_SHUTDOWN = 0x8004587D  # _IOR('X', 125, __u32)
+USER, OTHER_USER = 1000, 1001
+ACCESS, DEFAULT = "system.posix_acl_access", "system.posix_acl_default"
+# ACL tags (linux/posix_acl.h) and the xattr form of an ACL (version 2).
+USER_OBJ, NAMED_USER, GROUP_OBJ, NAMED_GROUP, MASK, OTHER = 1, 2, 4, 8, 0x10, 0x20
+# Python names errno 95 ENOTSUP (the same number as EOPNOTSUPP on Linux).
+OPNOTSUPP = fsx.err_name(errno.EOPNOTSUPP)
+# Linux 7.3's ext4 always has ACLs (no noacl option): its noacl case runs on ext2.
+NOACL_REF_DEV, NOACL_REF_MNT = "/dev/vdc", "/mnt/noacl-ref"
+
+libc = fsx.libc
+libc.getxattr.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t]
+libc.getxattr.restype = ctypes.c_ssize_t
+libc.listxattr.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t]
+libc.listxattr.restype = ctypes.c_ssize_t
+
+
+def d(*parts):
+    return os.path.join(MNT, *parts)
+
+
+def fresh(name):
+    p = d(name)
+    os.mkdir(p)
+    return p
+
+
+def touch(p, mode=0o644):
+    os.close(os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode))
+    return p
+
+
+def eq(got, want, what):
+    expect(got == want, f"{what}: {got!r}, expected {want!r}")
+
+
+def names(p, follow=True):
+    return set(os.listxattr(p, follow_symlinks=follow))
+
+
+def raw_getxattr(p, name, size):
+    """getxattr(2) with a SIZE-byte buffer: (return value, errno name or None)."""
+    buf = ctypes.create_string_buffer(max(size, 1))
+    n = libc.getxattr(p.encode(), name.encode(), buf if size else None, size)
+    return (n, None) if n >= 0 else (n, fsx.err_name(ctypes.get_errno()))
+
+
+def raw_listxattr(p, size):
+    buf = ctypes.create_string_buffer(max(size, 1))
+    n = libc.listxattr(p.encode(), buf if size else None, size)
+    return (n, None) if n >= 0 else (n, fsx.err_name(ctypes.get_errno()))
+
+
+def remount(opts=None):
+    fsx.umount(MNT)
+    fsx.mount(DEV, MNT, opts)
+
+
+def blocks(p):
+    return os.lstat(p).st_blocks
+
+
+def free_blocks():
+    os.sync()
+    return os.statvfs(MNT).f_bfree
+
+
+def acl_entries(p, name=ACCESS):
+    """The entries of an ACL as the VFS returns it: sorted (tag, perm, id) tuples."""
+    v = os.getxattr(p, name)
+    version, = struct.unpack_from("<I", v)
+    expect(version == 2 and (len(v) - 4) % 8 == 0, f"{p} {name}: bad ACL value {v.hex()}")
+    out = []
+    for off in range(4, len(v), 8):
+        tag, perm, eid = struct.unpack_from("<HHI", v, off)
+        out.append((tag, perm, eid if tag in (NAMED_USER, NAMED_GROUP) else None))
+    return out
+
+
+def acl(*entries):
+    return [(t, p, i if t in (NAMED_USER, NAMED_GROUP) else None) for t, p, i in entries]
+
+
+def base(u, g, o, m=None):
+    e = [(USER_OBJ, u, None), (GROUP_OBJ, g, None)]
+    if m is not None:
+        e.append((MASK, m, None))
+    e.append((OTHER, o, None))
+    return e
+
+
+def setfacl(*args):
+    return fsx.run("setfacl", *args)
+
+
+def getfacl(p):
+    """getfacl's lines without comments, numeric ids, whitespace runs made one space."""
+    return [" ".join(line.split()) for line in fsx.run("getfacl", "-cnp", p).splitlines() if line.strip()]
+
+
+def shutdown(path, flag):
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.ioctl(fd, FS_IOC_SHUTDOWN, struct.pack("I", flag))
+    finally:
+        os.close(fd)
+
+
+def fsck():
+    cmd = ["fsck", "-t", fsx.FSTYP, "-n"] + (["-f"] if fsx.FSTYP.startswith("ext") else []) + [DEV]
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    expect(r.returncode == 0, f"{' '.join(cmd)} exited {r.returncode}: {r.stdout.strip()[-400:]}")
+
+
+# ---- plain attributes ------------------------------------------------------------------
+
+
+def t_namespaces():
+    top = fresh("ns")
+    f = touch(os.path.join(top, "f"), 0o644)
+    want = {"user.colour": b"blue", "trusted.t": b"\x00\x01binary\xff", "security.s": b"label"}
+    for k, v in want.items():
+        os.setxattr(f, k, v)
+    for k, v in want.items():
+        eq(os.getxattr(f, k), v, f"getxattr {k}")
+    eq(names(f), set(want), "listxattr as root")
+    # trusted.* is listed only to CAP_SYS_ADMIN; the others to anyone who can read the file.
+    got = fsx.as_user(lambda: ",".join(sorted(os.listxattr(f))))
+    eq(got, "security.s,user.colour", "listxattr as uid 1000")
+    eq(fsx.as_user(lambda: os.getxattr(f, "user.colour").decode()), "blue", "getxattr as uid 1000")
+    eq(fsx.as_user(lambda: os.getxattr(f, "trusted.t")), "ENODATA", "trusted.t as uid 1000")
+    eq(fsx.as_user(lambda: os.setxattr(f, "user.x", b"1")), "EACCES", "setxattr on root's 0644 file")
+    eq(fsx.as_user(lambda: os.setxattr(f, "trusted.x", b"1")), "EPERM", "trusted.x as uid 1000")
+    for k in want:
+        os.removexattr(f, k)
+        expect_errno("ENODATA", os.getxattr, f, k)
+    eq(names(f), set(), "listxattr after removing everything")
+    expect_errno(OPNOTSUPP, os.setxattr, f, "foo.bar", b"1")
+    expect_errno(OPNOTSUPP, os.getxattr, f, "foo.bar")
+
+
+def t_flags():
+    f = touch(os.path.join(fresh("flags"), "f"))
+    expect_errno("ENODATA", os.setxattr, f, "user.a", b"1", XATTR_REPLACE)
+    expect_errno("ENODATA", os.getxattr, f, "user.a")
+    os.setxattr(f, "user.a", b"1", XATTR_CREATE)
+    expect_errno("EEXIST", os.setxattr, f, "user.a", b"2", XATTR_CREATE)
+    eq(os.getxattr(f, "user.a"), b"1", "value after a refused XATTR_CREATE")
+    os.setxattr(f, "user.a", b"22", XATTR_REPLACE)
+    eq(os.getxattr(f, "user.a"), b"22", "value after XATTR_REPLACE")
+    os.setxattr(f, "user.a", b"333")
+    eq(os.getxattr(f, "user.a"), b"333", "value after a plain set")
+    os.removexattr(f, "user.a")
+    expect_errno("ENODATA", os.removexattr, f, "user.a")
+    expect_errno("ENODATA", os.getxattr, f, "user.a")
+
+
+def t_errors():
+    f = touch(os.path.join(fresh("errors"), "f"))
+    os.setxattr(f, "user.v", b"0123456789")
+    eq(raw_getxattr(f, "user.v", 0), (10, None), "getxattr with size 0 (the length)")
+    eq(raw_getxattr(f, "user.v", 9)[1], "ERANGE", "getxattr into 9 bytes")
+    eq(raw_getxattr(f, "user.v", 10)[0], 10, "getxattr into 10 bytes")
+    eq(raw_getxattr(f, "user.none", 0)[1], "ENODATA", "getxattr of a missing name")
+    need = len(b"user.v\0")
+    eq(raw_listxattr(f, 0), (need, None), "listxattr with size 0")
+    eq(raw_listxattr(f, need - 1)[1], "ERANGE", "listxattr one byte short")
+    eq(raw_listxattr(f, need)[0], need, "listxattr exact size")
+    # The VFS limits: names of 255 bytes, values of 65536.
+    os.setxattr(f, "user." + "n" * 250, b"x")
+    eq(os.getxattr(f, "user." + "n" * 250), b"x", "255-byte name")
+    expect_errno("ERANGE", os.setxattr, f, "user." + "n" * 251, b"x")
+    expect_errno("ERANGE", os.getxattr, f, "user." + "n" * 251)
+    expect_errno("E2BIG", os.setxattr, f, "user.big", b"v" * 65537)
+    # 64 KiB is within the VFS limit but larger than any xattr block of 4 KiB.
+    expect_errno("ENOSPC", os.setxattr, f, "user.big", b"v" * 65536)
+    expect_errno("ENODATA", os.getxattr, f, "user.big")
+    expect_errno("EINVAL", os.setxattr, f, "user.", b"x")
+    os.setxattr(f, "user.empty", b"")
+    eq(os.getxattr(f, "user.empty"), b"", "empty value")
+    eq(names(f), {"user.v", "user." + "n" * 250, "user.empty"}, "listxattr")
+
+
+def t_ctime():
+    f = touch(os.path.join(fresh("ctime"), "f"))
+    os.utime(f, (1000000000, 1000000000))
+    before = os.stat(f)
+    time.sleep(0.05)
+    os.setxattr(f, "user.t", b"1")
+    after = os.stat(f)
+    expect(after.st_ctime_ns > before.st_ctime_ns, "ctime unchanged by setxattr")
+    eq(after.st_mtime_ns, before.st_mtime_ns, "mtime after setxattr")
+    time.sleep(0.05)
+    os.removexattr(f, "user.t")
+    expect(os.stat(f).st_ctime_ns > after.st_ctime_ns, "ctime unchanged by removexattr")
+
+
+def t_many():
+    top = fresh("many")
+    f = touch(os.path.join(top, "f"))
+    eq(blocks(f), 0, "st_blocks of an empty file")
+    os.setxattr(f, "user.small", b"s")
+    eq(blocks(f), 0, "st_blocks with one small attribute (kept in the inode)")
+    # 60 attributes of 20 bytes: more than the inode holds, less than inode + one block.
+    want = {f"user.attr{i:03}": os.urandom(20) for i in range(60)}
+    want["user.small"] = b"s"
+    for k, v in want.items():
+        os.setxattr(f, k, v)
+    eq(blocks(f), 8, "st_blocks with the attributes spilled into one xattr block")
+    eq(names(f), set(want), "listxattr of 61 attributes")
+    for k, v in want.items():
+        eq(os.getxattr(f, k), v, f"getxattr {k}")
+    # Replace each with a different length, then read them all again.
+    for i, k in enumerate(sorted(want)):
+        want[k] = bytes([i]) * (i % 7)
+        os.setxattr(f, k, want[k], XATTR_REPLACE)
+    for k, v in want.items():
+        eq(os.getxattr(f, k), v, f"getxattr {k} after replacing")
+    for k in list(want):
+        if k != "user.small":
+            os.removexattr(f, k)
+    eq(names(f), {"user.small"}, "listxattr after removing 60")
+    eq(blocks(f), 0, "st_blocks once the xattr block is empty")
+
+
+def t_large():
+    f = touch(os.path.join(fresh("large"), "f"))
+    big = os.urandom(4000)
+    os.setxattr(f, "user.big", big)
+    eq(os.getxattr(f, "user.big"), big, "4000-byte value")
+    eq(blocks(f), 8, "st_blocks with a 4000-byte value")
+    expect_errno("ENOSPC", os.setxattr, f, "user.big2", big)
+    expect_errno("ENODATA", os.getxattr, f, "user.big2")
+    expect_errno("ENOSPC", os.setxattr, f, "user.huge", os.urandom(8192))
+    # Replacing the value with a larger one that no longer fits leaves the old one.
+    expect_errno("ENOSPC", os.setxattr, f, "user.big", os.urandom(5000))
+    eq(os.getxattr(f, "user.big"), big, "value after a refused larger replacement")
+
+
+def t_enospc():
+    top = fresh("enospc")
+    f = touch(os.path.join(top, "f"))
+    g = touch(os.path.join(top, "g"))
+    os.setxattr(g, "user.other", b"untouched")
+    stored = {}
+    for i in range(20):
+        v = bytes([i]) * 1000
+        try:
+            os.setxattr(f, f"user.k{i}", v)
+        except OSError as e:
+            eq(fsx.err_name(e.errno), "ENOSPC", f"setxattr of the {i + 1}th 1000-byte value")
+            break
+        stored[f"user.k{i}"] = v
+    else:
+        raise Fail("20 values of 1000 bytes fitted: no ENOSPC")
+    note(f"{fsx.FSTYP}: {len(stored)} values of 1000 bytes fit one inode")
+    expect(len(stored) >= 3, f"only {len(stored)} values of 1000 bytes fit")
+    expect_errno("ENODATA", os.getxattr, f, f"user.k{len(stored)}")
+    for k, v in stored.items():
+        eq(os.getxattr(f, k), v, f"getxattr {k} after ENOSPC")
+    eq(names(f), set(stored), "listxattr after ENOSPC")
+    # Room again after a removal.
+    os.removexattr(f, "user.k0")
+    os.setxattr(f, "user.again", b"a" * 900)
+    eq(os.getxattr(f, "user.again"), b"a" * 900, "set after making room")
+    eq(os.getxattr(g, "user.other"), b"untouched", "another file")
+
+
+def t_file_types():
+    top = fresh("types")
+    dd = os.path.join(top, "dir")
+    os.mkdir(dd)
+    os.setxattr(dd, "user.d", b"dir value")
+    eq(os.getxattr(dd, "user.d"), b"dir value", "user. on a directory")
+    os.setxattr(dd, "user.block", os.urandom(3000))
+    eq(blocks(dd), 16, "st_blocks of a directory with an xattr block")
+    ln = os.path.join(top, "ln")
+    os.symlink("target-that-does-not-exist", ln)
+    long_ln = os.path.join(top, "long")
+    os.symlink("t" * 300, long_ln)
+    for p in (ln, long_ln):
+        # user.* only on regular files and directories (EPERM elsewhere), as in the VFS.
+        expect_errno("EPERM", os.setxattr, p, "user.x", b"1", follow_symlinks=False)
+        expect_errno("ENODATA", os.getxattr, p, "user.x", follow_symlinks=False)
+        os.setxattr(p, "trusted.link", b"on the link", follow_symlinks=False)
+        eq(os.getxattr(p, "trusted.link", follow_symlinks=False), b"on the link", f"trusted. on {p}")
+        eq(names(p, follow=False), {"trusted.link"}, f"llistxattr {p}")
+        os.setxattr(p, "trusted.blk", os.urandom(2000), follow_symlinks=False)
+        eq(os.readlink(p), "target-that-does-not-exist" if p == ln else "t" * 300, "readlink")
+    eq(blocks(ln), 8, "st_blocks of a fast symlink with an xattr block")
+    chr_dev = os.path.join(top, "chr")
+    os.mknod(chr_dev, 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+    fifo = os.path.join(top, "fifo")
+    os.mkfifo(fifo)
+    for p in (chr_dev, fifo):
+        expect_errno("EPERM", os.setxattr, p, "user.x", b"1")
+        os.setxattr(p, "security.sec", b"on a special file")
+        os.setxattr(p, "trusted.blk", os.urandom(2000))
+        eq(os.getxattr(p, "security.sec"), b"on a special file", f"security. on {p}")
+        eq(names(p), {"security.sec", "trusted.blk"}, f"listxattr {p}")
+        eq(blocks(p), 8, f"st_blocks of {p}")
+    fsx.drop_caches()
+    eq(os.getxattr(chr_dev, "security.sec"), b"on a special file", "after drop_caches")
+    eq(os.getxattr(ln, "trusted.link", follow_symlinks=False), b"on the link", "after drop_caches")
+
+
+def t_delete_frees():
+    top = fresh("delete")
+    start = free_blocks()
+    files = []
+    for i in range(4):
+        f = touch(os.path.join(top, f"f{i}"))
+        os.setxattr(f, "user.big", os.urandom(3000))
+        files.append(f)
+    sub = os.path.join(top, "sub")
+    os.mkdir(sub)
+    os.setxattr(sub, "user.big", os.urandom(3000))
+    used = start - free_blocks()
+    expect(used >= 5 + 1, f"5 xattr blocks and a directory block took {used} blocks")
+    # Unlinked while open: the block goes at the last close.
+    fd = os.open(files[0], os.O_RDONLY)
+    for f in files:
+        os.unlink(f)
+    os.rmdir(sub)
+    eq(start - free_blocks(), 1, "blocks still used with one file open (its xattr block)")
+    os.close(fd)
+    eq(free_blocks(), start, "free blocks after deleting every file")
+
+
+# ---- persistence -----------------------------------------------------------------------
+
+
+PERSIST = {
+    "f": {"user.a": b"alpha", "trusted.b": b"\x00" * 100, "security.c": b"c"},
+    "big": {"user.v": bytes(range(256)) * 15, "user.w": b"w"},
+    "dir": {"user.d": b"directory"},
+}
+
+
+def t_persist_set():
+    top = fresh("persist")
+    for name, attrs in PERSIST.items():
+        p = os.path.join(top, name)
+        if name == "dir":
+            os.mkdir(p)
+        else:
+            touch(p)
+        for k, v in attrs.items():
+            os.setxattr(p, k, v)
+
+
+def check_persist(what):
+    for name, attrs in PERSIST.items():
+        p = d("persist", name)
+        eq(names(p), set(attrs), f"listxattr {name} {what}")
+        for k, v in attrs.items():
+            eq(os.getxattr(p, k), v, f"{name} {k} {what}")
+
+
+def t_persist_remount():
+    remount()
+    check_persist("after remount")
+    fsx.drop_caches()
+    check_persist("after drop_caches")
+
+
+def t_crash():
+    top = fresh("crash")
+    synced = touch(os.path.join(top, "synced"))
+    os.setxattr(synced, "user.s", b"fsynced")
+    os.setxattr(synced, "user.big", b"B" * 3000)
+    fsx.fsync_path(synced)
+    committed = touch(os.path.join(top, "committed"))
+    os.setxattr(committed, "user.c", b"committed by the shutdown")
+    removed = touch(os.path.join(top, "removed"))
+    os.setxattr(removed, "user.r", b"gone")
+    fsx.fsync_path(removed)
+    os.removexattr(removed, "user.r")
+    # Flag 1 (LOGFLUSH): the journal is committed, nothing else written home.
+    shutdown(MNT, 1)
+    expect_errno("EIO", os.setxattr, synced, "user.after", b"1")
+    fsx.umount(MNT)
+    fsx.mount(DEV, MNT)
+    eq(os.getxattr(synced, "user.s"), b"fsynced", "fsync'ed attribute after the crash")
+    eq(os.getxattr(synced, "user.big"), b"B" * 3000, "fsync'ed attribute in the block")
+    eq(os.getxattr(committed, "user.c"), b"committed by the shutdown", "logged attribute")
+    expect_errno("ENODATA", os.getxattr, removed, "user.r")
+    expect_errno("ENODATA", os.getxattr, synced, "user.after")
+    # Flag 2 (NOLOGFLUSH): only what fsync made durable survives.
+    os.setxattr(synced, "user.s2", b"second")
+    fsx.fsync_path(synced)
+    shutdown(MNT, 2)
+    fsx.umount(MNT)
+    fsx.mount(DEV, MNT)
+    eq(os.getxattr(synced, "user.s2"), b"second", "fsync'ed attribute after a NOLOGFLUSH shutdown")
+    fsx.umount(MNT)
+    fsck()
+    fsx.mount(DEV, MNT)
+
+
+def t_readonly():
+    f = touch(os.path.join(fresh("ro"), "f"))
+    os.setxattr(f, "user.ro", b"v")
+    remount("ro")
+    try:
+        expect_errno("EROFS", os.setxattr, f, "user.ro", b"w")
+        expect_errno("EROFS", os.removexattr, f, "user.ro")
+        eq(os.getxattr(f, "user.ro"), b"v", "getxattr on a read-only mount")
+    finally:
+        remount()
+
+
+# ---- POSIX ACLs --------------------------------------------------------------------------
+
+
+def t_acl_access():
+    top = fresh("acl")
+    f = touch(os.path.join(top, "f"), 0o600)
+    expect_errno("ENODATA", os.getxattr, f, ACCESS)
+    eq(fsx.as_user(lambda: os.open(f, os.O_RDONLY)), "EACCES", "uid 1000 reads a 0600 file")
+    setfacl("-m", f"u:{USER}:rw", f)
+    eq(acl_entries(f), base(6, 0, 0, 6)[:1] + acl((NAMED_USER, 6, USER)) + base(6, 0, 0, 6)[1:],
+       "access ACL")
+    eq(stat.S_IMODE(os.stat(f).st_mode), 0o660, "mode with the mask as group bits")
+    expect(ACCESS in names(f), "system.posix_acl_access not listed")
+    eq(getfacl(f), ["user::rw-", f"user:{USER}:rw-", "group::---", "mask::rw-", "other::---"], "getfacl")
+    fd = fsx.as_user(lambda: os.open(f, os.O_RDWR))
+    expect(fd.isdigit(), f"uid 1000 opens for writing: {fd}")
+    eq(fsx.as_user(lambda: os.open(f, os.O_RDONLY), uid=OTHER_USER, gid=OTHER_USER), "EACCES",
+       "uid 1001 reads")
+    # A group entry.
+    setfacl("-m", f"g:{OTHER_USER}:r", f)
+    fd = fsx.as_user(lambda: os.open(f, os.O_RDONLY), uid=OTHER_USER, gid=OTHER_USER)
+    expect(fd.isdigit(), f"gid 1001 reads through its group entry: {fd}")
+    eq(fsx.as_user(lambda: os.open(f, os.O_WRONLY), uid=OTHER_USER, gid=OTHER_USER), "EACCES",
+       "gid 1001 writes")
+    # An entry that takes away what the other class would give.
+    # (With a mask of --- the kernel skips the ACL: the group bits must not be empty.)
+    g = touch(os.path.join(top, "g"), 0o646)
+    setfacl("-m", f"u:{USER}:---", g)
+    eq(fsx.as_user(lambda: os.open(g, os.O_RDONLY)), "EACCES", "uid 1000 with a --- entry")
+    fd = fsx.as_user(lambda: os.open(g, os.O_RDONLY), uid=OTHER_USER, gid=OTHER_USER)
+    expect(fd.isdigit(), f"uid 1001 reads as other: {fd}")
+    # Only the owner (or CAP_FOWNER) may change an ACL.
+    eq(fsx.as_user(lambda: os.setxattr(f, ACCESS, os.getxattr(f, ACCESS))), "EPERM",
+       "setting the ACL of root's file as uid 1000")
+    setfacl("-b", f)
+    expect_errno("ENODATA", os.getxattr, f, ACCESS)
+    # The extended entries and the mask go; the group entry (---) gives the group bits.
+    eq(stat.S_IMODE(os.stat(f).st_mode), 0o600, "mode after setfacl -b")
+    eq(names(f), set(), "listxattr after setfacl -b")
+
+
+def t_acl_equivalent():
+    f = touch(os.path.join(fresh("acl-eq"), "f"), 0o600)
+    # Only the three base entries: the mode says it all, so no ACL is stored.
+    setfacl("--set", "u::rw,g::r,o::-", f)
+    expect_errno("ENODATA", os.getxattr, f, ACCESS)
+    eq(stat.S_IMODE(os.stat(f).st_mode), 0o640, "mode from an ACL equivalent to it")
+
+
+def t_acl_default():
+    top = fresh("acl-def")
+    os.chmod(top, 0o755)
+    plain = os.path.join(top, "plain")
+    os.mkdir(plain)
+    inherit = os.path.join(top, "inherit")
+    os.mkdir(inherit)
+    setfacl("-d", "-m", f"u:{USER}:rwx,g::rx,o::-", inherit)
+    eq(acl_entries(inherit, DEFAULT), base(7, 5, 0, 7)[:1] + acl((NAMED_USER, 7, USER)) + base(7, 5, 0, 7)[1:],
+       "default ACL")
+    expect_errno("ENODATA", os.getxattr, inherit, ACCESS)
+    expect(DEFAULT in names(inherit), "system.posix_acl_default not listed")
+    old = os.umask(0o077)
+    try:
+        # Without a default ACL the umask applies.
+        eq(stat.S_IMODE(os.stat(touch(os.path.join(plain, "f"), 0o666)).st_mode), 0o600, "umask 077")
+        # With one it does not: the default ACL's masks apply instead.
+        f = touch(os.path.join(inherit, "f"), 0o666)
+        sub = os.path.join(inherit, "sub")
+        os.mkdir(sub, 0o777)
+    finally:
+        os.umask(old)
+    eq(acl_entries(f), base(6, 5, 0, 6)[:1] + acl((NAMED_USER, 7, USER)) + base(6, 5, 0, 6)[1:],
+       "inherited access ACL of a file")
+    eq(stat.S_IMODE(os.stat(f).st_mode), 0o660, "mode of a file under a default ACL")
+    expect_errno("ENODATA", os.getxattr, f, DEFAULT)
+    eq(acl_entries(sub, DEFAULT), acl_entries(inherit, DEFAULT), "a new directory inherits the default ACL")
+    eq(stat.S_IMODE(os.stat(sub).st_mode), 0o770, "mode of a directory under a default ACL")
+    eq(acl_entries(sub), base(7, 5, 0, 7)[:1] + acl((NAMED_USER, 7, USER)) + base(7, 5, 0, 7)[1:],
+       "access ACL of the new directory")
+    # Inheritance grants access: uid 1000 may create files in the 0770 root-owned directory.
+    r = fsx.as_user(lambda: os.close(os.open(os.path.join(sub, "mine"), os.O_CREAT | os.O_WRONLY, 0o644)))
+    eq(r, "None", "uid 1000 creates a file through the inherited ACL")
+    eq(fsx.as_user(lambda: os.listdir(sub), uid=OTHER_USER, gid=OTHER_USER), "EACCES", "uid 1001 lists")
+    # A default ACL only on directories.
+    expect(subprocess.run(["setfacl", "-d", "-m", "u:1000:r", f], capture_output=True).returncode != 0,
+           "setfacl -d on a file succeeded")
+    expect_errno("EACCES", os.setxattr, f, DEFAULT, os.getxattr(inherit, DEFAULT))
+    # Symlinks take no ACL and a new one inherits nothing.
+    ln = os.path.join(inherit, "ln")
+    os.symlink("f", ln)
+    expect_errno(OPNOTSUPP, os.getxattr, ln, ACCESS, follow_symlinks=False)
+    eq(names(ln, follow=False), set(), "listxattr of a symlink under a default ACL")
+    # Devices and FIFOs inherit like files.
+    fifo = os.path.join(inherit, "fifo")
+    os.mkfifo(fifo, 0o666)
+    eq(acl_entries(fifo)[1], (NAMED_USER, 7, USER), "inherited ACL of a FIFO")
+    setfacl("-k", inherit)
+    expect_errno("ENODATA", os.getxattr, inherit, DEFAULT)
+
+
+def t_acl_chmod():
+    f = touch(os.path.join(fresh("acl-chmod"), "f"), 0o600)
+    setfacl("-m", f"u:{USER}:rwx", f)
+    eq(stat.S_IMODE(os.stat(f).st_mode), 0o670, "mode after adding an rwx entry")
+    fd = fsx.as_user(lambda: os.open(f, os.O_RDWR))
+    expect(fd.isdigit(), f"uid 1000 writes before the chmod: {fd}")
+    os.chmod(f, 0o640)
+    entries = acl_entries(f)
+    eq(entries, base(6, 0, 0, 4)[:1] + acl((NAMED_USER, 7, USER)) + base(6, 0, 0, 4)[1:],
+       "ACL after chmod 0640 (the mask follows the group bits)")
+    eq(fsx.as_user(lambda: os.open(f, os.O_RDWR)), "EACCES", "uid 1000 writes after the chmod")
+    fd = fsx.as_user(lambda: os.open(f, os.O_RDONLY))
+    expect(fd.isdigit(), f"uid 1000 still reads: {fd}")
+    eq(getfacl(f), ["user::rw-", f"user:{USER}:rwx #effective:r--", "group::---", "mask::r--", "other::---"],
+       "getfacl after chmod")
+    remount()
+    eq(acl_entries(f), entries, "ACL after remount")
+
+
+def t_acl_persist():
+    top = d("acl-def", "inherit", "sub")
+    before = {p: getfacl(p) for p in (top, os.path.join(top, "mine"))}
+    remount()
+    fsx.drop_caches()
+    for p, text in before.items():
+        eq(getfacl(p), text, f"getfacl {p} after remount")
+
+
+def t_noacl():
+    if fsx.FSTYP == "ext4":
+        note("ext4 has no noacl option in this kernel: the noacl case runs on ext2")
+        fsx.mkfs(NOACL_REF_DEV, "noacl", fstyp="ext2")
+        fsx.mount(NOACL_REF_DEV, NOACL_REF_MNT, fstyp="ext2")
+        try:
+            noacl_checks(NOACL_REF_DEV, NOACL_REF_MNT, "ext2")
+        finally:
+            fsx.umount(NOACL_REF_MNT)
+    else:
+        noacl_checks(DEV, MNT, fsx.FSTYP)
+
+
+def noacl_checks(dev, mnt, fstyp):
+    def again(opts=None):
+        fsx.umount(mnt)
+        fsx.mount(dev, mnt, opts, fstyp=fstyp)
+
+    dd = os.path.join(mnt, "noacl")
+    os.mkdir(dd)
+    setfacl("-d", "-m", f"u:{USER}:rwx", dd)
+    f = touch(os.path.join(dd, "with-acl"), 0o600)
+    setfacl("-m", f"u:{USER}:rw", f)
+    again("noacl")
+    try:
+        opts = next(line.split()[3] for line in open("/proc/mounts") if line.split()[1] == mnt)
+        expect("noacl" in opts.split(","), f"/proc/mounts options {opts}")
+        expect_errno(OPNOTSUPP, os.getxattr, f, ACCESS)
+        expect_errno(OPNOTSUPP, os.setxattr, f, ACCESS, b"\x02\x00\x00\x00")
+        eq(names(f), set(), "listxattr hides the ACL on a noacl mount")
+        expect(subprocess.run(["setfacl", "-m", "u:1000:r", f], capture_output=True).returncode != 0,
+               "setfacl succeeded on a noacl mount")
+        # Mode bits alone decide: uid 1000 is "other" (---) for the root-owned 0670 file.
+        eq(fsx.as_user(lambda: os.open(f, os.O_RDONLY)), "EACCES", "uid 1000 on a noacl mount")
+        old = os.umask(0o027)
+        try:
+            g = touch(os.path.join(dd, "new"), 0o666)
+        finally:
+            os.umask(old)
+        eq(stat.S_IMODE(os.stat(g).st_mode), 0o640, "umask applies on a noacl mount")
+        os.setxattr(f, "user.still", b"works")
+    finally:
+        again()
+    expect(ACCESS in names(f), "the ACL is back with acl")
+    expect_errno("ENODATA", os.getxattr, g, ACCESS)
+    eq(os.getxattr(f, "user.still"), b"works", "user. attribute set on the noacl mount")
+    fd = fsx.as_user(lambda: os.open(f, os.O_RDWR))
+    expect(fd.isdigit(), f"uid 1000 through the ACL again: {fd}")
+
+
+def main():
+    fsx.init("xattr", sys.argv)
+    t = time.time()
+    fsx.load()
+    os.umask(0o022)
+    if not case("mkfs-mount", lambda: (fsx.mkfs(DEV, "xattr"), fsx.mount(DEV, MNT))):
+        return
+    for name, fn in [("namespaces", t_namespaces), ("flags", t_flags), ("errors", t_errors),
+                     ("ctime", t_ctime), ("many", t_many), ("large", t_large),
+                     ("enospc", t_enospc), ("file-types", t_file_types),
+                     ("delete-frees", t_delete_frees), ("persist-set", t_persist_set),
+                     ("persist-remount", t_persist_remount), ("crash", t_crash),
+                     ("readonly", t_readonly), ("acl-access", t_acl_access),
+                     ("acl-equivalent", t_acl_equivalent), ("acl-default", t_acl_default),
+                     ("acl-chmod", t_acl_chmod), ("acl-persist", t_acl_persist),
+                     ("noacl", t_noacl)]:
+        if not fsx.mounted(MNT):
+            try:
+                fsx.mount(DEV, MNT)
+            except Fail as e:
+                note(f"cannot mount again: {e}")
+                return
+        case(name, fn)
+    case("umount", fsx.umount, MNT)
+    note(f"run: {time.time() - t:.0f} s in the guest")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# xattr: extended attributes and POSIX ACLs with exact results and errnos: set/get/list/
+# remove in every namespace, XATTR_CREATE/XATTR_REPLACE, ENODATA/ERANGE/E2BIG/ENOSPC, many
+# attributes spilling from the inode into an xattr block, large values, persistence across
+# remount and FS_IOC_SHUTDOWN, directories/symlinks/devices, blocks freed on deletion,
+# access and default ACLs (setfacl/getfacl), inheritance, chmod and the mask, permission
+# checks as other users, noacl.
+#
+# FSTYP (default aegisfs) is the filesystem under test: `FSTYP=ext4 tests/run xattr`.
+set -euo pipefail
+. "$(dirname "$0")/common.bash"
+suite_init xattr
+fstyp=${FSTYP:-aegisfs}
+
+cases=$work/cases
+printf '%s\n' mkfs-mount namespaces flags errors ctime many large enospc file-types \
+    delete-frees persist-set persist-remount crash readonly acl-access acl-equivalent \
+    acl-default acl-chmod acl-persist noacl umount > "$cases"
+# suite_vm's fsck -n only checks AegisFS disks.
+[ "$fstyp" != aegisfs ] || echo fsck-vdb >> "$cases"
+suite_vm "$cases" -- --disk 1G --disk 64M --timeout 600 -- "$top/tests/guest/xattr.py" "$fstyp"
