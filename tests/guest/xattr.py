@@ -616,6 +616,55 @@ def noacl_checks(dev, mnt, fstyp):
     expect(fd.isdigit(), f"uid 1000 through the ACL again: {fd}")
 
 
+def kernel_lines():
+    return [line for line in fsx.run("dmesg").splitlines() if "aegisfs (" in line]
+
+
+def t_corrupt():
+    """AegisFS only: a damaged xattr block and inline area (aegisfs-testimage) give EUCLEAN
+    and one log line per inode, the rest keeps working, and fsck -y drops the damage."""
+    top = fresh("corrupt")
+    blk = touch(os.path.join(top, "blk"))
+    os.setxattr(blk, "user.big", b"x" * 3000)
+    inl = touch(os.path.join(top, "inline"))
+    os.setxattr(inl, "user.a", b"1")
+    good = touch(os.path.join(top, "good"))
+    os.setxattr(good, "user.ok", b"fine")
+    blk_ino, inl_ino = os.stat(blk).st_ino, os.stat(inl).st_ino
+    fsx.umount(MNT)
+    fsx.run("aegisfs-testimage", "corrupt", DEV, "xattr-checksum", "corrupt/blk")
+    fsx.run("aegisfs-testimage", "corrupt", DEV, "xattr-inline", "corrupt/inline")
+    fsx.run("dmesg", "-C")
+    fsx.mount(DEV, MNT)
+    for _ in range(2):
+        expect_errno("EUCLEAN", os.getxattr, blk, "user.big")
+        expect_errno("EUCLEAN", os.listxattr, blk)
+        expect_errno("EUCLEAN", os.setxattr, blk, "user.new", b"1")
+        expect_errno("EUCLEAN", os.getxattr, inl, "user.a")
+        expect_errno("EUCLEAN", os.listxattr, inl)
+    eq(os.getxattr(good, "user.ok"), b"fine", "an intact file's attribute")
+    eq(os.stat(blk).st_size, 0, "stat of the file with the damaged block")
+    lines = kernel_lines()
+    want = [f"aegisfs (vdb): inode {blk_ino}: xattr block checksum mismatch",
+            f"aegisfs (vdb): inode {inl_ino}: xattr area used length or tail invalid"]
+    got = [w for w in want if sum(w in line for line in lines) == 1]
+    expect(got == want and len(lines) == 2, f"kernel log: {lines}")
+    fsx.umount(MNT)
+    r = subprocess.run(["fsck", "-t", "aegisfs", "-n", DEV], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True)
+    eq(r.returncode, 4, f"fsck -n of the damaged filesystem: {r.stdout[-300:]}")
+    r = subprocess.run(["fsck", "-t", "aegisfs", "-fy", DEV], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True)
+    eq(r.returncode, 1, f"fsck -fy: {r.stdout[-300:]}")
+    fsck()
+    fsx.mount(DEV, MNT)
+    expect_errno("ENODATA", os.getxattr, blk, "user.big")
+    expect_errno("ENODATA", os.getxattr, inl, "user.a")
+    eq(os.getxattr(good, "user.ok"), b"fine", "the intact attribute after fsck")
+    os.setxattr(blk, "user.new", b"works again")
+    eq(os.getxattr(blk, "user.new"), b"works again", "set after the repair")
+
+
 def main():
     fsx.init("xattr", sys.argv)
     t = time.time()
@@ -631,7 +680,7 @@ def main():
                      ("readonly", t_readonly), ("acl-access", t_acl_access),
                      ("acl-equivalent", t_acl_equivalent), ("acl-default", t_acl_default),
                      ("acl-chmod", t_acl_chmod), ("acl-persist", t_acl_persist),
-                     ("noacl", t_noacl)]:
+                     ("noacl", t_noacl)] + ([("corrupt", t_corrupt)] if fsx.FSTYP == "aegisfs" else []):
         if not fsx.mounted(MNT):
             try:
                 fsx.mount(DEV, MNT)

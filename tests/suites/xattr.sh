@@ -4,7 +4,7 @@
 # attributes spilling from the inode into an xattr block, large values, persistence across
 # remount and FS_IOC_SHUTDOWN, directories/symlinks/devices, blocks freed on deletion,
 # access and default ACLs (setfacl/getfacl), inheritance, chmod and the mask, permission
-# checks as other users, noacl.
+# checks as other users, noacl; on AegisFS, damaged xattrs give EUCLEAN and fsck drops them.
 #
 # FSTYP (default aegisfs) is the filesystem under test: `FSTYP=ext4 tests/run xattr`.
 set -euo pipefail
@@ -16,6 +16,7 @@ cases=$work/cases
 printf '%s\n' mkfs-mount namespaces flags errors ctime many large enospc file-types \
     delete-frees persist-set persist-remount crash readonly acl-access acl-equivalent \
     acl-default acl-chmod acl-persist noacl umount > "$cases"
-# suite_vm's fsck -n only checks AegisFS disks.
-[ "$fstyp" != aegisfs ] || echo fsck-vdb >> "$cases"
+# The corrupt case needs aegisfs-testimage and fsck.aegisfs; suite_vm's fsck -n only checks
+# AegisFS disks.
+[ "$fstyp" != aegisfs ] || printf '%s\n' corrupt fsck-vdb >> "$cases"
 suite_vm "$cases" -- --disk 1G --disk 64M --timeout 600 -- "$top/tests/guest/xattr.py" "$fstyp"

@@ -9,6 +9,8 @@ use aegisfs_format::disk::{
     INODE_CHECKSUM_OFFSET, N_DIRECT, PTRS_PER_BLOCK,
 };
 
+use aegisfs_format::xattr::{inline_area_mut, inline_used, XATTR_BLOCK_CHECKSUM_OFFSET};
+
 use crate::image::{ferr, Image};
 
 /// What to corrupt.
@@ -55,6 +57,11 @@ pub enum Kind {
     /// The UNWRITTEN bit set on the file's indirect tree root at the given level (1 single,
     /// 2 double, 3 triple), where it is never allowed; inode checksum recomputed.
     UnwrittenIndirect(String, u8),
+    /// One bit of the stored checksum of the file's xattr block flipped.
+    XattrChecksum(String),
+    /// The first byte after the entries of the file's inline xattr area set to 0xFF (bytes
+    /// past the used length must be zero); inode checksum recomputed.
+    XattrInline(String),
 }
 
 /// The bad `rec_len` of [`Kind::DirRecLen`].
@@ -124,6 +131,8 @@ impl Kind {
             Some("dir-checksum") => want(1).and(arg(1).map(Kind::DirChecksum))?,
             Some("inode-bitmap-checksum") => want(1).and(num(1).map(Kind::InodeBitmapChecksum))?,
             Some("inode-checksum") => want(1).and(arg(1).map(Kind::InodeChecksum))?,
+            Some("xattr-checksum") => want(1).and(arg(1).map(Kind::XattrChecksum))?,
+            Some("xattr-inline") => want(1).and(arg(1).map(Kind::XattrInline))?,
             _ => return Err(format!("unknown corruption {:?}", args.first())),
         };
         if let Kind::IncompatFeature(b) | Kind::RoCompatFeature(b) | Kind::CompatFeature(b) = kind {
@@ -244,6 +253,38 @@ pub fn apply(img: &Image, kind: &Kind) -> Result<String, String> {
             raw[INODE_CHECKSUM_OFFSET] ^= 1;
             img.write_inode(ino, &mut raw, false)?;
             Ok(format!("{path}: inode {ino} checksum bit 0 flipped"))
+        }
+        Kind::XattrChecksum(path) => {
+            let ino = img.lookup(path)?;
+            let raw = img.inode(ino)?;
+            let b = Inode::from_slot(&raw)
+                .map_err(|e| ferr(path, e))?
+                .xattr_block
+                .get();
+            if b == 0 {
+                return Err(format!("{path}: inode {ino} has no xattr block"));
+            }
+            img.geo.check_data_block(b).map_err(|e| ferr(path, e))?;
+            let mut block = img.read_block(b)?;
+            block[XATTR_BLOCK_CHECKSUM_OFFSET] ^= 1;
+            img.write_block(b, &block)?;
+            Ok(format!(
+                "{path}: inode {ino} xattr block {b} checksum bit 0 flipped"
+            ))
+        }
+        Kind::XattrInline(path) => {
+            let ino = img.lookup(path)?;
+            let mut raw = img.inode(ino)?;
+            let used = inline_used(&raw);
+            let byte = inline_area_mut(&mut raw)
+                .get_mut(used)
+                .ok_or_else(|| format!("{path}: inode {ino} has no free inline xattr byte"))?;
+            *byte = 0xFF;
+            img.write_inode(ino, &mut raw, true)?;
+            Ok(format!(
+                "{path}: inode {ino} inline xattr byte {used} (after the entries) set to 0xff, \
+                 inode checksum recomputed"
+            ))
         }
     }
 }

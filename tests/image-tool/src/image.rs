@@ -2,6 +2,7 @@
 //! through the format crate.
 
 use std::fs::{File, OpenOptions};
+use std::io::{Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
@@ -47,17 +48,18 @@ pub struct Mapping {
 }
 
 impl Image {
-    /// Opens a valid image read-write (validating superblock and group descriptors).
+    /// Opens a valid image file or block device read-write (validating superblock and group
+    /// descriptors).
     pub fn open(path: &Path) -> Result<Image, String> {
-        let file = OpenOptions::new()
+        let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .open(path)
             .map_err(|e| format!("{}: {e}", path.display()))?;
+        // The end, not the metadata's length, which is 0 for a block device.
         let len = file
-            .metadata()
-            .map_err(|e| format!("{}: {e}", path.display()))?
-            .len();
+            .seek(SeekFrom::End(0))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         let device_blocks = len / BLOCK_SIZE_U64;
         let mut block0 = [0u8; BLOCK_SIZE];
         file.read_exact_at(&mut block0, 0)

@@ -25,7 +25,7 @@ corruption kinds: bad-magic, sb-checksum, blocks-count, incompat-feature BIT,
   dir-rec-len DIR VALUE|past-tail, indirect-loop PATH LEVEL, inode-checksum PATH,
   indirect-checksum PATH LEVEL, dir-checksum DIR, inode-bitmap-checksum GROUP,
   unwritten PATH (every direct and single indirect data pointer; valid for a regular file),
-  unwritten-indirect PATH LEVEL";
+  unwritten-indirect PATH LEVEL, xattr-checksum PATH, xattr-inline PATH";
 
 fn number(text: &str) -> Result<u64, String> {
     text.parse()

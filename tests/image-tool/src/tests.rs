@@ -10,11 +10,14 @@ use aegisfs_format::blockmap::{BlockPtr, DIND_START, IND_START, PTR_UNWRITTEN, T
 use aegisfs_format::checksum::{set_inode_checksum, verify_inode_checksum};
 use aegisfs_format::dir::{iter_dir_block, DirBlockBuilder};
 use aegisfs_format::disk::{
-    bitmap_set, GroupDesc, IndirectBlock, Inode, SuperBlock, BLOCK_SIZE, BLOCK_SIZE_U64, FT_DIR,
-    FT_REG, INODE_CHECKSUM_OFFSET, LOST_FOUND_INO, ROOT_INO,
+    bitmap_find_clear, bitmap_set, GroupDesc, IndirectBlock, Inode, SuperBlock, BLOCK_SIZE,
+    BLOCK_SIZE_U64, FT_DIR, FT_REG, INODE_CHECKSUM_OFFSET, LOST_FOUND_INO, ROOT_INO,
 };
 use aegisfs_format::error::FormatError;
 use aegisfs_format::geometry::{Geometry, InodeSpec};
+use aegisfs_format::xattr::{
+    inline_area_mut, insert, validate_inline, XattrBlock, XATTR_INDEX_TRUSTED, XATTR_INDEX_USER,
+};
 
 use crate::corrupt::{apply, Kind, RecLen};
 use crate::fill;
@@ -68,13 +71,18 @@ fn make_inode(
 /// A 64 MiB image without journal: root with "small" (2 direct blocks), "big" (one data
 /// block in each mapping level) and "dir" (entries "a", "b", "c"), plus lost+found.
 fn build(name: &str) -> TestImage {
+    build_sized(name, 256)
+}
+
+/// [`build`] with inodes of `inode_size` bytes.
+fn build_sized(name: &str, inode_size: u16) -> TestImage {
     let path = std::env::temp_dir().join(format!(
         "aegisfs-testimage-{}-{name}.img",
         std::process::id()
     ));
     let file = fs::File::create(&path).unwrap();
     file.set_len(DEVICE_BLOCKS * BLOCK_SIZE_U64).unwrap();
-    let plan = Geometry::plan(DEVICE_BLOCKS, InodeSpec::Count(64), 256, Some(0)).unwrap();
+    let plan = Geometry::plan(DEVICE_BLOCKS, InodeSpec::Count(64), inode_size, Some(0)).unwrap();
     let mut block0 = [0u8; BLOCK_SIZE];
     plan.fill_superblock(
         SuperBlock::in_block_mut(&mut block0),
@@ -233,6 +241,62 @@ fn build(name: &str) -> TestImage {
     sb.update_checksum();
     write(0, &block0);
     TestImage { path }
+}
+
+/// [`build`] with 512-byte inodes, then an inline xattr on "small" and an xattr block (the
+/// first free block, counted everywhere) on "big"; returns the block.
+fn build_with_xattrs(name: &str) -> (TestImage, u64) {
+    let t = build_sized(name, 512);
+    let img = Image::open(&t.path).unwrap();
+    let seed = img.geo.checksum_seed();
+    let mut raw = img.inode(SMALL).unwrap();
+    let used = insert(
+        inline_area_mut(&mut raw),
+        0,
+        XATTR_INDEX_USER,
+        b"colour",
+        b"blue",
+    )
+    .unwrap()
+    .unwrap();
+    Inode::from_slot_mut(&mut raw)
+        .unwrap()
+        .extra_size
+        .set(used as u16);
+    img.write_inode(SMALL, &mut raw, true).unwrap();
+
+    let bb = img.geo.block_bitmap_block(0).unwrap();
+    let mut bitmap = img.read_block(bb).unwrap();
+    let index = bitmap_find_clear(&bitmap, 0, 32768).unwrap();
+    bitmap_set(&mut bitmap, index, true);
+    img.write_block(bb, &bitmap).unwrap();
+    img.patch_group_desc(0, |d| {
+        d.free_blocks.set(d.free_blocks.get() - 1);
+        d.set_block_bitmap_checksum(seed, 0, &bitmap);
+        d.update_checksum(seed, 0);
+    })
+    .unwrap();
+    img.patch_superblock(|sb| {
+        sb.free_blocks.set(sb.free_blocks.get() - 1);
+        sb.update_checksum();
+    })
+    .unwrap();
+    let b = img.geo.group_start(0).unwrap() + u64::from(index);
+    let mut block = [0u8; BLOCK_SIZE];
+    let x = XattrBlock::from_block_mut(&mut block);
+    x.init();
+    let used = insert(&mut x.area, 0, XATTR_INDEX_TRUSTED, b"t", &[7; 3000])
+        .unwrap()
+        .unwrap();
+    x.set_used(used);
+    x.update_checksum(seed, b);
+    img.write_block(b, &block).unwrap();
+    let mut raw = img.inode(BIG).unwrap();
+    let inode = Inode::from_slot_mut(&mut raw).unwrap();
+    inode.xattr_block.set(b);
+    inode.blocks.set(inode.blocks.get() + 1);
+    img.write_inode(BIG, &mut raw, true).unwrap();
+    (t, b)
 }
 
 fn bytes(t: &TestImage) -> Vec<u8> {
@@ -680,6 +744,49 @@ fn inode_bitmap_checksum() {
     img.with_group_desc(0, |d| d.verify_block_bitmap(seed, 0, &bbitmap))
         .unwrap()
         .unwrap();
+}
+
+#[test]
+fn xattr_block_checksum() {
+    let (t, b) = build_with_xattrs("xcsum");
+    let img = Image::open(&t.path).unwrap();
+    let seed = img.geo.checksum_seed();
+    XattrBlock::from_block(&img.read_block(b).unwrap())
+        .validate(seed, b)
+        .unwrap();
+    let before = bytes(&t);
+    corrupt(&t, &["xattr-checksum", "dir/b"]);
+    assert_eq!(
+        diff(&before, &bytes(&t)),
+        vec![(b * BLOCK_SIZE_U64 + 0x1C) as usize]
+    );
+    assert_eq!(
+        XattrBlock::from_block(&img.read_block(b).unwrap()).validate(seed, b),
+        Err(FormatError::XattrBlockChecksum)
+    );
+    Inode::validate(BIG, &img.inode(BIG).unwrap(), &img.geo).unwrap();
+    assert!(corrupt_err(&t, &["xattr-checksum", "small"]).contains("has no xattr block"));
+}
+
+#[test]
+fn xattr_inline_area() {
+    let (t, _) = build_with_xattrs("xinline");
+    let (at, size) = inode_range(&t, SMALL);
+    assert_eq!(size, 512);
+    let img = Image::open(&t.path).unwrap();
+    validate_inline(&img.inode(SMALL).unwrap()).unwrap();
+    let before = bytes(&t);
+    corrupt(&t, &["xattr-inline", "small"]);
+    // "colour" and "blue" take 16 bytes.
+    assert_only(
+        &diff(&before, &bytes(&t)),
+        &[(at + 0x100 + 16, 1), (at + 0xFC, 4)],
+    );
+    let raw = img.inode(SMALL).unwrap();
+    assert_eq!(validate_inline(&raw), Err(FormatError::XattrArea));
+    Inode::validate(SMALL, &raw, &img.geo).unwrap();
+    let t = build("xinline-256");
+    assert!(corrupt_err(&t, &["xattr-inline", "small"]).contains("no free inline xattr byte"));
 }
 
 #[test]
