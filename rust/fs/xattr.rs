@@ -172,8 +172,11 @@ fn with_entry<R>(
 
 /// The value of attribute `name` of name index `index` copied into `out` (`None`: only its
 /// length is wanted); returns its length. ENODATA without such an attribute, ERANGE when
-/// `out` is too small.
+/// `out` is too small, EIO after a shutdown (as ext4).
 pub(crate) fn get(inode: &Inode, index: u8, name: &[u8], out: Option<&mut [u8]>) -> Result<usize> {
+    if inode.sb().info().is_shutdown() {
+        return Err(EIO);
+    }
     if name.len() > NAME_MAX {
         return Err(ERANGE);
     }

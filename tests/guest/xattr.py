@@ -407,6 +407,7 @@ def t_crash():
     # Flag 1 (LOGFLUSH): the journal is committed, nothing else written home.
     shutdown(MNT, 1)
     expect_errno("EIO", os.setxattr, synced, "user.after", b"1")
+    expect_errno("EIO", os.getxattr, synced, "user.s")
     fsx.umount(MNT)
     fsx.mount(DEV, MNT)
     eq(os.getxattr(synced, "user.s"), b"fsynced", "fsync'ed attribute after the crash")
