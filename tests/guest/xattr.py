@@ -13,7 +13,9 @@ for byte, lists as sets, errnos exactly; ACLs through the raw system.posix_acl_*
 import ctypes
 import errno
 import fcntl
+import json
 import os
+import random
 import stat
 import struct
 import subprocess
@@ -617,6 +619,135 @@ def noacl_checks(dev, mnt, fstyp):
     expect(fd.isdigit(), f"uid 1000 through the ACL again: {fd}")
 
 
+def t_concurrent():
+    """Four writers on the same files (inodes that share inode table blocks), each with its
+    own names, while readers list and read them and chmod changes an ACL'd file's mode."""
+    top = fresh("concurrent")
+    files = [touch(os.path.join(top, f"f{i}")) for i in range(6)]
+    acl_file = files[0]
+    setfacl("-m", f"u:{USER}:rw", acl_file)
+    workers = 4
+
+    def writer(w):
+        rng = random.Random(w)
+        model = {}
+        for step in range(250):
+            f = rng.choice(files)
+            name = f"user.w{w}.k{rng.randrange(6)}"
+            if rng.random() < 0.3:
+                try:
+                    os.removexattr(f, name)
+                    model.pop((f, name))
+                except OSError as e:
+                    if e.errno != errno.ENODATA or (f, name) in model:
+                        return f"step {step}: removexattr {name}: {fsx.err_name(e.errno)}"
+            else:
+                # At most 24 names of up to 118 bytes per file: always room.
+                v = bytes([w, step % 256]) * rng.randrange(1, 60)
+                os.setxattr(f, name, v)
+                model[(f, name)] = v
+                if os.getxattr(f, name) != v:
+                    return f"step {step}: {name} reads back wrong"
+        return json.dumps(sorted((os.path.basename(f), n, v.hex()) for (f, n), v in model.items()))
+
+    pids = []
+    for w in range(workers):
+        r, wfd = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(r)
+            try:
+                out = writer(w)
+            except BaseException as e:  # noqa: BLE001
+                out = f"{type(e).__name__}: {e}"
+            os.write(wfd, out.encode())
+            os._exit(0)
+        os.close(wfd)
+        pids.append((pid, r))
+    modes = [0o640, 0o660, 0o600, 0o670]
+    for i in range(40):
+        os.chmod(acl_file, modes[i % 4])
+        for f in files:
+            for n in os.listxattr(f):
+                try:
+                    os.getxattr(f, n)
+                except OSError as e:
+                    expect(e.errno == errno.ENODATA, f"getxattr {n} while writers run: {fsx.err_name(e.errno)}")
+    want = set()
+    for pid, r in pids:
+        chunks = []
+        while True:
+            b = os.read(r, 65536)
+            if not b:
+                break
+            chunks.append(b)
+        os.close(r)
+        os.waitpid(pid, 0)
+        out = b"".join(chunks).decode()
+        expect(out.startswith("["), f"writer: {out[:200]}")
+        want.update(tuple(t) for t in json.loads(out))
+    got = set()
+    for f in files:
+        for n in os.listxattr(f):
+            if n.startswith("user.w"):
+                got.add((os.path.basename(f), n, os.getxattr(f, n).hex()))
+    eq(len(got), len(want), "attributes left by the writers")
+    expect(got == want, f"{len(got ^ want)} attributes differ from the writers' records")
+    eq(stat.S_IMODE(os.stat(acl_file).st_mode), 0o670, "mode after the chmods")
+    eq(acl_entries(acl_file)[1], (NAMED_USER, 6, USER), "the ACL entry after the chmods")
+    remount()
+    got_after = {(os.path.basename(f), n, os.getxattr(f, n).hex())
+                 for f in files for n in os.listxattr(f) if n.startswith("user.w")}
+    expect(got_after == want, "attributes after a remount differ")
+
+
+LAYOUTS = [("256-nojournal", ["-I", "256", "-J", "0"]), ("1024", ["-I", "1024"])]
+
+
+def t_layouts():
+    """AegisFS only: 256-byte inodes (no inline area: every attribute in the block) on a
+    filesystem without a journal, and 1024-byte inodes (768 inline bytes)."""
+    dev, mnt = NOACL_REF_DEV, "/mnt/layout"
+    for name, opts in LAYOUTS:
+        fsx.run("mkfs.aegisfs", "-q", "-f", *opts, dev)
+        fsx.mount(dev, mnt)
+        try:
+            start = os.statvfs(mnt).f_bfree
+            f = touch(os.path.join(mnt, "f"))
+            os.setxattr(f, "user.one", b"1")
+            eq(blocks(f), 8 if name.startswith("256") else 0, f"{name}: st_blocks with one small attribute")
+            want = {f"user.attr{i:03}": os.urandom(20) for i in range(60)}
+            want["user.one"] = b"1"
+            for k, v in want.items():
+                os.setxattr(f, k, v)
+            eq(blocks(f), 8, f"{name}: st_blocks with 61 attributes")
+            setfacl("-m", f"u:{USER}:r", f)
+            acl_before = acl_entries(f)
+            d2 = os.path.join(mnt, "d")
+            os.mkdir(d2)
+            setfacl("-d", "-m", f"u:{USER}:rx", d2)
+            g = touch(os.path.join(d2, "g"), 0o640)
+            eq(acl_entries(g)[1], (NAMED_USER, 5, USER), f"{name}: inherited ACL")
+            fsx.umount(mnt)
+            fsx.mount(dev, mnt)
+            for k, v in want.items():
+                eq(os.getxattr(f, k), v, f"{name}: {k} after remount")
+            eq(acl_entries(f), acl_before, f"{name}: ACL after remount")
+            for k in want:
+                os.removexattr(f, k)
+            setfacl("-b", f)
+            eq(names(f), set(), f"{name}: listxattr after removing everything")
+            eq(blocks(f), 0, f"{name}: st_blocks after removing everything")
+            os.unlink(g)
+            os.rmdir(d2)
+            os.unlink(f)
+            os.sync()
+            eq(os.statvfs(mnt).f_bfree, start, f"{name}: free blocks after deleting everything")
+        finally:
+            fsx.umount(mnt)
+        fsx.run("fsck", "-t", "aegisfs", "-n", dev)
+
+
 def kernel_lines():
     return [line for line in fsx.run("dmesg").splitlines() if "aegisfs (" in line]
 
@@ -673,7 +804,7 @@ def main():
     os.umask(0o022)
     if not case("mkfs-mount", lambda: (fsx.mkfs(DEV, "xattr"), fsx.mount(DEV, MNT))):
         return
-    for name, fn in [("namespaces", t_namespaces), ("flags", t_flags), ("errors", t_errors),
+    for name, fn in ([("namespaces", t_namespaces), ("flags", t_flags), ("errors", t_errors),
                      ("ctime", t_ctime), ("many", t_many), ("large", t_large),
                      ("enospc", t_enospc), ("file-types", t_file_types),
                      ("delete-frees", t_delete_frees), ("persist-set", t_persist_set),
@@ -681,7 +812,8 @@ def main():
                      ("readonly", t_readonly), ("acl-access", t_acl_access),
                      ("acl-equivalent", t_acl_equivalent), ("acl-default", t_acl_default),
                      ("acl-chmod", t_acl_chmod), ("acl-persist", t_acl_persist),
-                     ("noacl", t_noacl)] + ([("corrupt", t_corrupt)] if fsx.FSTYP == "aegisfs" else []):
+                     ("noacl", t_noacl), ("concurrent", t_concurrent)]
+                    + ([("layouts", t_layouts), ("corrupt", t_corrupt)] if fsx.FSTYP == "aegisfs" else [])):
         if not fsx.mounted(MNT):
             try:
                 fsx.mount(DEV, MNT)

@@ -15,8 +15,8 @@ fstyp=${FSTYP:-aegisfs}
 cases=$work/cases
 printf '%s\n' mkfs-mount namespaces flags errors ctime many large enospc file-types \
     delete-frees persist-set persist-remount crash readonly acl-access acl-equivalent \
-    acl-default acl-chmod acl-persist noacl umount > "$cases"
-# The corrupt case needs aegisfs-testimage and fsck.aegisfs; suite_vm's fsck -n only checks
-# AegisFS disks.
-[ "$fstyp" != aegisfs ] || printf '%s\n' corrupt fsck-vdb >> "$cases"
+    acl-default acl-chmod acl-persist noacl concurrent umount > "$cases"
+# The layouts and corrupt cases are about AegisFS's own format (the layouts case makes
+# /dev/vdc AegisFS); suite_vm's fsck -n only checks AegisFS disks.
+[ "$fstyp" != aegisfs ] || printf '%s\n' layouts corrupt fsck-vdb fsck-vdc >> "$cases"
 suite_vm "$cases" -- --disk 1G --disk 64M --timeout 600 -- "$top/tests/guest/xattr.py" "$fstyp"
