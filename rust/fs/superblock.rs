@@ -413,6 +413,34 @@ pub(crate) fn shutdown(sb: &SuperBlock, flags: u32) -> Result {
     Ok(())
 }
 
+/// The label, NUL padded (`FS_IOC_GETFSLABEL`).
+pub(crate) fn label(sb: &SuperBlock) -> Result<[u8; 64]> {
+    let bh = sb.bread(0)?;
+    let mut label = [0u8; 64];
+    bh.read_locked(|block0| {
+        let name = DiskSuperBlock::in_block(block0).label_bytes();
+        for (d, s) in label.iter_mut().zip(name) {
+            *d = *s;
+        }
+    });
+    Ok(label)
+}
+
+/// Sets the label (`FS_IOC_SETFSLABEL`): EINVAL unless it is UTF-8 of at most 63 bytes.
+/// Block 0 changes in a transaction, like the orphan list head it also holds.
+pub(crate) fn set_label(sb: &SuperBlock, label: &[u8]) -> Result {
+    let mut disk_label = DiskSuperBlock::zeroed();
+    disk_label.set_label(label).map_err(|_| EINVAL)?;
+    let _handle = super::journal::start(sb)?;
+    let bh = sb.bread(0)?;
+    super::journal::modify(sb, &bh, None, |block0| {
+        let disk = DiskSuperBlock::in_block_mut(block0);
+        disk.label = disk_label.label;
+        disk.update_checksum();
+    });
+    Ok(())
+}
+
 /// Writes the superblock: the free counts and, with `state`, the mount state; `wait`
 /// writes it to the device before returning.
 pub(crate) fn write_super(sb: &SuperBlock, state: SuperState, wait: bool) -> Result {

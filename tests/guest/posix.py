@@ -8,6 +8,7 @@ read-write filesystem, each with exact results and exact errnos.
 
 import ctypes
 import errno
+import fcntl
 import hashlib
 import mmap
 import os
@@ -884,6 +885,60 @@ def t_remount_ro():
     eq(sorted(os.listdir(top)), ["f", "new"], "listing after remount")
 
 
+FS_IOC_GETFSLABEL, FS_IOC_SETFSLABEL = 0x81009431, 0x41009432
+FS_IOC_GETFSUUID = 0x80111500  # struct fsuuid2: u8 len, u8 uuid[16]
+# Longest label, and where the superblock keeps the UUID, per filesystem type.
+LABEL_MAX = {"aegisfs": 63, "ext4": 16}
+UUID_OFFSET = {"aegisfs": 1024 + 0xB0, "ext4": 1024 + 0x68}
+
+
+def get_label():
+    fd = os.open(MNT, os.O_RDONLY)
+    try:
+        buf = fcntl.ioctl(fd, FS_IOC_GETFSLABEL, bytes(256))
+    finally:
+        os.close(fd)
+    return buf.split(b"\0", 1)[0]
+
+
+def set_label(label):
+    fd = os.open(MNT, os.O_RDONLY)
+    try:
+        fcntl.ioctl(fd, FS_IOC_SETFSLABEL, label.ljust(256, b"\0"))
+    finally:
+        os.close(fd)
+
+
+def t_label_uuid():
+    eq(get_label(), b"posix", "label made by mkfs")
+    longest = b"L" * LABEL_MAX[fsx.FSTYP]
+    set_label(longest)
+    eq(get_label(), longest, "label after FS_IOC_SETFSLABEL")
+    expect_errno("EINVAL", set_label, longest + b"x", what="label one byte too long")
+    eq(fsx.as_user(lambda: set_label(b"user")), "EPERM", "FS_IOC_SETFSLABEL as a user")
+    eq(fsx.as_user(get_label), str(longest), "FS_IOC_GETFSLABEL as a user")
+    set_label(b"relabelled")
+    remount()
+    eq(get_label(), b"relabelled", "label after remount")
+    remount_flags(MS_RDONLY)
+    try:
+        expect_errno("EROFS", set_label, b"ro", what="FS_IOC_SETFSLABEL read-only")
+    finally:
+        remount_flags(0)
+    set_label(b"posix")
+    fd = os.open(MNT, os.O_RDONLY)
+    try:
+        got = fcntl.ioctl(fd, FS_IOC_GETFSUUID, bytes(17))
+    finally:
+        os.close(fd)
+    with open(DEV, "rb") as dev:
+        dev.seek(UUID_OFFSET[fsx.FSTYP])
+        on_disk = dev.read(16)
+    eq(got[0], 16, "FS_IOC_GETFSUUID length")
+    eq(got[1:], on_disk, "FS_IOC_GETFSUUID against the superblock")
+    expect(on_disk != bytes(16), "mkfs left the UUID zero")
+
+
 def t_atime():
     top = fresh("atime")
     f = os.path.join(top, "f")
@@ -1095,7 +1150,7 @@ def main():
                      ("fallocate", t_fallocate), ("fallocate-punch", t_punch),
                      ("fallocate-zero-range", t_zero_range), ("efbig", t_efbig), ("odirect", t_odirect),
                      ("mmap", t_mmap), ("copy", t_copy), ("sync", t_sync),
-                     ("remount-ro", t_remount_ro), ("atime", t_atime), ("times", t_times),
+                     ("remount-ro", t_remount_ro), ("label-uuid", t_label_uuid), ("atime", t_atime), ("times", t_times),
                      ("compare-ext4", t_compare_ext4)]:
         if not fsx.mounted(MNT):
             # A case that failed half-way through a remount: the next ones need the mount.
