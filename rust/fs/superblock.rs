@@ -364,6 +364,11 @@ pub(crate) enum SuperState {
     Mounting,
     /// Only the free counts.
     Counts,
+    /// Frozen with the journal checkpointed: the device needs no recovery (a snapshot of it
+    /// mounts as is) until writes start again.
+    Frozen,
+    /// Thawed: writes may start, so the journal may need recovery again.
+    Thawed,
     /// Unmounting or going read-only: sets the clean flag.
     Clean,
 }
@@ -481,6 +486,16 @@ pub(crate) fn write_super(sb: &SuperBlock, state: SuperState, wait: bool) -> Res
                     .set(disk.feature_incompat.get() & !FEATURE_INCOMPAT_RECOVER);
                 disk.state.set(disk.state.get() | STATE_CLEAN);
             }
+            SuperState::Frozen => {
+                disk.feature_incompat
+                    .set(disk.feature_incompat.get() & !FEATURE_INCOMPAT_RECOVER);
+            }
+            SuperState::Thawed => {
+                if journaled {
+                    disk.feature_incompat
+                        .set(disk.feature_incompat.get() | FEATURE_INCOMPAT_RECOVER);
+                }
+            }
             SuperState::Counts => {}
         }
         record_errors(info, disk, now);
@@ -490,6 +505,24 @@ pub(crate) fn write_super(sb: &SuperBlock, state: SuperState, wait: bool) -> Res
         bh.sync()?;
     }
     Ok(())
+}
+
+/// Freezes the filesystem (`FIFREEZE`, device snapshots): everything committed is written
+/// home and the log emptied, so the frozen device is consistent without replay.
+pub(crate) fn freeze(sb: &SuperBlock) -> Result {
+    if sb.info().is_shutdown() {
+        return Err(EIO);
+    }
+    super::journal::flush(sb)?;
+    write_super(sb, SuperState::Frozen, true)
+}
+
+/// Thaws the filesystem.
+pub(crate) fn unfreeze(sb: &SuperBlock) -> Result {
+    if sb.info().is_shutdown() {
+        return Ok(());
+    }
+    write_super(sb, SuperState::Thawed, true)
 }
 
 /// Applies the options of a remount: `errors` (0 when not given) and read-only or

@@ -36,6 +36,8 @@ pub(super) static SUPER_OPS: Table<bindings::super_operations> =
         write_inode: Some(write_inode),
         evict_inode: Some(evict_inode),
         put_super: Some(put_super),
+        freeze_fs: Some(freeze_fs),
+        unfreeze_fs: Some(unfreeze_fs),
         sync_fs: Some(sync_fs),
         statfs: Some(statfs),
         show_options: Some(show_options),
@@ -256,7 +258,19 @@ unsafe extern "C" fn evict_inode(vfs_inode: *mut bindings::inode) {
     // SAFETY: The inode is live until `clear_inode`; it was set up by `NewInode` (or is
     // bad, which `evict` checks first).
     let inode = unsafe { Inode::from_raw(vfs_inode) };
+    // A deletion writes: it waits while the filesystem is frozen, as other writers do.
+    // SAFETY: As above.
+    let sb = unsafe { (*vfs_inode).i_sb };
+    let delete = inode.nlink() == 0;
+    if delete {
+        // SAFETY: `sb` is the inode's live superblock.
+        unsafe { ffi::aegisfs_vfs_start_intwrite(sb) };
+    }
     fs::inode::evict(inode);
+    if delete {
+        // SAFETY: Pairs with the `aegisfs_vfs_start_intwrite` above.
+        unsafe { ffi::aegisfs_vfs_end_intwrite(sb) };
+    }
     // SAFETY: As above; the metadata buffer list is ours.
     unsafe {
         ffi::aegisfs_vfs_mmb_invalidate(inode.mmb_ptr());
@@ -280,6 +294,28 @@ unsafe extern "C" fn sync_fs(sb: *mut bindings::super_block, wait: c_int) -> c_i
         return errno(fs::journal::commit(sb));
     }
     0
+}
+
+/// `freeze_fs`: called once the VFS has stopped writers and synced the filesystem.
+///
+/// # Safety
+///
+/// `sb` must be a mounted, read-write AegisFS superblock.
+unsafe extern "C" fn freeze_fs(sb: *mut bindings::super_block) -> c_int {
+    // SAFETY: The caller guarantees `sb` is a mounted AegisFS superblock.
+    errno(fs::superblock::freeze(unsafe { SuperBlock::from_raw(sb) }))
+}
+
+/// `unfreeze_fs`: the reverse of [`freeze_fs`], before writers start again.
+///
+/// # Safety
+///
+/// `sb` must be a mounted AegisFS superblock that [`freeze_fs`] froze.
+unsafe extern "C" fn unfreeze_fs(sb: *mut bindings::super_block) -> c_int {
+    // SAFETY: The caller guarantees `sb` is a mounted AegisFS superblock.
+    errno(fs::superblock::unfreeze(unsafe {
+        SuperBlock::from_raw(sb)
+    }))
 }
 
 /// # Safety

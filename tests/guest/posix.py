@@ -939,6 +939,52 @@ def t_label_uuid():
     expect(on_disk != bytes(16), "mkfs left the UUID zero")
 
 
+# The superblock's "journal needs recovery" flag: (offset, size, bit) per filesystem type.
+RECOVER_FLAG = {"aegisfs": (1024 + 0x18, 8, 0x1), "ext4": (1024 + 0x60, 4, 0x4)}
+
+
+def needs_recovery():
+    off, size, bit = RECOVER_FLAG[fsx.FSTYP]
+    with open(DEV, "rb") as dev:
+        dev.seek(off)
+        return int.from_bytes(dev.read(size), "little") & bit != 0
+
+
+def t_freeze():
+    top = fresh("freeze")
+    f = os.path.join(top, "f")
+    fsx.write_file(f, 41, 3 * MIB)
+    for i in range(20):
+        put(os.path.join(top, f"small{i}"), b"%d" % i)
+    os.rename(os.path.join(top, "small0"), os.path.join(top, "renamed"))
+    fsx.run("fsfreeze", "-f", MNT)
+    pid = None
+    try:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                put(os.path.join(top, "during"), b"written after thaw")
+            finally:
+                os._exit(0)
+        time.sleep(2)
+        expect(os.waitpid(pid, os.WNOHANG)[0] == 0, "a create finished while frozen")
+        expect(not needs_recovery(), "the frozen device still needs journal recovery")
+        # What is on the device alone is the whole, consistent filesystem.
+        fsx.fsck(DEV)
+    finally:
+        fsx.run("fsfreeze", "-u", MNT)
+        if pid:
+            os.waitpid(pid, 0)
+    eq(get(os.path.join(top, "during")), b"written after thaw", "the create that waited")
+    put(os.path.join(top, "after"), b"after thaw")
+    os.sync()
+    expect(needs_recovery(), "no recovery flag after the thaw")
+    remount()
+    fsx.check_data(f, 41, 0, 3 * MIB)
+    eq(get(os.path.join(top, "renamed")), b"0", "file renamed before the freeze")
+    eq(get(os.path.join(top, "after")), b"after thaw", "file written after the thaw")
+
+
 def t_atime():
     top = fresh("atime")
     f = os.path.join(top, "f")
@@ -1150,7 +1196,8 @@ def main():
                      ("fallocate", t_fallocate), ("fallocate-punch", t_punch),
                      ("fallocate-zero-range", t_zero_range), ("efbig", t_efbig), ("odirect", t_odirect),
                      ("mmap", t_mmap), ("copy", t_copy), ("sync", t_sync),
-                     ("remount-ro", t_remount_ro), ("label-uuid", t_label_uuid), ("atime", t_atime), ("times", t_times),
+                     ("remount-ro", t_remount_ro), ("label-uuid", t_label_uuid), ("freeze", t_freeze),
+                     ("atime", t_atime), ("times", t_times),
                      ("compare-ext4", t_compare_ext4)]:
         if not fsx.mounted(MNT):
             # A case that failed half-way through a remount: the next ones need the mount.
