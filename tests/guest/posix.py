@@ -27,6 +27,7 @@ BLK = 4096
 AT_FDCWD = -100
 RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT = 1, 2, 4
 FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE = 1, 2, 0x10
+FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_INSERT_RANGE = 0x08, 0x20
 SYS_renameat2 = 316  # x86_64
 
 libc = fsx.libc
@@ -692,6 +693,63 @@ def t_punch():
     expect(get(f) == want, "content after remount")
 
 
+def t_collapse_insert():
+    # 700 blocks: direct, single indirect and the start of the double indirect tree.
+    size = 700 * BLK
+    f, want = data_file("collapse", 19, size)
+    fd = os.open(f, os.O_RDWR)
+
+    def check(what):
+        st = os.fstat(fd)
+        eq(st.st_size, len(want), f"size after {what}")
+        expect(os.pread(fd, len(want), 0) == want, f"content after {what}")
+
+    def collapse(off, n):
+        nonlocal want
+        fallocate(fd, FALLOC_FL_COLLAPSE_RANGE, off, n)
+        want = want[:off] + want[off + n:]
+
+    def insert(off, n):
+        nonlocal want
+        fallocate(fd, FALLOC_FL_INSERT_RANGE, off, n)
+        want = want[:off] + bytes(n) + want[off:]
+
+    try:
+        blocks = os.fstat(fd).st_blocks
+        collapse(5 * BLK, 20 * BLK)  # across the direct / single indirect boundary
+        check("a collapse across the direct pointers' end")
+        eq(blocks - os.fstat(fd).st_blocks, 20 * BLK // 512, "st_blocks freed by the collapse")
+        insert(10 * BLK, 600 * BLK)  # moves the tail into the double indirect tree
+        check("an insert into the double indirect range")
+        eq(fsx.seek(fd, 10 * BLK, os.SEEK_HOLE), 10 * BLK, "SEEK_HOLE at the inserted range")
+        eq(fsx.seek(fd, 10 * BLK, os.SEEK_DATA), 610 * BLK, "SEEK_DATA after the inserted range")
+        collapse(300 * BLK, 200 * BLK)  # a collapse inside the inserted hole
+        check("a collapse inside a hole")
+        insert(0, BLK)
+        collapse(len(want) - 2 * BLK, BLK)
+        check("an insert at 0 and a collapse of the next-to-last block")
+        # Preallocated (unwritten) blocks move too and still read as zeros.
+        fallocate(fd, FALLOC_FL_KEEP_SIZE, 50 * BLK, 8 * BLK)
+        want = want[:50 * BLK] + bytes(8 * BLK) + want[58 * BLK:]
+        collapse(20 * BLK, 4 * BLK)
+        check("a collapse before preallocated blocks")
+        for mode, off, n, what in [
+            (FALLOC_FL_COLLAPSE_RANGE, 100, BLK, "an unaligned collapse"),
+            (FALLOC_FL_INSERT_RANGE, BLK, 100, "an unaligned insert"),
+            (FALLOC_FL_COLLAPSE_RANGE, len(want) - BLK, BLK, "a collapse reaching the end"),
+            (FALLOC_FL_INSERT_RANGE, len(want), BLK, "an insert at the end"),
+        ]:
+            expect_errno("EINVAL", fallocate, fd, mode, off, n, what=what)
+        expect_errno(fsx.err_name(errno.EOPNOTSUPP), fallocate, fd, FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_KEEP_SIZE, 0, BLK, what="a collapse with KEEP_SIZE")
+        expect_errno("EFBIG", fallocate, fd, FALLOC_FL_INSERT_RANGE, 0, MAXBYTES[fsx.FSTYP] // BLK * BLK, what="an insert past the maximum size")
+        check("the rejected requests")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    remount()
+    expect(get(f) == want, "content after remount")
+
+
 def t_zero_range():
     f, want = data_file("zerorange", 18, MIB)
     fd = os.open(f, os.O_RDWR)
@@ -1194,7 +1252,8 @@ def main():
                      ("chmod-chown", t_chmod_chown), ("utimes", t_utimes),
                      ("truncate", t_truncate), ("unlinked-open", t_unlinked_open),
                      ("fallocate", t_fallocate), ("fallocate-punch", t_punch),
-                     ("fallocate-zero-range", t_zero_range), ("efbig", t_efbig), ("odirect", t_odirect),
+                     ("fallocate-zero-range", t_zero_range),
+                     ("collapse-insert", t_collapse_insert), ("efbig", t_efbig), ("odirect", t_odirect),
                      ("mmap", t_mmap), ("copy", t_copy), ("sync", t_sync),
                      ("remount-ro", t_remount_ro), ("label-uuid", t_label_uuid), ("freeze", t_freeze),
                      ("atime", t_atime), ("times", t_times),
