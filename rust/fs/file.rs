@@ -202,6 +202,8 @@ pub(crate) fn iomap_map(inode: &Inode, lblk: u64, max: u64, write: bool) -> Resu
 pub(crate) const FALLOC_FL_KEEP_SIZE: u32 = 0x01;
 pub(crate) const FALLOC_FL_PUNCH_HOLE: u32 = 0x02;
 pub(crate) const FALLOC_FL_ZERO_RANGE: u32 = 0x10;
+pub(crate) const FALLOC_FL_COLLAPSE_RANGE: u32 = 0x08;
+pub(crate) const FALLOC_FL_INSERT_RANGE: u32 = 0x20;
 
 /// `fallocate` of a regular file, called with the inode lock held; `modified` updates the
 /// times and drops set-user-ID bits (`file_modified`) once the request is checked.
@@ -211,7 +213,9 @@ pub(crate) const FALLOC_FL_ZERO_RANGE: u32 = 0x10;
 ///   stay, past the unchanged size);
 /// - `PUNCH_HOLE | KEEP_SIZE`: frees the whole blocks of the range and zeroes the rest;
 /// - `ZERO_RANGE`: the whole blocks of the range become UNWRITTEN (allocated where they
-///   were holes), the partial blocks are zeroed; the size grows unless `KEEP_SIZE`.
+///   were holes), the partial blocks are zeroed; the size grows unless `KEEP_SIZE`;
+/// - `COLLAPSE_RANGE`, `INSERT_RANGE` (whole blocks only): remove the range and move what
+///   follows down, or move what follows its start up, leaving a hole (see [`shift_range`]).
 pub(crate) fn fallocate(
     inode: &Inode,
     mode: u32,
@@ -224,6 +228,7 @@ pub(crate) fn fallocate(
     match op {
         0 | FALLOC_FL_ZERO_RANGE => {}
         FALLOC_FL_PUNCH_HOLE if keep => {}
+        FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE if !keep => {}
         _ => return Err(EOPNOTSUPP),
     }
     let offset = u64::try_from(offset).map_err(|_| EINVAL)?;
@@ -237,6 +242,9 @@ pub(crate) fn fallocate(
     let end = offset.checked_add(len).ok_or(EFBIG)?;
     if end > inode.max_bytes() {
         return Err(EFBIG);
+    }
+    if op == FALLOC_FL_COLLAPSE_RANGE || op == FALLOC_FL_INSERT_RANGE {
+        return shift_range(inode, op == FALLOC_FL_INSERT_RANGE, offset, len, modified);
     }
     let grow = !keep && end > inode.size();
     if grow {
@@ -258,6 +266,66 @@ pub(crate) fn fallocate(
     if op != 0 {
         inode.touch(true);
     }
+    inode.mark_dirty();
+    Ok(())
+}
+
+/// `FALLOC_FL_COLLAPSE_RANGE` (bytes `offset..offset + len` removed, the rest of the file
+/// moved down, the size smaller by `len`) or, with `insert`, `FALLOC_FL_INSERT_RANGE` (the
+/// file from `offset` moved up by `len`, leaving a hole). Both as ext4: whole blocks only
+/// (EINVAL), the range must end before the end of the file (collapse) or start inside it
+/// (insert), EFBIG past the maximum size. Blocks move in several transactions: a crash in
+/// the middle leaves a consistent filesystem but the file partly shifted.
+fn shift_range(
+    inode: &Inode,
+    insert: bool,
+    offset: u64,
+    len: u64,
+    modified: impl FnOnce() -> Result,
+) -> Result {
+    if !inode.info().unwritten_ok {
+        return Err(EOPNOTSUPP);
+    }
+    if offset % BLOCK_SIZE_U64 != 0 || len % BLOCK_SIZE_U64 != 0 {
+        return Err(EINVAL);
+    }
+    let size = inode.size();
+    let new_size = if insert {
+        if offset >= size {
+            return Err(EINVAL);
+        }
+        size.checked_add(len).ok_or(EFBIG)?
+    } else {
+        if offset + len >= size {
+            return Err(EINVAL);
+        }
+        size - len
+    };
+    if new_size > inode.max_bytes() {
+        return Err(EFBIG);
+    }
+    inode.dio_wait();
+    modified()?;
+    // Everything from `offset` moves: its pages go to disk first and then out of the cache.
+    inode.write_and_wait(offset, u64::MAX)?;
+    let _lock = inode.invalidate_lock();
+    inode.truncate_pagecache_range(offset, u64::MAX);
+    let (first, n) = (offset / BLOCK_SIZE_U64, len / BLOCK_SIZE_U64);
+    if insert {
+        {
+            let _handle = super::journal::start(inode.sb())?;
+            inode.set_size(new_size);
+            inode.mark_dirty();
+        }
+        blockmap::shift_blocks(inode, first, n, true)?;
+    } else {
+        blockmap::free_blocks_range(inode, first, first + n)?;
+        blockmap::shift_blocks(inode, first + n, n, false)?;
+        let _handle = super::journal::start(inode.sb())?;
+        inode.truncate_pagecache(new_size);
+    }
+    let _handle = super::journal::start(inode.sb())?;
+    inode.touch(true);
     inode.mark_dirty();
     Ok(())
 }

@@ -364,6 +364,11 @@ pub(crate) enum SuperState {
     Mounting,
     /// Only the free counts.
     Counts,
+    /// Frozen with the journal checkpointed: the device needs no recovery (a snapshot of it
+    /// mounts as is) until writes start again.
+    Frozen,
+    /// Thawed: writes may start, so the journal may need recovery again.
+    Thawed,
     /// Unmounting or going read-only: sets the clean flag.
     Clean,
 }
@@ -413,6 +418,34 @@ pub(crate) fn shutdown(sb: &SuperBlock, flags: u32) -> Result {
     Ok(())
 }
 
+/// The label, NUL padded (`FS_IOC_GETFSLABEL`).
+pub(crate) fn label(sb: &SuperBlock) -> Result<[u8; 64]> {
+    let bh = sb.bread(0)?;
+    let mut label = [0u8; 64];
+    bh.read_locked(|block0| {
+        let name = DiskSuperBlock::in_block(block0).label_bytes();
+        for (d, s) in label.iter_mut().zip(name) {
+            *d = *s;
+        }
+    });
+    Ok(label)
+}
+
+/// Sets the label (`FS_IOC_SETFSLABEL`): EINVAL unless it is UTF-8 of at most 63 bytes.
+/// Block 0 changes in a transaction, like the orphan list head it also holds.
+pub(crate) fn set_label(sb: &SuperBlock, label: &[u8]) -> Result {
+    let mut disk_label = DiskSuperBlock::zeroed();
+    disk_label.set_label(label).map_err(|_| EINVAL)?;
+    let _handle = super::journal::start(sb)?;
+    let bh = sb.bread(0)?;
+    super::journal::modify(sb, &bh, None, |block0| {
+        let disk = DiskSuperBlock::in_block_mut(block0);
+        disk.label = disk_label.label;
+        disk.update_checksum();
+    });
+    Ok(())
+}
+
 /// Writes the superblock: the free counts and, with `state`, the mount state; `wait`
 /// writes it to the device before returning.
 pub(crate) fn write_super(sb: &SuperBlock, state: SuperState, wait: bool) -> Result {
@@ -453,6 +486,16 @@ pub(crate) fn write_super(sb: &SuperBlock, state: SuperState, wait: bool) -> Res
                     .set(disk.feature_incompat.get() & !FEATURE_INCOMPAT_RECOVER);
                 disk.state.set(disk.state.get() | STATE_CLEAN);
             }
+            SuperState::Frozen => {
+                disk.feature_incompat
+                    .set(disk.feature_incompat.get() & !FEATURE_INCOMPAT_RECOVER);
+            }
+            SuperState::Thawed => {
+                if journaled {
+                    disk.feature_incompat
+                        .set(disk.feature_incompat.get() | FEATURE_INCOMPAT_RECOVER);
+                }
+            }
             SuperState::Counts => {}
         }
         record_errors(info, disk, now);
@@ -462,6 +505,24 @@ pub(crate) fn write_super(sb: &SuperBlock, state: SuperState, wait: bool) -> Res
         bh.sync()?;
     }
     Ok(())
+}
+
+/// Freezes the filesystem (`FIFREEZE`, device snapshots): everything committed is written
+/// home and the log emptied, so the frozen device is consistent without replay.
+pub(crate) fn freeze(sb: &SuperBlock) -> Result {
+    if sb.info().is_shutdown() {
+        return Err(EIO);
+    }
+    super::journal::flush(sb)?;
+    write_super(sb, SuperState::Frozen, true)
+}
+
+/// Thaws the filesystem.
+pub(crate) fn unfreeze(sb: &SuperBlock) -> Result {
+    if sb.info().is_shutdown() {
+        return Ok(());
+    }
+    write_super(sb, SuperState::Thawed, true)
 }
 
 /// Applies the options of a remount: `errors` (0 when not given) and read-only or

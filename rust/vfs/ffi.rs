@@ -238,6 +238,8 @@ unsafe extern "C" {
     pub(crate) fn aegisfs_vfs_nofs_restore(flags: c_uint);
     pub(crate) fn aegisfs_vfs_get_user_u32(arg: kernel::ffi::c_ulong, value: *mut u32) -> c_int;
     pub(crate) fn aegisfs_vfs_capable_admin() -> bool;
+    pub(crate) fn aegisfs_vfs_start_intwrite(sb: *mut bindings::super_block);
+    pub(crate) fn aegisfs_vfs_end_intwrite(sb: *mut bindings::super_block);
     pub(crate) fn aegisfs_vfs_mmap_prepare(desc: *mut bindings::vm_area_desc) -> c_int;
     pub(crate) fn aegisfs_vfs_block_page_mkwrite(
         vma: *mut bindings::vm_area_struct,

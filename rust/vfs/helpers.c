@@ -822,6 +822,16 @@ bool aegisfs_vfs_capable_admin(void)
 	return capable(CAP_SYS_ADMIN);
 }
 
+void aegisfs_vfs_start_intwrite(struct super_block *sb)
+{
+	sb_start_intwrite(sb);
+}
+
+void aegisfs_vfs_end_intwrite(struct super_block *sb)
+{
+	sb_end_intwrite(sb);
+}
+
 /* Shared writable mappings get their blocks when a page is first written (page_mkwrite),
  * so writeback never allocates (it may run while a journal commit waits for it). */
 static vm_fault_t aegisfs_page_mkwrite(struct vm_fault *vmf)

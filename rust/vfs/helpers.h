@@ -190,6 +190,8 @@ unsigned int aegisfs_vfs_nofs_save(void);
 void aegisfs_vfs_nofs_restore(unsigned int flags);
 int aegisfs_vfs_get_user_u32(unsigned long arg, u32 *value);
 bool aegisfs_vfs_capable_admin(void);
+void aegisfs_vfs_start_intwrite(struct super_block *sb);
+void aegisfs_vfs_end_intwrite(struct super_block *sb);
 struct vm_area_desc;
 struct vm_area_struct;
 struct vm_fault;

@@ -20,6 +20,7 @@ use kernel::ffi::{c_int, c_long, c_uint, c_void};
 use kernel::prelude::*;
 use kernel::str::CStrExt;
 use kernel::types::Opaque;
+use kernel::uaccess::{UserPtr, UserSlice};
 
 /// An operation table in static storage.
 #[repr(transparent)]
@@ -36,6 +37,8 @@ pub(super) static SUPER_OPS: Table<bindings::super_operations> =
         write_inode: Some(write_inode),
         evict_inode: Some(evict_inode),
         put_super: Some(put_super),
+        freeze_fs: Some(freeze_fs),
+        unfreeze_fs: Some(unfreeze_fs),
         sync_fs: Some(sync_fs),
         statfs: Some(statfs),
         show_options: Some(show_options),
@@ -268,7 +271,19 @@ unsafe extern "C" fn evict_inode(vfs_inode: *mut bindings::inode) {
     // SAFETY: The inode is live until `clear_inode`; it was set up by `NewInode` (or is
     // bad, which `evict` checks first).
     let inode = unsafe { Inode::from_raw(vfs_inode) };
+    // A deletion writes: it waits while the filesystem is frozen, as other writers do.
+    // SAFETY: As above.
+    let sb = unsafe { (*vfs_inode).i_sb };
+    let delete = inode.nlink() == 0;
+    if delete {
+        // SAFETY: `sb` is the inode's live superblock.
+        unsafe { ffi::aegisfs_vfs_start_intwrite(sb) };
+    }
     fs::inode::evict(inode);
+    if delete {
+        // SAFETY: Pairs with the `aegisfs_vfs_start_intwrite` above.
+        unsafe { ffi::aegisfs_vfs_end_intwrite(sb) };
+    }
     // SAFETY: As above; the metadata buffer list is ours.
     unsafe {
         ffi::aegisfs_vfs_mmb_invalidate(inode.mmb_ptr());
@@ -292,6 +307,28 @@ unsafe extern "C" fn sync_fs(sb: *mut bindings::super_block, wait: c_int) -> c_i
         return errno(fs::journal::commit(sb));
     }
     0
+}
+
+/// `freeze_fs`: called once the VFS has stopped writers and synced the filesystem.
+///
+/// # Safety
+///
+/// `sb` must be a mounted, read-write AegisFS superblock.
+unsafe extern "C" fn freeze_fs(sb: *mut bindings::super_block) -> c_int {
+    // SAFETY: The caller guarantees `sb` is a mounted AegisFS superblock.
+    errno(fs::superblock::freeze(unsafe { SuperBlock::from_raw(sb) }))
+}
+
+/// `unfreeze_fs`: the reverse of [`freeze_fs`], before writers start again.
+///
+/// # Safety
+///
+/// `sb` must be a mounted AegisFS superblock that [`freeze_fs`] froze.
+unsafe extern "C" fn unfreeze_fs(sb: *mut bindings::super_block) -> c_int {
+    // SAFETY: The caller guarantees `sb` is a mounted AegisFS superblock.
+    errno(fs::superblock::unfreeze(unsafe {
+        SuperBlock::from_raw(sb)
+    }))
 }
 
 /// # Safety
@@ -974,9 +1011,16 @@ unsafe extern "C" fn fsync(
 
 /// `FS_IOC_SHUTDOWN` (`_IOR('X', 125, __u32)`), as ext4 and XFS define it.
 const FS_IOC_SHUTDOWN: c_uint = 0x8004_587d;
+/// `FS_IOC_GETFSLABEL` (`_IOR(0x94, 49, char[FSLABEL_MAX])`).
+const FS_IOC_GETFSLABEL: c_uint = 0x8100_9431;
+/// `FS_IOC_SETFSLABEL` (`_IOW(0x94, 50, char[FSLABEL_MAX])`).
+const FS_IOC_SETFSLABEL: c_uint = 0x4100_9432;
+/// Bytes of a label the ioctls copy: the on-disk field, 63 bytes and a NUL at most.
+const LABEL_BYTES: usize = 64;
 
-/// `ioctl` of files and directories: `FS_IOC_SHUTDOWN` (the inode flag ioctls go through
-/// `fileattr_get`/`fileattr_set`).
+/// `ioctl` of files and directories: `FS_IOC_SHUTDOWN` and the label ioctls (the inode
+/// flag ioctls go through `fileattr_get`/`fileattr_set`, `FS_IOC_GETFSUUID` through the
+/// VFS).
 ///
 /// # Safety
 ///
@@ -986,22 +1030,52 @@ unsafe extern "C" fn ioctl(
     cmd: c_uint,
     arg: kernel::ffi::c_ulong,
 ) -> c_long {
-    if cmd != FS_IOC_SHUTDOWN {
-        return ENOTTY.to_errno() as c_long;
-    }
-    // SAFETY: Reads the current task's credentials.
-    if !unsafe { ffi::aegisfs_vfs_capable_admin() } {
-        return EPERM.to_errno() as c_long;
-    }
-    let mut flags = 0u32;
-    // SAFETY: `get_user` checks the user pointer; `flags` is a local.
-    let ret = unsafe { ffi::aegisfs_vfs_get_user_u32(arg, &mut flags) };
-    if ret < 0 {
-        return ret as c_long;
-    }
     // SAFETY: The file is open, so its inode and superblock are live.
     let sb = unsafe { SuperBlock::from_raw((*(*file).f_inode).i_sb) };
-    errno(fs::superblock::shutdown(sb, flags)) as c_long
+    let user = UserSlice::new(UserPtr::from_addr(arg as usize), LABEL_BYTES);
+    let result = match cmd {
+        FS_IOC_SHUTDOWN => {
+            // SAFETY: Reads the current task's credentials.
+            if !unsafe { ffi::aegisfs_vfs_capable_admin() } {
+                return EPERM.to_errno() as c_long;
+            }
+            let mut flags = 0u32;
+            // SAFETY: `get_user` checks the user pointer; `flags` is a local.
+            let ret = unsafe { ffi::aegisfs_vfs_get_user_u32(arg, &mut flags) };
+            if ret < 0 {
+                return ret as c_long;
+            }
+            fs::superblock::shutdown(sb, flags)
+        }
+        FS_IOC_GETFSLABEL => {
+            fs::superblock::label(sb).and_then(|label| user.writer().write_slice(&label))
+        }
+        FS_IOC_SETFSLABEL => {
+            // SAFETY: Reads the current task's credentials.
+            if !unsafe { ffi::aegisfs_vfs_capable_admin() } {
+                return EPERM.to_errno() as c_long;
+            }
+            let mut label = [0u8; LABEL_BYTES];
+            if let Err(e) = user.reader().read_slice(&mut label) {
+                return e.to_errno() as c_long;
+            }
+            // A label needs its NUL within the bytes copied; longer ones do not fit.
+            let Some(len) = label.iter().position(|&b| b == 0) else {
+                return EINVAL.to_errno() as c_long;
+            };
+            // SAFETY: The file is open.
+            let ret = unsafe { bindings::mnt_want_write_file(file) };
+            if ret != 0 {
+                return ret as c_long;
+            }
+            let result = fs::superblock::set_label(sb, &label[..len]);
+            // SAFETY: Pairs with the successful `mnt_want_write_file` above.
+            unsafe { bindings::mnt_drop_write_file(file) };
+            result
+        }
+        _ => Err(ENOTTY),
+    };
+    errno(result) as c_long
 }
 
 /// `open` of a regular file: EIO after a shutdown.

@@ -8,6 +8,7 @@ read-write filesystem, each with exact results and exact errnos.
 
 import ctypes
 import errno
+import fcntl
 import hashlib
 import mmap
 import os
@@ -26,6 +27,7 @@ BLK = 4096
 AT_FDCWD = -100
 RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT = 1, 2, 4
 FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE = 1, 2, 0x10
+FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_INSERT_RANGE = 0x08, 0x20
 SYS_renameat2 = 316  # x86_64
 
 libc = fsx.libc
@@ -691,6 +693,63 @@ def t_punch():
     expect(get(f) == want, "content after remount")
 
 
+def t_collapse_insert():
+    # 700 blocks: direct, single indirect and the start of the double indirect tree.
+    size = 700 * BLK
+    f, want = data_file("collapse", 19, size)
+    fd = os.open(f, os.O_RDWR)
+
+    def check(what):
+        st = os.fstat(fd)
+        eq(st.st_size, len(want), f"size after {what}")
+        expect(os.pread(fd, len(want), 0) == want, f"content after {what}")
+
+    def collapse(off, n):
+        nonlocal want
+        fallocate(fd, FALLOC_FL_COLLAPSE_RANGE, off, n)
+        want = want[:off] + want[off + n:]
+
+    def insert(off, n):
+        nonlocal want
+        fallocate(fd, FALLOC_FL_INSERT_RANGE, off, n)
+        want = want[:off] + bytes(n) + want[off:]
+
+    try:
+        blocks = os.fstat(fd).st_blocks
+        collapse(5 * BLK, 20 * BLK)  # across the direct / single indirect boundary
+        check("a collapse across the direct pointers' end")
+        eq(blocks - os.fstat(fd).st_blocks, 20 * BLK // 512, "st_blocks freed by the collapse")
+        insert(10 * BLK, 600 * BLK)  # moves the tail into the double indirect tree
+        check("an insert into the double indirect range")
+        eq(fsx.seek(fd, 10 * BLK, os.SEEK_HOLE), 10 * BLK, "SEEK_HOLE at the inserted range")
+        eq(fsx.seek(fd, 10 * BLK, os.SEEK_DATA), 610 * BLK, "SEEK_DATA after the inserted range")
+        collapse(300 * BLK, 200 * BLK)  # a collapse inside the inserted hole
+        check("a collapse inside a hole")
+        insert(0, BLK)
+        collapse(len(want) - 2 * BLK, BLK)
+        check("an insert at 0 and a collapse of the next-to-last block")
+        # Preallocated (unwritten) blocks move too and still read as zeros.
+        fallocate(fd, FALLOC_FL_KEEP_SIZE, 50 * BLK, 8 * BLK)
+        want = want[:50 * BLK] + bytes(8 * BLK) + want[58 * BLK:]
+        collapse(20 * BLK, 4 * BLK)
+        check("a collapse before preallocated blocks")
+        for mode, off, n, what in [
+            (FALLOC_FL_COLLAPSE_RANGE, 100, BLK, "an unaligned collapse"),
+            (FALLOC_FL_INSERT_RANGE, BLK, 100, "an unaligned insert"),
+            (FALLOC_FL_COLLAPSE_RANGE, len(want) - BLK, BLK, "a collapse reaching the end"),
+            (FALLOC_FL_INSERT_RANGE, len(want), BLK, "an insert at the end"),
+        ]:
+            expect_errno("EINVAL", fallocate, fd, mode, off, n, what=what)
+        expect_errno(fsx.err_name(errno.EOPNOTSUPP), fallocate, fd, FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_KEEP_SIZE, 0, BLK, what="a collapse with KEEP_SIZE")
+        expect_errno("EFBIG", fallocate, fd, FALLOC_FL_INSERT_RANGE, 0, MAXBYTES[fsx.FSTYP] // BLK * BLK, what="an insert past the maximum size")
+        check("the rejected requests")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    remount()
+    expect(get(f) == want, "content after remount")
+
+
 def t_zero_range():
     f, want = data_file("zerorange", 18, MIB)
     fd = os.open(f, os.O_RDWR)
@@ -882,6 +941,106 @@ def t_remount_ro():
     eq(get(os.path.join(top, "new")), b"after rw", "write after remount rw")
     remount()
     eq(sorted(os.listdir(top)), ["f", "new"], "listing after remount")
+
+
+FS_IOC_GETFSLABEL, FS_IOC_SETFSLABEL = 0x81009431, 0x41009432
+FS_IOC_GETFSUUID = 0x80111500  # struct fsuuid2: u8 len, u8 uuid[16]
+# Longest label, and where the superblock keeps the UUID, per filesystem type.
+LABEL_MAX = {"aegisfs": 63, "ext4": 16}
+UUID_OFFSET = {"aegisfs": 1024 + 0xB0, "ext4": 1024 + 0x68}
+
+
+def get_label():
+    fd = os.open(MNT, os.O_RDONLY)
+    try:
+        buf = fcntl.ioctl(fd, FS_IOC_GETFSLABEL, bytes(256))
+    finally:
+        os.close(fd)
+    return buf.split(b"\0", 1)[0]
+
+
+def set_label(label):
+    fd = os.open(MNT, os.O_RDONLY)
+    try:
+        fcntl.ioctl(fd, FS_IOC_SETFSLABEL, label.ljust(256, b"\0"))
+    finally:
+        os.close(fd)
+
+
+def t_label_uuid():
+    eq(get_label(), b"posix", "label made by mkfs")
+    longest = b"L" * LABEL_MAX[fsx.FSTYP]
+    set_label(longest)
+    eq(get_label(), longest, "label after FS_IOC_SETFSLABEL")
+    expect_errno("EINVAL", set_label, longest + b"x", what="label one byte too long")
+    eq(fsx.as_user(lambda: set_label(b"user")), "EPERM", "FS_IOC_SETFSLABEL as a user")
+    eq(fsx.as_user(get_label), str(longest), "FS_IOC_GETFSLABEL as a user")
+    set_label(b"relabelled")
+    remount()
+    eq(get_label(), b"relabelled", "label after remount")
+    remount_flags(MS_RDONLY)
+    try:
+        expect_errno("EROFS", set_label, b"ro", what="FS_IOC_SETFSLABEL read-only")
+    finally:
+        remount_flags(0)
+    set_label(b"posix")
+    fd = os.open(MNT, os.O_RDONLY)
+    try:
+        got = fcntl.ioctl(fd, FS_IOC_GETFSUUID, bytes(17))
+    finally:
+        os.close(fd)
+    with open(DEV, "rb") as dev:
+        dev.seek(UUID_OFFSET[fsx.FSTYP])
+        on_disk = dev.read(16)
+    eq(got[0], 16, "FS_IOC_GETFSUUID length")
+    eq(got[1:], on_disk, "FS_IOC_GETFSUUID against the superblock")
+    expect(on_disk != bytes(16), "mkfs left the UUID zero")
+
+
+# The superblock's "journal needs recovery" flag: (offset, size, bit) per filesystem type.
+RECOVER_FLAG = {"aegisfs": (1024 + 0x18, 8, 0x1), "ext4": (1024 + 0x60, 4, 0x4)}
+
+
+def needs_recovery():
+    off, size, bit = RECOVER_FLAG[fsx.FSTYP]
+    with open(DEV, "rb") as dev:
+        dev.seek(off)
+        return int.from_bytes(dev.read(size), "little") & bit != 0
+
+
+def t_freeze():
+    top = fresh("freeze")
+    f = os.path.join(top, "f")
+    fsx.write_file(f, 41, 3 * MIB)
+    for i in range(20):
+        put(os.path.join(top, f"small{i}"), b"%d" % i)
+    os.rename(os.path.join(top, "small0"), os.path.join(top, "renamed"))
+    fsx.run("fsfreeze", "-f", MNT)
+    pid = None
+    try:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                put(os.path.join(top, "during"), b"written after thaw")
+            finally:
+                os._exit(0)
+        time.sleep(2)
+        expect(os.waitpid(pid, os.WNOHANG)[0] == 0, "a create finished while frozen")
+        expect(not needs_recovery(), "the frozen device still needs journal recovery")
+        # What is on the device alone is the whole, consistent filesystem.
+        fsx.fsck(DEV)
+    finally:
+        fsx.run("fsfreeze", "-u", MNT)
+        if pid:
+            os.waitpid(pid, 0)
+    eq(get(os.path.join(top, "during")), b"written after thaw", "the create that waited")
+    put(os.path.join(top, "after"), b"after thaw")
+    os.sync()
+    expect(needs_recovery(), "no recovery flag after the thaw")
+    remount()
+    fsx.check_data(f, 41, 0, 3 * MIB)
+    eq(get(os.path.join(top, "renamed")), b"0", "file renamed before the freeze")
+    eq(get(os.path.join(top, "after")), b"after thaw", "file written after the thaw")
 
 
 def t_atime():
@@ -1093,9 +1252,11 @@ def main():
                      ("chmod-chown", t_chmod_chown), ("utimes", t_utimes),
                      ("truncate", t_truncate), ("unlinked-open", t_unlinked_open),
                      ("fallocate", t_fallocate), ("fallocate-punch", t_punch),
-                     ("fallocate-zero-range", t_zero_range), ("efbig", t_efbig), ("odirect", t_odirect),
+                     ("fallocate-zero-range", t_zero_range),
+                     ("collapse-insert", t_collapse_insert), ("efbig", t_efbig), ("odirect", t_odirect),
                      ("mmap", t_mmap), ("copy", t_copy), ("sync", t_sync),
-                     ("remount-ro", t_remount_ro), ("atime", t_atime), ("times", t_times),
+                     ("remount-ro", t_remount_ro), ("label-uuid", t_label_uuid), ("freeze", t_freeze),
+                     ("atime", t_atime), ("times", t_times),
                      ("compare-ext4", t_compare_ext4)]:
         if not fsx.mounted(MNT):
             # A case that failed half-way through a remount: the next ones need the mount.
