@@ -92,7 +92,8 @@ impl Registration {
         let ret = unsafe {
             (*fs_type).name = c"aegisfs".as_char_ptr();
             (*fs_type).owner = module.as_ptr();
-            (*fs_type).fs_flags = bindings::FS_REQUIRES_DEV as c_int;
+            // Every inode operation passes the mount's idmapping on to the VFS helpers.
+            (*fs_type).fs_flags = (bindings::FS_REQUIRES_DEV | bindings::FS_ALLOW_IDMAP) as c_int;
             (*fs_type).init_fs_context = Some(ffi::aegisfs_vfs_init_fs_context);
             (*fs_type).parameters = &raw const ffi::aegisfs_fs_parameters;
             (*fs_type).kill_sb = Some(kill_sb);

@@ -1043,6 +1043,103 @@ def t_freeze():
     eq(get(os.path.join(top, "after")), b"after thaw", "file written after the thaw")
 
 
+SYS_open_tree, SYS_move_mount, SYS_mount_setattr = 428, 429, 442  # x86_64
+OPEN_TREE_CLONE, AT_RECURSIVE, MOVE_MOUNT_F_EMPTY_PATH = 1, 0x8000, 4
+MOUNT_ATTR_IDMAP, CLONE_NEWUSER = 0x00100000, 0x10000000
+IDMAP_BASE, IDMAP_COUNT = 10000, 65536
+
+
+class MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+
+def syscall(*args):
+    ret = libc.syscall(*args)
+    if ret < 0:
+        raise oserror()
+    return ret
+
+
+def userns_fd(base, count):
+    """An fd of a new user namespace whose ids 0..COUNT map to BASE..BASE+COUNT."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        ok = libc.unshare(CLONE_NEWUSER) == 0
+        os.write(w, b"1" if ok else b"0")
+        os.close(w)
+        time.sleep(60)
+        os._exit(0)
+    os.close(w)
+    try:
+        expect(os.read(r, 1) == b"1", "unshare(CLONE_NEWUSER) failed")
+        for name in ("uid_map", "gid_map"):
+            with open(f"/proc/{pid}/{name}", "w") as f:
+                f.write(f"0 {base} {count}\n")
+        return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY)
+    finally:
+        os.close(r)
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+
+
+def idmapped_mount(src, dst):
+    """Mounts a copy of mount SRC at DST with ids 0..65535 of the disk shown as
+    IDMAP_BASE..IDMAP_BASE+65535 (open_tree, mount_setattr(MOUNT_ATTR_IDMAP), move_mount)."""
+    ns = userns_fd(IDMAP_BASE, IDMAP_COUNT)
+    tree = syscall(SYS_open_tree, -100, src.encode(), OPEN_TREE_CLONE | os.O_CLOEXEC)
+    try:
+        attr = MountAttr(MOUNT_ATTR_IDMAP, 0, 0, ns)
+        syscall(SYS_mount_setattr, tree, b"", 0x1000 | AT_RECURSIVE,  # AT_EMPTY_PATH
+                ctypes.byref(attr), ctypes.sizeof(attr))
+        os.makedirs(dst, exist_ok=True)
+        syscall(SYS_move_mount, tree, b"", -100, dst.encode(), MOVE_MOUNT_F_EMPTY_PATH)
+    finally:
+        os.close(tree)
+        os.close(ns)
+
+
+def t_idmapped():
+    top = fresh("idmap")
+    os.chmod(top, 0o777)
+    put(os.path.join(top, "by-root"), b"root's")
+    os.chown(os.path.join(top, "by-root"), 0, 0)
+    view = "/mnt/idmapped"
+    idmapped_mount(MNT, view)
+    vtop = os.path.join(view, "idmap")
+    try:
+        st = os.stat(os.path.join(vtop, "by-root"))
+        eq((st.st_uid, st.st_gid), (IDMAP_BASE, IDMAP_BASE), "owner of a root file seen through the idmapped mount")
+        # Created through the mount by the user the disk's uid 5 appears as.
+        mapped = IDMAP_BASE + 5
+
+        def create():
+            put(os.path.join(vtop, "by-mapped"), b"mapped user's")
+            os.mkdir(os.path.join(vtop, "dir-mapped"))
+            return "done"
+
+        eq(fsx.as_user(create, mapped, mapped), "done", "create as a mapped user")
+        for name in ("by-mapped", "dir-mapped"):
+            st = os.stat(os.path.join(top, name))
+            eq((st.st_uid, st.st_gid), (5, 5), f"on-disk owner of {name}")
+            st = os.stat(os.path.join(vtop, name))
+            eq((st.st_uid, st.st_gid), (mapped, mapped), f"owner of {name} through the mount")
+        # Ids outside the mapping cannot be written through it.
+        eq(fsx.as_user(lambda: put(os.path.join(vtop, "unmapped"), b"x"), 1000, 1000), "EOVERFLOW",
+           "create as a user outside the mapping")
+        os.chown(os.path.join(vtop, "by-root"), IDMAP_BASE + 7, IDMAP_BASE + 8)
+        st = os.stat(os.path.join(top, "by-root"))
+        eq((st.st_uid, st.st_gid), (7, 8), "on-disk owner after chown through the mount")
+        expect_errno("EINVAL", os.chown, os.path.join(vtop, "by-root"), 1000, 1000, what="chown to an unmapped id")
+    finally:
+        fsx.umount(view)
+    remount()
+    st = os.stat(os.path.join(top, "by-mapped"))
+    eq((st.st_uid, st.st_gid), (5, 5), "on-disk owner after remount")
+
+
 def t_atime():
     top = fresh("atime")
     f = os.path.join(top, "f")
@@ -1256,6 +1353,7 @@ def main():
                      ("collapse-insert", t_collapse_insert), ("efbig", t_efbig), ("odirect", t_odirect),
                      ("mmap", t_mmap), ("copy", t_copy), ("sync", t_sync),
                      ("remount-ro", t_remount_ro), ("label-uuid", t_label_uuid), ("freeze", t_freeze),
+                     ("idmapped", t_idmapped),
                      ("atime", t_atime), ("times", t_times),
                      ("compare-ext4", t_compare_ext4)]:
         if not fsx.mounted(MNT):
