@@ -49,11 +49,16 @@ process_tree() {
 }
 
 # The test check is running now, as "PID TEST" (check starts each test as its own child,
-# `bash ./tests/<dir>/<name>`), or nothing between tests.
+# `bash ./tests/<dir>/<name>`, which ps may show with the absolute path), or nothing
+# between tests.
 running_test() {
     ps -o pid=,args= --ppid "$1" | awk '{
         for (i = 2; i <= NF; i++)
-            if ($i ~ /^\.\/tests\//) { sub(/^\.\/tests\//, "", $i); print $1, $i; exit }
+            if ($i ~ /(^|\/)tests\/[^\/]+\/[^\/]+$/) {
+                n = split($i, part, "/")
+                print $1, part[n - 1] "/" part[n]
+                exit
+            }
     }'
 }
 
@@ -67,6 +72,8 @@ reboot_guest() {
 stop_test() {
     local pid=$1 name=$2 sig
     say "$name still running after $test_timeout s; stopping it"
+    # Check records the test as failed; this file tells the report why.
+    echo "stopped by the watchdog after $test_timeout s" > "$RESULT_BASE/$name.watchdog"
     for sig in TERM KILL; do
         # shellcheck disable=SC2046 # one PID per word
         kill -s "$sig" $(process_tree "$pid") 2>/dev/null

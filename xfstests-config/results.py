@@ -6,7 +6,8 @@ there (check.log, check.time, <dir>/<test>.out.bad, .full, .dmesg), the output a
 kernel console of each guest boot (boot-N.out, boot-N.console), run.json (what was run
 where) and xunit/: the result.xml of each boot as boot-N.xml, plus boot-N.lost.xml
 naming the test a boot died in. result.xml is all of them merged, a later boot's result
-for a test replacing an earlier one.
+for a test replacing an earlier one. <dir>/<test>.watchdog says that the guest's watchdog
+stopped that test.
 """
 
 import json
@@ -75,6 +76,12 @@ def load(run_dir):
         props = boot_props or props
         for r in boot_results:
             results[r.name] = r
+    for r in results.values():
+        try:
+            with open(os.path.join(run_dir, r.name + ".watchdog")) as f:
+                r.message = f"{f.read().strip()}; {r.message.lstrip('- ')}"
+        except OSError:
+            pass
     return props, results
 
 

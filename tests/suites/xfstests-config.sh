@@ -5,7 +5,8 @@
 # arguments with exit 2, leave out the tests of the exclude file (aegisfs only) and the
 # tests a resumed run already has a result for; every line of the real exclude file must
 # name a test and give a reason. The results of a stand-in run must merge into one xunit
-# file and come out of xfstests-config/report as the expected Markdown rows.
+# file and come out of xfstests-config/report as the expected Markdown rows (a test the
+# guest's watchdog stopped says so).
 # Prints one `ok xfstests-config/<case>` or `not ok xfstests-config/<case>: <reason>` per case.
 set -uo pipefail
 
@@ -155,6 +156,8 @@ EOF
 PYTHONPATH=$conf python3 -c 'import results, sys; results.write_lost(sys.argv[1], "generic/010", "lost: the guest timed out in this test")' \
     "$run_dir/xunit/boot-1.lost.xml"
 expect resume "generic/011" "$(list GROUP=auto RUN_ID=r1)"
+mkdir -p "$run_dir/generic"
+echo "stopped by the watchdog after 30 s" > "$run_dir/generic/002.watchdog"
 
 PYTHONPATH=$conf python3 -c 'import results, sys; results.merge(sys.argv[1])' "$run_dir"
 merged=$(python3 - "$run_dir/result.xml" <<'EOF'
@@ -173,7 +176,7 @@ want="| aegisfs r1 | 2026-01-01 00:00:00 +0000 | 7.3.4 | abc1234 | v2026.01.05 |
 | generic/002 | **fail**, 5 s |
 | generic/003 | not run |
 | generic/010 | **fail**, 0 s |
-- generic/002 (aegisfs r1): output mismatch
+- generic/002 (aegisfs r1): stopped by the watchdog after 30 s; output mismatch
 - generic/010 (aegisfs r1): lost: the guest timed out in this test
 - generic/003 (aegisfs r1): xfs_io falloc  failed (old kernel/wrong fs?)"
 expect report "$want" "$(grep -E '^(\| (aegisfs|generic)|- )' <<<"$report")"
