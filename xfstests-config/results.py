@@ -18,6 +18,10 @@ import xml.etree.ElementTree as ET
 
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 BOOT_XML = re.compile(r"^boot-(\d+)(\.lost)?\.xml$")
+BOOT_CONSOLE = re.compile(r"^boot-(\d+)\.console$")
+# What check writes to the kernel log as each test starts, after the console timestamp.
+RUN_FSTESTS = re.compile(r"^\[\s*(\d+\.\d+)\] run fstests (\S+) at ")
+CONSOLE_TIME = re.compile(r"^\[\s*(\d+\.\d+)\]")
 
 
 class Result:
@@ -83,6 +87,42 @@ def load(run_dir):
         except OSError:
             pass
     return props, results
+
+
+def started(console):
+    """[(seconds since boot, test)] for each test check started in one boot, from its
+    kernel console log, and the time of the console's last line."""
+    marks, last = [], 0.0
+    try:
+        with open(console, errors="replace") as f:
+            for line in f:
+                m = CONSOLE_TIME.match(line)
+                if not m:
+                    continue
+                last = float(m.group(1))
+                m = RUN_FSTESTS.match(line)
+                if m:
+                    marks.append((last, m.group(2)))
+    except OSError:
+        pass
+    return marks, last
+
+
+def wall_times(run_dir):
+    """{test: seconds} from one test's start to the next one's (or to the end of its
+    boot): the test, the checks after it and check's own work between tests."""
+    consoles = []
+    for name in os.listdir(run_dir):
+        m = BOOT_CONSOLE.match(name)
+        if m:
+            consoles.append((int(m.group(1)), os.path.join(run_dir, name)))
+    walls = {}
+    for _, console in sorted(consoles):
+        marks, last = started(console)
+        for i, (t, test) in enumerate(marks):
+            end = marks[i + 1][0] if i + 1 < len(marks) else last
+            walls[test] = int(end - t)
+    return walls
 
 
 def write_lost(path, test, message):

@@ -158,6 +158,16 @@ PYTHONPATH=$conf python3 -c 'import results, sys; results.write_lost(sys.argv[1]
 expect resume "generic/011" "$(list GROUP=auto RUN_ID=r1)"
 mkdir -p "$run_dir/generic"
 echo "stopped by the watchdog after 30 s" > "$run_dir/generic/002.watchdog"
+# The kernel console of that boot: when check started each test, then the end.
+cat > "$run_dir/boot-1.console" <<'EOF2'
+[    2.100000] Run /sbin/aegisfs-init as init process
+[   60.000000] run fstests generic/001 at 2026-01-01 00:01:00
+[   70.500000] run fstests generic/002 at 2026-01-01 00:01:10
+[   75.000000] aegisfs: a message of the module
+[   80.000000] run fstests generic/003 at 2026-01-01 00:01:20
+[   85.000000] run fstests generic/010 at 2026-01-01 00:01:25
+[  100.000000] reboot: Power down
+EOF2
 
 PYTHONPATH=$conf python3 -c 'import results, sys; results.merge(sys.argv[1])' "$run_dir"
 merged=$(python3 - "$run_dir/result.xml" <<'EOF'
@@ -171,11 +181,11 @@ EOF
 expect merge "4 2 1 12 generic/001 generic/002 generic/003 generic/010 7.3.4" "$merged"
 
 report=$("$conf/report" "$run_dir" 2>&1)
-want="| aegisfs r1 | 2026-01-01 00:00:00 +0000 | 7.3.4 | abc1234 | v2026.01.05 | TCG, 2 CPUs, 2048 MiB, 2 x 10 GiB disks | 4 | 3 | 1 | 2 | 1 | 0 | 12 s | 1, 100 s |
-| generic/001 | pass, 7 s |
-| generic/002 | **fail**, 5 s |
-| generic/003 | not run |
-| generic/010 | **fail**, 0 s |
+want="| aegisfs r1 | 2026-01-01 00:00:00 +0000 | 7.3.4 | abc1234 | v2026.01.05 | TCG, 2 CPUs, 2048 MiB, 2 x 10 GiB disks | 4 | 3 | 1 | 2 | 1 | 0 | 12 s | 10 s | 1, 100 s |
+| generic/001 | pass, 7 s / 10 s |
+| generic/002 | **fail**, 5 s / 9 s |
+| generic/003 | not run, 0 s / 5 s |
+| generic/010 | **fail**, 0 s / 15 s |
 - generic/002 (aegisfs r1): stopped by the watchdog after 30 s; output mismatch
 - generic/010 (aegisfs r1): lost: the guest timed out in this test
 - generic/003 (aegisfs r1): xfs_io falloc  failed (old kernel/wrong fs?)"
