@@ -1,9 +1,10 @@
 #!/bin/bash
 # Guest half of xfstests-config/run, started by qemu/vm with the run directory as /share:
-# unpacks the xfstests tree the host left in /share/xfstests.tar, formats TEST_DEV, loads
-# the module (aegisfs), then runs xfstests' ./check on the tests listed in /share/tests.todo
-# with its results (check.log, result.xml, <test>.out.bad/.full/.dmesg) written straight
-# into /share, so whatever finished survives a crash of the guest.
+# unpacks the xfstests tree the host left in /share/xfstests.tar, brings up the loopback
+# interface, formats TEST_DEV, loads the module (aegisfs), then runs xfstests' ./check on
+# the tests listed in /share/tests.todo with its results (check.log, result.xml,
+# <test>.out.bad/.full/.dmesg) written straight into /share, so whatever finished
+# survives a crash of the guest.
 #
 #   guest.sh FSTYP TEST_TIMEOUT
 #
@@ -27,6 +28,8 @@ export FSTYP=$fstyp HOST_OPTIONS=$conf/local.config RESULT_BASE=/share
 say() { echo "xfstests-guest: $*"; }
 
 mkdir -p "$tree" "$TEST_DIR" "$SCRATCH_MNT"
+# The lock tests' client and server talk over TCP on localhost.
+busybox ip link set lo up || { say "cannot bring up the loopback interface"; exit 1; }
 tar -xf /share/xfstests.tar -C "$tree" || { say "unpacking xfstests failed"; exit 1; }
 if [ "$FSTYP" = aegisfs ]; then
     modprobe aegisfs || { say "modprobe aegisfs failed"; exit 1; }
