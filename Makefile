@@ -5,6 +5,10 @@
 #   make run      setup + build, then boot QEMU and show AegisFS mounted and used
 #   make test     setup + build, then cargo test and every in-guest suite
 #   make crash-test  the long crash-consistency runs: powercut (200 cuts), logwrites (all points)
+#   make xfstests XFSTESTS_DIR=/path/to/built/xfstests [TESTS="generic/001 ..." | GROUP=quick]
+#                 [FSTYP=ext4] [SHARD=I/N] [RUN_ID=ID]
+#                 xfstests in a guest (xfstests-config/run --help); results in
+#                 build/xfstests/FSTYP/RUN_ID/, RUN_ID again resumes
 # Everything built lands in build/ (git-ignored) and is reused by the next run.
 
 TOP      := $(CURDIR)
@@ -20,7 +24,7 @@ export LIBCLANG_PATH ?= /usr/lib/llvm-19/lib
 KMAKE = $(MAKE) -C $(KDIR) M=$(TOP) MO=$(MODOUT) \
 	RUSTC=$(KRUSTC) BINDGEN=$(KBINDGEN) RUST_LIB_SRC=$(KRUSTLIB)
 
-.PHONY: all module tools setup kernel guest run test crash-test clean
+.PHONY: all module tools setup kernel guest run test crash-test xfstests clean
 
 all: module
 
@@ -54,6 +58,16 @@ test: setup
 crash-test: setup
 	$(MAKE) module tools
 	POWERCUT_RUNS=200 LOGWRITES_POINTS=0 tests/run powercut logwrites
+
+# TESTS, GROUP, FSTYP, SHARD and RUN_ID given to make reach the runner's environment.
+ifneq ($(filter xfstests,$(MAKECMDGOALS)),)
+ifeq ($(XFSTESTS_DIR),)
+$(error make xfstests: set XFSTESTS_DIR to a built xfstests tree (README, section xfstests))
+endif
+endif
+xfstests: setup
+	$(MAKE) module tools
+	XFSTESTS_DIR="$(XFSTESTS_DIR)" xfstests-config/run
 
 clean:
 	rm -rf $(MODOUT) $(BUILD)/target
