@@ -89,9 +89,15 @@ pub(crate) fn write_end(inode: &Inode, end: u64, short: bool) {
 
 /// An `O_DIRECT` write of bytes `pos..pos + len` completed: its UNWRITTEN blocks
 /// (`unwritten`) become written and the size grows to its end, in one transaction.
+///
+/// iomap completes a pure overwrite (nothing UNWRITTEN, within the size) from the bio's
+/// completion, in interrupt context: that case must return before anything that sleeps.
 pub(crate) fn dio_write_done(inode: &Inode, pos: u64, len: u64, unwritten: bool) -> Result {
-    let _handle = super::journal::start(inode.sb())?;
     let end = pos.saturating_add(len);
+    if !unwritten && end <= inode.size() {
+        return Ok(());
+    }
+    let _handle = super::journal::start(inode.sb())?;
     if unwritten && len > 0 {
         blockmap::convert_unwritten(inode, pos / BLOCK_SIZE_U64, end.div_ceil(BLOCK_SIZE_U64))?;
     }

@@ -236,7 +236,6 @@ unsafe extern "C" {
     pub(crate) fn aegisfs_vfs_timer_free(timer: *mut c_void);
     pub(crate) fn aegisfs_vfs_nofs_save() -> c_uint;
     pub(crate) fn aegisfs_vfs_nofs_restore(flags: c_uint);
-    pub(crate) fn aegisfs_vfs_get_user_u32(arg: kernel::ffi::c_ulong, value: *mut u32) -> c_int;
     pub(crate) fn aegisfs_vfs_capable_admin() -> bool;
     pub(crate) fn aegisfs_vfs_start_intwrite(sb: *mut bindings::super_block);
     pub(crate) fn aegisfs_vfs_end_intwrite(sb: *mut bindings::super_block);

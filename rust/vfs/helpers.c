@@ -812,11 +812,6 @@ void aegisfs_vfs_timer_cancel(struct aegisfs_timer *t)
 	cancel_delayed_work_sync(&t->work);
 }
 
-int aegisfs_vfs_get_user_u32(unsigned long arg, u32 *value)
-{
-	return get_user(*value, (u32 __user *)arg) ? -EFAULT : 0;
-}
-
 bool aegisfs_vfs_capable_admin(void)
 {
 	return capable(CAP_SYS_ADMIN);

@@ -188,7 +188,6 @@ void aegisfs_vfs_timer_free(struct aegisfs_timer *t);
 void aegisfs_vfs_timer_cancel(struct aegisfs_timer *t);
 unsigned int aegisfs_vfs_nofs_save(void);
 void aegisfs_vfs_nofs_restore(unsigned int flags);
-int aegisfs_vfs_get_user_u32(unsigned long arg, u32 *value);
 bool aegisfs_vfs_capable_admin(void);
 void aegisfs_vfs_start_intwrite(struct super_block *sb);
 void aegisfs_vfs_end_intwrite(struct super_block *sb);

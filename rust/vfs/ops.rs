@@ -1032,31 +1032,28 @@ unsafe extern "C" fn ioctl(
 ) -> c_long {
     // SAFETY: The file is open, so its inode and superblock are live.
     let sb = unsafe { SuperBlock::from_raw((*(*file).f_inode).i_sb) };
-    let user = UserSlice::new(UserPtr::from_addr(arg as usize), LABEL_BYTES);
+    let user = |len| UserSlice::new(UserPtr::from_addr(arg as usize), len);
     let result = match cmd {
         FS_IOC_SHUTDOWN => {
             // SAFETY: Reads the current task's credentials.
             if !unsafe { ffi::aegisfs_vfs_capable_admin() } {
                 return EPERM.to_errno() as c_long;
             }
-            let mut flags = 0u32;
-            // SAFETY: `get_user` checks the user pointer; `flags` is a local.
-            let ret = unsafe { ffi::aegisfs_vfs_get_user_u32(arg, &mut flags) };
-            if ret < 0 {
-                return ret as c_long;
-            }
-            fs::superblock::shutdown(sb, flags)
+            let mut flags = [0u8; 4];
+            user(flags.len())
+                .reader()
+                .read_slice(&mut flags)
+                .and_then(|()| fs::superblock::shutdown(sb, u32::from_ne_bytes(flags)))
         }
-        FS_IOC_GETFSLABEL => {
-            fs::superblock::label(sb).and_then(|label| user.writer().write_slice(&label))
-        }
+        FS_IOC_GETFSLABEL => fs::superblock::label(sb)
+            .and_then(|label| user(LABEL_BYTES).writer().write_slice(&label)),
         FS_IOC_SETFSLABEL => {
             // SAFETY: Reads the current task's credentials.
             if !unsafe { ffi::aegisfs_vfs_capable_admin() } {
                 return EPERM.to_errno() as c_long;
             }
             let mut label = [0u8; LABEL_BYTES];
-            if let Err(e) = user.reader().read_slice(&mut label) {
+            if let Err(e) = user(LABEL_BYTES).reader().read_slice(&mut label) {
                 return e.to_errno() as c_long;
             }
             // A label needs its NUL within the bytes copied; longer ones do not fit.
