@@ -312,6 +312,21 @@ def fsync_path(path):
         os.close(fd)
 
 
+def run_cases(cases, dev, mnt, started):
+    """Runs each (name, fn) of CASES as a case with DEV mounted on MNT (mounted again after a
+    case that failed half-way through a remount), then unmounts; notes the time since STARTED."""
+    for name, fn in cases:
+        if not mounted(mnt):
+            try:
+                mount(dev, mnt)
+            except Fail as e:
+                note(f"cannot mount again: {e}")
+                return
+        case(name, fn)
+    case("umount", umount, mnt)
+    note(f"run: {time.time() - started:.0f} s in the guest")
+
+
 def as_user(fn, uid=1000, gid=1000):
     """Runs FN in a child with uid/gid UID:GID and no supplementary groups; returns what FN
     returned (a string), or the errno name of the OSError it raised."""

@@ -804,7 +804,7 @@ def main():
     os.umask(0o022)
     if not case("mkfs-mount", lambda: (fsx.mkfs(DEV, "xattr"), fsx.mount(DEV, MNT))):
         return
-    for name, fn in ([("namespaces", t_namespaces), ("flags", t_flags), ("errors", t_errors),
+    fsx.run_cases(([("namespaces", t_namespaces), ("flags", t_flags), ("errors", t_errors),
                      ("ctime", t_ctime), ("many", t_many), ("large", t_large),
                      ("enospc", t_enospc), ("file-types", t_file_types),
                      ("delete-frees", t_delete_frees), ("persist-set", t_persist_set),
@@ -813,16 +813,7 @@ def main():
                      ("acl-equivalent", t_acl_equivalent), ("acl-default", t_acl_default),
                      ("acl-chmod", t_acl_chmod), ("acl-persist", t_acl_persist),
                      ("noacl", t_noacl), ("concurrent", t_concurrent)]
-                    + ([("layouts", t_layouts), ("corrupt", t_corrupt)] if fsx.FSTYP == "aegisfs" else [])):
-        if not fsx.mounted(MNT):
-            try:
-                fsx.mount(DEV, MNT)
-            except Fail as e:
-                note(f"cannot mount again: {e}")
-                return
-        case(name, fn)
-    case("umount", fsx.umount, MNT)
-    note(f"run: {time.time() - t:.0f} s in the guest")
+                    + ([("layouts", t_layouts), ("corrupt", t_corrupt)] if fsx.FSTYP == "aegisfs" else [])), DEV, MNT, t)
 
 
 if __name__ == "__main__":
