@@ -389,18 +389,19 @@ pub(crate) fn seek_data_hole(inode: &Inode, offset: i64, data: bool) -> Result<i
 
 /// `FIEMAP` over bytes `start..start + len`: calls `emit` with each extent of contiguous
 /// disk blocks (the last one of the file with `true`) until it returns `true` (full).
+/// Blocks past the size count too: `fallocate(FALLOC_FL_KEEP_SIZE)` leaves UNWRITTEN ones
+/// there, and ext4 reports them.
 pub(crate) fn fiemap(
     inode: &Inode,
     start: u64,
     len: u64,
     mut emit: impl FnMut(&Extent, bool) -> Result<bool>,
 ) -> Result {
-    let file_end = inode.size().div_ceil(BLOCK_SIZE_U64);
     let range_end = start.saturating_add(len).div_ceil(BLOCK_SIZE_U64);
     let mut lblk = start / BLOCK_SIZE_U64;
     let mut pending: Option<Extent> = None;
     loop {
-        let next = next_extent(inode, lblk, file_end)?;
+        let next = next_extent(inode, lblk, MAX_FILE_BLOCKS)?;
         let Some(e) = next else {
             if let Some(p) = &pending {
                 emit(p, true)?;

@@ -15,6 +15,9 @@ import struct
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from check import FIEMAP_EXTENT_LAST, FIEMAP_EXTENT_UNWRITTEN, fiemap  # noqa: E402
+
 SUITE = "fileops"
 DEV = "/dev/vdb"
 MNT = "/mnt/fileops"
@@ -323,6 +326,21 @@ def falloc_keep_size():
     # 64 blocks, 12 direct and 52 under an indirect block.
     EXPECT["fak"] = (bytearray(data), 65 * 8)
     verify("fak")
+    # FIEMAP reports the preallocated blocks past the size, as UNWRITTEN.
+    fd = os.open(path("fak"), os.O_RDONLY)
+    try:
+        ext = fiemap(fd)
+    finally:
+        os.close(fd)
+    expect(ext and ext[-1][3] & FIEMAP_EXTENT_LAST, f"no LAST extent: {ext}")
+    pos = 0
+    for lo, _, ln, fl in ext:
+        expect(lo == pos, f"extents not contiguous from 0: {ext}")
+        unwritten = bool(fl & FIEMAP_EXTENT_UNWRITTEN)
+        expect(unwritten == (lo >= 2 * BS), f"UNWRITTEN flag wrong at {lo}: {ext}")
+        expect(lo >= 2 * BS or lo + ln <= 2 * BS, f"extent across the written end: {ext}")
+        pos = lo + ln
+    expect(pos == 64 * BS, f"extents end at {pos}, not {64 * BS}: {ext}")
     # Appending uses the preallocated blocks.
     more = pattern(10, 3 * BS)
     with open(path("fak"), "ab") as f:
