@@ -624,6 +624,11 @@ fn alloc_data(inode: &Inode, map: &mut BlockPtrs, lblk: u64, want: u64) -> Resul
     Ok((start, n))
 }
 
+/// The index of `path`'s pointer in its leaf.
+pub(super) fn leaf_index(path: &BlockPath) -> usize {
+    usize::from(path.used_offsets().last().copied().unwrap_or(0))
+}
+
 /// The leaf holding the pointer of the block `block_path` leads to, allocating the missing
 /// indirect blocks on the way.
 pub(super) fn leaf_for(
@@ -671,11 +676,10 @@ pub(super) fn leaf_for(
 /// following holes in the same leaf.
 fn allocate(inode: &Inode, map: &mut BlockPtrs, lblk: u64, max: u64) -> Result<Mapped> {
     let block_path = BlockPath::of(lblk).ok_or(EFBIG)?;
-    let offsets = block_path.used_offsets();
     let max = max.min(block_path.run_in_leaf()).max(1);
     let mut walk = WalkPath::default();
     let leaf = leaf_for(inode, map, &block_path, &mut walk)?;
-    let index = usize::from(offsets.last().copied().unwrap_or(0));
+    let index = leaf_index(&block_path);
     let first = leaf.ptr(map, index);
     let max_usize = usize::try_from(max).unwrap_or(usize::MAX);
     if inode.info().unwritten_ok {
@@ -745,7 +749,7 @@ pub(crate) fn alloc_unwritten(
         let block_path = BlockPath::of(lblk).ok_or(EFBIG)?;
         let mut walk = WalkPath::default();
         let leaf = leaf_for(inode, &mut map, &block_path, &mut walk)?;
-        let index = usize::from(block_path.used_offsets().last().copied().unwrap_or(0));
+        let index = leaf_index(&block_path);
         let n = (end - lblk).min(block_path.run_in_leaf());
         let mut i = 0u64;
         while i < n {
@@ -1070,7 +1074,7 @@ pub(crate) fn convert_unwritten(inode: &Inode, start: u64, end: u64) -> Result {
         let n = (end - lblk).min(block_path.run_in_leaf());
         let mut walk = WalkPath::default();
         let leaf = leaf_for(inode, &mut map, &block_path, &mut walk)?;
-        let index = usize::from(block_path.used_offsets().last().copied().unwrap_or(0));
+        let index = leaf_index(&block_path);
         for i in 0..n as usize {
             let ptr = leaf.ptr(&map, index + i);
             if ptr & PTR_UNWRITTEN != 0 {
@@ -1084,9 +1088,4 @@ pub(crate) fn convert_unwritten(inode: &Inode, start: u64, end: u64) -> Result {
         finish_changes(inode, map);
     }
     Ok(())
-}
-
-/// The index of `path`'s pointer in its leaf.
-pub(super) fn leaf_index(path: &BlockPath) -> usize {
-    usize::from(path.used_offsets().last().copied().unwrap_or(0))
 }
