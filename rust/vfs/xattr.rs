@@ -184,6 +184,29 @@ impl Inode {
     }
 }
 
+/// The inode, name index and name suffix of a call from an xattr handler of `helpers.c`;
+/// `None` for an index that is not a name index.
+///
+/// # Safety
+///
+/// `inode` must be a live AegisFS inode and `name` valid for `name_len` bytes, both for `'a`.
+unsafe fn handler_args<'a>(
+    inode: *mut bindings::inode,
+    index: c_int,
+    name: *const u8,
+    name_len: usize,
+) -> Option<(&'a Inode, u8, &'a [u8])> {
+    // SAFETY: The caller guarantees `inode` and `name`.
+    let (inode, name) = unsafe {
+        (
+            Inode::from_raw(inode),
+            core::slice::from_raw_parts(name, name_len),
+        )
+    };
+    let index = u8::try_from(index).ok()?;
+    Some((inode, index, name))
+}
+
 /// `get` of the `user.`, `trusted.` and `security.` handlers (called by `helpers.c`):
 /// the value of the attribute `name` of name index `index`, its length (when `size` is 0)
 /// or ERANGE when it does not fit `size` bytes; ENODATA when there is none.
@@ -202,13 +225,7 @@ unsafe extern "C" fn aegisfs_xattr_get(
     size: usize,
 ) -> c_int {
     // SAFETY: The caller guarantees `inode` and `name`.
-    let (inode, name) = unsafe {
-        (
-            Inode::from_raw(inode),
-            core::slice::from_raw_parts(name, name_len),
-        )
-    };
-    let Ok(index) = u8::try_from(index) else {
+    let Some((inode, index, name)) = (unsafe { handler_args(inode, index, name, name_len) }) else {
         return EINVAL.to_errno();
     };
     let out = if buffer.is_null() || size == 0 {
@@ -241,13 +258,7 @@ unsafe extern "C" fn aegisfs_xattr_set(
     flags: c_int,
 ) -> c_int {
     // SAFETY: The caller guarantees `inode` and `name`.
-    let (inode, name) = unsafe {
-        (
-            Inode::from_raw(inode),
-            core::slice::from_raw_parts(name, name_len),
-        )
-    };
-    let Ok(index) = u8::try_from(index) else {
+    let Some((inode, index, name)) = (unsafe { handler_args(inode, index, name, name_len) }) else {
         return EINVAL.to_errno();
     };
     let value = if value.is_null() {
