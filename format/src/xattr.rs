@@ -840,13 +840,7 @@ mod tests {
 
     #[test]
     fn parsing_never_panics_on_random_areas() {
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = crate::test_rng::xorshift64(0x9E37_79B9_7F4A_7C15);
         for _ in 0..20_000 {
             let len = (next() % 80) as usize;
             let mut area: std::vec::Vec<u8> = (0..len).map(|_| (next() % 7) as u8).collect();
