@@ -56,6 +56,26 @@ pub(crate) struct AclEntryRaw {
     id: u32,
 }
 
+impl From<AclEntry> for AclEntryRaw {
+    fn from(e: AclEntry) -> Self {
+        Self {
+            tag: e.tag,
+            perm: e.perm,
+            id: e.id,
+        }
+    }
+}
+
+impl From<AclEntryRaw> for AclEntry {
+    fn from(e: AclEntryRaw) -> Self {
+        Self {
+            tag: e.tag,
+            perm: e.perm,
+            id: e.id,
+        }
+    }
+}
+
 /// A `struct posix_acl`, borrowed.
 ///
 /// # Invariants
@@ -89,14 +109,7 @@ impl Acl {
         unsafe { ffi::aegisfs_vfs_acl_to_entries(self.as_ptr(), raw.as_mut_ptr()) };
         let mut entries = KVec::with_capacity(raw.len(), GFP_KERNEL)?;
         for e in raw.iter() {
-            entries.push(
-                AclEntry {
-                    tag: e.tag,
-                    perm: e.perm,
-                    id: e.id,
-                },
-                GFP_KERNEL,
-            )?;
+            entries.push(AclEntry::from(*e), GFP_KERNEL)?;
         }
         Ok(entries)
     }
@@ -126,14 +139,7 @@ impl AclRef {
     pub(crate) fn from_entries(entries: &[AclEntry]) -> Result<Self> {
         let mut raw = KVec::with_capacity(entries.len(), GFP_KERNEL)?;
         for e in entries {
-            raw.push(
-                AclEntryRaw {
-                    tag: e.tag,
-                    perm: e.perm,
-                    id: e.id,
-                },
-                GFP_KERNEL,
-            )?;
+            raw.push(AclEntryRaw::from(*e), GFP_KERNEL)?;
         }
         let count = u32::try_from(raw.len()).map_err(|_| EINVAL)?;
         // SAFETY: `raw` holds `count` entries.
