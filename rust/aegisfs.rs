@@ -8,9 +8,10 @@
 //!   inline kernel functions and holds the fs_context tables, whose types the kernel
 //!   crate's bindings leave opaque.
 //! - `fs`: the filesystem logic in safe Rust: mounting (`superblock`), the block and inode
-//!   allocators (`alloc`), inodes (`inode`), block mapping (`blockmap`), directories
-//!   (`dir`), the namespace (`namei`), regular files (`file`), the journal (`journal`), the
-//!   orphan list (`orphan`), extended attributes (`xattr`) and POSIX ACLs (`acl`).
+//!   allocators (`alloc`), inodes (`inode`), block mapping (`blockmap`) and its shifts for
+//!   collapse and insert range (`shift`), directories (`dir`), the namespace (`namei`),
+//!   regular files (`file`), the journal (`journal`), the orphan list (`orphan`), extended
+//!   attributes (`xattr`) and POSIX ACLs (`acl`).
 //! - The rest is the shared on-disk format crate (`format/src/`), included file by file
 //!   because its files refer to each other as `crate::<file>`.
 //!
@@ -60,6 +61,7 @@ mod fs {
     pub(crate) mod journal;
     pub(crate) mod namei;
     pub(crate) mod orphan;
+    pub(crate) mod shift;
     pub(crate) mod superblock;
     pub(crate) mod xattr;
 }

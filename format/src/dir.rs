@@ -762,13 +762,7 @@ mod tests {
     #[test]
     fn never_panics_on_random_blocks() {
         let g = geo();
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = crate::test_rng::xorshift64(0x9E37_79B9_7F4A_7C15);
         let good = sample();
         for round in 0..3000 {
             let mut c = good;

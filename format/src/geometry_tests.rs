@@ -668,13 +668,7 @@ fn superblock_in_block0_and_label() {
 fn validate_never_panics_on_mutated_superblocks() {
     let g = plan(100_000);
     let base = *sb_for(&g).as_bytes();
-    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
-    let mut next = || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut next = crate::test_rng::xorshift64(0x2545_F491_4F6C_DD1D);
     for _ in 0..20_000 {
         let mut c = base;
         for _ in 0..(next() % 4 + 1) {

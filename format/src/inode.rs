@@ -566,13 +566,7 @@ mod tests {
 
     #[test]
     fn validate_never_panics_on_random_inodes() {
-        let mut x: u64 = 0xD1B5_4A32_D192_ED03;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = crate::test_rng::xorshift64(0xD1B5_4A32_D192_ED03);
         for size in [256u16, 1024] {
             let g = geo(size);
             let n = usize::from(size);

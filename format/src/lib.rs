@@ -20,3 +20,5 @@ pub mod xattr;
 
 #[cfg(test)]
 mod geometry_tests;
+#[cfg(test)]
+mod test_rng;

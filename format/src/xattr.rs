@@ -659,58 +659,24 @@ mod tests {
             64,
         );
         assert_eq!(validate_area(&good, used), Ok(()));
-        let check = |f: &dyn Fn(&mut std::vec::Vec<u8>) -> usize| {
-            let mut a = good.clone();
-            let u = f(&mut a);
-            validate_area(&a, u)
-        };
-        assert_eq!(check(&|_| used + 4), Err(E::XattrName));
+        assert_eq!(validate_area(&good, used + 4), Err(E::XattrName));
         // Cut inside the last entry: the rest of it counts as bytes after the area.
-        assert_eq!(check(&|_| used - 4), Err(E::XattrArea));
-        assert_eq!(check(&|_| used - 2), Err(E::XattrArea));
-        assert_eq!(check(&|_| 68), Err(E::XattrArea));
-        assert_eq!(
-            check(&|a| {
-                a[40] = 1;
-                used
-            }),
-            Err(E::XattrArea)
-        );
-        assert_eq!(
-            check(&|a| {
-                a[15] = 9;
-                used
-            }),
-            Err(E::XattrEntry)
-        );
-        assert_eq!(
-            check(&|a| {
-                a[2] = 200;
-                used
-            }),
-            Err(E::XattrEntry)
-        );
-        assert_eq!(
-            check(&|a| {
-                a[0] = 5;
-                used
-            }),
-            Err(E::XattrName)
-        );
-        assert_eq!(
-            check(&|a| {
-                a[0] = 0;
-                used
-            }),
-            Err(E::XattrName)
-        );
-        assert_eq!(
-            check(&|a| {
-                a[8] = 1;
-                used
-            }),
-            Err(E::XattrDuplicate)
-        );
+        assert_eq!(validate_area(&good, used - 4), Err(E::XattrArea));
+        assert_eq!(validate_area(&good, used - 2), Err(E::XattrArea));
+        assert_eq!(validate_area(&good, 68), Err(E::XattrArea));
+        // One byte changed: where, to what, and the rule it breaks.
+        for (at, byte, err) in [
+            (40, 1, E::XattrArea),
+            (15, 9, E::XattrEntry),
+            (2, 200, E::XattrEntry),
+            (0, 5, E::XattrName),
+            (0, 0, E::XattrName),
+            (8, 1, E::XattrDuplicate),
+        ] {
+            let mut a = good.clone();
+            a[at] = byte;
+            assert_eq!(validate_area(&a, used), Err(err), "byte {at} = {byte}");
+        }
         // An ACL index needs an empty name and a valid ACL value.
         let (acl_area, acl_used) = area_with(
             &[(
@@ -874,13 +840,7 @@ mod tests {
 
     #[test]
     fn parsing_never_panics_on_random_areas() {
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = crate::test_rng::xorshift64(0x9E37_79B9_7F4A_7C15);
         for _ in 0..20_000 {
             let len = (next() % 80) as usize;
             let mut area: std::vec::Vec<u8> = (0..len).map(|_| (next() % 7) as u8).collect();

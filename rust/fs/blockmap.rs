@@ -20,7 +20,7 @@ pub(crate) struct BlockRun {
 
 /// The disk blocks on the walk from the inode to a data block, to catch loops.
 #[derive(Default)]
-struct WalkPath {
+pub(super) struct WalkPath {
     blocks: [u64; 3],
     len: usize,
 }
@@ -226,7 +226,7 @@ enum Step {
 }
 
 /// Checks a data (last level) pointer that is not 0: its block and UNWRITTEN flag.
-fn check_data_ptr(inode: &Inode, path: &WalkPath, raw: u64) -> Result<(u64, bool)> {
+pub(super) fn check_data_ptr(inode: &Inode, path: &WalkPath, raw: u64) -> Result<(u64, bool)> {
     if raw & PTR_UNWRITTEN != 0 && inode.info().unwritten_ok {
         let block = raw & !PTR_UNWRITTEN;
         check_ptr(inode, path, block)?;
@@ -486,13 +486,13 @@ pub(crate) fn finish_changes(inode: &Inode, mut map: MapWrite<'_>) {
 }
 
 /// Where a leaf's pointers are: the inode's direct pointers or an indirect block.
-enum Leaf {
+pub(super) enum Leaf {
     Direct,
     Indirect(BufferHead),
 }
 
 impl Leaf {
-    fn ptr(&self, map: &BlockPtrs, index: usize) -> u64 {
+    pub(super) fn ptr(&self, map: &BlockPtrs, index: usize) -> u64 {
         match self {
             Leaf::Direct => map.direct.get(index).copied().unwrap_or(0),
             Leaf::Indirect(bh) => IndirectBlock::from_block(bh.data()).ptr(index).unwrap_or(0),
@@ -500,7 +500,7 @@ impl Leaf {
     }
 
     /// Sets pointers `index..` to `values`.
-    fn set(
+    pub(super) fn set(
         &self,
         inode: &Inode,
         map: &mut BlockPtrs,
@@ -624,9 +624,14 @@ fn alloc_data(inode: &Inode, map: &mut BlockPtrs, lblk: u64, want: u64) -> Resul
     Ok((start, n))
 }
 
+/// The index of `path`'s pointer in its leaf.
+pub(super) fn leaf_index(path: &BlockPath) -> usize {
+    usize::from(path.used_offsets().last().copied().unwrap_or(0))
+}
+
 /// The leaf holding the pointer of the block `block_path` leads to, allocating the missing
 /// indirect blocks on the way.
-fn leaf_for(
+pub(super) fn leaf_for(
     inode: &Inode,
     map: &mut BlockPtrs,
     block_path: &BlockPath,
@@ -671,11 +676,10 @@ fn leaf_for(
 /// following holes in the same leaf.
 fn allocate(inode: &Inode, map: &mut BlockPtrs, lblk: u64, max: u64) -> Result<Mapped> {
     let block_path = BlockPath::of(lblk).ok_or(EFBIG)?;
-    let offsets = block_path.used_offsets();
     let max = max.min(block_path.run_in_leaf()).max(1);
     let mut walk = WalkPath::default();
     let leaf = leaf_for(inode, map, &block_path, &mut walk)?;
-    let index = usize::from(offsets.last().copied().unwrap_or(0));
+    let index = leaf_index(&block_path);
     let first = leaf.ptr(map, index);
     let max_usize = usize::try_from(max).unwrap_or(usize::MAX);
     if inode.info().unwritten_ok {
@@ -745,7 +749,7 @@ pub(crate) fn alloc_unwritten(
         let block_path = BlockPath::of(lblk).ok_or(EFBIG)?;
         let mut walk = WalkPath::default();
         let leaf = leaf_for(inode, &mut map, &block_path, &mut walk)?;
-        let index = usize::from(block_path.used_offsets().last().copied().unwrap_or(0));
+        let index = leaf_index(&block_path);
         let n = (end - lblk).min(block_path.run_in_leaf());
         let mut i = 0u64;
         while i < n {
@@ -1070,7 +1074,7 @@ pub(crate) fn convert_unwritten(inode: &Inode, start: u64, end: u64) -> Result {
         let n = (end - lblk).min(block_path.run_in_leaf());
         let mut walk = WalkPath::default();
         let leaf = leaf_for(inode, &mut map, &block_path, &mut walk)?;
-        let index = usize::from(block_path.used_offsets().last().copied().unwrap_or(0));
+        let index = leaf_index(&block_path);
         for i in 0..n as usize {
             let ptr = leaf.ptr(&map, index + i);
             if ptr & PTR_UNWRITTEN != 0 {
@@ -1082,127 +1086,6 @@ pub(crate) fn convert_unwritten(inode: &Inode, start: u64, end: u64) -> Result {
         lblk += n;
         drop(leaf);
         finish_changes(inode, map);
-    }
-    Ok(())
-}
-
-/// The index of `path`'s pointer in its leaf.
-fn leaf_index(path: &BlockPath) -> usize {
-    usize::from(path.used_offsets().last().copied().unwrap_or(0))
-}
-
-/// The first logical block of the leaf that maps `lblk`.
-fn leaf_start(lblk: u64) -> u64 {
-    BlockPath::of(lblk).map_or(lblk, |path| lblk - leaf_index(&path) as u64)
-}
-
-/// Moves the pointers of logical blocks `from..from + count` (mapped, in one leaf) to
-/// `to..`, as far as the destination's leaf goes; returns how many moved. Destinations must
-/// be holes unless they are among the sources. The sources left as holes give their leaf
-/// back when it maps nothing any more.
-fn move_run(inode: &Inode, map: &mut BlockPtrs, from: u64, to: u64, count: u64) -> Result<u64> {
-    let src_path = BlockPath::of(from).ok_or(EFBIG)?;
-    let dst_path = BlockPath::of(to).ok_or(EFBIG)?;
-    let moved = count
-        .min(src_path.run_in_leaf())
-        .min(dst_path.run_in_leaf());
-    let n = usize::try_from(moved).map_err(|_| EINVAL)?;
-    let mut ptrs = [0u64; crate::disk::PTRS_PER_BLOCK];
-    let mut walk = WalkPath::default();
-    let src = leaf_for(inode, map, &src_path, &mut walk)?;
-    let si = leaf_index(&src_path);
-    for (i, ptr) in ptrs.iter_mut().enumerate().take(n) {
-        *ptr = src.ptr(map, si + i);
-        if *ptr != 0 {
-            check_data_ptr(inode, &walk, *ptr)?;
-        }
-    }
-    let mut walk = WalkPath::default();
-    let dst = leaf_for(inode, map, &dst_path, &mut walk)?;
-    let di = leaf_index(&dst_path);
-    let sources = from..from + moved;
-    for i in 0..n {
-        if !sources.contains(&(to + i as u64)) && dst.ptr(map, di + i) != 0 {
-            return Err(inode_corruption(inode, "block shift onto a mapped block"));
-        }
-    }
-    src.set(inode, map, si, core::iter::repeat_n(0, n));
-    dst.set(inode, map, di, ptrs.iter().take(n).copied());
-    map.changed = true;
-    drop((src, dst));
-    // The sources that no destination covers are holes now.
-    let vacated = if to < from {
-        (to + moved).max(from)..from + moved
-    } else {
-        from..(from + moved).min(to)
-    };
-    if vacated.start < vacated.end {
-        free_range(inode, map, vacated.start, vacated.end)?;
-    }
-    Ok(moved)
-}
-
-/// Moves every mapped block of `inode` from logical block `start` on by `n` blocks: down
-/// (`FALLOC_FL_COLLAPSE_RANGE`: `start - n..start` must be holes) or `up`
-/// (`FALLOC_FL_INSERT_RANGE`: `start..start + n` becomes a hole). A transaction per leaf
-/// run, each leaving every block mapped exactly once.
-pub(crate) fn shift_blocks(inode: &Inode, start: u64, n: u64, up: bool) -> Result {
-    let sb = inode.sb();
-    let mut handle = super::journal::start(sb)?;
-    discard_prealloc(inode, &mut inode.map_write())?;
-    if !up {
-        let mut lblk = start;
-        while let Some(ext) = next_extent(inode, lblk, MAX_FILE_BLOCKS)? {
-            let end = ext.lblk + ext.count;
-            let mut from = ext.lblk;
-            while from < end {
-                let mut map = inode.map_write();
-                let moved = move_run(inode, &mut map, from, from - n, end - from);
-                finish_changes(inode, map);
-                from += moved?;
-                handle.restart(sb)?;
-            }
-            lblk = end;
-        }
-        return Ok(());
-    }
-    // Upwards from the last extent down, so that no destination is mapped yet.
-    let mut last = start;
-    let mut lblk = start;
-    while let Some(ext) = next_extent(inode, lblk, MAX_FILE_BLOCKS)? {
-        last = ext.lblk + ext.count;
-        lblk = last;
-    }
-    if last.checked_add(n).is_none_or(|e| e > MAX_FILE_BLOCKS) {
-        return Err(EFBIG);
-    }
-    let mut hi = last;
-    while hi > start {
-        // The last extent below `hi`: the last one found from the leaf below it.
-        let mut from = leaf_start(hi - 1).max(start);
-        let mut found = None;
-        while let Some(ext) = next_extent(inode, from, hi)? {
-            from = ext.lblk + ext.count;
-            found = Some(ext);
-        }
-        let Some(ext) = found else {
-            hi = leaf_start(hi - 1).max(start);
-            continue;
-        };
-        let mut end = (ext.lblk + ext.count).min(hi);
-        while end > ext.lblk {
-            let first = ext
-                .lblk
-                .max(leaf_start(end - 1))
-                .max(leaf_start(end - 1 + n).saturating_sub(n));
-            let mut map = inode.map_write();
-            let moved = move_run(inode, &mut map, first, first + n, end - first);
-            finish_changes(inode, map);
-            moved?;
-            end = first;
-            handle.restart(sb)?;
-        }
-        hi = ext.lblk;
     }
     Ok(())
 }

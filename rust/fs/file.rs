@@ -3,6 +3,7 @@
 //! Regular files: size changes, failed writes and the end of a writer.
 
 use super::blockmap;
+use super::shift;
 use crate::disk::BLOCK_SIZE_U64;
 use crate::vfs::inode::Inode;
 use core::sync::atomic::Ordering;
@@ -323,10 +324,10 @@ fn shift_range(
             inode.set_size(new_size);
             inode.mark_dirty();
         }
-        blockmap::shift_blocks(inode, first, n, true)?;
+        shift::shift_blocks(inode, first, n, true)?;
     } else {
         blockmap::free_blocks_range(inode, first, first + n)?;
-        blockmap::shift_blocks(inode, first + n, n, false)?;
+        shift::shift_blocks(inode, first + n, n, false)?;
         let _handle = super::journal::start(inode.sb())?;
         inode.truncate_pagecache(new_size);
     }

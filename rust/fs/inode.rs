@@ -13,6 +13,7 @@ use crate::disk::{
     INODE_FLAG_SYNC, N_DIRECT, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG,
 };
 use crate::inode::TimeField;
+use crate::vfs::buffer::BufferHead;
 use crate::vfs::inode::{Iget, Inode, InodeAttrs, InodeFlags, InodeKind, InodeRef, NewInode};
 use crate::vfs::log::device_err;
 use crate::vfs::super_block::SuperBlock;
@@ -121,6 +122,21 @@ pub(crate) fn iget(sb: &SuperBlock, ino: u32) -> Result<InodeRef> {
     }
 }
 
+/// Bytes of the largest inode slot (`inode_size` 1024).
+pub(super) const SLOT_MAX: usize = crate::disk::INODE_BASE_SIZE * 4;
+
+/// Copies the inode slot at byte `offset` of inode table block `bh` into `dst`, which is as
+/// long as a slot (EUCLEAN when the slot is not inside the block).
+pub(super) fn copy_slot(bh: &BufferHead, offset: usize, dst: &mut [u8]) -> Result {
+    bh.read_locked(|data| {
+        offset
+            .checked_add(dst.len())
+            .and_then(|end| data.get(offset..end))
+            .map(|slot| dst.copy_from_slice(slot))
+    })
+    .ok_or(EUCLEAN)
+}
+
 fn read_inode(new: NewInode) -> Result<InodeRef> {
     let sb = new.sb();
     let ino = new.ino();
@@ -136,16 +152,10 @@ fn read_inode(new: NewInode) -> Result<InodeRef> {
         ));
     }
     let bh = sb.bread(loc.block)?;
-    let mut raw = [0u8; crate::disk::INODE_BASE_SIZE * 4];
+    let mut raw = [0u8; SLOT_MAX];
     let size = usize::from(geo.inode_size());
     let raw = raw.get_mut(..size).ok_or(EUCLEAN)?;
-    bh.read_locked(|data| {
-        loc.offset
-            .checked_add(size)
-            .and_then(|end| data.get(loc.offset..end))
-            .map(|slot| raw.copy_from_slice(slot))
-    })
-    .ok_or(EUCLEAN)?;
+    copy_slot(&bh, loc.offset, raw)?;
     drop(bh);
     let disk = DiskInode::validate(ino, raw, geo).map_err(|e| corruption(sb, ino, e.msg()))?;
     let nlink = disk.links_count.get();

@@ -11,11 +11,12 @@
 //! inode slot (inline area, `extra_size`, `xattr_block`, `blocks`).
 
 use super::alloc;
+use super::inode::{copy_slot, SLOT_MAX};
 use super::journal;
 use super::superblock::inode_corruption;
 use crate::blockmap::PTR_UNWRITTEN;
 use crate::checksum::set_inode_checksum;
-use crate::disk::{Inode as DiskInode, BLOCK_SIZE, INODE_BASE_SIZE, NAME_MAX};
+use crate::disk::{Inode as DiskInode, BLOCK_SIZE, NAME_MAX};
 use crate::error::FormatError;
 use crate::vfs::buffer::{BufferHead, Verified};
 use crate::vfs::inode::Inode;
@@ -28,9 +29,6 @@ use kernel::prelude::*;
 /// `setxattr` flags (include/uapi/linux/xattr.h).
 pub(crate) const XATTR_CREATE: u32 = 1;
 pub(crate) const XATTR_REPLACE: u32 = 2;
-
-/// Largest inode slot (`inode_size` 1024).
-const SLOT_MAX: usize = INODE_BASE_SIZE * 4;
 
 fn corrupt(inode: &Inode, e: FormatError) -> Error {
     inode_corruption(inode, e.msg())
@@ -60,14 +58,7 @@ impl Slot {
         let size = usize::from(geo.inode_size());
         let bh = sb.bread(loc.block)?;
         let mut raw = [0u8; SLOT_MAX];
-        let dst = raw.get_mut(..size).ok_or(EUCLEAN)?;
-        bh.read_locked(|data| {
-            loc.offset
-                .checked_add(size)
-                .and_then(|end| data.get(loc.offset..end))
-                .map(|slot| dst.copy_from_slice(slot))
-        })
-        .ok_or(EUCLEAN)?;
+        copy_slot(&bh, loc.offset, raw.get_mut(..size).ok_or(EUCLEAN)?)?;
         Ok(Slot {
             bh,
             offset: loc.offset,

@@ -12,6 +12,7 @@ pub(crate) mod dentry;
 mod ffi;
 pub(crate) mod fs_type;
 pub(crate) mod inode;
+mod ioctl;
 pub(crate) mod log;
 mod namei_ops;
 pub(crate) mod ops;

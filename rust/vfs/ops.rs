@@ -3,12 +3,13 @@
 //! The operation tables AegisFS gives the VFS, and the C-callable functions in them.
 //!
 //! Each function turns its raw arguments into the safe types of this layer and forwards to
-//! the filesystem logic in `crate::fs`.
+//! the filesystem logic in `crate::fs`. The ioctl entry points are in `ioctl`.
 
 use super::buffer::MapBuffer;
 use super::ffi;
 use super::fs_type;
 use super::inode::{AegisInode, Inode};
+use super::ioctl;
 use super::namei_ops;
 use super::super_block::SuperBlock;
 use super::xattr;
@@ -20,7 +21,6 @@ use kernel::ffi::{c_int, c_long, c_uint, c_void};
 use kernel::prelude::*;
 use kernel::str::CStrExt;
 use kernel::types::Opaque;
-use kernel::uaccess::{UserPtr, UserSlice};
 
 /// An operation table in static storage.
 #[repr(transparent)]
@@ -52,7 +52,7 @@ pub(super) static FILE_OPS: Table<bindings::file_operations> = Table(bindings::f
     llseek: Some(file_llseek),
     read_iter: Some(file_read_iter),
     write_iter: Some(file_write_iter),
-    unlocked_ioctl: Some(ioctl),
+    unlocked_ioctl: Some(ioctl::ioctl),
     fallocate: Some(fallocate),
     mmap_prepare: Some(ffi::aegisfs_vfs_mmap_prepare),
     splice_read: Some(bindings::filemap_splice_read),
@@ -67,7 +67,7 @@ pub(super) static DIR_OPS: Table<bindings::file_operations> = Table(bindings::fi
     llseek: Some(bindings::generic_file_llseek),
     read: Some(bindings::generic_read_dir),
     iterate_shared: Some(iterate_shared),
-    unlocked_ioctl: Some(ioctl),
+    unlocked_ioctl: Some(ioctl::ioctl),
     fsync: Some(fsync),
     setlease: Some(ffi::generic_setlease),
     ..pin_init::zeroed()
@@ -92,8 +92,8 @@ pub(super) static FILE_INODE_OPS: Table<bindings::inode_operations> =
     Table(bindings::inode_operations {
         getattr: Some(getattr),
         setattr: Some(setattr),
-        fileattr_get: Some(fileattr_get),
-        fileattr_set: Some(fileattr_set),
+        fileattr_get: Some(ioctl::fileattr_get),
+        fileattr_set: Some(ioctl::fileattr_set),
         fiemap: Some(fiemap),
         listxattr: Some(xattr::listxattr),
         get_inode_acl: Some(xattr::get_inode_acl),
@@ -115,8 +115,8 @@ pub(super) static DIR_INODE_OPS: Table<bindings::inode_operations> =
         tmpfile: Some(namei_ops::tmpfile),
         getattr: Some(getattr),
         setattr: Some(setattr),
-        fileattr_get: Some(fileattr_get),
-        fileattr_set: Some(fileattr_set),
+        fileattr_get: Some(ioctl::fileattr_get),
+        fileattr_set: Some(ioctl::fileattr_set),
         listxattr: Some(xattr::listxattr),
         get_inode_acl: Some(xattr::get_inode_acl),
         set_acl: Some(xattr::set_acl),
@@ -491,49 +491,6 @@ unsafe extern "C" fn getattr(
         (*stat).result_mask |= bindings::STATX_BTIME;
     }
     0
-}
-
-/// `FS_IOC_GETFLAGS` and `FS_IOC_FSGETXATTR`: the inode flags.
-///
-/// # Safety
-///
-/// Called by the VFS with a positive dentry of an AegisFS file or directory and a valid
-/// `file_kattr`.
-unsafe extern "C" fn fileattr_get(
-    dentry: *mut bindings::dentry,
-    fa: *mut bindings::file_kattr,
-) -> c_int {
-    // SAFETY: The caller guarantees the dentry is positive, with a live AegisFS inode.
-    let inode = unsafe { Inode::from_raw((*dentry).d_inode) };
-    let flags = inode
-        .info()
-        .user_flags
-        .load(core::sync::atomic::Ordering::Relaxed);
-    // SAFETY: The caller guarantees `fa` is valid for writes.
-    unsafe { ffi::fileattr_fill_flags(fa, flags) };
-    0
-}
-
-/// `FS_IOC_SETFLAGS` and `FS_IOC_FSSETXATTR`: sets the inode flags.
-///
-/// # Safety
-///
-/// Called by the VFS (`vfs_fileattr_set`, with the inode locked) with a positive dentry of
-/// an AegisFS file or directory and a valid `file_kattr`.
-unsafe extern "C" fn fileattr_set(
-    _idmap: *mut bindings::mnt_idmap,
-    dentry: *mut bindings::dentry,
-    fa: *mut bindings::file_kattr,
-) -> c_int {
-    let mut flags = 0u32;
-    // SAFETY: The caller guarantees `fa` is valid; `flags` is a local.
-    let ret = unsafe { ffi::aegisfs_vfs_fileattr_flags(fa, &mut flags) };
-    if ret != 0 {
-        return ret;
-    }
-    // SAFETY: The caller guarantees the dentry is positive, with a live AegisFS inode.
-    let inode = unsafe { Inode::from_raw((*dentry).d_inode) };
-    errno(fs::inode::set_user_flags(inode, flags))
 }
 
 /// `read_iter` of a regular file: `O_DIRECT` through iomap, the rest through the page
@@ -1007,72 +964,6 @@ unsafe extern "C" fn fsync(
     }
     // SAFETY: The caller passes an open file.
     unsafe { bindings::file_check_and_advance_wb_err(file) }
-}
-
-/// `FS_IOC_SHUTDOWN` (`_IOR('X', 125, __u32)`), as ext4 and XFS define it.
-const FS_IOC_SHUTDOWN: c_uint = 0x8004_587d;
-/// `FS_IOC_GETFSLABEL` (`_IOR(0x94, 49, char[FSLABEL_MAX])`).
-const FS_IOC_GETFSLABEL: c_uint = 0x8100_9431;
-/// `FS_IOC_SETFSLABEL` (`_IOW(0x94, 50, char[FSLABEL_MAX])`).
-const FS_IOC_SETFSLABEL: c_uint = 0x4100_9432;
-/// Bytes of a label the ioctls copy: the on-disk field, 63 bytes and a NUL at most.
-const LABEL_BYTES: usize = 64;
-
-/// `ioctl` of files and directories: `FS_IOC_SHUTDOWN` and the label ioctls (the inode
-/// flag ioctls go through `fileattr_get`/`fileattr_set`, `FS_IOC_GETFSUUID` through the
-/// VFS).
-///
-/// # Safety
-///
-/// Called by the VFS with an open AegisFS file; `arg` is the caller's argument.
-unsafe extern "C" fn ioctl(
-    file: *mut bindings::file,
-    cmd: c_uint,
-    arg: kernel::ffi::c_ulong,
-) -> c_long {
-    // SAFETY: The file is open, so its inode and superblock are live.
-    let sb = unsafe { SuperBlock::from_raw((*(*file).f_inode).i_sb) };
-    let user = |len| UserSlice::new(UserPtr::from_addr(arg as usize), len);
-    let result = match cmd {
-        FS_IOC_SHUTDOWN => {
-            // SAFETY: Reads the current task's credentials.
-            if !unsafe { ffi::aegisfs_vfs_capable_admin() } {
-                return EPERM.to_errno() as c_long;
-            }
-            let mut flags = [0u8; 4];
-            user(flags.len())
-                .reader()
-                .read_slice(&mut flags)
-                .and_then(|()| fs::superblock::shutdown(sb, u32::from_ne_bytes(flags)))
-        }
-        FS_IOC_GETFSLABEL => fs::superblock::label(sb)
-            .and_then(|label| user(LABEL_BYTES).writer().write_slice(&label)),
-        FS_IOC_SETFSLABEL => {
-            // SAFETY: Reads the current task's credentials.
-            if !unsafe { ffi::aegisfs_vfs_capable_admin() } {
-                return EPERM.to_errno() as c_long;
-            }
-            let mut label = [0u8; LABEL_BYTES];
-            if let Err(e) = user(LABEL_BYTES).reader().read_slice(&mut label) {
-                return e.to_errno() as c_long;
-            }
-            // A label needs its NUL within the bytes copied; longer ones do not fit.
-            let Some(len) = label.iter().position(|&b| b == 0) else {
-                return EINVAL.to_errno() as c_long;
-            };
-            // SAFETY: The file is open.
-            let ret = unsafe { bindings::mnt_want_write_file(file) };
-            if ret != 0 {
-                return ret as c_long;
-            }
-            let result = fs::superblock::set_label(sb, &label[..len]);
-            // SAFETY: Pairs with the successful `mnt_want_write_file` above.
-            unsafe { bindings::mnt_drop_write_file(file) };
-            result
-        }
-        _ => Err(ENOTTY),
-    };
-    errno(result) as c_long
 }
 
 /// `open` of a regular file: EIO after a shutdown.

@@ -56,6 +56,26 @@ pub(crate) struct AclEntryRaw {
     id: u32,
 }
 
+impl From<AclEntry> for AclEntryRaw {
+    fn from(e: AclEntry) -> Self {
+        Self {
+            tag: e.tag,
+            perm: e.perm,
+            id: e.id,
+        }
+    }
+}
+
+impl From<AclEntryRaw> for AclEntry {
+    fn from(e: AclEntryRaw) -> Self {
+        Self {
+            tag: e.tag,
+            perm: e.perm,
+            id: e.id,
+        }
+    }
+}
+
 /// A `struct posix_acl`, borrowed.
 ///
 /// # Invariants
@@ -89,14 +109,7 @@ impl Acl {
         unsafe { ffi::aegisfs_vfs_acl_to_entries(self.as_ptr(), raw.as_mut_ptr()) };
         let mut entries = KVec::with_capacity(raw.len(), GFP_KERNEL)?;
         for e in raw.iter() {
-            entries.push(
-                AclEntry {
-                    tag: e.tag,
-                    perm: e.perm,
-                    id: e.id,
-                },
-                GFP_KERNEL,
-            )?;
+            entries.push(AclEntry::from(*e), GFP_KERNEL)?;
         }
         Ok(entries)
     }
@@ -126,14 +139,7 @@ impl AclRef {
     pub(crate) fn from_entries(entries: &[AclEntry]) -> Result<Self> {
         let mut raw = KVec::with_capacity(entries.len(), GFP_KERNEL)?;
         for e in entries {
-            raw.push(
-                AclEntryRaw {
-                    tag: e.tag,
-                    perm: e.perm,
-                    id: e.id,
-                },
-                GFP_KERNEL,
-            )?;
+            raw.push(AclEntryRaw::from(*e), GFP_KERNEL)?;
         }
         let count = u32::try_from(raw.len()).map_err(|_| EINVAL)?;
         // SAFETY: `raw` holds `count` entries.
@@ -184,6 +190,29 @@ impl Inode {
     }
 }
 
+/// The inode, name index and name suffix of a call from an xattr handler of `helpers.c`;
+/// `None` for an index that is not a name index.
+///
+/// # Safety
+///
+/// `inode` must be a live AegisFS inode and `name` valid for `name_len` bytes, both for `'a`.
+unsafe fn handler_args<'a>(
+    inode: *mut bindings::inode,
+    index: c_int,
+    name: *const u8,
+    name_len: usize,
+) -> Option<(&'a Inode, u8, &'a [u8])> {
+    // SAFETY: The caller guarantees `inode` and `name`.
+    let (inode, name) = unsafe {
+        (
+            Inode::from_raw(inode),
+            core::slice::from_raw_parts(name, name_len),
+        )
+    };
+    let index = u8::try_from(index).ok()?;
+    Some((inode, index, name))
+}
+
 /// `get` of the `user.`, `trusted.` and `security.` handlers (called by `helpers.c`):
 /// the value of the attribute `name` of name index `index`, its length (when `size` is 0)
 /// or ERANGE when it does not fit `size` bytes; ENODATA when there is none.
@@ -202,13 +231,7 @@ unsafe extern "C" fn aegisfs_xattr_get(
     size: usize,
 ) -> c_int {
     // SAFETY: The caller guarantees `inode` and `name`.
-    let (inode, name) = unsafe {
-        (
-            Inode::from_raw(inode),
-            core::slice::from_raw_parts(name, name_len),
-        )
-    };
-    let Ok(index) = u8::try_from(index) else {
+    let Some((inode, index, name)) = (unsafe { handler_args(inode, index, name, name_len) }) else {
         return EINVAL.to_errno();
     };
     let out = if buffer.is_null() || size == 0 {
@@ -241,13 +264,7 @@ unsafe extern "C" fn aegisfs_xattr_set(
     flags: c_int,
 ) -> c_int {
     // SAFETY: The caller guarantees `inode` and `name`.
-    let (inode, name) = unsafe {
-        (
-            Inode::from_raw(inode),
-            core::slice::from_raw_parts(name, name_len),
-        )
-    };
-    let Ok(index) = u8::try_from(index) else {
+    let Some((inode, index, name)) = (unsafe { handler_args(inode, index, name, name_len) }) else {
         return EINVAL.to_errno();
     };
     let value = if value.is_null() {
