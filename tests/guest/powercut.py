@@ -43,7 +43,9 @@ def check(boot, log):
         problems = pw.verify(MNT, state)
         fsx.expect(not problems, f"{len(problems)} of {len(state)} fsync'ed files differ: "
                    + "; ".join(problems[:5]))
-        fsx.note(f"boot {boot}: {len(state)} files exact ({len(log.records)} records, "
+        xattrs = sum(1 for *_, x in state.values() if x)
+        fsx.note(f"boot {boot}: {len(state)} files exact, {xattrs} with an xattr "
+                 f"({len(log.records)} records, "
                  f"mount {note_mount:.1f} s, verify {time.time() - t:.1f} s)")
 
     good = fsx.case(f"{c}-verify", verify)

@@ -3,20 +3,25 @@ and their verification.
 
 The workload mixes data and metadata. What it guarantees is recorded, each time only after
 the fsync's that make it durable returned:
-  F PATH SIZE SHA256   a write-once file: created, written, fsync'ed, its directory
-                       fsync'ed; from then on it must exist with exactly this content
+  F PATH SIZE SHA256 [XNAME XSHA256]
+                       a write-once file: created, written (some with an xattr XNAME, a
+                       value of up to 3000 bytes: in the inode or in an xattr block),
+                       fsync'ed, its directory fsync'ed; from then on it must exist with
+                       exactly this content (and this xattr)
   A PATH LEN SHA256    a growing file: appended to and fsync'ed; its first LEN bytes have
                        this sha256 (later, unsynced appends may or may not be there)
   D PATH               written just BEFORE the file is unlinked: from then on PATH may or
                        may not exist (nothing is checked)
 Other churn is not recorded (only fsck judges it): small files created, renamed, truncated
-and unlinked, directories made and removed, in a per-boot directory under c/.
+and unlinked, directories made and removed, xattrs set and removed, in a per-boot directory
+under c/.
 
 Paths are relative to the mount point. The caller gives `commit(record)`, which makes the
 record durable (powercut: a sector on the log disk written with O_DIRECT|O_DSYNC) or ties it
 to a position in the write log (logwrites: a dm-log-writes mark).
 """
 
+import errno
 import hashlib
 import mmap
 import os
@@ -56,10 +61,11 @@ def layout(mnt):
 
 
 def apply(state, rec):
-    """Fold one record (a string) into STATE: path -> (kind, size, sha)."""
+    """Fold one record (a string) into STATE: path -> (kind, size, sha, (xname, xsha) or
+    None)."""
     kind, path, *rest = rec.split()
     if kind in ("F", "A"):
-        state[path] = (kind, int(rest[0]), rest[1])
+        state[path] = (kind, int(rest[0]), rest[1], tuple(rest[2:4]) or None)
     elif kind == "D":
         state.pop(path, None)
     return state
@@ -68,7 +74,7 @@ def apply(state, rec):
 def verify(mnt, state):
     """Every path in STATE as it must be; returns a list of problems."""
     problems = []
-    for path, (kind, size, sha) in sorted(state.items()):
+    for path, (kind, size, sha, xattr) in sorted(state.items()):
         p = os.path.join(mnt, path)
         try:
             st = os.stat(p)
@@ -84,6 +90,15 @@ def verify(mnt, state):
         got, short = sha_file(p, size)
         if short or got != sha:
             problems.append(f"{path}: sha256 of the first {size} bytes {got[:16]}..., fsync'ed {sha[:16]}...")
+        if xattr:
+            name, xsha = xattr
+            try:
+                got = hashlib.sha256(os.getxattr(p, name)).hexdigest()
+            except OSError as e:
+                problems.append(f"{path}: xattr {name}: {os.strerror(e.errno)}")
+                continue
+            if got != xsha:
+                problems.append(f"{path}: xattr {name} sha256 {got[:16]}..., fsync'ed {xsha[:16]}...")
     return problems
 
 
@@ -144,7 +159,7 @@ class Workload:
         self.mnt, self.rng, self.commit, self.tag = mnt, rng, commit, tag
         self.max_size, self.cap = max_size, cap
         # Recorded write-once files still alive, oldest first, and their total size.
-        self.alive = [(p, s) for p, (k, s, _) in state.items() if k == "F"]
+        self.alive = [(p, s) for p, (k, s, _, _) in state.items() if k == "F"]
         self.total = sum(s for _, s in self.alive)
         self.n = 0
         self.fsyncs = 0
@@ -159,7 +174,7 @@ class Workload:
     def start(self):
         """Per-boot set-up: older grow files go (recorded D first), older churn trees are
         removed, a new churn directory and grow file are made."""
-        for path, (kind, _, _) in sorted(self.old.items()):
+        for path, (kind, *_) in sorted(self.old.items()):
             if kind == "A":
                 self.commit(f"D {path}")
                 os.unlink(self.p(path))
@@ -191,23 +206,34 @@ class Workload:
             return self.rng.randrange(0, 65537)
         return self.rng.randrange(0, self.max_size + 1)
 
+    def xattr_value(self):
+        """Small values fit in the inode; larger ones need an xattr block."""
+        if self.rng.random() < 0.5:
+            return self.rng.randbytes(self.rng.randrange(1, 120))
+        return self.rng.randbytes(self.rng.randrange(120, 3001))
+
     def write_once(self):
         self.n += 1
         d = self.rng.choice(DIRS)
         rel = os.path.join(d, f"f-{self.tag}-{self.n}")
         size = self.size()
         data = self.rng.randbytes(size)
+        xattr = ""
         fd = os.open(self.p(rel), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             done = 0
             while done < size:
                 done += os.write(fd, data[done:done + MIB])
+            if self.rng.random() < 0.3:
+                name, value = f"user.pc{self.n}", self.xattr_value()
+                os.setxattr(fd, name, value)
+                xattr = f" {name} {hashlib.sha256(value).hexdigest()}"
             os.fsync(fd)
         finally:
             os.close(fd)
         fsx.fsync_path(self.p(d))
         self.fsyncs += 1
-        self.commit(f"F {rel} {size} {hashlib.sha256(data).hexdigest()}")
+        self.commit(f"F {rel} {size} {hashlib.sha256(data).hexdigest()}{xattr}")
         self.alive.append((rel, size))
         self.total += size
         while self.total > self.cap and len(self.alive) > 1:
@@ -231,7 +257,7 @@ class Workload:
 
     def churn(self):
         r = self.rng
-        op = r.randrange(7)
+        op = r.randrange(8)
         if op <= 1 or not self.churn_files:
             d = r.choice(self.churn_dirs)
             self.n += 1
@@ -252,6 +278,19 @@ class Workload:
             rel = r.choice(self.churn_files)
             os.truncate(self.p(rel), r.randrange(0, 200000))
         elif op == 5:
+            # Set or replace one of a few xattrs, or remove one, on a churn file or dir.
+            rel = r.choice(self.churn_files + self.churn_dirs)
+            name = f"user.c{r.randrange(3)}"
+            try:
+                if r.random() < 0.7:
+                    os.setxattr(self.p(rel), name, self.xattr_value())
+                else:
+                    os.removexattr(self.p(rel), name)
+            except OSError as e:
+                # ENOSPC: the values no longer fit in the inode and one xattr block.
+                if e.errno not in (errno.ENODATA, errno.ENOSPC):
+                    raise
+        elif op == 6:
             if len(self.churn_dirs) < 20:
                 self.n += 1
                 rel = os.path.join(r.choice(self.churn_dirs), f"s{self.n}")
