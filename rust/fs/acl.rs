@@ -59,13 +59,16 @@ fn store(inode: &Inode, ty: AclType, acl: Option<&Acl>, flags: u32) -> Result {
 /// `set_acl`: stores (or removes) the inode's ACL of `ty` and, for an access ACL that changes
 /// the permission bits, the new `mode`, in one transaction; then caches the ACL.
 pub(crate) fn set(inode: &Inode, ty: AclType, acl: Option<&Acl>, mode: Option<u16>) -> Result {
-    let _handle = journal::start(inode.sb())?;
-    store(inode, ty, acl, 0)?;
-    if let Some(mode) = mode {
-        inode.set_mode(mode);
-        inode.touch(false);
-        inode.mark_dirty();
-    }
+    journal::retry_after_commit(inode.sb(), || {
+        let _handle = journal::start(inode.sb())?;
+        store(inode, ty, acl, 0)?;
+        if let Some(mode) = mode {
+            inode.set_mode(mode);
+            inode.touch(false);
+            inode.mark_dirty();
+        }
+        Ok(())
+    })?;
     inode.cache_acl(ty, acl);
     Ok(())
 }

@@ -59,7 +59,8 @@ fn dir_changed(dir: &Inode) {
 }
 
 /// Creates a file of `mode` named by `dentry` in `dir` (`rdev` for devices, `link` for a
-/// symlink's target).
+/// symlink's target). Like `tmpfile` and `link`, tries once more after a commit on ENOSPC
+/// (the blocks a recent unlink freed become usable only then), as ext4 does.
 pub(crate) fn create(
     idmap: *mut bindings::mnt_idmap,
     dir: &Inode,
@@ -72,20 +73,22 @@ pub(crate) fn create(
     if name.len() > NAME_MAX {
         return Err(ENAMETOOLONG);
     }
-    let _handle = super::journal::start(dir.sb())?;
-    let directory = mode & S_IFMT == S_IFDIR;
-    if directory && dir.nlink() >= LINK_MAX {
-        return Err(EMLINK);
-    }
-    let new = new_inode(idmap, dir, mode, rdev, link.map(|l| l.to_bytes()))?;
-    fill_new(&new, dir, link)?;
-    dir::add(dir, name, new.ino(), file_type(new.inode()))?;
-    if directory {
-        dir.inc_nlink();
-    }
-    dir_changed(dir);
-    new.instantiate(dentry);
-    Ok(())
+    super::journal::retry_after_commit(dir.sb(), || {
+        let _handle = super::journal::start(dir.sb())?;
+        let directory = mode & S_IFMT == S_IFDIR;
+        if directory && dir.nlink() >= LINK_MAX {
+            return Err(EMLINK);
+        }
+        let new = new_inode(idmap, dir, mode, rdev, link.map(|l| l.to_bytes()))?;
+        fill_new(&new, dir, link)?;
+        dir::add(dir, name, new.ino(), file_type(new.inode()))?;
+        if directory {
+            dir.inc_nlink();
+        }
+        dir_changed(dir);
+        new.instantiate(dentry);
+        Ok(())
+    })
 }
 
 /// Gives a new inode its contents: a directory's first block, a slow symlink's target.
@@ -117,33 +120,37 @@ pub(crate) fn tmpfile(
     file: *mut bindings::file,
     mode: u16,
 ) -> Result {
-    let _handle = super::journal::start(dir.sb())?;
-    let new = new_inode(idmap, dir, mode, 0, None)?;
-    // Without a name it is deleted at its last close, or at the next mount after a crash.
-    super::orphan::add(new.inode())?;
-    new.instantiate_tmpfile(file);
-    Ok(())
+    super::journal::retry_after_commit(dir.sb(), || {
+        let _handle = super::journal::start(dir.sb())?;
+        let new = new_inode(idmap, dir, mode, 0, None)?;
+        // Without a name it is deleted at its last close, or at the next mount after a crash.
+        super::orphan::add(new.inode())?;
+        new.instantiate_tmpfile(file);
+        Ok(())
+    })
 }
 
 /// A new name `dentry` in `dir` for the inode of `old`.
 pub(crate) fn link(old: &Dentry, dir: &Inode, dentry: &Dentry) -> Result {
     let inode = old.inode().ok_or(ENOENT)?;
-    let _handle = super::journal::start(dir.sb())?;
-    if inode.nlink() >= LINK_MAX {
-        return Err(EMLINK);
-    }
-    dir::add(dir, dentry.name(), inode.ino(), file_type(inode))?;
-    let was_orphan = inode.nlink() == 0;
-    inode.inc_nlink();
-    if was_orphan {
-        // An O_TMPFILE file gets its name.
-        super::orphan::remove(inode)?;
-    }
-    inode.touch(false);
-    inode.mark_dirty();
-    dir_changed(dir);
-    dentry.instantiate_link(inode);
-    Ok(())
+    super::journal::retry_after_commit(dir.sb(), || {
+        let _handle = super::journal::start(dir.sb())?;
+        if inode.nlink() >= LINK_MAX {
+            return Err(EMLINK);
+        }
+        dir::add(dir, dentry.name(), inode.ino(), file_type(inode))?;
+        let was_orphan = inode.nlink() == 0;
+        inode.inc_nlink();
+        if was_orphan {
+            // An O_TMPFILE file gets its name.
+            super::orphan::remove(inode)?;
+        }
+        inode.touch(false);
+        inode.mark_dirty();
+        dir_changed(dir);
+        dentry.instantiate_link(inode);
+        Ok(())
+    })
 }
 
 /// Removes the name `dentry` of a file from `dir`.

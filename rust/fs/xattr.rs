@@ -228,6 +228,18 @@ impl BlockImage {
     }
 }
 
+/// `setxattr`/`removexattr` (the caller holds the inode lock and no handle): [`set`], once
+/// more after a commit when ENOSPC may be only blocks the running transaction freed.
+pub(crate) fn setxattr(
+    inode: &Inode,
+    index: u8,
+    name: &[u8],
+    value: Option<&[u8]>,
+    flags: u32,
+) -> Result {
+    journal::retry_after_commit(inode.sb(), || set(inode, index, name, value, flags))
+}
+
 /// Sets attribute `name` of name index `index` to `value`, or removes it (`value` `None`),
 /// and updates ctime. `flags`: `XATTR_CREATE` fails with EEXIST when it exists,
 /// `XATTR_REPLACE` with ENODATA when it does not. ENOSPC when neither the inline area nor

@@ -274,7 +274,7 @@ unsafe extern "C" fn aegisfs_xattr_set(
         Some(unsafe { core::slice::from_raw_parts(value.cast::<u8>(), size) })
     };
     let flags = u32::try_from(flags).unwrap_or(0);
-    errno(fs::xattr::set(inode, index, name, value, flags))
+    errno(fs::xattr::setxattr(inode, index, name, value, flags))
 }
 
 /// The names `listxattr` returns, written into the caller's buffer.

@@ -296,6 +296,69 @@ def t_enospc():
     eq(os.getxattr(g, "user.other"), b"untouched", "another file")
 
 
+def write_block(path):
+    with open(path, "wb") as f:
+        f.write(b"\xa5" * 4096)
+
+
+def fill(top):
+    """Fills the filesystem: preallocates one big file, then writes the last free blocks
+    into one-block files (direct blocks: no indirect block needed), then syncs. Returns
+    the files made."""
+    made = [os.path.join(top, "big")]
+    fd = os.open(made[0], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        off, chunk = 0, 1 << 30
+        while chunk >= 4096:
+            try:
+                os.posix_fallocate(fd, off, chunk)
+                off += chunk
+            except OSError as e:
+                if e.errno != errno.ENOSPC:
+                    raise
+                chunk //= 2
+    finally:
+        os.close(fd)
+    try:
+        for i in range(1000):
+            made.append(os.path.join(top, f"tail{i}"))
+            write_block(made[-1])
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+    os.sync()
+    return made
+
+
+def t_enospc_freed():
+    """A full filesystem: a new directory's block and an xattr block can come from blocks
+    an unlink just freed, which become usable only when their transaction commits (mkdir and
+    setxattr commit and try again)."""
+    top = fresh("enospc-freed")
+    f = touch(os.path.join(top, "f"))
+    spares = [os.path.join(top, f"spare{i}") for i in range(2)]
+    for p in spares:
+        write_block(p)
+    made = spares + fill(top)
+    sub = os.path.join(top, "sub")
+    value = bytes(range(256)) * 11 + b"x" * 184  # 3000 bytes: only a block holds it
+    try:
+        expect_errno("ENOSPC", os.setxattr, f, "user.big", value)
+        expect_errno("ENOSPC", os.mkdir, sub)
+        os.unlink(made.pop(0))
+        os.mkdir(sub)
+        os.unlink(made.pop(0))
+        os.setxattr(f, "user.big", value)
+    finally:
+        for p in made:
+            if os.path.exists(p):
+                os.unlink(p)
+    eq(os.getxattr(f, "user.big"), value, "the value set right after the unlink")
+    remount()
+    eq(os.getxattr(f, "user.big"), value, "the value after a remount")
+    expect(os.path.isdir(sub), "the directory made right after the unlink is gone")
+
+
 def t_file_types():
     top = fresh("types")
     dd = os.path.join(top, "dir")
@@ -806,7 +869,8 @@ def main():
         return
     fsx.run_cases(([("namespaces", t_namespaces), ("flags", t_flags), ("errors", t_errors),
                      ("ctime", t_ctime), ("many", t_many), ("large", t_large),
-                     ("enospc", t_enospc), ("file-types", t_file_types),
+                     ("enospc", t_enospc), ("enospc-freed", t_enospc_freed),
+                     ("file-types", t_file_types),
                      ("delete-frees", t_delete_frees), ("persist-set", t_persist_set),
                      ("persist-remount", t_persist_remount), ("crash", t_crash),
                      ("readonly", t_readonly), ("acl-access", t_acl_access),

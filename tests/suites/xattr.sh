@@ -13,7 +13,7 @@ suite_init xattr
 fstyp=${FSTYP:-aegisfs}
 
 cases=$work/cases
-printf '%s\n' mkfs-mount namespaces flags errors ctime many large enospc file-types \
+printf '%s\n' mkfs-mount namespaces flags errors ctime many large enospc enospc-freed file-types \
     delete-frees persist-set persist-remount crash readonly acl-access acl-equivalent \
     acl-default acl-chmod acl-persist noacl concurrent umount > "$cases"
 # The layouts and corrupt cases are about AegisFS's own format (the layouts case makes

@@ -297,6 +297,22 @@ pub(crate) fn should_retry_alloc(sb: &SuperBlock) -> bool {
     journal_of(sb).is_some_and(|j| j.has_busy())
 }
 
+/// Runs `op`, which starts its own handle (the caller holds none), and after ENOSPC, when a
+/// commit would make the blocks the running transaction freed usable, commits and runs it
+/// once more (ext4 retries the same way).
+pub(crate) fn retry_after_commit<T>(
+    sb: &SuperBlock,
+    mut op: impl FnMut() -> Result<T>,
+) -> Result<T> {
+    match op() {
+        Err(e) if e == ENOSPC && should_retry_alloc(sb) => {
+            commit(sb)?;
+            op()
+        }
+        result => result,
+    }
+}
+
 /// Commits, writes everything home and empties the log (unmount, remount read-only,
 /// freeze).
 pub(crate) fn flush(sb: &SuperBlock) -> Result {
