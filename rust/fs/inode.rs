@@ -8,9 +8,9 @@ use super::blockmap;
 use super::superblock::corruption;
 use crate::checksum::set_inode_checksum;
 use crate::disk::{
-    Inode as DiskInode, Timestamp, FT_DIR, FT_REG, FT_SYMLINK, INLINE_DATA_MAX, INODE_FLAGS_USER,
-    INODE_FLAG_APPEND, INODE_FLAG_DIRSYNC, INODE_FLAG_IMMUTABLE, INODE_FLAG_NOATIME,
-    INODE_FLAG_SYNC, N_DIRECT, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG,
+    Inode as DiskInode, Timestamp, FIRST_INO, FT_DIR, FT_REG, FT_SYMLINK, INLINE_DATA_MAX,
+    INODE_FLAGS_USER, INODE_FLAG_APPEND, INODE_FLAG_DIRSYNC, INODE_FLAG_IMMUTABLE,
+    INODE_FLAG_NOATIME, INODE_FLAG_SYNC, N_DIRECT, ROOT_INO, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG,
 };
 use crate::inode::TimeField;
 use crate::vfs::buffer::BufferHead;
@@ -118,7 +118,7 @@ impl InodeInfo {
 pub(crate) fn iget(sb: &SuperBlock, ino: u32) -> Result<InodeRef> {
     match sb.iget(ino)? {
         Iget::Cached(inode) => Ok(inode),
-        Iget::New(new) => read_inode(new),
+        Iget::New(new) => read_inode(new, false),
     }
 }
 
@@ -137,7 +137,33 @@ pub(super) fn copy_slot(bh: &BufferHead, offset: usize, dst: &mut [u8]) -> Resul
     .ok_or(EUCLEAN)
 }
 
-fn read_inode(new: NewInode) -> Result<InodeRef> {
+/// Returns the inode a file handle names (NFS export, `open_by_handle_at`): inode `ino` if
+/// it is in use and has generation `generation` (0: any, as for the parent of a handle
+/// that carries none), else ESTALE.
+///
+/// The number comes from user space or the network, so nothing about it is trusted: a
+/// number out of range, a reserved inode, a free inode or a deleted one is ESTALE, not
+/// corruption, and nothing is read before the inode bitmap says the inode is in use. A
+/// file deleted while still open stays in the cache with its links at 0 and is returned,
+/// as ext4 does; its number cannot be reused while it is cached.
+pub(crate) fn iget_handle(sb: &SuperBlock, ino: u64, generation: u32) -> Result<InodeRef> {
+    let ino = u32::try_from(ino).map_err(|_| ESTALE)?;
+    if (ino < FIRST_INO && ino != ROOT_INO) || ino > sb.info().geometry().inodes_count() {
+        return Err(ESTALE);
+    }
+    let inode = match sb.iget(ino)? {
+        Iget::Cached(inode) => inode,
+        Iget::New(new) => read_inode(new, true)?,
+    };
+    if generation != 0 && inode.info().generation != generation {
+        return Err(ESTALE);
+    }
+    Ok(inode)
+}
+
+/// Reads and validates a new inode. With `handle` (the number came from a file handle,
+/// [`iget_handle`]), a free or deleted inode is ESTALE rather than corruption.
+fn read_inode(new: NewInode, handle: bool) -> Result<InodeRef> {
     let sb = new.sb();
     let ino = new.ino();
     let geo = sb.info().geometry();
@@ -145,6 +171,9 @@ fn read_inode(new: NewInode) -> Result<InodeRef> {
         .inode_location(ino)
         .map_err(|e| corruption(sb, ino, e.msg()))?;
     if !alloc::inode_in_use(sb, loc.group, loc.index)? {
+        if handle {
+            return Err(ESTALE);
+        }
         return Err(corruption(
             sb,
             ino,
@@ -157,8 +186,21 @@ fn read_inode(new: NewInode) -> Result<InodeRef> {
     let raw = raw.get_mut(..size).ok_or(EUCLEAN)?;
     copy_slot(&bh, loc.offset, raw)?;
     drop(bh);
+    if handle {
+        // A slot being handed to a new file is zeroed before the inode is set up: a
+        // handle of the number's previous user is stale, like one of a deleted file.
+        let slot = DiskInode::from_slot(raw).map_err(|_| EUCLEAN)?;
+        if slot.mode.get() == 0 && slot.links_count.get() == 0 {
+            return Err(ESTALE);
+        }
+    }
     let disk = DiskInode::validate(ino, raw, geo).map_err(|e| corruption(sb, ino, e.msg()))?;
     let nlink = disk.links_count.get();
+    // A handle to a deleted file, even one still on the orphan list (deleted while open,
+    // not yet freed), is stale.
+    if nlink == 0 && handle {
+        return Err(ESTALE);
+    }
     // Only an orphan (deleted while open when the system stopped) may have no links.
     if nlink == 0 && !sb.info().orphans().lock().contains(&ino) {
         return Err(corruption(sb, ino, "deleted inode is still referenced"));

@@ -41,6 +41,27 @@ pub(crate) fn lookup(dir: &Inode, name: &[u8]) -> Result<Option<InodeRef>> {
     Ok(None)
 }
 
+/// The parent of directory `dir`, from its `..` entry (`get_parent` of NFS export and
+/// `open_by_handle_at`, which reconnect a directory found by its handle to the tree).
+/// ENOENT when `dir` has been removed.
+pub(crate) fn parent(dir: &Inode) -> Result<InodeRef> {
+    if !is_dir(dir) {
+        return Err(ENOTDIR);
+    }
+    // Keeps a rename from changing `..` while it is read.
+    let _lock = dir.lock_shared();
+    // A removed directory has no parent (and rmdir sets its size to 0).
+    if dir.nlink() == 0 || block_count(dir) == 0 {
+        return Err(ENOENT);
+    }
+    let mut map = DirMap::new(dir);
+    // `.` and `..` are the first two entries of the first block.
+    let ino = DirBlock::read(dir, &mut map, 0)?
+        .find(b"..")
+        .ok_or_else(|| super::superblock::inode_corruption(dir, "directory has no `..` entry"))?;
+    iget(dir.sb(), ino)
+}
+
 /// Most hard links a file may have (the on-disk count is 32 bits; ext4's limit).
 const LINK_MAX: u32 = 65000;
 

@@ -256,6 +256,7 @@ unsafe extern "C" {
         fsid_high: u32,
     );
     pub(crate) fn aegisfs_vfs_inode_lock(inode: *mut bindings::inode, lock: bool);
+    pub(crate) fn aegisfs_vfs_inode_lock_shared(inode: *mut bindings::inode, lock: bool);
     pub(crate) fn aegisfs_vfs_fileattr_flags(
         fa: *const bindings::file_kattr,
         flags: *mut u32,
@@ -279,6 +280,7 @@ unsafe extern "C" {
         from: *mut bindings::iov_iter,
     ) -> isize;
     pub(crate) fn aegisfs_vfs_sb_init_xattr(sb: *mut bindings::super_block, acl: bool);
+    pub(crate) fn aegisfs_vfs_sb_init_export(sb: *mut bindings::super_block);
     pub(crate) fn aegisfs_vfs_set_posixacl(sb: *mut bindings::super_block, acl: bool);
     pub(crate) fn aegisfs_vfs_posixacl(sb: *const bindings::super_block) -> bool;
     pub(crate) fn aegisfs_vfs_fc_acl(fc: *const bindings::fs_context) -> u32;

@@ -187,6 +187,9 @@ unsafe fn fill_super(sb: *mut bindings::super_block, fc: *mut bindings::fs_conte
         let acl = ffi::aegisfs_vfs_fc_acl(fc) != AEGISFS_ACL_OFF;
         ffi::aegisfs_vfs_sb_init_xattr(sb, acl);
     }
+    // SAFETY: The superblock is still ours alone; the export operations are static and
+    // their callbacks need the private data set above.
+    unsafe { ffi::aegisfs_vfs_sb_init_export(sb) };
     // SAFETY: `s_fs_info` now points to a valid `SbInfo` that lives until `kill_sb`.
     let sb = unsafe { SuperBlock::from_raw(sb) };
     let root = fs::superblock::root_inode(sb)?;

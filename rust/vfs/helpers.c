@@ -10,6 +10,7 @@
 #include <linux/blkdev.h>
 #include <linux/buffer_head.h>
 #include <linux/capability.h>
+#include <linux/exportfs.h>
 #include <linux/fs.h>
 #include <linux/fs_context.h>
 #include <linux/fs_parser.h>
@@ -504,6 +505,14 @@ void aegisfs_vfs_inode_lock(struct inode *inode, bool lock)
 		inode_lock(inode);
 	else
 		inode_unlock(inode);
+}
+
+void aegisfs_vfs_inode_lock_shared(struct inode *inode, bool lock)
+{
+	if (lock)
+		inode_lock_shared(inode);
+	else
+		inode_unlock_shared(inode);
 }
 
 /* The flags of FS_IOC_SETFLAGS / FS_IOC_FSSETXATTR; EOPNOTSUPP for the fsxattr fields
@@ -1044,4 +1053,33 @@ int aegisfs_vfs_acl_update_mode(struct mnt_idmap *idmap, struct inode *inode, u1
 int aegisfs_vfs_acl_chmod(struct mnt_idmap *idmap, struct dentry *dentry)
 {
 	return posix_acl_chmod(idmap, dentry, d_inode(dentry)->i_mode);
+}
+
+/*
+ * NFS export and open_by_handle_at, as ext2 does them: handles hold the 32-bit inode
+ * number and generation (and the parent's, for connectable handles); the Rust side looks
+ * an inode up by them (ESTALE when it is gone) and finds a directory's parent.
+ */
+static struct dentry *aegisfs_fh_to_dentry(struct super_block *sb, struct fid *fid,
+	int fh_len, int fh_type)
+{
+	return generic_fh_to_dentry(sb, fid, fh_len, fh_type, aegisfs_nfs_get_inode);
+}
+
+static struct dentry *aegisfs_fh_to_parent(struct super_block *sb, struct fid *fid,
+	int fh_len, int fh_type)
+{
+	return generic_fh_to_parent(sb, fid, fh_len, fh_type, aegisfs_nfs_get_inode);
+}
+
+static const struct export_operations aegisfs_export_ops = {
+	.encode_fh	= generic_encode_ino32_fh,
+	.fh_to_dentry	= aegisfs_fh_to_dentry,
+	.fh_to_parent	= aegisfs_fh_to_parent,
+	.get_parent	= aegisfs_get_parent,
+};
+
+void aegisfs_vfs_sb_init_export(struct super_block *sb)
+{
+	sb->s_export_op = &aegisfs_export_ops;
 }

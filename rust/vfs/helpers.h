@@ -69,6 +69,7 @@ int aegisfs_xattr_set(struct inode *inode, int index, const u8 *name, size_t nam
 	const void *value, size_t size, int flags);
 
 void aegisfs_vfs_sb_init_xattr(struct super_block *sb, bool acl);
+void aegisfs_vfs_sb_init_export(struct super_block *sb);
 void aegisfs_vfs_set_posixacl(struct super_block *sb, bool acl);
 bool aegisfs_vfs_posixacl(const struct super_block *sb);
 u32 aegisfs_vfs_fc_acl(const struct fs_context *fc);
@@ -163,6 +164,7 @@ int aegisfs_vfs_finish_open_simple(struct file *file);
 bool aegisfs_vfs_file_writable(const struct file *file);
 void aegisfs_vfs_clear_buffer_verified(struct buffer_head *bh);
 void aegisfs_vfs_inode_lock(struct inode *inode, bool lock);
+void aegisfs_vfs_inode_lock_shared(struct inode *inode, bool lock);
 struct file_kattr;
 int aegisfs_vfs_fileattr_flags(const struct file_kattr *fa, u32 *flags);
 int aegisfs_vfs_zero_cached(struct inode *inode, loff_t pos, unsigned int len,
@@ -202,5 +204,8 @@ int aegisfs_page_mkwrite_blocks(struct inode *inode, struct vm_area_struct *vma,
 int aegisfs_get_block(struct inode *inode, sector_t block, struct buffer_head *bh, int create);
 /* rust/vfs/super_block.rs */
 void aegisfs_commit_timer(struct super_block *sb);
+/* rust/vfs/export.rs */
+struct inode *aegisfs_nfs_get_inode(struct super_block *sb, u64 ino, u32 generation);
+struct dentry *aegisfs_get_parent(struct dentry *child);
 
 #endif /* AEGISFS_VFS_HELPERS_H */

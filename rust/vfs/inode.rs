@@ -331,6 +331,15 @@ impl Inode {
         InodeLock { inode: self }
     }
 
+    /// Takes the inode lock (`i_rwsem`) shared: the VFS holds it so for `readdir` and
+    /// lookups, exclusive for changes to a directory.
+    pub(crate) fn lock_shared(&self) -> InodeLockShared<'_> {
+        // SAFETY: By the type invariants the inode is live.
+        unsafe { ffi::aegisfs_vfs_inode_lock_shared(self.as_ptr(), true) };
+        // INVARIANT: The lock is held shared.
+        InodeLockShared { inode: self }
+    }
+
     fn i_flags(&self) -> u32 {
         // SAFETY: By the type invariants the inode is live; `i_flags` is a word changed with
         // single stores (`inode_set_flags`).
@@ -428,6 +437,22 @@ impl Drop for InodeLock<'_> {
     fn drop(&mut self) {
         // SAFETY: By the type invariants we hold the lock.
         unsafe { ffi::aegisfs_vfs_inode_lock(self.inode.as_ptr(), false) }
+    }
+}
+
+/// The inode lock (`i_rwsem`), held shared.
+///
+/// # Invariants
+///
+/// The inode lock of `inode` is held shared while this object exists.
+pub(crate) struct InodeLockShared<'a> {
+    inode: &'a Inode,
+}
+
+impl Drop for InodeLockShared<'_> {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariants we hold the lock shared.
+        unsafe { ffi::aegisfs_vfs_inode_lock_shared(self.inode.as_ptr(), false) }
     }
 }
 

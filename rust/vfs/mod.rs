@@ -9,6 +9,7 @@
 
 pub(crate) mod buffer;
 pub(crate) mod dentry;
+mod export;
 mod ffi;
 pub(crate) mod fs_type;
 pub(crate) mod inode;
