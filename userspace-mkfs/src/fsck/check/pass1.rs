@@ -13,7 +13,11 @@ use aegisfs_format::xattr::{
     check_disjoint, inline_area, inline_area_mut, inline_used, validate_inline, XattrBlock,
 };
 
-use super::{span, type_name, Checker, DirBlock, DirInfo, Dup, Loc, Walk, TYPE_BAD, XATTR_LBLK};
+use super::{
+    live_in_free_slot, span, type_name, Checker, DirBlock, DirInfo, Dup, Loc, Walk, CHUNK_BLOCKS,
+    TYPE_BAD, XATTR_LBLK,
+};
+use crate::fsck::dev::zero_blocks;
 use crate::fsck::ui::{check_cancel, Res, Stop};
 
 impl<'u, 'o> Checker<'u, 'o> {
@@ -22,6 +26,8 @@ impl<'u, 'o> Checker<'u, 'o> {
         let isz = usize::from(self.geo.inode_size());
         let per_block = self.geo.inodes_per_block();
         let ipg = self.geo.inodes_per_group();
+        let table_blocks = self.geo.inode_table_blocks();
+        let mut chunk = zero_blocks(CHUNK_BLOCKS.min(table_blocks) as usize);
         for g in 0..groups {
             check_cancel()?;
             self.ui.progress(1, u64::from(g), u64::from(groups));
@@ -29,26 +35,34 @@ impl<'u, 'o> Checker<'u, 'o> {
                 .dev
                 .read_new(self.geo.inode_bitmap_block(g).unwrap_or(0))?;
             let table = self.geo.inode_table_block(g).unwrap_or(0);
-            for tb in 0..self.geo.inode_table_blocks() {
-                let mut blk = self.dev.read_new(table + tb)?;
-                let mut dirty = false;
-                for k in 0..per_block {
-                    let index = tb as u32 * per_block + k;
-                    if index >= ipg {
-                        break;
+            // Pass 1 writes no inode table block but the one it is checking, so a chunk read
+            // ahead cannot go stale.
+            let mut tb = 0;
+            while tb < table_blocks {
+                let n = CHUNK_BLOCKS.min(table_blocks - tb);
+                let blocks = &mut chunk[..n as usize];
+                self.dev.read_blocks(table + tb, blocks)?;
+                for (j, blk) in (tb..).zip(blocks.iter_mut()) {
+                    let mut dirty = false;
+                    for k in 0..per_block {
+                        let index = j as u32 * per_block + k;
+                        if index >= ipg {
+                            break;
+                        }
+                        let Some(ino) = self.geo.ino_of(g, index) else {
+                            continue;
+                        };
+                        let off = k as usize * isz;
+                        let raw = &mut blk[off..off + isz];
+                        if self.check_inode(ino, raw, bitmap_test(&ibm[..], index))? {
+                            dirty = true;
+                        }
                     }
-                    let Some(ino) = self.geo.ino_of(g, index) else {
-                        continue;
-                    };
-                    let off = k as usize * isz;
-                    let raw = &mut blk[off..off + isz];
-                    if self.check_inode(ino, raw, bitmap_test(&ibm[..], index))? {
-                        dirty = true;
+                    if dirty {
+                        self.dev.write(table + j, blk)?;
                     }
                 }
-                if dirty {
-                    self.dev.write(table + tb, &blk)?;
-                }
+                tb += n;
             }
         }
         Ok(())
@@ -59,15 +73,12 @@ impl<'u, 'o> Checker<'u, 'o> {
         if ino < FIRST_INO && ino != ROOT_INO {
             return Ok(false);
         }
-        let csum_ok = verify_inode_checksum(self.seed, ino, raw).is_ok();
-        {
-            let inode = Inode::from_slot(raw).map_err(|e| Stop::Error(e.msg().into()))?;
-            // A slot the bitmap calls free is in use only if it is plainly alive; free slots
-            // are never written by mkfs and may hold anything.
-            if !bit && (!csum_ok || inode.links_count.get() == 0 || inode.file_type().is_none()) {
-                return Ok(false);
-            }
+        // A slot the bitmap calls free is in use only if it is plainly alive; free slots
+        // are never written by mkfs and may hold anything.
+        if !bit && !live_in_free_slot(self.seed, ino, raw) {
+            return Ok(false);
         }
+        let csum_ok = verify_inode_checksum(self.seed, ino, raw).is_ok();
         let mut changed = false;
         if !csum_ok
             && self
