@@ -6,8 +6,10 @@
 //!
 //! Memory is bounded by the filesystem's size, never by what it contains: one expected
 //! block bitmap and one inode bitmap block per group, a file type byte and a reference
-//! count per inode, one record per directory and per directory block, and a record per
-//! block claimed twice. Inode tables are streamed, 1 MiB per read.
+//! count per inode, one record per directory and per directory block, a record per block
+//! claimed twice, and a bit per inode table block. Inode tables are streamed, 1 MiB per
+//! read, and their blocks that a trusted inode bitmap marks wholly free are not read at
+//! all (see [`Checker::run`]).
 
 mod pass0;
 mod pass1;
@@ -212,6 +214,8 @@ pub struct Checker<'u, 'o> {
     lost_found: Option<u32>,
     /// Names seen so far in the directory pass 2 is in (its blocks come in a row).
     names: (u32, HashSet<Vec<u8>>),
+    /// Inode table blocks pass 1 skipped as free, a bit per block (empty: none).
+    skipped: Vec<u64>,
     now: i64,
 }
 
@@ -236,6 +240,7 @@ impl<'u, 'o> Checker<'u, 'o> {
             fragmented: 0,
             lost_found: None,
             names: (0, HashSet::new()),
+            skipped: Vec::new(),
             now,
             dev,
             ui,
@@ -284,7 +289,35 @@ impl<'u, 'o> Checker<'u, 'o> {
     }
 
     /// Passes 1 to 5, then the superblock's state.
+    ///
+    /// Pass 1 skips inode table blocks that a trusted inode bitmap marks wholly free. Should
+    /// pass 2 find a directory entry naming a live inode in one of them, which a full read
+    /// would have taken as in use, the check starts again from pass 1 and reads every
+    /// block (as e2fsck restarts when an entry names an inode in a skipped table range).
     pub fn run(&mut self) -> Res<Outcome> {
+        self.ui.record();
+        let (free_blocks, free_inodes) = match self.passes(true) {
+            Err(Stop::Restart) => {
+                self.ui.restart();
+                self.passes(false)?
+            }
+            r => r?,
+        };
+        self.finish_superblock()?;
+        Ok(Outcome {
+            skipped_clean: false,
+            used_inodes: u64::from(self.geo.inodes_count()) - free_inodes,
+            inodes: u64::from(self.geo.inodes_count()),
+            used_blocks: self.geo.blocks_count() - free_blocks,
+            blocks: self.geo.blocks_count(),
+            directories: self.dirs.len() as u64,
+            fragmented: self.fragmented,
+        })
+    }
+
+    /// Passes 1 to 5 from a fresh state (`skip`: pass 1 may skip free table blocks); returns
+    /// the free blocks and inodes.
+    fn passes(&mut self, skip: bool) -> Res<(u64, u64)> {
         let groups = self.geo.group_count() as usize;
         self.seen = vec![0u8; groups * BLOCK_SIZE];
         self.iused = vec![0u8; groups * BLOCK_SIZE];
@@ -298,9 +331,23 @@ impl<'u, 'o> Checker<'u, 'o> {
         let inodes = self.geo.inodes_count() as usize + 1;
         self.ftype = vec![0u8; inodes];
         self.refs = vec![0u32; inodes];
+        self.dirs.clear();
+        self.dblist.clear();
+        self.sorted_len = 0;
+        self.dups.clear();
+        self.alloc_cursor = 0;
+        self.fragmented = 0;
+        self.lost_found = None;
+        self.names = (0, HashSet::new());
+        let table_blocks = groups as u64 * self.geo.inode_table_blocks();
+        self.skipped = if skip {
+            vec![0u64; table_blocks.div_ceil(64) as usize]
+        } else {
+            Vec::new()
+        };
 
         self.ui.info("Pass 1: Checking inodes, blocks, and sizes");
-        self.pass1()?;
+        self.pass1(skip)?;
         if !self.dups.is_empty() {
             self.ui
                 .info("Pass 1B: Cloning blocks claimed more than once");
@@ -308,22 +355,58 @@ impl<'u, 'o> Checker<'u, 'o> {
         }
         self.ui.info("Pass 2: Checking directory structure");
         self.pass2()?;
+        // Only pass 2 restarts the check.
+        self.ui.settle();
         self.ui.info("Pass 3: Checking directory connectivity");
         self.pass3()?;
         self.ui.info("Pass 4: Checking reference counts");
         self.pass4()?;
         self.ui.info("Pass 5: Checking group summary information");
-        let (free_blocks, free_inodes) = self.pass5()?;
-        self.finish_superblock()?;
-        Ok(Outcome {
-            skipped_clean: false,
-            used_inodes: u64::from(self.geo.inodes_count()) - free_inodes,
-            inodes: u64::from(self.geo.inodes_count()),
-            used_blocks: self.geo.blocks_count() - free_blocks,
-            blocks: self.geo.blocks_count(),
-            directories: self.dirs.len() as u64,
-            fragmented: self.fragmented,
-        })
+        self.pass5()
+    }
+
+    // ----- inode table blocks pass 1 skipped -----
+
+    /// Index of table block `tb` of group `g` among all inode table blocks.
+    fn table_index(&self, g: u32, tb: u64) -> u64 {
+        u64::from(g) * self.geo.inode_table_blocks() + tb
+    }
+
+    fn mark_skipped(&mut self, g: u32, tb: u64) {
+        let i = self.table_index(g, tb);
+        if let Some(w) = self.skipped.get_mut((i / 64) as usize) {
+            *w |= 1 << (i % 64);
+        }
+    }
+
+    /// True when inode `ino` is not in use as far as pass 1 knows, but lies in a table block
+    /// pass 1 skipped and holds a live inode there, which a full pass 1 would have taken
+    /// as in use.
+    fn skipped_but_live(&self, ino: u32) -> Res<bool> {
+        if self.skipped.is_empty() || self.ftype_of(ino) != 0 {
+            return Ok(false);
+        }
+        let Ok(loc) = self.geo.inode_location(ino) else {
+            return Ok(false);
+        };
+        let Some(table) = self.geo.inode_table_block(loc.group) else {
+            return Ok(false);
+        };
+        let i = self.table_index(loc.group, loc.block - table);
+        let skipped = self
+            .skipped
+            .get((i / 64) as usize)
+            .is_some_and(|w| w & (1 << (i % 64)) != 0);
+        if !skipped {
+            return Ok(false);
+        }
+        let blk = self.dev.read_new(loc.block)?;
+        let isz = usize::from(self.geo.inode_size());
+        Ok(live_in_free_slot(
+            self.seed,
+            ino,
+            &blk[loc.offset..loc.offset + isz],
+        ))
     }
 
     // ----- bitmaps and allocation -----
