@@ -17,6 +17,11 @@ pub fn zero_block() -> Box<Block> {
     Box::new([0u8; BLOCK_SIZE])
 }
 
+/// `n` zeroed blocks, contiguous on the heap (a buffer for [`Device::read_blocks`]).
+pub fn zero_blocks(n: usize) -> Vec<Block> {
+    vec![[0u8; BLOCK_SIZE]; n]
+}
+
 pub struct Device {
     path: PathBuf,
     file: File,
@@ -48,6 +53,27 @@ impl Device {
         self.file
             .read_exact_at(buf, off)
             .map_err(|e| format!("{}: read of block {b} failed: {e}", self.path.display()))
+    }
+
+    /// Reads `bufs.len()` consecutive blocks from block `b` on in one call: scanning a big
+    /// region a block per system call costs far more than the data (and far more again in
+    /// a guest under emulation).
+    pub fn read_blocks(&self, b: u64, bufs: &mut [Block]) -> Result<(), String> {
+        let n = bufs.len() as u64;
+        let off = b
+            .checked_add(n)
+            .and_then(|end| end.checked_mul(BLOCK_SIZE_U64))
+            .map(|_| b * BLOCK_SIZE_U64)
+            .ok_or_else(|| format!("{}: blocks {b}+{n} out of range", self.path.display()))?;
+        self.file
+            .read_exact_at(bufs.as_flattened_mut(), off)
+            .map_err(|e| {
+                format!(
+                    "{}: read of blocks {b}..{} failed: {e}",
+                    self.path.display(),
+                    b + n
+                )
+            })
     }
 
     pub fn read_new(&self, b: u64) -> Result<Box<Block>, String> {

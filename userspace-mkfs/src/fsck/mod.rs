@@ -242,6 +242,13 @@ pub fn run(args: &[OsString], env: &mut Env) -> i32 {
             env.error(PROG, format_args!("{name}: {e}"));
             return EXIT_ERROR;
         }
+        Err(Stop::Restart) => {
+            env.error(
+                PROG,
+                format_args!("{name}: internal error: unhandled restart"),
+            );
+            return EXIT_ERROR;
+        }
         Err(Stop::Preen) => status |= EXIT_UNCORRECTED,
         Err(Stop::Cancelled) => {
             let _ = writeln!(out, "{name}: check cancelled by the user");

@@ -1,6 +1,7 @@
 //! How fsck talks: problem reports and the fix decision for each (`-n` never fixes, `-y`
 //! always does, `-p` fixes only what is safe without a human), progress, cancellation.
 
+use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -28,6 +29,9 @@ pub enum Stop {
     Preen,
     /// SIGINT (exit 32).
     Cancelled,
+    /// Internal to the checker, which then checks again from pass 1, reading every inode
+    /// table block (never returned by `Checker::run`).
+    Restart,
 }
 
 impl From<String> for Stop {
@@ -60,6 +64,11 @@ pub struct Ui<'a> {
     /// Problems left.
     pub left: u64,
     last_percent: Option<(u8, u64)>,
+    /// Decisions being recorded, by message, while the check may still restart.
+    recording: Option<HashMap<String, bool>>,
+    /// Decisions of the check before a restart: a problem met again keeps its answer and
+    /// is neither printed nor counted a second time.
+    replay: HashMap<String, bool>,
 }
 
 impl<'a> Ui<'a> {
@@ -80,6 +89,8 @@ impl<'a> Ui<'a> {
             fixed: 0,
             left: 0,
             last_percent: None,
+            recording: None,
+            replay: HashMap::new(),
         }
     }
 
@@ -105,8 +116,39 @@ impl<'a> Ui<'a> {
         }
     }
 
+    /// Starts recording decisions: the check may restart until [`Ui::settle`].
+    pub fn record(&mut self) {
+        self.recording = Some(HashMap::new());
+    }
+
+    /// The check restarts: the decisions recorded so far are replayed.
+    pub fn restart(&mut self) {
+        self.replay = self.recording.take().unwrap_or_default();
+    }
+
+    /// The check can no longer restart.
+    pub fn settle(&mut self) {
+        self.recording = None;
+        self.replay = HashMap::new();
+    }
+
+    fn remember(&mut self, msg: &str, fix: bool) {
+        if let Some(r) = &mut self.recording {
+            r.insert(msg.to_string(), fix);
+        }
+    }
+
     /// Reports a problem and decides whether to fix it. `safe`: preen may fix it alone.
     pub fn problem(&mut self, msg: &str, safe: bool) -> Res<bool> {
+        if let Some(&fix) = self.replay.get(msg) {
+            return Ok(fix);
+        }
+        let fix = self.decide(msg, safe)?;
+        self.remember(msg, fix);
+        Ok(fix)
+    }
+
+    fn decide(&mut self, msg: &str, safe: bool) -> Res<bool> {
         self.clear_bar();
         self.found += 1;
         let fix = match self.mode {
@@ -144,6 +186,10 @@ impl<'a> Ui<'a> {
 
     /// A problem nothing can fix here.
     pub fn unfixable(&mut self, msg: &str) {
+        if self.replay.contains_key(msg) {
+            return;
+        }
+        self.remember(msg, false);
         self.clear_bar();
         self.found += 1;
         self.left += 1;

@@ -6,8 +6,10 @@
 //!
 //! Memory is bounded by the filesystem's size, never by what it contains: one expected
 //! block bitmap and one inode bitmap block per group, a file type byte and a reference
-//! count per inode, one record per directory and per directory block, and a record per
-//! block claimed twice. Inode tables are streamed.
+//! count per inode, one record per directory and per directory block, a record per block
+//! claimed twice, and a bit per inode table block. Inode tables are streamed, 1 MiB per
+//! read, and their blocks that a trusted inode bitmap marks wholly free are not read at
+//! all (see [`Checker::run`]).
 
 mod pass0;
 mod pass1;
@@ -19,8 +21,9 @@ mod pass5;
 
 use std::collections::{BTreeMap, HashSet};
 
+use aegisfs_format::checksum::verify_inode_checksum;
 use aegisfs_format::disk::{
-    bitmap_set, SuperBlock, BLOCKS_PER_GROUP, BLOCK_SIZE, PTRS_PER_BLOCK_U64,
+    bitmap_set, Inode, SuperBlock, BLOCKS_PER_GROUP, BLOCK_SIZE, PTRS_PER_BLOCK_U64,
 };
 use aegisfs_format::geometry::Geometry;
 
@@ -33,6 +36,8 @@ use pass0::load_superblock;
 const TYPE_BAD: u8 = 0xFF;
 /// Logical block recorded for an xattr block.
 const XATTR_LBLK: u64 = u64::MAX;
+/// Inode table blocks read at once (1 MiB) where a pass scans a table.
+const CHUNK_BLOCKS: u64 = 256;
 
 /// What the check concluded.
 pub struct Outcome {
@@ -151,6 +156,14 @@ impl Walk {
     }
 }
 
+/// Whether a slot the inode bitmap calls free holds a plainly live inode, which fsck then
+/// takes as in use (a bitmap that lost its bit): linked, of a valid type, its checksum
+/// right. The checksum comes last: most free slots are zeros and fail the cheap tests.
+fn live_in_free_slot(seed: u32, ino: u32, raw: &[u8]) -> bool {
+    Inode::from_slot(raw).is_ok_and(|i| i.links_count.get() != 0 && i.file_type().is_some())
+        && verify_inode_checksum(seed, ino, raw).is_ok()
+}
+
 /// Logical blocks under one pointer `level` levels above the data.
 fn span(level: u8) -> u64 {
     PTRS_PER_BLOCK_U64.pow(u32::from(level))
@@ -167,6 +180,16 @@ fn type_name(ft: u8) -> &'static str {
         7 => "symlink",
         _ => "unknown",
     }
+}
+
+/// Inode table blocks read ahead by [`Checker::read_inode_ahead`].
+#[derive(Default)]
+struct ReadAhead {
+    first: u64,
+    len: usize,
+    blocks: Vec<Block>,
+    /// `dev.writes` when they were read: any write since may have changed one.
+    writes: u64,
 }
 
 pub struct Checker<'u, 'o> {
@@ -191,6 +214,8 @@ pub struct Checker<'u, 'o> {
     lost_found: Option<u32>,
     /// Names seen so far in the directory pass 2 is in (its blocks come in a row).
     names: (u32, HashSet<Vec<u8>>),
+    /// Inode table blocks pass 1 skipped as free, a bit per block (empty: none).
+    skipped: Vec<u64>,
     now: i64,
 }
 
@@ -215,6 +240,7 @@ impl<'u, 'o> Checker<'u, 'o> {
             fragmented: 0,
             lost_found: None,
             names: (0, HashSet::new()),
+            skipped: Vec::new(),
             now,
             dev,
             ui,
@@ -263,7 +289,35 @@ impl<'u, 'o> Checker<'u, 'o> {
     }
 
     /// Passes 1 to 5, then the superblock's state.
+    ///
+    /// Pass 1 skips inode table blocks that a trusted inode bitmap marks wholly free. Should
+    /// pass 2 find a directory entry naming a live inode in one of them, which a full read
+    /// would have taken as in use, the check starts again from pass 1 and reads every
+    /// block (as e2fsck restarts when an entry names an inode in a skipped table range).
     pub fn run(&mut self) -> Res<Outcome> {
+        self.ui.record();
+        let (free_blocks, free_inodes) = match self.passes(true) {
+            Err(Stop::Restart) => {
+                self.ui.restart();
+                self.passes(false)?
+            }
+            r => r?,
+        };
+        self.finish_superblock()?;
+        Ok(Outcome {
+            skipped_clean: false,
+            used_inodes: u64::from(self.geo.inodes_count()) - free_inodes,
+            inodes: u64::from(self.geo.inodes_count()),
+            used_blocks: self.geo.blocks_count() - free_blocks,
+            blocks: self.geo.blocks_count(),
+            directories: self.dirs.len() as u64,
+            fragmented: self.fragmented,
+        })
+    }
+
+    /// Passes 1 to 5 from a fresh state (`skip`: pass 1 may skip free table blocks); returns
+    /// the free blocks and inodes.
+    fn passes(&mut self, skip: bool) -> Res<(u64, u64)> {
         let groups = self.geo.group_count() as usize;
         self.seen = vec![0u8; groups * BLOCK_SIZE];
         self.iused = vec![0u8; groups * BLOCK_SIZE];
@@ -277,9 +331,23 @@ impl<'u, 'o> Checker<'u, 'o> {
         let inodes = self.geo.inodes_count() as usize + 1;
         self.ftype = vec![0u8; inodes];
         self.refs = vec![0u32; inodes];
+        self.dirs.clear();
+        self.dblist.clear();
+        self.sorted_len = 0;
+        self.dups.clear();
+        self.alloc_cursor = 0;
+        self.fragmented = 0;
+        self.lost_found = None;
+        self.names = (0, HashSet::new());
+        let table_blocks = groups as u64 * self.geo.inode_table_blocks();
+        self.skipped = if skip {
+            vec![0u64; table_blocks.div_ceil(64) as usize]
+        } else {
+            Vec::new()
+        };
 
         self.ui.info("Pass 1: Checking inodes, blocks, and sizes");
-        self.pass1()?;
+        self.pass1(skip)?;
         if !self.dups.is_empty() {
             self.ui
                 .info("Pass 1B: Cloning blocks claimed more than once");
@@ -287,22 +355,58 @@ impl<'u, 'o> Checker<'u, 'o> {
         }
         self.ui.info("Pass 2: Checking directory structure");
         self.pass2()?;
+        // Only pass 2 restarts the check.
+        self.ui.settle();
         self.ui.info("Pass 3: Checking directory connectivity");
         self.pass3()?;
         self.ui.info("Pass 4: Checking reference counts");
         self.pass4()?;
         self.ui.info("Pass 5: Checking group summary information");
-        let (free_blocks, free_inodes) = self.pass5()?;
-        self.finish_superblock()?;
-        Ok(Outcome {
-            skipped_clean: false,
-            used_inodes: u64::from(self.geo.inodes_count()) - free_inodes,
-            inodes: u64::from(self.geo.inodes_count()),
-            used_blocks: self.geo.blocks_count() - free_blocks,
-            blocks: self.geo.blocks_count(),
-            directories: self.dirs.len() as u64,
-            fragmented: self.fragmented,
-        })
+        self.pass5()
+    }
+
+    // ----- inode table blocks pass 1 skipped -----
+
+    /// Index of table block `tb` of group `g` among all inode table blocks.
+    fn table_index(&self, g: u32, tb: u64) -> u64 {
+        u64::from(g) * self.geo.inode_table_blocks() + tb
+    }
+
+    fn mark_skipped(&mut self, g: u32, tb: u64) {
+        let i = self.table_index(g, tb);
+        if let Some(w) = self.skipped.get_mut((i / 64) as usize) {
+            *w |= 1 << (i % 64);
+        }
+    }
+
+    /// True when inode `ino` is not in use as far as pass 1 knows, but lies in a table block
+    /// pass 1 skipped and holds a live inode there, which a full pass 1 would have taken
+    /// as in use.
+    fn skipped_but_live(&self, ino: u32) -> Res<bool> {
+        if self.skipped.is_empty() || self.ftype_of(ino) != 0 {
+            return Ok(false);
+        }
+        let Ok(loc) = self.geo.inode_location(ino) else {
+            return Ok(false);
+        };
+        let Some(table) = self.geo.inode_table_block(loc.group) else {
+            return Ok(false);
+        };
+        let i = self.table_index(loc.group, loc.block - table);
+        let skipped = self
+            .skipped
+            .get((i / 64) as usize)
+            .is_some_and(|w| w & (1 << (i % 64)) != 0);
+        if !skipped {
+            return Ok(false);
+        }
+        let blk = self.dev.read_new(loc.block)?;
+        let isz = usize::from(self.geo.inode_size());
+        Ok(live_in_free_slot(
+            self.seed,
+            ino,
+            &blk[loc.offset..loc.offset + isz],
+        ))
     }
 
     // ----- bitmaps and allocation -----
@@ -380,6 +484,41 @@ impl<'u, 'o> Checker<'u, 'o> {
             .inode_location(ino)
             .map_err(|e| Stop::Error(e.msg().to_string()))?;
         let blk = self.dev.read_new(loc.block)?;
+        let isz = usize::from(self.geo.inode_size());
+        Ok(blk[loc.offset..loc.offset + isz].to_vec())
+    }
+
+    /// [`Self::read_inode`] for a pass that visits inodes in ascending order: on a miss it
+    /// reads ahead, in one call, through the table block of the last inode in use (as pass 1
+    /// found) within [`CHUNK_BLOCKS`] of the group's table.
+    fn read_inode_ahead(&self, ino: u32, ahead: &mut ReadAhead) -> Res<Vec<u8>> {
+        let loc = self
+            .geo
+            .inode_location(ino)
+            .map_err(|e| Stop::Error(e.msg().to_string()))?;
+        let per_block = self.geo.inodes_per_block().max(1);
+        let hit = ahead.writes == self.dev.writes
+            && loc.block >= ahead.first
+            && loc.block - ahead.first < ahead.len as u64;
+        if !hit {
+            let first_index = loc.index - loc.index % per_block;
+            let end = self
+                .geo
+                .inodes_per_group()
+                .min(first_index.saturating_add(CHUNK_BLOCKS as u32 * per_block));
+            let base = ino - loc.index;
+            let last = (loc.index..end)
+                .rev()
+                .find(|&i| self.ftype_of(base + i) != 0)
+                .unwrap_or(loc.index);
+            let n = (last / per_block - loc.index / per_block + 1) as usize;
+            if ahead.blocks.len() < n {
+                ahead.blocks.resize(n, [0u8; BLOCK_SIZE]);
+            }
+            self.dev.read_blocks(loc.block, &mut ahead.blocks[..n])?;
+            (ahead.first, ahead.len, ahead.writes) = (loc.block, n, self.dev.writes);
+        }
+        let blk = &ahead.blocks[(loc.block - ahead.first) as usize];
         let isz = usize::from(self.geo.inode_size());
         Ok(blk[loc.offset..loc.offset + isz].to_vec())
     }

@@ -3,7 +3,7 @@
 use aegisfs_format::blockmap::{BlockPtr, DIND_START, IND_START, TIND_START};
 use aegisfs_format::checksum::{set_inode_checksum, verify_inode_checksum};
 use aegisfs_format::disk::{
-    bitmap_test, IndirectBlock, Inode, BLOCK_SIZE, BLOCK_SIZE_U64, FIRST_INO, FT_DIR,
+    bitmap_test, GroupDesc, IndirectBlock, Inode, BLOCK_SIZE, BLOCK_SIZE_U64, FIRST_INO, FT_DIR,
     INLINE_DATA_MAX, INODE_BASE_SIZE, INODE_FLAGS_ALL, INODE_FLAG_INLINE_DATA, MAX_FILE_SIZE,
     NSEC_PER_SEC, N_DIRECT, PTRS_PER_BLOCK, ROOT_INO, SYMLINK_MAX,
 };
@@ -13,45 +13,103 @@ use aegisfs_format::xattr::{
     check_disjoint, inline_area, inline_area_mut, inline_used, validate_inline, XattrBlock,
 };
 
-use super::{span, type_name, Checker, DirBlock, DirInfo, Dup, Loc, Walk, TYPE_BAD, XATTR_LBLK};
+use super::{
+    live_in_free_slot, span, type_name, Checker, DirBlock, DirInfo, Dup, Loc, Walk, CHUNK_BLOCKS,
+    TYPE_BAD, XATTR_LBLK,
+};
+use crate::fsck::dev::{zero_block, zero_blocks, Block};
 use crate::fsck::ui::{check_cancel, Res, Stop};
 
 impl<'u, 'o> Checker<'u, 'o> {
-    pub(super) fn pass1(&mut self) -> Res<()> {
+    /// `skip`: leave out the table blocks whose slots a trusted inode bitmap marks all
+    /// free (see [`Checker::run`]).
+    pub(super) fn pass1(&mut self, skip: bool) -> Res<()> {
         let groups = self.geo.group_count();
         let isz = usize::from(self.geo.inode_size());
         let per_block = self.geo.inodes_per_block();
         let ipg = self.geo.inodes_per_group();
+        let table_blocks = self.geo.inode_table_blocks();
+        let mut chunk = zero_blocks(CHUNK_BLOCKS.min(table_blocks) as usize);
+        let mut gdt = zero_blocks(self.geo.gdt_blocks() as usize);
+        if skip {
+            self.dev.read_blocks(self.geo.gdt_start(), &mut gdt)?;
+        }
         for g in 0..groups {
             check_cancel()?;
             self.ui.progress(1, u64::from(g), u64::from(groups));
             let ibm = self
                 .dev
                 .read_new(self.geo.inode_bitmap_block(g).unwrap_or(0))?;
+            let trusted = skip && self.bitmap_trusted(g, &ibm, &gdt);
+            let free = |tb: u64| {
+                let first = tb as u32 * per_block;
+                trusted && (first..(first + per_block).min(ipg)).all(|i| !bitmap_test(&ibm[..], i))
+            };
             let table = self.geo.inode_table_block(g).unwrap_or(0);
-            for tb in 0..self.geo.inode_table_blocks() {
-                let mut blk = self.dev.read_new(table + tb)?;
-                let mut dirty = false;
-                for k in 0..per_block {
-                    let index = tb as u32 * per_block + k;
-                    if index >= ipg {
-                        break;
+            // Pass 1 writes no inode table block but the one it is checking, so a chunk read
+            // ahead cannot go stale.
+            let mut tb = 0;
+            while tb < table_blocks {
+                if free(tb) {
+                    self.mark_skipped(g, tb);
+                    tb += 1;
+                    continue;
+                }
+                let mut n = 1;
+                while n < CHUNK_BLOCKS && tb + n < table_blocks && !free(tb + n) {
+                    n += 1;
+                }
+                let blocks = &mut chunk[..n as usize];
+                self.dev.read_blocks(table + tb, blocks)?;
+                for (j, blk) in (tb..).zip(blocks.iter_mut()) {
+                    let mut dirty = false;
+                    for k in 0..per_block {
+                        let index = j as u32 * per_block + k;
+                        if index >= ipg {
+                            break;
+                        }
+                        let Some(ino) = self.geo.ino_of(g, index) else {
+                            continue;
+                        };
+                        let off = k as usize * isz;
+                        let raw = &mut blk[off..off + isz];
+                        if self.check_inode(ino, raw, bitmap_test(&ibm[..], index))? {
+                            dirty = true;
+                        }
                     }
-                    let Some(ino) = self.geo.ino_of(g, index) else {
-                        continue;
-                    };
-                    let off = k as usize * isz;
-                    let raw = &mut blk[off..off + isz];
-                    if self.check_inode(ino, raw, bitmap_test(&ibm[..], index))? {
-                        dirty = true;
+                    if dirty {
+                        self.dev.write(table + j, blk)?;
                     }
                 }
-                if dirty {
-                    self.dev.write(table + tb, &blk)?;
-                }
+                tb += n;
             }
         }
         Ok(())
+    }
+
+    /// Whether group `g`'s inode bitmap `ibm` may stand for its inode table, so that table
+    /// blocks it marks all free need not be read: the group descriptor (in `gdt`) and the
+    /// bitmap's checksum in it are right, and so are the bits the format fixes (reserved
+    /// inodes, bits past `inodes_per_group`). Any doubt means reading the whole table.
+    fn bitmap_trusted(&self, g: u32, ibm: &Block, gdt: &[Block]) -> bool {
+        let Some(k) = self
+            .geo
+            .group_desc_location(g)
+            .and_then(|(b, _)| b.checked_sub(self.geo.gdt_start()))
+        else {
+            return false;
+        };
+        let Some(desc) = gdt.get(k as usize).map(|b| GroupDesc::in_block(b, g % 64)) else {
+            return false;
+        };
+        let mut fixed = zero_block();
+        desc.verify_checksum(self.seed, g).is_ok()
+            && desc.verify_inode_bitmap(self.seed, g, ibm).is_ok()
+            && self.geo.init_inode_bitmap(g, &mut fixed).is_some()
+            && ibm
+                .iter()
+                .zip(fixed.iter())
+                .all(|(&have, &set)| have & set == set)
     }
 
     /// Checks one inode slot; returns whether `raw` was changed (and must be written).
@@ -59,15 +117,12 @@ impl<'u, 'o> Checker<'u, 'o> {
         if ino < FIRST_INO && ino != ROOT_INO {
             return Ok(false);
         }
-        let csum_ok = verify_inode_checksum(self.seed, ino, raw).is_ok();
-        {
-            let inode = Inode::from_slot(raw).map_err(|e| Stop::Error(e.msg().into()))?;
-            // A slot the bitmap calls free is in use only if it is plainly alive; free slots
-            // are never written by mkfs and may hold anything.
-            if !bit && (!csum_ok || inode.links_count.get() == 0 || inode.file_type().is_none()) {
-                return Ok(false);
-            }
+        // A slot the bitmap calls free is in use only if it is plainly alive; free slots
+        // are never written by mkfs and may hold anything.
+        if !bit && !live_in_free_slot(self.seed, ino, raw) {
+            return Ok(false);
         }
+        let csum_ok = verify_inode_checksum(self.seed, ino, raw).is_ok();
         let mut changed = false;
         if !csum_ok
             && self

@@ -33,6 +33,7 @@ impl<'u, 'o> Checker<'u, 'o> {
             return Ok(());
         };
         let mut blk = self.dev.read_new(db.block)?;
+        self.restart_if_skipped_live(dir, &blk)?;
         let loc = format!(
             "Directory inode {dir}, block {} (logical block {})",
             db.block, db.lblk
@@ -230,6 +231,33 @@ impl<'u, 'o> Checker<'u, 'o> {
             self.set_dotdot(dir, dd.1);
         }
         Ok(modified)
+    }
+
+    /// Before any question about a block of directory `dir`: if a record (however damaged
+    /// its name or type) names a live inode in a table block pass 1 skipped, the check
+    /// restarts, so that the inode is checked and counted as a full read would have.
+    fn restart_if_skipped_live(&mut self, dir: u32, blk: &Block) -> Res<()> {
+        if self.skipped.is_empty() {
+            return Ok(());
+        }
+        let mut pos = 0;
+        while pos + 8 <= DIR_TAIL_OFFSET {
+            let ino = rd_u32(&blk[..], pos);
+            let rec_len = usize::from(rd_u16(&blk[..], pos + 4));
+            if rec_len < 8 || rec_len % 4 != 0 || pos + rec_len > DIR_TAIL_OFFSET {
+                break;
+            }
+            if ino != 0 && self.skipped_but_live(ino)? {
+                self.ui.info(&format!(
+                    "Directory inode {dir} names inode {ino}, a live inode in an inode table \
+                     block skipped as free; restarting from pass 1, reading every inode table \
+                     block"
+                ));
+                return Err(Stop::Restart);
+            }
+            pos += rec_len;
+        }
+        Ok(())
     }
 
     pub(super) fn set_dotdot(&mut self, dir: u32, to: u32) {

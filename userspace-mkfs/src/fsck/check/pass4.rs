@@ -3,12 +3,13 @@
 use aegisfs_format::checksum::set_inode_checksum;
 use aegisfs_format::disk::{Inode, FT_DIR};
 
-use super::{type_name, Checker, TYPE_BAD};
+use super::{type_name, Checker, ReadAhead, TYPE_BAD};
 use crate::fsck::ui::{check_cancel, Res, Stop};
 
 impl<'u, 'o> Checker<'u, 'o> {
     pub(super) fn pass4(&mut self) -> Res<()> {
         let count = self.geo.inodes_count();
+        let mut ahead = ReadAhead::default();
         for ino in 1..=count {
             if ino % 4096 == 0 {
                 check_cancel()?;
@@ -18,7 +19,7 @@ impl<'u, 'o> Checker<'u, 'o> {
             if t == 0 || t == TYPE_BAD {
                 continue;
             }
-            let mut raw = self.read_inode(ino)?;
+            let mut raw = self.read_inode_ahead(ino, &mut ahead)?;
             let links = Inode::from_slot(&raw).map_or(0, |i| i.links_count.get());
             let mut counted = self.refs.get(ino as usize).copied().unwrap_or(0);
             if counted == 0 && t != FT_DIR {
@@ -52,7 +53,7 @@ impl<'u, 'o> Checker<'u, 'o> {
                 if counted == 0 {
                     continue;
                 }
-                raw = self.read_inode(ino)?;
+                raw = self.read_inode_ahead(ino, &mut ahead)?;
             }
             if links != counted {
                 let msg = format!("Inode {ino} ref count is {links}, should be {counted}");
