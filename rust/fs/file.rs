@@ -115,13 +115,18 @@ pub(crate) fn release(inode: &Inode) -> Result {
 }
 
 /// Refuses writes to an immutable file through a descriptor opened before `chattr +i`
-/// (opening it for writing fails already).
+/// (opening it for writing fails already), and to an active swap file with ETXTBSY, in
+/// ext4's order: the VFS's own check (`generic_write_checks`) would come only after the
+/// alignment check of `O_DIRECT`.
 pub(crate) fn check_write(inode: &Inode) -> Result {
     if inode.sb().info().is_shutdown() {
         return Err(EIO);
     }
     if inode.is_immutable() {
         return Err(EPERM);
+    }
+    if inode.is_swapfile() {
+        return Err(ETXTBSY);
     }
     Ok(())
 }
@@ -147,9 +152,6 @@ pub(crate) struct IoMap {
     pub(crate) new: bool,
 }
 
-/// Maps logical block `lblk` and up to `max` - 1 following blocks for direct I/O. A write
-/// allocates holes and turns UNWRITTEN blocks into written ones (the VFS zeroes what it
-/// does not write of them); a read reports holes and UNWRITTEN extents as they are.
 /// The part of extent `e` (which holds logical block `lblk`) from `lblk` on, at most `max`
 /// blocks.
 fn extent_map(e: &blockmap::Extent, lblk: u64, max: u64, new: bool) -> IoMap {
@@ -166,6 +168,10 @@ fn extent_map(e: &blockmap::Extent, lblk: u64, max: u64, new: bool) -> IoMap {
     }
 }
 
+/// Maps logical block `lblk` and up to `max` - 1 following blocks for direct I/O and for
+/// swapon. A write allocates holes and turns UNWRITTEN blocks into written ones (the VFS
+/// zeroes what it does not write of them); otherwise (a read, or swapon's report) holes and
+/// UNWRITTEN extents are reported as they are and nothing changes.
 pub(crate) fn iomap_map(inode: &Inode, lblk: u64, max: u64, write: bool) -> Result<IoMap> {
     let max = max.max(1);
     if write {

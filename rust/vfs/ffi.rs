@@ -271,6 +271,11 @@ unsafe extern "C" {
         inode: *mut bindings::inode,
         file: *mut bindings::file,
     ) -> c_int;
+    pub(crate) fn aegisfs_vfs_swap_activate(
+        sis: *mut bindings::swap_info_struct,
+        file: *mut bindings::file,
+        span: *mut bindings::sector_t,
+    ) -> c_int;
     pub(crate) fn aegisfs_vfs_dio_read(
         iocb: *mut bindings::kiocb,
         to: *mut bindings::iov_iter,

@@ -27,6 +27,7 @@
 #include <linux/uio.h>
 #include <linux/slab.h>
 #include <linux/statfs.h>
+#include <linux/swap.h>
 #include <linux/workqueue.h>
 #include <linux/writeback.h>
 
@@ -606,6 +607,30 @@ static const struct iomap_ops aegisfs_iomap_ops = {
 	.iomap_begin	= aegisfs_iomap_begin,
 	.iomap_end	= aegisfs_iomap_end,
 };
+
+/*
+ * Swap files, as ext4 does them: iomap_swapfile_activate() walks the file through a
+ * report-only mapping (never allocating: a hole stays a hole, UNWRITTEN blocks stay
+ * UNWRITTEN) and hands the blocks to the swap code, which then reads and writes them on the
+ * block device directly, bypassing the page cache and the journal. It refuses holes with
+ * EINVAL ("has unallocated extents") and accepts UNWRITTEN extents (fallocate). While the
+ * file is swap, S_SWAPFILE makes the VFS refuse what would move or free its blocks.
+ */
+static int aegisfs_iomap_begin_report(struct inode *inode, loff_t offset, loff_t length,
+				      unsigned int flags, struct iomap *iomap,
+				      struct iomap *srcmap)
+{
+	return aegisfs_iomap_begin(inode, offset, length, flags & ~IOMAP_WRITE, iomap, srcmap);
+}
+
+static const struct iomap_ops aegisfs_iomap_report_ops = {
+	.iomap_begin	= aegisfs_iomap_begin_report,
+};
+
+int aegisfs_vfs_swap_activate(struct swap_info_struct *sis, struct file *file, sector_t *span)
+{
+	return iomap_swapfile_activate(sis, file, span, &aegisfs_iomap_report_ops);
+}
 
 /* O_DIRECT needs the position, length and memory aligned to the device's logical blocks. */
 static bool aegisfs_dio_aligned(struct inode *inode, loff_t pos, struct iov_iter *iter)

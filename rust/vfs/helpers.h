@@ -24,6 +24,7 @@ struct mnt_idmap;
 struct rw_semaphore;
 struct writeback_control;
 struct file;
+struct swap_info_struct;
 
 #define AEGISFS_BLOCK_BITS 12
 
@@ -170,6 +171,7 @@ int aegisfs_vfs_fileattr_flags(const struct file_kattr *fa, u32 *flags);
 int aegisfs_vfs_zero_cached(struct inode *inode, loff_t pos, unsigned int len,
 	get_block_t *get_block);
 int aegisfs_vfs_file_open(struct inode *inode, struct file *file);
+int aegisfs_vfs_swap_activate(struct swap_info_struct *sis, struct file *file, sector_t *span);
 ssize_t aegisfs_vfs_dio_read(struct kiocb *iocb, struct iov_iter *to);
 ssize_t aegisfs_vfs_dio_write(struct kiocb *iocb, struct iov_iter *from);
 

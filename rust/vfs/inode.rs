@@ -351,6 +351,12 @@ impl Inode {
         self.i_flags() & bindings::S_IMMUTABLE != 0
     }
 
+    /// Whether the file is an active swap file (`S_SWAPFILE`, set by swapon until swapoff):
+    /// its blocks belong to the swap code, which writes them directly.
+    pub(crate) fn is_swapfile(&self) -> bool {
+        self.i_flags() & bindings::S_SWAPFILE != 0
+    }
+
     /// Whether the inode is append-only (`chattr +a`).
     pub(crate) fn is_append(&self) -> bool {
         self.i_flags() & bindings::S_APPEND != 0

@@ -85,6 +85,8 @@ pub(super) static ADDRESS_SPACE_OPS: Table<bindings::address_space_operations> =
         bmap: Some(bmap),
         is_partially_uptodate: Some(ffi::block_is_partially_uptodate),
         error_remove_folio: Some(ffi::generic_error_remove_folio),
+        // Swap files (swapon): the blocks through a report-only iomap, as in ext4.
+        swap_activate: Some(ffi::aegisfs_vfs_swap_activate),
         ..pin_init::zeroed()
     });
 
@@ -568,13 +570,14 @@ const MAP_HOLE: u32 = 0;
 const MAP_MAPPED: u32 = 1;
 const MAP_UNWRITTEN: u32 = 2;
 
-/// `iomap_begin` of direct I/O (called by `helpers.c`): maps logical block `lblk` and up
-/// to `max` - 1 following blocks, allocating for a write.
+/// `iomap_begin` of direct I/O and of swapon (called by `helpers.c`): maps logical block
+/// `lblk` and up to `max` - 1 following blocks, allocating for a write (never for swapon,
+/// which only reports).
 ///
 /// # Safety
 ///
-/// `inode` must be a live AegisFS regular file inode under direct I/O and `ext` valid for
-/// writes.
+/// `inode` must be a live AegisFS regular file inode under direct I/O or being activated as
+/// swap, and `ext` valid for writes.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn aegisfs_iomap_map(
     inode: *mut bindings::inode,

@@ -892,6 +892,301 @@ def t_copy():
         eq(os.stat(p).st_size, size, f"size of {os.path.basename(p)}")
 
 
+
+# ---- swap files ----------------------------------------------------------------------------
+# swapon(2) directly, for its exact errno: util-linux's swapon(8) refuses a file with holes
+# itself (st_blocks against the size) before the kernel sees it. mkswap is util-linux's.
+
+libc.swapon.argtypes = [ctypes.c_char_p, ctypes.c_int]
+libc.swapoff.argtypes = [ctypes.c_char_p]
+CGROUP = "/sys/fs/cgroup"
+SWAP_MAGIC = b"AEGISWAP"
+
+
+def swapon(p):
+    if libc.swapon(os.fsencode(p), 0) != 0:
+        raise oserror()
+
+
+def swapoff(p):
+    if libc.swapoff(os.fsencode(p)) != 0:
+        raise oserror()
+
+
+def proc_swaps():
+    """/proc/swaps: {path: (type, size KiB, used KiB)}."""
+    with open("/proc/swaps") as f:
+        rows = [line.split() for line in f.readlines()[1:]]
+    return {r[0]: (r[1], int(r[2]), int(r[3])) for r in rows}
+
+
+def mkswap(p):
+    os.chmod(p, 0o600)
+    fsx.run("mkswap", "-q", p)
+
+
+def swap_size_kib(size):
+    """What /proc/swaps shows for a swap file of SIZE bytes made by mkswap: every whole page
+    but the header."""
+    return (size // BLK - 1) * BLK // 1024
+
+
+def write_a(p, size):
+    """A file of SIZE bytes 'a' (as xfstests' _format_swapfile writes them), fsync'ed."""
+    fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        chunk = b"a" * MIB
+        for off in range(0, size, MIB):
+            os.pwrite(fd, chunk[:min(MIB, size - off)], off)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def swapon_refused(p, want):
+    """swapon of P fails with WANT, leaves nothing in /proc/swaps and the file writable."""
+    expect_errno(want, swapon, p, what=f"swapon of {os.path.basename(p)}")
+    expect(p not in proc_swaps(), f"{p} in /proc/swaps after a failed swapon")
+    fd = os.open(p, os.O_WRONLY)
+    try:
+        eq(os.pwrite(fd, b"x", 4090), 1, "write after a failed swapon")
+    finally:
+        os.close(fd)
+
+
+def swap_cycle(p, size):
+    """swapon and swapoff of P (SIZE bytes, made by mkswap): the right size in /proc/swaps."""
+    swapon(p)
+    try:
+        eq(proc_swaps().get(p), ("file", swap_size_kib(size), 0), f"/proc/swaps entry of {os.path.basename(p)}")
+    finally:
+        swapoff(p)
+    expect(p not in proc_swaps(), f"{p} still in /proc/swaps after swapoff")
+
+
+def swap_page(i):
+    return (SWAP_MAGIC + i.to_bytes(8, "little")) * (BLK // 16)
+
+
+def cgroup_setup(name, limit):
+    """A memory cgroup NAME with memory.max LIMIT (cgroup2 mounted if it is not). Returns
+    (its directory, whether cgroup2 was mounted here)."""
+    with open("/proc/mounts") as f:
+        have = any(line.split()[1] == CGROUP and line.split()[2] == "cgroup2" for line in f)
+    if not have:
+        fsx.run("mount", "-t", "cgroup2", "none", CGROUP)
+    with open(os.path.join(CGROUP, "cgroup.subtree_control"), "w") as f:
+        f.write("+memory\n")
+    cg = os.path.join(CGROUP, name)
+    os.makedirs(cg, exist_ok=True)
+    with open(os.path.join(cg, "memory.max"), "w") as f:
+        f.write(f"{limit}\n")
+    return cg, not have
+
+
+def swap_workload(cg, swapfile, pages, w):
+    """Child: joins cgroup CG, fills PAGES pages with swap_page patterns (more than
+    memory.max, so most go to swap), reports the cgroup's memory.swap.current and the swap
+    file's used KiB, then checks every page (swapping them back in)."""
+    try:
+        with open(os.path.join(cg, "cgroup.procs"), "w") as f:
+            f.write("0\n")
+        buf = mmap.mmap(-1, pages * BLK)  # page-aligned: one pattern per page
+        for i in range(pages):
+            buf[i * BLK:(i + 1) * BLK] = swap_page(i)
+        with open(os.path.join(cg, "memory.swap.current")) as f:
+            current = int(f.read())
+        used = proc_swaps().get(swapfile, ("", 0, 0))[2]
+        bad = sum(1 for i in range(pages) if buf[i * BLK:(i + 1) * BLK] != swap_page(i))
+        out = f"{current} {used} {bad}"
+    except BaseException as e:  # noqa: BLE001 - reported to the parent
+        out = f"error {type(e).__name__}: {e}"
+    os.write(w, out.encode())
+    os._exit(0)
+
+
+def swap_pages_in_file(p, size):
+    """After swapoff: the whole pages of P (read O_DIRECT, as on disk) that hold a swap_page
+    pattern, and the number of pages that start like one without being one."""
+    buf = mmap.mmap(-1, MIB)
+    found = torn = 0
+    fd = os.open(p, os.O_RDONLY | os.O_DIRECT)
+    try:
+        for off in range(0, size, MIB):
+            n = os.preadv(fd, [buf], off)
+            for o in range(0, n, BLK):
+                page = buf[o:o + BLK]
+                if page[:8] == SWAP_MAGIC:
+                    if page == swap_page(int.from_bytes(page[8:16], "little")):
+                        found += 1
+                    else:
+                        torn += 1
+    finally:
+        os.close(fd)
+        buf.close()
+    return found, torn
+
+
+def t_swapfile():
+    top = fresh("swapfile")
+    f = os.path.join(top, "swap")
+    size = 96 * MIB
+    write_a(f, size)
+    mkswap(f)
+    expect(f not in proc_swaps(), f"{f} in /proc/swaps before swapon")
+    swapon(f)
+    try:
+        eq(proc_swaps().get(f), ("file", swap_size_kib(size), 0), "/proc/swaps entry")
+        expect_errno("EBUSY", swapon, f, what="second swapon")
+        # While it is swap, nothing may change the file or its blocks (the VFS's S_SWAPFILE
+        # checks, and AegisFS's own before the O_DIRECT alignment check).
+        fd = os.open(f, os.O_RDWR)
+        dfd = os.open(f, os.O_RDWR | os.O_DIRECT)
+        src = os.open(f, os.O_RDONLY)
+        buf = mmap.mmap(-1, BLK)
+        try:
+            expect_errno("ETXTBSY", os.pwrite, fd, b"x", 0, what="write")
+            expect_errno("ETXTBSY", os.pwrite, fd, b"x", size, what="write past EOF")
+            expect_errno("ETXTBSY", os.pwritev, dfd, [buf], BLK, what="O_DIRECT write")
+            expect_errno("ETXTBSY", os.pwrite, dfd, b"x" * 100, 1, what="unaligned O_DIRECT write")
+            expect_errno("ETXTBSY", os.ftruncate, fd, size - BLK, what="ftruncate smaller")
+            expect_errno("ETXTBSY", os.ftruncate, fd, size, what="ftruncate to the same size")
+            expect_errno("ETXTBSY", os.truncate, f, 0, what="truncate")
+            expect_errno("ETXTBSY", os.open, f, os.O_WRONLY | os.O_TRUNC, what="open O_TRUNC")
+            for mode, off, length in ((0, 0, BLK), (FALLOC_FL_KEEP_SIZE, size, MIB),
+                                      (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, BLK, BLK),
+                                      (FALLOC_FL_ZERO_RANGE, BLK, BLK),
+                                      (FALLOC_FL_COLLAPSE_RANGE, BLK, BLK),
+                                      (FALLOC_FL_INSERT_RANGE, BLK, BLK)):
+                expect_errno("ETXTBSY", fallocate, fd, mode, off, length, what=f"fallocate mode {mode:#x}")
+            expect_errno("ETXTBSY", mmap.mmap, fd, BLK, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE,
+                         what="shared writable mmap")
+            expect_errno("ETXTBSY", os.copy_file_range, src, fd, BLK, 0, BLK, what="copy_file_range into it")
+            expect_errno("ETXTBSY", os.sendfile, fd, src, 0, BLK, what="sendfile into it")
+            with mmap.mmap(fd, BLK, mmap.MAP_SHARED, mmap.PROT_READ) as m:
+                eq(m[BLK - 10:], b"SWAPSPACE2", "signature through a read-only mapping")
+            eq(os.pread(fd, 10, BLK - 10), b"SWAPSPACE2", "signature read")
+            eq(os.pread(fd, 4, BLK), b"aaaa", "data read")
+        finally:
+            buf.close()
+            for x in (fd, dfd, src):
+                os.close(x)
+        expect_errno("EPERM", os.unlink, f, what="unlink")
+        expect_errno("EPERM", os.rename, f, os.path.join(top, "moved"), what="rename")
+        put(os.path.join(top, "other"), b"other")
+        expect_errno("EPERM", os.rename, os.path.join(top, "other"), f, what="rename onto it")
+        eq(os.stat(f).st_size, size, "size")
+        # Real swapping: a process in a memory cgroup with memory.max 24 MiB fills 64 MiB.
+        cg, mounted_here = cgroup_setup("posix-swap", 24 * MIB)
+        try:
+            pages = 64 * MIB // BLK
+            r, w = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                os.close(r)
+                swap_workload(cg, f, pages, w)
+            os.close(w)
+            out = b""
+            while chunk := os.read(r, 4096):
+                out += chunk
+            os.close(r)
+            _, status = os.waitpid(pid, 0)
+            words = out.decode().split()
+            expect(status == 0 and len(words) == 3 and words[0] != "error",
+                   f"swap workload (status {status}): {out.decode()!r}")
+            current, used, bad = (int(x) for x in words)
+            note(f"swapfile: {current // 1024} KiB of the cgroup in swap, {used} KiB used in the file")
+            expect(current >= 16 * MIB, f"memory.swap.current {current}: the workload did not swap")
+            expect(used >= 16 * 1024, f"{used} KiB of the swap file used")
+            eq(bad, 0, "pages that came back from swap wrong")
+        finally:
+            os.rmdir(cg)
+            if mounted_here:
+                fsx.umount(CGROUP)
+    finally:
+        swapoff(f)
+    expect(f not in proc_swaps(), "still in /proc/swaps after swapoff")
+    # The pages went to the file's own blocks: they are there, whole, read past the cache.
+    found, torn = swap_pages_in_file(f, size)
+    note(f"swapfile: {found} swapped-out pages found in the file")
+    expect(found >= 8 * MIB // BLK, f"only {found} swapped-out pages in the file's blocks")
+    eq(torn, 0, "torn swap pages in the file")
+    # After swapoff the file is an ordinary file again.
+    fd = os.open(f, os.O_RDWR)
+    try:
+        eq(os.pwrite(fd, b"x", 0), 1, "write after swapoff")
+        os.ftruncate(fd, MIB)
+    finally:
+        os.close(fd)
+    os.unlink(f)
+    eq(sorted(os.listdir(top)), ["other"], "listing after the unlink")
+
+
+def t_swapfile_holes():
+    top = fresh("swapfile-holes")
+    fsx.run("dmesg", "-C")
+    # All hole but the header mkswap writes.
+    sparse = os.path.join(top, "sparse")
+    fd = os.open(sparse, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.ftruncate(fd, MIB)
+    os.close(fd)
+    mkswap(sparse)
+    swapon_refused(sparse, "EINVAL")
+    # One block punched out of a written file.
+    punched = os.path.join(top, "punched")
+    write_a(punched, MIB)
+    fd = os.open(punched, os.O_RDWR)
+    try:
+        fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, MIB // 2, BLK)
+    finally:
+        os.close(fd)
+    mkswap(punched)
+    swapon_refused(punched, "EINVAL")
+    # iomap_swapfile_activate's reason, for both (not the bmap path's "swapfile has holes").
+    log = fsx.run("dmesg")
+    for p in (sparse, punched):
+        expect(f"swapon: file {p} has unallocated extents" in log, f"no 'has unallocated extents' line for {p}: {log[-300:]!r}")
+    # A hole only in the last, partial page does not count: only whole pages are swap.
+    tail = os.path.join(top, "tail")
+    write_a(tail, MIB)
+    os.truncate(tail, MIB + 2048)
+    mkswap(tail)
+    swap_cycle(tail, MIB + 2048)
+    for p in (sparse, punched, tail):
+        os.unlink(p)
+
+
+def t_swapfile_unwritten():
+    top = fresh("swapfile-unwritten")
+    size = 4 * MIB
+    # Preallocated: UNWRITTEN blocks but the header; swap takes them as they are.
+    f = os.path.join(top, "falloc")
+    fd = os.open(f, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fallocate(fd, 0, 0, size)
+    finally:
+        os.close(fd)
+    mkswap(f)
+    swap_cycle(f, size)
+    got = get(f)
+    eq(got[BLK - 10:BLK], b"SWAPSPACE2", "signature after swapoff")
+    expect(got[BLK:] == bytes(size - BLK), "the preallocated blocks read zeros after swapoff")
+    # Written and UNWRITTEN blocks mixed (xfstests generic/496).
+    g = os.path.join(top, "mixed")
+    fd = os.open(g, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fallocate(fd, 0, 0, size)
+        for off in range(BLK, size, 2 * BLK):
+            os.pwrite(fd, b"X", off)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    mkswap(g)
+    swap_cycle(g, size)
+    for p in (f, g):
+        os.unlink(p)
+
+
 def t_sync():
     top = fresh("sync")
     f = os.path.join(top, "f")
@@ -1582,7 +1877,9 @@ def main():
                      ("fallocate", t_fallocate), ("fallocate-punch", t_punch),
                      ("fallocate-zero-range", t_zero_range),
                      ("collapse-insert", t_collapse_insert), ("efbig", t_efbig), ("odirect", t_odirect),
-                     ("mmap", t_mmap), ("copy", t_copy), ("sync", t_sync),
+                     ("mmap", t_mmap), ("copy", t_copy), ("swapfile", t_swapfile),
+                     ("swapfile-holes", t_swapfile_holes),
+                     ("swapfile-unwritten", t_swapfile_unwritten), ("sync", t_sync),
                      ("remount-ro", t_remount_ro), ("label-uuid", t_label_uuid), ("freeze", t_freeze),
                      ("idmapped", t_idmapped),
                      ("atime", t_atime), ("times", t_times),

@@ -16,7 +16,7 @@ fstyp=${FSTYP:-aegisfs}
 cases=$work/cases
 printf '%s\n' mkfs-mount handle-file handle-dir handle-stale handle-forged create mkdir-rmdir link symlink mknod tmpfile rename rename-dir \
     renameat2 names bigdir chmod-chown utimes truncate unlinked-open fallocate fallocate-punch \
-    fallocate-zero-range collapse-insert efbig odirect mmap copy sync remount-ro label-uuid freeze idmapped atime times compare-ext4 umount > "$cases"
+    fallocate-zero-range collapse-insert efbig odirect mmap copy swapfile swapfile-holes swapfile-unwritten sync remount-ro label-uuid freeze idmapped atime times compare-ext4 umount > "$cases"
 # suite_vm's fsck -n only checks AegisFS disks (vdc is always the ext4 reference).
 [ "$fstyp" != aegisfs ] || echo fsck-vdb >> "$cases"
 suite_vm "$cases" -- --disk 2G --disk 512M --timeout 600 -- \
