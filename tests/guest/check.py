@@ -25,6 +25,11 @@
                                            mkfs -d writes a file in one piece
   check.py unwritten SUITE CASE PATH       every block of PATH is UNWRITTEN: no SEEK_DATA,
                                            FIEMAP extents all flagged UNWRITTEN
+  check.py xattrs-check SUITE CASE EXPECTED ROOT DIR
+                                           the extended attributes under ROOT/DIR (POSIX
+                                           ACLs included) must be exactly those in EXPECTED
+  check.py access SUITE CASE UID PATH WANT opening PATH for reading as UID (gid UID, no
+                                           supplementary groups) gives WANT: ok or an errno
 
 On the host:
   check.py manifest CASE TREE PATH OFF:LEN...
@@ -33,6 +38,9 @@ On the host:
   check.py segments TREE PATH...           print `PATH SIZE START:END...` lines: the data
                                            segments of each file as mkfs -d stores them
                                            (host SEEK_DATA ranges widened to 4 KiB blocks)
+  check.py xattrs ROOT DIR                 print `PATH NAME HEX-VALUE` for every extended
+                                           attribute of DIR and everything under it
+                                           (symlinks not followed), sorted
 """
 
 import ctypes
@@ -427,6 +435,72 @@ def cmd_segments(tree, *paths):
         print(path, size, *segs)
 
 
+def xattr_lines(root, directory):
+    """`PATH NAME HEX` lines of every xattr under root/directory (sorted, symlinks not
+    followed); an ACL reads back in the VFS xattr form on either side."""
+    paths = [directory]
+    for dirpath, dirnames, filenames in os.walk(os.path.join(root, directory)):
+        rel = os.path.relpath(dirpath, root)
+        paths += [os.path.join(rel, n) for n in dirnames + filenames]
+    lines = []
+    for rel in sorted(set(paths)):
+        full = os.path.join(root, rel)
+        for name in os.listxattr(full, follow_symlinks=False):
+            value = os.getxattr(full, name, follow_symlinks=False)
+            lines.append(f"{rel} {name} {value.hex() or '-'}")
+    return sorted(lines)
+
+
+def cmd_xattrs(root, directory):
+    for line in xattr_lines(root, directory):
+        print(line)
+
+
+def cmd_xattrs_check(suite, case, expected, root, directory):
+    try:
+        with open(expected) as f:
+            want = sorted(line.rstrip("\n") for line in f if line.strip())
+        got = xattr_lines(root, directory)
+    except OSError as e:
+        report(suite, case, f"{type(e).__name__}: {e}")
+        return
+    if got == want:
+        report(suite, case)
+        return
+    missing = sorted(set(want) - set(got))
+    extra = sorted(set(got) - set(want))
+
+    def short(line):
+        return line[:120] + ("..." if len(line) > 120 else "")
+
+    report(
+        suite,
+        case,
+        f"{len(got)} attributes, {len(want)} expected; first missing: "
+        f"{short(missing[0]) if missing else '-'}; first unexpected: "
+        f"{short(extra[0]) if extra else '-'}",
+    )
+
+
+def cmd_access(suite, case, uid, path, want):
+    uid = int(uid)
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            os.close(os.open(path, os.O_RDONLY))
+        except OSError as e:
+            code = e.errno
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    got = "ok" if code == 0 else err_name(code)
+    report(suite, case, None if got == want else f"open as uid {uid} gave {got}, expected {want}")
+
+
 def read_segments(path):
     with open(path) as f:
         for line in f:
@@ -722,6 +796,12 @@ def main(argv):
         cmd_fiemap(*args)
     elif cmd == "unwritten":
         cmd_unwritten(*args)
+    elif cmd == "xattrs":
+        cmd_xattrs(*args)
+    elif cmd == "xattrs-check":
+        cmd_xattrs_check(*args)
+    elif cmd == "access":
+        cmd_access(*args)
     else:
         raise SystemExit(__doc__)
 

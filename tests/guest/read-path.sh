@@ -82,6 +82,12 @@ mapfile -t paths < <(cut -d'|' -f2 "$share/meta.expected")
 (cd "$mnt" && TZ=UTC stat -c '%n|%f|%u|%g|%s|%h|%.9X|%.9Y|%.9Z|%x|%y|%z' -- "${paths[@]}") > /tmp/meta.got
 check meta "$suite" "$share/meta.expected" /tmp/meta.got
 
+# Extended attributes and ACLs as mkfs -d copied them, and the ACL at work: uid 1000 has a
+# named read entry on acl-file, 1001 falls to "other" (nothing).
+check xattrs-check "$suite" xattrs "$share/xattrs.expected" "$mnt" xattr
+check access "$suite" xattr-acl-allows 1000 "$mnt/xattr/acl-file" ok
+check access "$suite" xattr-acl-denies 1001 "$mnt/xattr/acl-file" EACCES
+
 got=$(stat -f -c '%S %b %f %a %c %d %l %i' "$mnt")
 want=$(cat "$share/statfs.expected")
 if [ "$got" = "$want" ]; then ok statfs; else fail statfs "got '$got', expected '$want'"; fi

@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # read-path: a host tree (files of boundary sizes up to 1 GiB + 1, sparse files with data in
-# every block-map level and past 4 GiB, a 10 000-entry directory, symlinks, modes, owners and
-# nanosecond timestamps) is made into an image with `mkfs.aegisfs -d` and checked in the guest
-# against manifests made on the host: data byte for byte (sha256) and holes as zeros, readdir,
-# readlink, stat fields, statfs (expected figures from aegisfs-testimage), EROFS on writes to
-# a read-only mount (a read-write mount works),
+# every block-map level and past 4 GiB, a 10 000-entry directory, symlinks, modes, owners,
+# nanosecond timestamps, extended attributes and POSIX ACLs) is made into an image with
+# `mkfs.aegisfs -d` and checked in the guest against manifests made on the host: data byte
+# for byte (sha256) and holes as zeros, readdir, readlink, stat fields, every xattr and ACL
+# (and an ACL's effect on permission checks), statfs (expected figures from
+# aegisfs-testimage), EROFS on writes to a read-only mount (a read-write mount works),
 # and the data segments from lseek(SEEK_DATA/SEEK_HOLE) and FIEMAP.
 set -euo pipefail
 . "$(dirname "$0")/common.bash"
 suite_init read-path
 
 # Bump when the tree below changes: the tree and its data manifest are cached under it.
-tree_version=3
+tree_version=4
 tree_cache=$cache/read-path-tree-v$tree_version
 check=$top/tests/guest/check.py
 GiB=$((1 << 30))
@@ -20,7 +21,7 @@ fill() { "$testimage" fill "$@"; }
 
 make_tree() {
     local t=$1/tree man=$1/data.manifest
-    mkdir -p "$t"/{files,sparse,bigdir,links,meta} "$1/links"
+    mkdir -p "$t"/{files,sparse,bigdir,links,meta,xattr} "$1/links"
     : > "$man"
 
     # Boundary sizes: one block, the 12 direct blocks, the single indirect range (ends at
@@ -121,6 +122,55 @@ EOF
     ln -s plain "$t/meta/symlink"
     chown -h 1234:5678 "$t/meta/symlink"
 
+    # Extended attributes (read back in the guest: check.py xattrs): inline, in the xattr
+    # block, many spilling from one into the other, on a directory, a symlink, a FIFO and a
+    # hard-linked file; POSIX ACLs in the VFS xattr form (uid 1000 may read acl-file, 1001
+    # may not), a default ACL and one inherited from it.
+    python3 - "$t/xattr" <<'EOF'
+import os, struct, sys
+d = sys.argv[1]
+def acl(*entries):
+    named = (2, 8)
+    return struct.pack("<I", 2) + b"".join(
+        struct.pack("<HHI", t, p, i if t in named else 0xFFFFFFFF) for t, p, i in entries)
+def data(n, seed):
+    return bytes((i * 31 + seed) & 0xFF for i in range(n))
+def new(name, contents=b""):
+    p = os.path.join(d, name)
+    with open(p, "wb") as f:
+        f.write(contents)
+    return p
+os.setxattr(d, "user.dir", b"on the directory")
+p = new("small", b"small")
+os.setxattr(p, "user.colour", b"blue")
+os.setxattr(p, "trusted.t", b"\0\1\2\xff")
+p = new("big", data(10000, 1))
+os.setxattr(p, "user.small", b"x")
+os.setxattr(p, "user.large", data(3000, 2))
+p = new("many")
+for i in range(40):
+    os.setxattr(p, "user.attribute-%02d" % i, data(10 + i, i))
+p = new("empty-value")
+os.setxattr(p, "user.empty", b"")
+p = new("hard-a", b"linked")
+os.setxattr(p, "user.linked", b"one inode")
+os.link(p, os.path.join(d, "hard-b"))
+os.symlink("small", os.path.join(d, "symlink"))
+os.setxattr(os.path.join(d, "symlink"), "trusted.link", b"not the target", follow_symlinks=False)
+os.mkfifo(os.path.join(d, "fifo"), 0o644)
+os.setxattr(os.path.join(d, "fifo"), "trusted.fifo", b"f")
+p = new("acl-file", b"acl")
+os.chmod(p, 0o640)
+os.setxattr(p, "system.posix_acl_access",
+            acl((1, 6, 0), (2, 4, 1000), (4, 0, 0), (0x10, 4, 0), (0x20, 0, 0)))
+os.mkdir(os.path.join(d, "acl-dir"))
+default = acl((1, 7, 0), (2, 7, 1234), (4, 5, 0), (0x10, 7, 0), (0x20, 5, 0))
+os.setxattr(os.path.join(d, "acl-dir"), "system.posix_acl_default", default)
+new("acl-dir/inherits", b"i")
+EOF
+    # What the guest must read back.
+    python3 "$check" xattrs "$t" xattr > "$1/xattrs.expected"
+
     # Timestamps: mtimes before 1970, at 0, past 2038, with 1 and 999 999 999 ns. Atimes are
     # in the future (past 2100): with relatime the host would move an atime that is not
     # newer than mtime and ctime when mkfs reads the entry.
@@ -151,7 +201,7 @@ tree=$tree_cache/tree
 # What the guest compares: flags (a: atime, s: size comparable), then `stat -c` fields.
 share=$work/share
 mkdir -p "$share"
-cp "$tree_cache/data.manifest" "$tree_cache/bigdir.names" "$share/"
+cp "$tree_cache/data.manifest" "$tree_cache/bigdir.names" "$tree_cache/xattrs.expected" "$share/"
 cp -r "$tree_cache/links" "$share/links"
 # The data segments of the regular files as mkfs -d stores them (from the host file's
 # SEEK_DATA/SEEK_HOLE, widened to whole blocks), for the guest's lseek and FIEMAP checks.
@@ -183,7 +233,8 @@ cases=$work/cases
     cut -d' ' -f1 "$share/segments.expected" | tr / - | sed 's/^/fiemap-/'
     printf '%s\n' parallel-read readdir readdir-small-buffer readdir-dots lookup lookup-missing symlink-follow
     for l in "$tree_cache"/links/*; do echo "symlink-${l##*/}"; done
-    printf '%s\n' mode owner size nlink atime mtime ctime statfs
+    printf '%s\n' mode owner size nlink atime mtime ctime xattrs xattr-acl-allows xattr-acl-denies \
+        statfs
     printf 'erofs-%s\n' create open-write truncate touch chmod chown mkdir rm rmdir rename \
         link symlink mkfifo tools
     printf '%s\n' umount fsck-vdb

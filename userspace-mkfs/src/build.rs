@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs::{self, File};
+use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
 use std::path::Path;
@@ -17,15 +18,17 @@ use aegisfs_format::disk::{
 use aegisfs_format::geometry::Geometry;
 use aegisfs_format::inode::TimeField;
 use aegisfs_format::journal::init_journal_superblock;
+use aegisfs_format::xattr::{XattrBlock, XATTR_INLINE_OFFSET};
 
 use crate::alloc::{BlockAllocator, InodeAllocator};
 use crate::device::Target;
 use crate::dirblocks::{dir_blocks, DirEntry};
-use crate::filemap::{FileMap, Piece};
+use crate::filemap::{BlockSource, FileMap, Piece};
 use crate::format_ext::{encode_dev, reserved_blocks};
 use crate::rng::Rng;
 use crate::sparse::{block_ranges, data_ranges};
 use crate::writer::RunWriter;
+use crate::xattrs;
 
 /// Blocks given to `lost+found` up front (like mke2fs: 16 KiB), so fsck can reconnect
 /// inodes without allocating.
@@ -70,6 +73,11 @@ pub struct Stats {
     pub hard_links: u64,
     /// Blocks of file and directory data written (indirect blocks not included).
     pub data_blocks: u64,
+    /// Extended attributes copied (POSIX ACLs included) and xattr blocks written.
+    pub xattrs: u64,
+    pub xattr_blocks: u64,
+    /// Host extended attributes not copied (no AegisFS namespace for them).
+    pub xattrs_skipped: u64,
     /// `pwrite` calls and bytes for data, directory and indirect blocks.
     pub data_writes: u64,
     pub data_bytes: u64,
@@ -93,6 +101,10 @@ pub struct Builder<'a> {
     links: HashMap<(u64, u64), u32>,
     /// Host (device, inode) of the image file being written, which `-d` must not copy.
     image: Option<(u64, u64)>,
+    /// Inline xattr areas (`inode_size - 256` bytes) of the inodes that have entries there.
+    inline_xattrs: HashMap<u32, Vec<u8>>,
+    /// Where warnings go (stderr).
+    warn: &'a mut dyn Write,
     pub stats: Stats,
 }
 
@@ -128,6 +140,7 @@ impl<'a> Builder<'a> {
         now: Timestamp,
         target: &'a Target,
         rng: Rng,
+        warn: &'a mut dyn Write,
     ) -> Builder<'a> {
         Builder {
             geo: *geo,
@@ -144,6 +157,8 @@ impl<'a> Builder<'a> {
                 .ok()
                 .filter(|m| m.is_file())
                 .map(|m| (m.dev(), m.ino())),
+            inline_xattrs: HashMap::new(),
+            warn,
             stats: Stats::default(),
         }
     }
@@ -224,7 +239,11 @@ impl<'a> Builder<'a> {
             });
             entries.sort_by(|a, b| a.name.cmp(&b.name));
         }
-        self.finish_dir(ROOT_INO, ROOT_INO, entries, 1)
+        self.finish_dir(ROOT_INO, ROOT_INO, entries, 1)?;
+        match source {
+            Some(dir) => self.copy_xattrs(dir, ROOT_INO),
+            None => Ok(()),
+        }
     }
 
     /// Copies the entries of host directory `dir` into new inodes and returns the entries
@@ -262,6 +281,7 @@ impl<'a> Builder<'a> {
                 self.stats.dirs += 1;
                 let children = self.copy_children(&path, LOST_FOUND_INO)?;
                 self.finish_dir(LOST_FOUND_INO, dir_ino, children, LOST_FOUND_BLOCKS)?;
+                self.copy_xattrs(&path, LOST_FOUND_INO)?;
                 LOST_FOUND_INO
             } else if ft == FT_DIR {
                 let ino = self.inos.alloc(true)?;
@@ -269,6 +289,7 @@ impl<'a> Builder<'a> {
                 self.stats.dirs += 1;
                 let children = self.copy_children(&path, ino)?;
                 self.finish_dir(ino, dir_ino, children, 1)?;
+                self.copy_xattrs(&path, ino)?;
                 ino
             } else if let Some(&ino) = (meta.nlink() > 1)
                 .then(|| self.links.get(&(meta.dev(), meta.ino())))
@@ -295,6 +316,8 @@ impl<'a> Builder<'a> {
                     }
                     _ => self.stats.specials += 1,
                 }
+                // Once per inode: further hard links find it in `links` above.
+                self.copy_xattrs(&path, ino)?;
                 ino
             };
             if ft == FT_DIR {
@@ -334,6 +357,59 @@ impl<'a> Builder<'a> {
         inode.links_count.set(inode.links_count.get() + 1);
         inode.size.set(nblocks * BLOCK_SIZE_U64);
         apply_map(inode, &map);
+        Ok(())
+    }
+
+    /// Copies the extended attributes of host file `path` (not following a symlink) to
+    /// inode `ino`, whose data is already mapped: inline while they fit, then in one xattr
+    /// block taken from the allocator (docs/format.md "Extended attributes").
+    fn copy_xattrs(&mut self, path: &Path, ino: u32) -> Result<(), String> {
+        let host = xattrs::read_host(path)?;
+        if host.is_empty() {
+            return Ok(());
+        }
+        let mapped = xattrs::map_host(path, host)?;
+        for name in &mapped.skipped {
+            self.stats.xattrs_skipped += 1;
+            let _ = writeln!(
+                self.warn,
+                "{}: warning: {}: extended attribute {} not copied: AegisFS has no namespace \
+                 for it",
+                crate::mkfs::PROG,
+                path.display(),
+                String::from_utf8_lossy(name)
+            );
+        }
+        if mapped.attrs.is_empty() {
+            return Ok(());
+        }
+        let inline_len = usize::from(self.geo.inode_size()) - XATTR_INLINE_OFFSET;
+        let placed = xattrs::place(inline_len, &mapped.attrs)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        self.stats.xattrs += mapped.attrs.len() as u64;
+        let block = match placed.block {
+            Some(mut raw) => {
+                let (phys, _) = self
+                    .blocks
+                    .alloc_run(1)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                XattrBlock::from_block_mut(&mut raw).update_checksum(self.seed, phys);
+                self.writer.write_blocks(phys, &raw[..])?;
+                self.stats.xattr_blocks += 1;
+                phys
+            }
+            None => 0,
+        };
+        if placed.inline_used > 0 {
+            self.inline_xattrs.insert(ino, placed.inline);
+        }
+        let inode = self.inode(ino);
+        // At most `inode_size - 256` bytes.
+        inode.extra_size.set(placed.inline_used as u16);
+        if block != 0 {
+            inode.xattr_block.set(block);
+            inode.blocks.set(inode.blocks.get() + 1);
+        }
         Ok(())
     }
 
@@ -452,6 +528,9 @@ impl<'a> Builder<'a> {
                 }
                 let slot = &mut table[index * isz..(index + 1) * isz];
                 slot[..inode.as_bytes().len()].copy_from_slice(inode.as_bytes());
+                if let Some(area) = self.inline_xattrs.get(&ino) {
+                    slot[XATTR_INLINE_OFFSET..].copy_from_slice(area);
+                }
                 set_inode_checksum(self.seed, ino, slot).map_err(|e| e.msg().to_string())?;
             }
             let start = geo.inode_table_block(g).expect("group in range");

@@ -42,7 +42,8 @@ Options:
                          small extended attributes in the inode
   -J, --journal [size=]MiB  journal size in MiB, 0 for no journal
   -m, --reserved PERCENT blocks reserved for the superuser (default 5)
-  -d, --root-dir DIR     copy the contents of DIR into the new filesystem
+  -d, --root-dir DIR     copy the contents of DIR into the new filesystem, with
+                         extended attributes and POSIX ACLs
   -b, --block-size 4096  block size (only 4096 is supported)
   -t, --type aegisfs     filesystem type (only aegisfs)
   -q, --quiet            print nothing but errors

@@ -18,3 +18,4 @@ pub mod sparse;
 pub mod tool;
 pub mod wipe;
 pub mod writer;
+pub mod xattrs;

@@ -166,7 +166,7 @@ fn format(opts: &Options, env: &mut Env) -> Result<(), String> {
 
     let created = target.kind == Kind::Missing;
     target.prepare(fs_bytes)?;
-    let written = write_fs(&target, &geo, seed, &uuid, rng, opts);
+    let written = write_fs(&target, &geo, seed, &uuid, rng, opts, env.stderr);
     if written.is_err() && created {
         // Leave no half-made image behind when mkfs created the file itself.
         let _ = std::fs::remove_file(dev);
@@ -191,10 +191,11 @@ fn write_fs(
     uuid: &[u8; 16],
     rng: Rng,
     opts: &Options,
+    warn: &mut dyn Write,
 ) -> Result<Stats, String> {
     // The whole device, not just the part the filesystem uses: blkid probes it all.
     wipe::wipe(target, target.current_bytes)?;
-    let mut builder = Builder::new(geo, seed, now(), target, rng);
+    let mut builder = Builder::new(geo, seed, now(), target, rng, warn);
     builder.populate(opts.root_dir.as_deref())?;
     builder.finish(uuid, &opts.label, opts.reserved_hundredths)
 }
@@ -271,14 +272,21 @@ fn print_summary(
     if let Some((stats, Some(dir))) = done {
         lines.push(format!(
             "  copied:      {} ({} files, {} directories, {} symlinks, {} special files, \
-             {} hard links, {} data blocks)",
+             {} hard links, {} data blocks, {} extended attributes, {} xattr blocks{})",
             dir.display(),
             stats.files,
             stats.dirs,
             stats.symlinks,
             stats.specials,
             stats.hard_links,
-            stats.data_blocks
+            stats.data_blocks,
+            stats.xattrs,
+            stats.xattr_blocks,
+            if stats.xattrs_skipped > 0 {
+                format!(", {} not copied", stats.xattrs_skipped)
+            } else {
+                String::new()
+            }
         ));
     }
     for l in lines {
