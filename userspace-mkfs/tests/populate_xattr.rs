@@ -10,7 +10,7 @@ use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::symlink;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use aegisfs_format::disk::{FEATURE_COMPAT_XATTR, ROOT_INO};
 use aegisfs_format::xattr::{
@@ -436,20 +436,29 @@ fn check_image(src: &Path, img: &Path, acl: bool) -> Image {
     im
 }
 
-#[test]
-fn xattrs_and_acls_are_copied() {
-    let t = Scratch::new("xattr");
+/// The source tree of `make_tree` in `t`, whether it has ACLs and trusted xattrs; `None`
+/// when the host filesystem has no user xattrs.
+fn source_tree(t: &Scratch) -> Option<(PathBuf, bool, bool)> {
     let src = t.join("src");
     fs::create_dir(&src).unwrap();
     let (user, acl) = host_supports(&src);
     if !user {
-        return;
+        return None;
     }
     // The probe may have left an access ACL on the source root: start again.
     fs::remove_dir(&src).unwrap();
     fs::create_dir(&src).unwrap();
     let trusted = trusted_ok(&src);
     make_tree(&src, trusted, acl);
+    Some((src, acl, trusted))
+}
+
+#[test]
+fn xattrs_and_acls_are_copied() {
+    let t = Scratch::new("xattr");
+    let Some((src, acl, trusted)) = source_tree(&t) else {
+        return;
+    };
 
     let img = t.join("img");
     let out = mkfs_ok(&["-d", src.to_str().unwrap(), img.to_str().unwrap(), "64M"]);
@@ -534,16 +543,9 @@ fn xattrs_and_acls_are_copied() {
 #[test]
 fn small_inodes_keep_every_xattr_in_the_block() {
     let t = Scratch::new("xattr-i256");
-    let src = t.join("src");
-    fs::create_dir(&src).unwrap();
-    let (user, acl) = host_supports(&src);
-    if !user {
+    let Some((src, acl, _)) = source_tree(&t) else {
         return;
-    }
-    fs::remove_dir(&src).unwrap();
-    fs::create_dir(&src).unwrap();
-    let trusted = trusted_ok(&src);
-    make_tree(&src, trusted, acl);
+    };
     let img = t.join("img");
     mkfs_ok(&[
         "-q",
