@@ -573,6 +573,17 @@ fn small_inodes_keep_every_xattr_in_the_block() {
     assert_eq!(image_xattrs(&im, &im.lookup("many")).len(), 40);
 }
 
+/// `mkfs -q -d src img 64M`.
+fn mkfs_from(src: &Path, img: &Path) -> std::process::Output {
+    mkfs(&[
+        "-q",
+        "-d",
+        src.to_str().unwrap(),
+        img.to_str().unwrap(),
+        "64M",
+    ])
+}
+
 #[test]
 fn too_many_xattrs_fail_with_the_file_named() {
     let t = Scratch::new("xattr-full");
@@ -593,13 +604,7 @@ fn too_many_xattrs_fail_with_the_file_named() {
         }
     }
     let img = t.join("img");
-    let out = mkfs(&[
-        "-q",
-        "-d",
-        src.to_str().unwrap(),
-        img.to_str().unwrap(),
-        "64M",
-    ]);
+    let out = mkfs_from(&src, &img);
     assert_eq!(out.status.code(), Some(8));
     let err = text(&out.stderr);
     assert!(
@@ -616,13 +621,7 @@ fn too_many_xattrs_fail_with_the_file_named() {
         eprintln!("SKIP: the host filesystem refuses a 4060-byte xattr value ({e})");
         return;
     }
-    let out = mkfs(&[
-        "-q",
-        "-d",
-        src.to_str().unwrap(),
-        img.to_str().unwrap(),
-        "64M",
-    ]);
+    let out = mkfs_from(&src, &img);
     assert_eq!(out.status.code(), Some(8));
     let err = text(&out.stderr);
     assert!(err.contains("huge") && err.contains("user.h"), "{err}");
