@@ -205,6 +205,14 @@ pub(crate) fn load(dev: &Device, opts: MountOptions, read_only: bool) -> Result<
         .validate(device_blocks)
         .map_err(|e| mount_error(dev, e))?;
     let needs_recovery = disk_sb.needs_recovery();
+    if needs_recovery && !opts.norecovery && dev.device_read_only() {
+        // Replaying writes to the device, which the block layer would only warn about.
+        device_err!(
+            dev.name(),
+            "the journal needs recovery but the device is read-only (mount with norecovery)"
+        );
+        return Err(EROFS);
+    }
     if needs_recovery && opts.norecovery && !read_only {
         device_err!(dev.name(), "norecovery requires a read-only mount");
         return Err(EINVAL);

@@ -776,6 +776,11 @@ int aegisfs_vfs_issue_flush(struct super_block *sb)
 	return blkdev_issue_flush(sb->s_bdev);
 }
 
+bool aegisfs_vfs_bdev_read_only(struct super_block *sb)
+{
+	return bdev_read_only(sb->s_bdev);
+}
+
 void *aegisfs_vfs_journal_info(void)
 {
 	return current->journal_info;

@@ -182,6 +182,7 @@ u64 aegisfs_vfs_bh_blocknr(const struct buffer_head *bh);
 void aegisfs_vfs_submit_write(struct buffer_head *bh, bool flush_fua);
 int aegisfs_vfs_wait_write(struct buffer_head *bh);
 int aegisfs_vfs_issue_flush(struct super_block *sb);
+bool aegisfs_vfs_bdev_read_only(struct super_block *sb);
 void *aegisfs_vfs_journal_info(void);
 void aegisfs_vfs_set_journal_info(void *info);
 struct inode *aegisfs_vfs_igrab(struct inode *inode);

@@ -179,6 +179,12 @@ impl Device {
         }
         Ok(())
     }
+
+    /// Whether the block device is read-only (`blockdev --setro`, a write-protected disk).
+    pub(crate) fn device_read_only(&self) -> bool {
+        // SAFETY: By the type invariants the superblock is live with an open device.
+        unsafe { ffi::aegisfs_vfs_bdev_read_only(self.as_ptr()) }
+    }
 }
 
 /// A delayed work that calls `fs::journal::timer` for a superblock after a delay.

@@ -28,7 +28,10 @@ at once), on a fresh mkfs of /dev/vdb:
                    ordered mode a size only commits with its data)
   <flag>-fsck      umount, `fsck -n` (-f for ext*) exits 0
 Then on a fresh mkfs: `eperm` (the fsgqa user gets EPERM for every flag, the filesystem
-stays writable), `bad-flag` (flag 3: EINVAL, still writable), `eperm-fsck`.
+stays writable), `bad-flag` (flag 3: EINVAL, still writable), `eperm-fsck`; and on another,
+`ro-device`: after a nologflush shutdown the journal needs recovery; with the block device
+read-only (blockdev --setro) a read-only mount fails with EROFS and `-o norecovery` mounts;
+writable again, mount replays, the fsync'ed file is exact and fsck -n is clean.
 
 The writer child (records in a tmpfs file, one line each, written after the fact):
   F PATH SIZE SHA256   created, written, fsync'ed, its directory fsync'ed
@@ -429,6 +432,42 @@ def bad_flag():
     still_writable("after-bad-flag")
 
 
+def mount_errno(opts):
+    """0 or the errno of a read-only mount(2) of DEV with data OPTS."""
+    os.makedirs(MNT, exist_ok=True)
+    ret = fsx.libc.mount(DEV.encode(), MNT.encode(), fsx.FSTYP.encode(), 1,  # MS_RDONLY
+                         opts.encode() if opts else None)
+    return 0 if ret == 0 else fsx.ctypes.get_errno()
+
+
+def ro_device():
+    """A journal that needs recovery on a read-only block device is not replayed onto it:
+    mount fails with EROFS, `norecovery` mounts; writable again, mount replays (xfstests
+    generic/050)."""
+    fsx.mkfs(DEV, "shutdown")
+    fsx.mount(DEV, MNT)
+    fsx.write_file(p("kept"), 9, 20000, fsync=True)
+    fsx.fsync_path(MNT)
+    shutdown(MNT, 2)
+    fsx.umount(MNT)
+    fsx.run("blockdev", "--setro", DEV)
+    try:
+        e = mount_errno(None)
+        if e == 0:
+            fsx.umount(MNT)
+        fsx.expect(e == errno.EROFS, f"mount of a read-only device needing recovery: "
+                   f"{fsx.err_name(e) if e else 'mounted'}, expected EROFS")
+        e = mount_errno("norecovery")
+        fsx.expect(e == 0, f"mount -o ro,norecovery: {fsx.err_name(e)}")
+        fsx.umount(MNT)
+    finally:
+        fsx.run("blockdev", "--setrw", DEV)
+    fsx.mount(DEV, MNT)
+    fsx.check_data(p("kept"), 9, 0, 20000)
+    fsx.umount(MNT)
+    fsck()
+
+
 def main():
     fsx.init("shutdown", sys.argv)
     seed = int(sys.argv[2])
@@ -444,6 +483,9 @@ def main():
             fsck()
 
         fsx.case("eperm-fsck", umount_fsck)
+    if fsx.mounted(MNT):
+        fsx.run("umount", MNT, check=False)
+    fsx.case("ro-device", ro_device)
     if fsx.mounted(MNT):
         fsx.run("umount", MNT, check=False)
     return 0
