@@ -2,7 +2,7 @@
 
 //! Mounting: the superblock and group descriptors, statfs and mount options.
 
-use super::alloc::Reservation;
+use super::alloc::{Reservation, Trims};
 use super::inode::iget;
 use super::journal::recovery::{recover, JournalArea};
 use super::journal::{Journal, DEFAULT_COMMIT_SECONDS};
@@ -45,6 +45,11 @@ pub(crate) struct SbInfo {
     orphans: Pin<KBox<Mutex<KVec<u32>>>>,
     /// Blocks held in memory for files written sequentially.
     reservations: Pin<KBox<Mutex<KVec<Reservation>>>>,
+    /// Free blocks held in memory while FITRIM discards them.
+    trims: Pin<KBox<Trims>>,
+    /// Mounted with `norecovery` and the filesystem has a journal: the bitmaps may miss what
+    /// the log holds, so FITRIM is refused.
+    norecovery: bool,
     /// Mounted with `norecovery` while the journal needed recovery: read-only for good.
     unrecovered: bool,
     /// `errors_behavior` of the superblock.
@@ -73,6 +78,15 @@ impl SbInfo {
 
     pub(crate) fn reservations(&self) -> &Mutex<KVec<Reservation>> {
         &self.reservations
+    }
+
+    pub(crate) fn trims(&self) -> &Trims {
+        &self.trims
+    }
+
+    /// Whether the filesystem has a journal and was mounted with `norecovery`.
+    pub(crate) fn norecovery(&self) -> bool {
+        self.norecovery
     }
 
     pub(crate) fn journal(&self) -> Option<&Journal> {
@@ -282,6 +296,7 @@ pub(crate) fn load(dev: &Device, opts: MountOptions, read_only: bool) -> Result<
         gdt_block = Some((block, bh));
     }
 
+    let norecovery = opts.norecovery && geometry.journal_blocks() > 0;
     Ok(SbInfo {
         geometry,
         uuid,
@@ -293,6 +308,8 @@ pub(crate) fn load(dev: &Device, opts: MountOptions, read_only: bool) -> Result<
         errors_pending: AtomicU32::new(0),
         journal,
         reservations: KBox::pin_init(new_mutex!(KVec::new()), GFP_KERNEL)?,
+        trims: KBox::pin_init(Trims::new(), GFP_KERNEL)?,
+        norecovery,
         orphans: KBox::pin_init(new_mutex!(KVec::new()), GFP_KERNEL)?,
         unrecovered,
         default_errors,

@@ -14,6 +14,7 @@
 #include <linux/fs_context.h>
 #include <linux/fs_parser.h>
 #include <linux/fileattr.h>
+#include <linux/freezer.h>
 #include <linux/iomap.h>
 #include <linux/kdev_t.h>
 #include <linux/sched.h>
@@ -740,6 +741,26 @@ int aegisfs_vfs_wait_write(struct buffer_head *bh)
 int aegisfs_vfs_issue_flush(struct super_block *sb)
 {
 	return blkdev_issue_flush(sb->s_bdev);
+}
+
+/* FITRIM: the device's discard granularity in bytes, 0 when it cannot discard at all. */
+u32 aegisfs_vfs_discard_granularity(struct super_block *sb)
+{
+	if (!bdev_max_discard_sectors(sb->s_bdev))
+		return 0;
+	return max(bdev_discard_granularity(sb->s_bdev), 1U);
+}
+
+/* Discards `count` filesystem blocks from `block` and waits for the device. */
+int aegisfs_vfs_issue_discard(struct super_block *sb, u64 block, u64 count)
+{
+	return sb_issue_discard(sb, block, count, GFP_NOFS, 0);
+}
+
+/* A long walk (FITRIM) stops for a fatal signal or the freezer, as ext4's does. */
+bool aegisfs_vfs_should_stop(void)
+{
+	return fatal_signal_pending(current) || freezing(current);
 }
 
 void *aegisfs_vfs_journal_info(void)
