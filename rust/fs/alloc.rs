@@ -611,6 +611,19 @@ pub(crate) fn free_blocks(sb: &SuperBlock, first: u64, count: u64) -> Result {
     if g_first != g_last {
         return Err(group_corruption(sb, g_first, "block run crosses groups"));
     }
+    // `discard` without a journal: no commit to wait for, so the blocks are discarded now,
+    // while the bitmap still keeps them from being allocated (as ext4 does).
+    if sb.info().journal().is_none() && sb.info().discard() && sb.discard_granularity().is_some() {
+        if let Err(e) = sb.discard(first, count) {
+            crate::vfs::log::device_warn!(
+                sb.name(),
+                "discard of blocks {}..{} failed (error {})",
+                first,
+                end,
+                e.to_errno()
+            );
+        }
+    }
     free_in_group(sb, first, count)
 }
 

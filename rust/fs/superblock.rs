@@ -50,6 +50,9 @@ pub(crate) struct SbInfo {
     /// Mounted with `norecovery` and the filesystem has a journal: the bitmaps may miss what
     /// the log holds, so FITRIM is refused.
     norecovery: bool,
+    /// The `discard` mount option: freed blocks are discarded once their transaction is
+    /// committed (at once without a journal).
+    discard: AtomicBool,
     /// Mounted with `norecovery` while the journal needed recovery: read-only for good.
     unrecovered: bool,
     /// `errors_behavior` of the superblock.
@@ -87,6 +90,11 @@ impl SbInfo {
     /// Whether the filesystem has a journal and was mounted with `norecovery`.
     pub(crate) fn norecovery(&self) -> bool {
         self.norecovery
+    }
+
+    /// Whether freed blocks are discarded (the `discard` mount option).
+    pub(crate) fn discard(&self) -> bool {
+        self.discard.load(Ordering::Relaxed)
     }
 
     pub(crate) fn journal(&self) -> Option<&Journal> {
@@ -189,6 +197,8 @@ pub(crate) struct MountOptions {
     pub(crate) commit: u32,
     /// `norecovery` (or `noload`).
     pub(crate) norecovery: bool,
+    /// `discard`.
+    pub(crate) discard: bool,
 }
 
 /// Clears the "needs recovery" flag of the superblock in block 0 after a replay.
@@ -310,6 +320,7 @@ pub(crate) fn load(dev: &Device, opts: MountOptions, read_only: bool) -> Result<
         reservations: KBox::pin_init(new_mutex!(KVec::new()), GFP_KERNEL)?,
         trims: KBox::pin_init(Trims::new(), GFP_KERNEL)?,
         norecovery,
+        discard: AtomicBool::new(opts.discard),
         orphans: KBox::pin_init(new_mutex!(KVec::new()), GFP_KERNEL)?,
         unrecovered,
         default_errors,
@@ -351,6 +362,18 @@ pub(crate) fn statfs(sb: &SuperBlock) -> StatFs {
         ffree: st.ffree,
         fsid: fsid(&info.uuid),
     }
+}
+
+/// Turns the `discard` mount option on or off (remount). Like ext4, a device that cannot
+/// discard only gets a warning: nothing is discarded then.
+pub(crate) fn set_discard(sb: &SuperBlock, on: bool) {
+    if on && sb.discard_granularity().is_none() {
+        device_warn!(
+            sb.name(),
+            "mounted with \"discard\", but the device does not support discard"
+        );
+    }
+    sb.info().discard.store(on, Ordering::Relaxed);
 }
 
 /// The `commit=` option for `/proc/mounts`, when it is not the default.

@@ -289,6 +289,7 @@ unsafe extern "C" {
     pub(crate) fn aegisfs_vfs_set_posixacl(sb: *mut bindings::super_block, acl: bool);
     pub(crate) fn aegisfs_vfs_posixacl(sb: *const bindings::super_block) -> bool;
     pub(crate) fn aegisfs_vfs_fc_acl(fc: *const bindings::fs_context) -> u32;
+    pub(crate) fn aegisfs_vfs_fc_discard(fc: *const bindings::fs_context) -> u32;
     pub(crate) fn aegisfs_vfs_xattr_list_prefix(
         dentry: *mut bindings::dentry,
         index: c_int,

@@ -48,7 +48,10 @@ static const struct constant_table aegisfs_param_errors[] = {
 	{}
 };
 
-enum { AEGISFS_OPT_ERRORS, AEGISFS_OPT_COMMIT, AEGISFS_OPT_NORECOVERY, AEGISFS_OPT_ACL };
+enum {
+	AEGISFS_OPT_ERRORS, AEGISFS_OPT_COMMIT, AEGISFS_OPT_NORECOVERY, AEGISFS_OPT_ACL,
+	AEGISFS_OPT_DISCARD,
+};
 
 const struct fs_parameter_spec aegisfs_fs_parameters[] = {
 	fsparam_enum("errors", AEGISFS_OPT_ERRORS, aegisfs_param_errors),
@@ -56,6 +59,7 @@ const struct fs_parameter_spec aegisfs_fs_parameters[] = {
 	fsparam_flag("norecovery", AEGISFS_OPT_NORECOVERY),
 	fsparam_flag("noload", AEGISFS_OPT_NORECOVERY),
 	fsparam_flag_no("acl", AEGISFS_OPT_ACL),
+	fsparam_flag_no("discard", AEGISFS_OPT_DISCARD),
 	{}
 };
 
@@ -65,6 +69,7 @@ struct aegisfs_mount_options {
 	u32 commit;
 	bool norecovery;
 	u32 acl;	/* AEGISFS_ACL_* */
+	u32 discard;	/* AEGISFS_ACL_* values as well */
 };
 
 static void aegisfs_free_fc(struct fs_context *fc)
@@ -94,6 +99,9 @@ static int aegisfs_parse_param(struct fs_context *fc, struct fs_parameter *param
 		break;
 	case AEGISFS_OPT_ACL:
 		opts->acl = result.negated ? AEGISFS_ACL_OFF : AEGISFS_ACL_ON;
+		break;
+	case AEGISFS_OPT_DISCARD:
+		opts->discard = result.negated ? AEGISFS_ACL_OFF : AEGISFS_ACL_ON;
 		break;
 	}
 	return 0;
@@ -146,6 +154,13 @@ u32 aegisfs_vfs_fc_acl(const struct fs_context *fc)
 	const struct aegisfs_mount_options *opts = fc->fs_private;
 
 	return opts->acl;
+}
+
+u32 aegisfs_vfs_fc_discard(const struct fs_context *fc)
+{
+	const struct aegisfs_mount_options *opts = fc->fs_private;
+
+	return opts->discard;
 }
 
 bool aegisfs_vfs_fc_is_rdonly(const struct fs_context *fc)

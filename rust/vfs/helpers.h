@@ -41,7 +41,8 @@ struct aegisfs_iomap_extent {
 	bool new;
 };
 
-/* Values of aegisfs_vfs_fc_acl(): the acl / noacl mount options. */
+/* Values of aegisfs_vfs_fc_acl() and aegisfs_vfs_fc_discard(): acl / noacl, discard /
+ * nodiscard. */
 #define AEGISFS_ACL_UNSET	0
 #define AEGISFS_ACL_ON		1
 #define AEGISFS_ACL_OFF		2
@@ -72,6 +73,7 @@ void aegisfs_vfs_sb_init_xattr(struct super_block *sb, bool acl);
 void aegisfs_vfs_set_posixacl(struct super_block *sb, bool acl);
 bool aegisfs_vfs_posixacl(const struct super_block *sb);
 u32 aegisfs_vfs_fc_acl(const struct fs_context *fc);
+u32 aegisfs_vfs_fc_discard(const struct fs_context *fc);
 const char *aegisfs_vfs_xattr_list_prefix(struct dentry *dentry, int index);
 struct posix_acl *aegisfs_vfs_acl_from_entries(const struct aegisfs_acl_entry *entries,
 	u32 count);

@@ -35,6 +35,26 @@ back as zeros. Every number compared below is in bytes.
   ro                FITRIM on a read-only mount works (as on ext4); on a read-only mount with
                     norecovery it fails with EROFS (the bitmaps may miss what the journal
                     holds; xfstests generic/537)
+  discard-option    mounted `-o discard,commit=60` (shown in /proc/mounts): an 8 MiB file's
+                    data on the raw device, deleted, sync: its extents read zeros (within
+                    10 s: ext4 discards from a worker); after
+                    `remount,nodiscard` (gone from /proc/mounts) the same with another file
+                    leaves the deleted data on the device
+  discard-uncommitted  with `-o discard,commit=60`: a durable file unlinked without a
+                    commit keeps its data on the device (2 s later); after FS_IOC_SHUTDOWN
+                    without a log flush and the replay the file is back, on AegisFS with
+                    its data (on ext4 only noted: its unmount may still run the commit
+                    callback of the aborted transaction, which discards)
+  discard-concurrent the writers of `concurrent` (SECONDS / 2, no FITRIM) with `-o discard`
+  discard-nojournal /dev/vdc without a journal (AegisFS -J 0, ext4 ^has_journal), `-o
+                    discard`: an 8 MiB file deleted, its extents read zeros; fsck clean
+  discard-race      /dev/vdc with `-o discard,commit=60`: files p (1 MiB), x (16 MiB),
+                    f (1 MiB); the device set to discard in 512-byte requests; a child
+                    deletes x and syncs (the commit discards x's blocks, slowly); once 64
+                    discards completed, a 4 MiB file is written and fsync'ed: x's discard
+                    must still be going on then, and once it ended every file is intact
+                    after drop_caches (AegisFS: the new file is outside x's blocks; ext4
+                    frees them first and trims what is still free later)
   race              /dev/vdc: files p (1 MiB), x (48 MiB), f (1 MiB) written in a new
                     directory, x deleted: its longest run of blocks (at least 8 MiB) is the
                     hole. With the device discarding in 512-byte requests, a child runs
@@ -270,39 +290,66 @@ def data_intact():
     verify("after a remount")
 
 
-def zeroes():
-    p = os.path.join(MNT, "zeroes")
-    size = 32 * MIB
-    fsx.write_file(p, 9, size, fsync=True)
-    fd = os.open(p, os.O_RDONLY)
+def extents_of(path):
+    """(file offset, device offset, length) of PATH's data extents."""
+    fd = os.open(path, os.O_RDONLY)
     try:
-        extents = [(lo, ph, ln) for lo, ph, ln, _ in fiemap(fd)]
+        return [(lo, ph, ln) for lo, ph, ln, _ in fiemap(fd)]
     finally:
         os.close(fd)
-    fsx.expect(sum(ln for _, _, ln in extents) == size, f"FIEMAP extents {extents}")
-    # The mapping is right: the device holds the file's data there.
+
+
+def expect_on_device(dev, extents, seed):
+    """The device holds the data of stream SEED where EXTENTS say (1 MiB of each)."""
     for lo, ph, ln in extents:
         step = min(ln, MIB)
-        got = hashlib.sha256(raw_read(DEV, ph, step)).hexdigest()
-        fsx.expect(got == fsx.expected(9, lo, step), f"device at {ph} does not hold file offset {lo}")
-    os.unlink(p)
-    os.sync()
-    got = trimmed(MNT)
-    fsx.expect(got >= size, f"FITRIM trimmed {got} bytes after a {size}-byte file was deleted")
+        got = hashlib.sha256(raw_read(dev, ph, step)).hexdigest()
+        fsx.expect(got == fsx.expected(seed, lo, step), f"{dev} at {ph} does not hold file offset {lo}")
+
+
+def expect_zeros(dev, extents, what):
     for lo, ph, ln in extents:
         pos = 0
         while pos < ln:
             step = min(ln - pos, 4 * MIB)
-            data = raw_read(DEV, ph + pos, step)
+            data = raw_read(dev, ph + pos, step)
             if data.count(0) != step:
                 first = next(i for i, b in enumerate(data) if b)
-                raise fsx.Fail(f"device byte {ph + pos + first} (file offset {lo + pos + first}) "
-                               "is not zero after FITRIM")
+                raise fsx.Fail(f"{dev} byte {ph + pos + first} (file offset {lo + pos + first}) "
+                               f"is not zero {what}")
             pos += step
 
 
-def uncommitted():
-    remount("commit=60")
+def wait_zeros(dev, extents, what):
+    """expect_zeros, allowing 10 s: ext4 discards from a worker after the commit."""
+    deadline = time.time() + 10
+    while True:
+        try:
+            expect_zeros(dev, extents, what)
+            return
+        except fsx.Fail:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def zeroes():
+    p = os.path.join(MNT, "zeroes")
+    size = 32 * MIB
+    fsx.write_file(p, 9, size, fsync=True)
+    extents = extents_of(p)
+    fsx.expect(sum(ln for _, _, ln in extents) == size, f"FIEMAP extents {extents}")
+    # The mapping is right: the device holds the file's data there.
+    expect_on_device(DEV, extents, 9)
+    os.unlink(p)
+    os.sync()
+    got = trimmed(MNT)
+    fsx.expect(got >= size, f"FITRIM trimmed {got} bytes after a {size}-byte file was deleted")
+    expect_zeros(DEV, extents, "after FITRIM")
+
+
+def uncommitted(opts="commit=60", trim=True):
+    remount(opts)
     p = os.path.join(MNT, "uncommitted")
     size = 8 * MIB
     sha = fsx.write_file(p, 11, size, fsync=True)
@@ -310,7 +357,8 @@ def uncommitted():
     os.unlink(p)
     # The unlink is in the running transaction (commit=60): its blocks are free in memory
     # but a crash now brings the file back, so they must not be discarded.
-    fitrim(MNT)
+    if trim:
+        fitrim(MNT)
     fd = os.open(MNT, os.O_RDONLY)
     try:
         fcntl.ioctl(fd, FS_IOC_SHUTDOWN, struct.pack("=I", 2))  # NOLOGFLUSH
@@ -324,11 +372,10 @@ def uncommitted():
     os.sync()
 
 
-def writer(n, seconds, records):
-    """Child: creates, fsyncs and deletes files in w<n>/ for SECONDS; appends `F path size
+def writer(d, n, seconds, records):
+    """Child: creates, fsyncs and deletes files in D for SECONDS; appends `F path size
     sha` after each fsync and `D path` before each unlink to RECORDS."""
     rnd = random.Random(1000 + n)
-    d = os.path.join(MNT, f"w{n}")
     live = []
     end = time.time() + seconds
     i = 0
@@ -373,16 +420,21 @@ def child(fn, *args):
     return pid
 
 
-def concurrent():
+def concurrent(name="concurrent", seconds=TRIM_SECONDS, trim=True):
     records = [f"/tmp/trim-writer-{n}" for n in range(WRITERS)]
     counter = "/tmp/trim-count"
     for f in records + [counter]:
         if os.path.exists(f):
             os.unlink(f)
-    for n in range(WRITERS):
-        os.mkdir(os.path.join(MNT, f"w{n}"))
-    pids = [child(writer, n, TRIM_SECONDS, records[n]) for n in range(WRITERS)]
-    pids.append(child(trimmer, TRIM_SECONDS, counter))
+    dirs = [os.path.join(MNT, f"{name}-w{n}") for n in range(WRITERS)]
+    for d in dirs:
+        os.mkdir(d)
+    pids = [child(writer, dirs[n], n, seconds, records[n]) for n in range(WRITERS)]
+    if trim:
+        pids.append(child(trimmer, seconds, counter))
+    else:
+        with open(counter, "w") as f:
+            f.write("0 0\n")
     failed = []
     for pid in pids:
         _, status = os.waitpid(pid, 0)
@@ -400,8 +452,9 @@ def concurrent():
                     files.pop(parts[1], None)
     with open(counter) as f:
         calls, total = map(int, f.read().split())
-    fsx.note(f"concurrent: {calls} FITRIM calls ({total} bytes) while {len(files)} files live")
-    fsx.expect(calls >= 3 and len(files) >= 4, f"only {calls} FITRIM calls, {len(files)} files")
+    fsx.note(f"{name}: {calls} FITRIM calls ({total} bytes) while {len(files)} files live")
+    fsx.expect((calls >= 3 or not trim) and len(files) >= 4,
+               f"only {calls} FITRIM calls, {len(files)} files")
 
     def verify(when):
         for p, (size, sha) in sorted(files.items()):
@@ -431,6 +484,94 @@ def ro():
     fsx.mount(DEV, MNT)
 
 
+def mount_options(mnt):
+    with open("/proc/mounts") as f:
+        for line in f:
+            fields = line.split()
+            if fields[1] == mnt:
+                return fields[3].split(",")
+    raise fsx.Fail(f"{mnt} is not mounted")
+
+
+def discard_option():
+    # commit=60: the discards come with the commits `sync` makes, not with the timer's.
+    remount("discard,commit=60")
+    fsx.expect("discard" in mount_options(MNT), f"options {mount_options(MNT)}")
+    p = os.path.join(MNT, "online")
+    fsx.write_file(p, 41, 8 * MIB, fsync=True)
+    extents = extents_of(p)
+    expect_on_device(DEV, extents, 41)
+    os.unlink(p)
+    os.sync()
+    wait_zeros(DEV, extents, "after the delete was committed with -o discard")
+    fsx.run("mount", "-o", "remount,nodiscard", MNT)
+    fsx.expect("discard" not in mount_options(MNT), f"options {mount_options(MNT)}")
+    fsx.write_file(p, 42, 8 * MIB, fsync=True)
+    extents = extents_of(p)
+    os.unlink(p)
+    os.sync()
+    # Without the option nothing is discarded: the deleted data is still on the device.
+    expect_on_device(DEV, extents, 42)
+    remount()
+
+
+def discard_uncommitted():
+    remount("discard,commit=60")
+    p = os.path.join(MNT, "uncommitted")
+    size = 8 * MIB
+    sha = fsx.write_file(p, 12, size, fsync=True)
+    os.sync()
+    extents = extents_of(p)
+    os.unlink(p)
+    # The unlink is in the running transaction: nothing may be discarded yet.
+    time.sleep(2)
+    expect_on_device(DEV, extents, 12)
+    fd = os.open(MNT, os.O_RDONLY)
+    try:
+        fcntl.ioctl(fd, FS_IOC_SHUTDOWN, struct.pack("=I", 2))  # NOLOGFLUSH
+    finally:
+        os.close(fd)
+    fsx.umount(MNT)
+    fsx.mount(DEV, MNT)
+    fsx.expect(os.path.exists(p), "the unlinked file is gone although the unlink never committed")
+    if fsx.FSTYP == "aegisfs":
+        fsx.check_data(p, 12, 0, size, sha=sha)
+    else:
+        # ext4's unmount after the shutdown may still commit the aborted transaction and
+        # run its commit callback, which discards what it freed (a real crash would not).
+        got = fsx.sha_range(p, 0, size)
+        fsx.note(f"discard-uncommitted: after the replay the file's data is "
+                 f"{'intact' if got == sha else 'not intact'} on {fsx.FSTYP}")
+    os.unlink(p)
+    os.sync()
+
+
+def discard_concurrent():
+    remount("discard")
+    concurrent("discard-concurrent", max(TRIM_SECONDS // 2, 5), trim=False)
+    remount()
+
+
+def discard_nojournal():
+    if fsx.FSTYP == "aegisfs":
+        fsx.run("mkfs", "-t", "aegisfs", "-q", "-f", "-J", "0", SPARSE_DEV)
+    else:
+        fsx.run("mkfs", "-t", fsx.FSTYP, "-q", "-F", "-O", "^has_journal", SPARSE_DEV)
+    fsx.mount(SPARSE_DEV, SPARSE_MNT, "discard")
+    try:
+        p = os.path.join(SPARSE_MNT, "online")
+        fsx.write_file(p, 43, 8 * MIB, fsync=True)
+        extents = extents_of(p)
+        expect_on_device(SPARSE_DEV, extents, 43)
+        os.unlink(p)
+        os.sync()
+        wait_zeros(SPARSE_DEV, extents, "after the delete with -o discard and no journal")
+    finally:
+        fsx.umount(SPARSE_MNT)
+    cmd = ["fsck", "-t", fsx.FSTYP, "-n"] + (["-f"] if fsx.FSTYP.startswith("ext") else [])
+    fsx.run(*cmd, SPARSE_DEV)
+
+
 def discards(dev):
     """Discard requests DEV completed so far (/sys/block/DEV/stat, field 12)."""
     with open(f"/sys/block/{os.path.basename(dev)}/stat") as f:
@@ -444,6 +585,76 @@ def physical(path):
         return [(ph, ln) for _, ph, ln, _ in fiemap(fd)]
     finally:
         os.close(fd)
+
+
+def wait_discards_settle(dev, quiet=1.0, limit=120):
+    """Waits until DEV has completed no discard for QUIET seconds."""
+    deadline = time.time() + limit
+    last = discards(dev)
+    while time.time() < deadline:
+        time.sleep(quiet)
+        now = discards(dev)
+        if now == last:
+            return
+        last = now
+    raise fsx.Fail(f"{dev} still discarding after {limit} s")
+
+
+def unlink_and_sync(path):
+    os.unlink(path)
+    os.sync()
+
+
+def discard_race():
+    fsx.mkfs(SPARSE_DEV)
+    fsx.mount(SPARSE_DEV, SPARSE_MNT, "discard,commit=60")
+    try:
+        d = os.path.join(SPARSE_MNT, "d")
+        os.mkdir(d)
+        files = {}
+        for name, seed, size in [("p", 51, MIB), ("x", 52, 16 * MIB), ("f", 53, MIB)]:
+            p = os.path.join(d, name)
+            files[p] = (seed, size, fsx.write_file(p, seed, size, fsync=True))
+        x = os.path.join(d, "x")
+        hole = [(ph, ph + ln) for _, ph, ln in extents_of(x)]
+        del files[x]
+        max_discard = queue(SPARSE_DEV, "discard_max_bytes")
+        set_queue(SPARSE_DEV, "discard_max_bytes", 512)
+        pid = status = None
+        try:
+            before = discards(SPARSE_DEV)
+            pid = child(unlink_and_sync, x)
+            deadline = time.time() + 60
+            while discards(SPARSE_DEV) < before + 64:
+                fsx.expect(time.time() < deadline, "no discard after the delete was committed")
+                time.sleep(0.01)
+            # x's blocks are being discarded: a new file must not get them now.
+            w = os.path.join(d, "w")
+            files[w] = (54, 4 * MIB, fsx.write_file(w, 54, 4 * MIB, fsync=True))
+            placed = [(ph, ph + ln) for _, ph, ln in extents_of(w)]
+            mark = discards(SPARSE_DEV)
+            time.sleep(0.5)
+            still_discarding = discards(SPARSE_DEV) > mark
+            status = os.waitpid(pid, 0)[1]
+            pid = None
+            wait_discards_settle(SPARSE_DEV)
+        finally:
+            if pid is not None:
+                status = os.waitpid(pid, 0)[1]
+            set_queue(SPARSE_DEV, "discard_max_bytes", max_discard)
+        fsx.expect(status == 0, "the child that deleted x failed (see the notes)")
+        fsx.expect(still_discarding, "the discard of x ended before the new file was written: "
+                   "the case proved nothing")
+        if fsx.FSTYP == "aegisfs":
+            for lo, hi in placed:
+                for h_lo, h_hi in hole:
+                    fsx.expect(hi <= h_lo or h_hi <= lo, f"the new file got {lo}..{hi}, "
+                               f"blocks of x being discarded ({h_lo}..{h_hi})")
+        fsx.drop_caches()
+        for p, (seed, size, sha) in sorted(files.items()):
+            fsx.check_data(p, seed, 0, size, sha=sha)
+    finally:
+        fsx.umount(SPARSE_MNT)
 
 
 def race():
@@ -628,6 +839,11 @@ def main():
         ("uncommitted", uncommitted),
         ("concurrent", concurrent),
         ("ro", ro),
+        ("discard-option", discard_option),
+        ("discard-uncommitted", discard_uncommitted),
+        ("discard-concurrent", discard_concurrent),
+        ("discard-nojournal", discard_nojournal),
+        ("discard-race", discard_race),
         ("race", race),
         ("enospc-wait", enospc_wait),
         ("sparse", sparse),

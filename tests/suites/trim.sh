@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# trim: FITRIM (batched discard, fstrim) on a disk that accepts discard: trimmed byte
-# counts, ext4's argument checks and errnos (EINVAL, EFAULT, EPERM, EOPNOTSUPP without
-# discard, EROFS with norecovery), data intact after deleting files and trimming, the
-# discarded blocks reading back as zeros, blocks freed by an uncommitted transaction left
-# alone (shutdown and journal replay bring the file back), FITRIM in a loop while files are
-# written, fsync'ed and deleted, fsck clean; afterwards the host checks that the deleted
-# data no longer takes space in the sparse image file.
+# trim: FITRIM (batched discard, fstrim) and the discard mount option on disks that accept
+# discard: trimmed byte counts, ext4's argument checks and errnos (EINVAL, EFAULT, EPERM,
+# EOPNOTSUPP without discard, EROFS with norecovery), data intact after deleting files and
+# trimming, the discarded blocks reading back as zeros, blocks freed by an uncommitted
+# transaction left alone (shutdown and journal replay bring the file back), FITRIM in a
+# loop while files are written, fsync'ed and deleted, writes during a slow discard placed
+# elsewhere or waiting for it, -o discard (after the commit only, with and without a
+# journal), fsck clean; afterwards the host checks that the deleted data no longer takes
+# space in the sparse image file. Cases: tests/README.md.
 #
 # FSTYP (default aegisfs) is the filesystem under test: `FSTYP=ext4 tests/run trim`.
 # TRIM_SECONDS (default 20): how long the concurrent case runs.
@@ -16,7 +18,8 @@ fstyp=${FSTYP:-aegisfs}
 
 cases=$work/cases
 printf '%s\n' mkfs-mount discard-visible fstrim fitrim-ioctl fitrim-errors data-intact \
-    zeroes uncommitted concurrent ro race enospc-wait sparse no-discard umount fsck > "$cases"
+    zeroes uncommitted concurrent ro discard-option discard-uncommitted discard-concurrent \
+    discard-nojournal discard-race race enospc-wait sparse no-discard umount fsck > "$cases"
 # suite_vm's fsck -n only checks AegisFS disks.
 [ "$fstyp" != aegisfs ] || printf '%s\n' fsck-vdb fsck-vdc >> "$cases"
 # /dev/vdc is a file of our own: its allocated size is checked once the guest is done.
