@@ -11,7 +11,7 @@
 //!   allocators (`alloc`), inodes (`inode`), block mapping (`blockmap`) and its shifts for
 //!   collapse and insert range (`shift`), directories (`dir`), the namespace (`namei`),
 //!   regular files (`file`), the journal (`journal`), the orphan list (`orphan`), extended
-//!   attributes (`xattr`) and POSIX ACLs (`acl`).
+//!   attributes (`xattr`), POSIX ACLs (`acl`) and FITRIM (`trim`).
 //! - The rest is the shared on-disk format crate (`format/src/`), included file by file
 //!   because its files refer to each other as `crate::<file>`.
 //!
@@ -63,6 +63,7 @@ mod fs {
     pub(crate) mod orphan;
     pub(crate) mod shift;
     pub(crate) mod superblock;
+    pub(crate) mod trim;
     pub(crate) mod xattr;
 }
 

@@ -767,6 +767,24 @@ pub fn bitmap_find_clear(bitmap: &[u8], start: u32, end: u32) -> Option<u32> {
     None
 }
 
+/// Index of the first set bit at or after `start` and below `end`, if any (bits past the
+/// end of the bitmap count as clear).
+pub fn bitmap_find_set(bitmap: &[u8], start: u32, end: u32) -> Option<u32> {
+    let mut i = start;
+    while i < end {
+        let byte = *bitmap.get((i / 8) as usize)?;
+        if i.is_multiple_of(8) && byte == 0 && end - i >= 8 {
+            i += 8;
+            continue;
+        }
+        if byte & (1 << (i % 8)) != 0 {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -812,6 +830,32 @@ mod tests {
         assert_eq!(bitmap_find_clear(&bm, 0, 128), Some(9));
         bm.fill(0xFF);
         assert_eq!(bitmap_find_clear(&bm, 0, u32::MAX), None);
+    }
+
+    #[test]
+    fn bitmap_find_set_bits() {
+        let mut bm = [0u8; 16];
+        assert_eq!(bitmap_find_set(&bm, 0, 128), None);
+        assert_eq!(bitmap_find_set(&bm, 0, u32::MAX), None);
+        bitmap_set(&mut bm, 3, true);
+        bitmap_set(&mut bm, 70, true);
+        assert_eq!(bitmap_find_set(&bm, 0, 128), Some(3));
+        assert_eq!(bitmap_find_set(&bm, 3, 4), Some(3));
+        assert_eq!(bitmap_find_set(&bm, 4, 128), Some(70));
+        assert_eq!(bitmap_find_set(&bm, 4, 70), None);
+        assert_eq!(bitmap_find_set(&bm, 71, 128), None);
+        assert_eq!(bitmap_find_set(&bm, 200, 300), None);
+        // Every start and end agrees with a bit-by-bit search.
+        let mut bm = [0u8; 8];
+        for i in [0u32, 7, 8, 9, 31, 32, 40, 63] {
+            bitmap_set(&mut bm, i, true);
+        }
+        for start in 0..64u32 {
+            for end in start..=64u32 {
+                let want = (start..end).find(|&i| bitmap_test(&bm, i));
+                assert_eq!(bitmap_find_set(&bm, start, end), want, "{start}..{end}");
+            }
+        }
     }
 
     #[test]

@@ -8,16 +8,26 @@
 //! that lock is released, so the descriptor always matches the bitmap; the lock order is
 //! bitmap, then GDT block. The in-memory totals are claimed before searching, so parallel
 //! allocations never promise more than is free, and no lock is global.
+//!
+//! A free block is still not for the taking while it is busy (freed by a transaction not yet
+//! committed), reserved (held for a file's sequential writes) or being discarded (FITRIM):
+//! those ranges are kept in memory and consulted under the bitmap's lock, and each is
+//! recorded under that same lock, so an allocation sees a range either as set in the bitmap
+//! or as excluded, never as plainly free.
 
 use super::superblock::group_corruption;
 use crate::checksum::bitmap_checksum;
-use crate::disk::{bitmap_set, bitmap_test, GroupDesc, BLOCKS_PER_GROUP, FIRST_INO};
+use crate::disk::{
+    bitmap_find_set, bitmap_set, bitmap_test, GroupDesc, BLOCKS_PER_GROUP, FIRST_INO,
+};
 use crate::error::FormatError;
 use crate::vfs::buffer::{BufferHead, Verified};
 use crate::vfs::inode::Inode;
 use crate::vfs::super_block::SuperBlock;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use kernel::prelude::*;
+use kernel::sync::{CondVar, Mutex};
+use kernel::{new_condvar, new_mutex};
 
 /// Blocks of a bitmap as `u32` (a group holds at most 32768).
 const BPG: u32 = BLOCKS_PER_GROUP;
@@ -150,19 +160,197 @@ fn alloc_in_group(
     Ok(found.map(|(first, count)| (start + u64::from(first), u64::from(count))))
 }
 
-/// Whether free block `block` may not be allocated now, with the end of the range it lies in:
-/// freed by a transaction not yet committed (busy), or held for a file's sequential writes
-/// (reserved).
+/// Whether free block `block` may not be allocated now, with the end of the range it lies in
+/// (see [`first_excluded`]).
 fn excluded(sb: &SuperBlock, block: u64) -> Option<u64> {
-    if let Some((_, end)) = super::journal::busy_in(sb, block, 1) {
-        return Some(end);
+    first_excluded(sb, block, 1).map(|(_, end)| end)
+}
+
+/// Keeps in `found` whichever of it and `first..end` starts first.
+fn earliest(found: &mut Option<(u64, u64)>, first: u64, end: u64) {
+    if found.is_none_or(|(f, _)| first < f) {
+        *found = Some((first, end));
     }
-    sb.info()
-        .reservations()
-        .lock()
-        .iter()
-        .find(|r| (r.start..r.start + r.count).contains(&block))
-        .map(|r| r.start + r.count)
+}
+
+/// The first block of `block..block + count` that may not be allocated although the bitmap
+/// may show it free, with the end of the range it lies in: freed by a transaction not yet
+/// committed (busy), held for a file's sequential writes (reserved), or being discarded
+/// (FITRIM). Called with the bitmap of the blocks' group locked.
+fn first_excluded(sb: &SuperBlock, block: u64, count: u64) -> Option<(u64, u64)> {
+    let end = block.saturating_add(count);
+    let mut found = super::journal::busy_in(sb, block, count);
+    let info = sb.info();
+    for r in info.reservations().lock().iter() {
+        let r_end = r.start.saturating_add(r.count);
+        if r.start < end && r_end > block {
+            earliest(&mut found, r.start.max(block), r_end);
+        }
+    }
+    if let Some((first, r_end)) = info.trims().overlap(block, end) {
+        earliest(&mut found, first, r_end);
+    }
+    found
+}
+
+/// What a FITRIM holds: free runs of blocks being discarded. Like reservations they stay
+/// clear in the bitmap (nothing is journaled, a crash leaks nothing) and allocations skip
+/// them: a block allocated and written while its discard is in flight could lose the data.
+#[pin_data]
+pub(crate) struct Trims {
+    #[pin]
+    runs: Mutex<KVec<Reservation>>,
+    /// Signalled whenever a run is given back.
+    #[pin]
+    changed: CondVar,
+    /// How many runs are held. Changed under `runs` and read without it by allocators,
+    /// which hold the lock of the bitmap the run was taken under (so they see it).
+    held: AtomicUsize,
+    /// How many runs were given back so far (changed under `runs`): an allocation that
+    /// found no free block watches it.
+    released: AtomicU64,
+}
+
+impl Trims {
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            runs <- new_mutex!(KVec::new()),
+            changed <- new_condvar!(),
+            held: AtomicUsize::new(0),
+            released: AtomicU64::new(0),
+        })
+    }
+
+    /// The first held block in `block..end`, with the end of its run.
+    fn overlap(&self, block: u64, end: u64) -> Option<(u64, u64)> {
+        if self.held.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let mut found = None;
+        for r in self.runs.lock().iter() {
+            let r_end = r.start.saturating_add(r.count);
+            if r.start < end && r_end > block {
+                earliest(&mut found, r.start.max(block), r_end);
+            }
+        }
+        found
+    }
+
+    /// Holds `start..start + count`: free and not excluded, as the caller checked with the
+    /// group's bitmap locked, a lock it still holds.
+    fn hold(&self, start: u64, count: u64) -> Result {
+        let mut runs = self.runs.lock();
+        runs.push(Reservation { start, count }, GFP_KERNEL)?;
+        self.held.fetch_add(1, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Gives back the run held from `start`.
+    fn release(&self, start: u64) {
+        let mut runs = self.runs.lock();
+        if let Some(i) = runs.iter().position(|r| r.start == start) {
+            let _ = runs.remove(i);
+            self.held.fetch_sub(1, Ordering::AcqRel);
+        }
+        self.released.fetch_add(1, Ordering::AcqRel);
+        drop(runs);
+        self.changed.notify_all();
+    }
+
+    /// How many runs were given back so far (for [`Trims::wait_release`]).
+    fn progress(&self) -> u64 {
+        self.released.load(Ordering::Acquire)
+    }
+
+    /// After [`Trims::progress`] returned `seen`: waits while runs are held and none was
+    /// given back since. Returns whether any run was held or given back meanwhile (blocks
+    /// an allocation could not take then may be free now).
+    fn wait_release(&self, seen: u64) -> bool {
+        if self.held.load(Ordering::Acquire) == 0 && self.progress() == seen {
+            return false;
+        }
+        let mut runs = self.runs.lock();
+        while self.released.load(Ordering::Acquire) == seen && !runs.is_empty() {
+            self.changed.wait(&mut runs);
+        }
+        true
+    }
+}
+
+/// One step of [`trim_group`]'s walk over a group's bitmap.
+enum TrimStep {
+    /// No free block left in the range.
+    Done,
+    /// Nothing to discard before this index.
+    Skip(u32),
+    /// The free run `first..end` (indices in the group) is held: discard it.
+    Hold(u32, u32),
+}
+
+/// FITRIM in group `g`: discards every free run of at least `minlen` blocks within bit
+/// indices `from..to` of the group (its metadata blocks excluded). Each run is held away from
+/// allocations (see [`Trims`]) while the device discards it; blocks freed by a transaction
+/// not yet committed, and reserved ones, are left alone. Stops early for a fatal signal.
+/// Returns how many blocks were discarded.
+pub(crate) fn trim_group(sb: &SuperBlock, g: u32, from: u32, to: u32, minlen: u32) -> Result<u64> {
+    let info = sb.info();
+    let geo = info.geometry();
+    let (Some(start), Some(len)) = (geo.group_start(g), geo.group_len(g)) else {
+        return Err(EUCLEAN);
+    };
+    // The group length fits a bitmap (at most 32768).
+    let len = len.min(u64::from(BPG)) as u32;
+    let meta = u32::try_from(geo.group_meta_blocks()).map_err(|_| EUCLEAN)?;
+    let to = to.min(len);
+    let minlen = minlen.max(1);
+    let mut pos = from.max(meta);
+    if pos >= to || read_desc(sb, g, |d| d.free_blocks.get())? < minlen {
+        return Ok(0);
+    }
+    let bh = read_bitmap(sb, g, false)?;
+    let mut trimmed = 0u64;
+    while pos < to {
+        // Under the bitmap's lock, which every allocator in the group takes: the run found
+        // is free and not excluded, and held before anyone else can look.
+        let step = bh.read_locked(|bitmap| -> Result<TrimStep> {
+            let Some(first) = crate::disk::bitmap_find_clear(bitmap, pos, to) else {
+                return Ok(TrimStep::Done);
+            };
+            let mut end = bitmap_find_set(bitmap, first, to).unwrap_or(to);
+            let block = start + u64::from(first);
+            if let Some((x, x_end)) = first_excluded(sb, block, u64::from(end - first)) {
+                let x = u32::try_from(x.saturating_sub(start)).unwrap_or(u32::MAX);
+                if x <= first {
+                    let skip = u32::try_from(x_end.saturating_sub(start)).unwrap_or(u32::MAX);
+                    return Ok(TrimStep::Skip(skip.max(first + 1).min(to)));
+                }
+                end = end.min(x);
+            }
+            if end - first < minlen {
+                return Ok(TrimStep::Skip(end));
+            }
+            info.trims().hold(block, u64::from(end - first))?;
+            Ok(TrimStep::Hold(first, end))
+        })?;
+        match step {
+            TrimStep::Done => break,
+            TrimStep::Skip(next) => pos = next,
+            TrimStep::Hold(first, end) => {
+                let block = start + u64::from(first);
+                let count = u64::from(end - first);
+                let result = sb.discard(block, count);
+                info.trims().release(block);
+                result?;
+                trimmed += count;
+                pos = end;
+            }
+        }
+        if crate::vfs::should_stop() {
+            break;
+        }
+        crate::vfs::cond_resched();
+    }
+    Ok(trimmed)
 }
 
 /// Free blocks held in memory for a file written sequentially: other files do not get
@@ -259,6 +447,10 @@ pub(crate) fn take_reserved(sb: &SuperBlock, start: u64, max: u64) -> Result<u64
             && index + n < len
             && !bitmap_test(bitmap, index + n)
             && super::journal::busy_in(sb, start + u64::from(n), 1).is_none()
+            && info
+                .trims()
+                .overlap(start + u64::from(n), start + u64::from(n) + 1)
+                .is_none()
         {
             bitmap_set(bitmap, index + n, true);
             n += 1;
@@ -295,6 +487,22 @@ fn find_usable(sb: &SuperBlock, bitmap: &[u8], start: u64, from: u32, to: u32) -
     None
 }
 
+/// Looks for up to `max` blocks in every group from `goal`'s on (see [`alloc_blocks`]).
+fn search_groups(sb: &SuperBlock, goal: u64, max: u64, backwards: bool) -> Result<(u64, u64)> {
+    let geo = sb.info().geometry();
+    let groups = geo.group_count();
+    let (goal_group, goal_index) = geo.group_of_block(goal).unwrap_or((0, 0));
+    for step in 0..groups {
+        let g = (goal_group + step) % groups;
+        let from = if step == 0 { goal_index } else { 0 };
+        if let Some(run) = alloc_in_group(sb, g, from, max, backwards && step == 0)? {
+            return Ok(run);
+        }
+        crate::vfs::cond_resched();
+    }
+    Err(ENOSPC)
+}
+
 /// Allocates between 1 and `max` contiguous blocks, as close after `goal` as possible;
 /// with `backwards`, a single block from the end of `goal`'s group (indirect blocks, kept
 /// out of the way of the file's data runs). ENOSPC when nothing is free for the caller (the
@@ -316,24 +524,12 @@ pub(crate) fn alloc_blocks(
     if claimed == 0 {
         return Err(ENOSPC);
     }
-    let groups = geo.group_count();
-    let (goal_group, goal_index) = geo.group_of_block(goal).unwrap_or((0, 0));
-    let mut result = Err(ENOSPC);
-    for step in 0..groups {
-        let g = (goal_group + step) % groups;
-        let from = if step == 0 { goal_index } else { 0 };
-        match alloc_in_group(sb, g, from, claimed, backwards && step == 0) {
-            Ok(Some(run)) => {
-                result = Ok(run);
-                break;
-            }
-            Ok(None) => {}
-            Err(e) => {
-                result = Err(e);
-                break;
-            }
-        }
-        crate::vfs::cond_resched();
+    let seen = info.trims().progress();
+    let mut result = search_groups(sb, goal, claimed, backwards);
+    // The free blocks may all have been held by a FITRIM for a moment: once it gave a run
+    // back, look once more.
+    if matches!(result, Err(e) if e == ENOSPC) && info.trims().wait_release(seen) {
+        result = search_groups(sb, goal, claimed, backwards);
     }
     let used = result.as_ref().map_or(0, |&(_, count)| count);
     info.free_blocks
@@ -370,6 +566,9 @@ fn free_in_group(sb: &SuperBlock, first: u64, count: u64) -> Result {
                 double = true;
             }
         }
+        // Busy before the bitmap is unlocked: whoever sees these bits clear (an allocation,
+        // a FITRIM) also sees that they wait for the commit.
+        super::journal::blocks_freed(sb, first, count);
         let sum = bitmap_checksum(seed, g, bitmap);
         update_desc(sb, g, |d| {
             d.free_blocks.set(d.free_blocks.get().saturating_add(freed));
@@ -381,7 +580,6 @@ fn free_in_group(sb: &SuperBlock, first: u64, count: u64) -> Result {
     info.free_blocks
         .fetch_add(u64::from(freed), Ordering::AcqRel);
     info.mark_dirty();
-    super::journal::blocks_freed(sb, first, count);
     if double {
         return Err(group_corruption(
             sb,
@@ -412,6 +610,19 @@ pub(crate) fn free_blocks(sb: &SuperBlock, first: u64, count: u64) -> Result {
     let (g_last, _) = geo.group_of_block(end - 1).ok_or(EUCLEAN)?;
     if g_first != g_last {
         return Err(group_corruption(sb, g_first, "block run crosses groups"));
+    }
+    // `discard` without a journal: no commit to wait for, so the blocks are discarded now,
+    // while the bitmap still keeps them from being allocated (as ext4 does).
+    if sb.info().journal().is_none() && sb.info().discard() && sb.discard_granularity().is_some() {
+        if let Err(e) = sb.discard(first, count) {
+            crate::vfs::log::device_warn!(
+                sb.name(),
+                "discard of blocks {}..{} failed (error {})",
+                first,
+                end,
+                e.to_errno()
+            );
+        }
     }
     free_in_group(sb, first, count)
 }

@@ -2,7 +2,7 @@
 
 //! Mounting: the superblock and group descriptors, statfs and mount options.
 
-use super::alloc::Reservation;
+use super::alloc::{Reservation, Trims};
 use super::inode::iget;
 use super::journal::recovery::{recover, JournalArea};
 use super::journal::{Journal, DEFAULT_COMMIT_SECONDS};
@@ -45,6 +45,14 @@ pub(crate) struct SbInfo {
     orphans: Pin<KBox<Mutex<KVec<u32>>>>,
     /// Blocks held in memory for files written sequentially.
     reservations: Pin<KBox<Mutex<KVec<Reservation>>>>,
+    /// Free blocks held in memory while FITRIM discards them.
+    trims: Pin<KBox<Trims>>,
+    /// Mounted with `norecovery` and the filesystem has a journal: the bitmaps may miss what
+    /// the log holds, so FITRIM is refused.
+    norecovery: bool,
+    /// The `discard` mount option: freed blocks are discarded once their transaction is
+    /// committed (at once without a journal).
+    discard: AtomicBool,
     /// Mounted with `norecovery` while the journal needed recovery: read-only for good.
     unrecovered: bool,
     /// `errors_behavior` of the superblock.
@@ -73,6 +81,20 @@ impl SbInfo {
 
     pub(crate) fn reservations(&self) -> &Mutex<KVec<Reservation>> {
         &self.reservations
+    }
+
+    pub(crate) fn trims(&self) -> &Trims {
+        &self.trims
+    }
+
+    /// Whether the filesystem has a journal and was mounted with `norecovery`.
+    pub(crate) fn norecovery(&self) -> bool {
+        self.norecovery
+    }
+
+    /// Whether freed blocks are discarded (the `discard` mount option).
+    pub(crate) fn discard(&self) -> bool {
+        self.discard.load(Ordering::Relaxed)
     }
 
     pub(crate) fn journal(&self) -> Option<&Journal> {
@@ -175,6 +197,8 @@ pub(crate) struct MountOptions {
     pub(crate) commit: u32,
     /// `norecovery` (or `noload`).
     pub(crate) norecovery: bool,
+    /// `discard`.
+    pub(crate) discard: bool,
 }
 
 /// Clears the "needs recovery" flag of the superblock in block 0 after a replay.
@@ -290,6 +314,7 @@ pub(crate) fn load(dev: &Device, opts: MountOptions, read_only: bool) -> Result<
         gdt_block = Some((block, bh));
     }
 
+    let norecovery = opts.norecovery && geometry.journal_blocks() > 0;
     Ok(SbInfo {
         geometry,
         uuid,
@@ -301,6 +326,9 @@ pub(crate) fn load(dev: &Device, opts: MountOptions, read_only: bool) -> Result<
         errors_pending: AtomicU32::new(0),
         journal,
         reservations: KBox::pin_init(new_mutex!(KVec::new()), GFP_KERNEL)?,
+        trims: KBox::pin_init(Trims::new(), GFP_KERNEL)?,
+        norecovery,
+        discard: AtomicBool::new(opts.discard),
         orphans: KBox::pin_init(new_mutex!(KVec::new()), GFP_KERNEL)?,
         unrecovered,
         default_errors,
@@ -342,6 +370,18 @@ pub(crate) fn statfs(sb: &SuperBlock) -> StatFs {
         ffree: st.ffree,
         fsid: fsid(&info.uuid),
     }
+}
+
+/// Turns the `discard` mount option on or off (remount). Like ext4, a device that cannot
+/// discard only gets a warning: nothing is discarded then.
+pub(crate) fn set_discard(sb: &SuperBlock, on: bool) {
+    if on && sb.discard_granularity().is_none() {
+        device_warn!(
+            sb.name(),
+            "mounted with \"discard\", but the device does not support discard"
+        );
+    }
+    sb.info().discard.store(on, Ordering::Relaxed);
 }
 
 /// The `commit=` option for `/proc/mounts`, when it is not the default.

@@ -228,6 +228,13 @@ unsafe extern "C" {
     pub(crate) fn aegisfs_vfs_wait_write(bh: *mut bindings::buffer_head) -> c_int;
     pub(crate) fn aegisfs_vfs_issue_flush(sb: *mut bindings::super_block) -> c_int;
     pub(crate) fn aegisfs_vfs_bdev_read_only(sb: *mut bindings::super_block) -> bool;
+    pub(crate) fn aegisfs_vfs_discard_granularity(sb: *mut bindings::super_block) -> u32;
+    pub(crate) fn aegisfs_vfs_issue_discard(
+        sb: *mut bindings::super_block,
+        block: u64,
+        count: u64,
+    ) -> c_int;
+    pub(crate) fn aegisfs_vfs_should_stop() -> bool;
     pub(crate) fn aegisfs_vfs_journal_info() -> *mut c_void;
     pub(crate) fn aegisfs_vfs_set_journal_info(info: *mut c_void);
     pub(crate) fn aegisfs_vfs_igrab(inode: *mut bindings::inode) -> *mut bindings::inode;
@@ -290,6 +297,7 @@ unsafe extern "C" {
     pub(crate) fn aegisfs_vfs_set_posixacl(sb: *mut bindings::super_block, acl: bool);
     pub(crate) fn aegisfs_vfs_posixacl(sb: *const bindings::super_block) -> bool;
     pub(crate) fn aegisfs_vfs_fc_acl(fc: *const bindings::fs_context) -> u32;
+    pub(crate) fn aegisfs_vfs_fc_discard(fc: *const bindings::fs_context) -> u32;
     pub(crate) fn aegisfs_vfs_xattr_list_prefix(
         dentry: *mut bindings::dentry,
         index: c_int,

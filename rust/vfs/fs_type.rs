@@ -20,8 +20,8 @@ use kernel::str::CStrExt;
 use kernel::types::Opaque;
 use kernel::ThisModule;
 
-/// Values of `aegisfs_vfs_fc_acl` (`AEGISFS_ACL_*` in helpers.h): the `acl` and `noacl`
-/// mount options.
+/// Values of `aegisfs_vfs_fc_acl` and `aegisfs_vfs_fc_discard` (`AEGISFS_ACL_*` in
+/// helpers.h): the `acl`/`noacl` and `discard`/`nodiscard` mount options.
 const AEGISFS_ACL_UNSET: u32 = 0;
 const AEGISFS_ACL_ON: u32 = 1;
 const AEGISFS_ACL_OFF: u32 = 2;
@@ -162,6 +162,7 @@ unsafe fn fill_super(sb: *mut bindings::super_block, fc: *mut bindings::fs_conte
                 errors: ffi::aegisfs_vfs_fc_errors(fc),
                 commit: ffi::aegisfs_vfs_fc_commit(fc),
                 norecovery: ffi::aegisfs_vfs_fc_norecovery(fc),
+                discard: ffi::aegisfs_vfs_fc_discard(fc) == AEGISFS_ACL_ON,
             },
         )
     };
@@ -192,6 +193,9 @@ unsafe fn fill_super(sb: *mut bindings::super_block, fc: *mut bindings::fs_conte
     unsafe { ffi::aegisfs_vfs_sb_init_export(sb) };
     // SAFETY: `s_fs_info` now points to a valid `SbInfo` that lives until `kill_sb`.
     let sb = unsafe { SuperBlock::from_raw(sb) };
+    if opts.discard {
+        fs::superblock::set_discard(sb, true);
+    }
     let root = fs::superblock::root_inode(sb)?;
     // SAFETY: `root` is a live inode; `d_make_root` takes our reference, also on failure.
     let dentry = unsafe { bindings::d_make_root(root.into_raw()) };
@@ -216,19 +220,23 @@ unsafe fn fill_super(sb: *mut bindings::super_block, fc: *mut bindings::fs_conte
 unsafe extern "C" fn aegisfs_reconfigure(fc: *mut bindings::fs_context) -> c_int {
     // SAFETY: The caller guarantees `fc` reconfigures a mounted AegisFS superblock, whose
     // private data is set.
-    let (sb, read_only, errors, commit, acl) = unsafe {
+    let (sb, read_only, errors, commit, acl, discard) = unsafe {
         (
             SuperBlock::from_raw(ffi::aegisfs_vfs_fc_reconfigure_sb(fc)),
             ffi::aegisfs_vfs_fc_is_rdonly(fc),
             ffi::aegisfs_vfs_fc_errors(fc),
             ffi::aegisfs_vfs_fc_commit(fc),
             ffi::aegisfs_vfs_fc_acl(fc),
+            ffi::aegisfs_vfs_fc_discard(fc),
         )
     };
     if acl != AEGISFS_ACL_UNSET {
         // SAFETY: The superblock is mounted and the VFS holds `s_umount`, under which it
         // changes `s_flags` too.
         unsafe { ffi::aegisfs_vfs_set_posixacl(sb.as_ptr(), acl == AEGISFS_ACL_ON) };
+    }
+    if discard != AEGISFS_ACL_UNSET {
+        fs::superblock::set_discard(sb, discard == AEGISFS_ACL_ON);
     }
     if commit != 0 {
         if let Some(journal) = sb.info().journal() {

@@ -15,6 +15,7 @@
 #include <linux/fs_context.h>
 #include <linux/fs_parser.h>
 #include <linux/fileattr.h>
+#include <linux/freezer.h>
 #include <linux/iomap.h>
 #include <linux/kdev_t.h>
 #include <linux/sched.h>
@@ -49,7 +50,10 @@ static const struct constant_table aegisfs_param_errors[] = {
 	{}
 };
 
-enum { AEGISFS_OPT_ERRORS, AEGISFS_OPT_COMMIT, AEGISFS_OPT_NORECOVERY, AEGISFS_OPT_ACL };
+enum {
+	AEGISFS_OPT_ERRORS, AEGISFS_OPT_COMMIT, AEGISFS_OPT_NORECOVERY, AEGISFS_OPT_ACL,
+	AEGISFS_OPT_DISCARD,
+};
 
 const struct fs_parameter_spec aegisfs_fs_parameters[] = {
 	fsparam_enum("errors", AEGISFS_OPT_ERRORS, aegisfs_param_errors),
@@ -57,6 +61,7 @@ const struct fs_parameter_spec aegisfs_fs_parameters[] = {
 	fsparam_flag("norecovery", AEGISFS_OPT_NORECOVERY),
 	fsparam_flag("noload", AEGISFS_OPT_NORECOVERY),
 	fsparam_flag_no("acl", AEGISFS_OPT_ACL),
+	fsparam_flag_no("discard", AEGISFS_OPT_DISCARD),
 	{}
 };
 
@@ -66,6 +71,7 @@ struct aegisfs_mount_options {
 	u32 commit;
 	bool norecovery;
 	u32 acl;	/* AEGISFS_ACL_* */
+	u32 discard;	/* AEGISFS_ACL_* values as well */
 };
 
 static void aegisfs_free_fc(struct fs_context *fc)
@@ -95,6 +101,9 @@ static int aegisfs_parse_param(struct fs_context *fc, struct fs_parameter *param
 		break;
 	case AEGISFS_OPT_ACL:
 		opts->acl = result.negated ? AEGISFS_ACL_OFF : AEGISFS_ACL_ON;
+		break;
+	case AEGISFS_OPT_DISCARD:
+		opts->discard = result.negated ? AEGISFS_ACL_OFF : AEGISFS_ACL_ON;
 		break;
 	}
 	return 0;
@@ -147,6 +156,13 @@ u32 aegisfs_vfs_fc_acl(const struct fs_context *fc)
 	const struct aegisfs_mount_options *opts = fc->fs_private;
 
 	return opts->acl;
+}
+
+u32 aegisfs_vfs_fc_discard(const struct fs_context *fc)
+{
+	const struct aegisfs_mount_options *opts = fc->fs_private;
+
+	return opts->discard;
 }
 
 bool aegisfs_vfs_fc_is_rdonly(const struct fs_context *fc)
@@ -779,6 +795,26 @@ int aegisfs_vfs_issue_flush(struct super_block *sb)
 bool aegisfs_vfs_bdev_read_only(struct super_block *sb)
 {
 	return bdev_read_only(sb->s_bdev);
+}
+
+/* FITRIM: the device's discard granularity in bytes, 0 when it cannot discard at all. */
+u32 aegisfs_vfs_discard_granularity(struct super_block *sb)
+{
+	if (!bdev_max_discard_sectors(sb->s_bdev))
+		return 0;
+	return max(bdev_discard_granularity(sb->s_bdev), 1U);
+}
+
+/* Discards `count` filesystem blocks from `block` and waits for the device. */
+int aegisfs_vfs_issue_discard(struct super_block *sb, u64 block, u64 count)
+{
+	return sb_issue_discard(sb, block, count, GFP_NOFS, 0);
+}
+
+/* A long walk (FITRIM) stops for a fatal signal or the freezer, as ext4's does. */
+bool aegisfs_vfs_should_stop(void)
+{
+	return fatal_signal_pending(current) || freezing(current);
 }
 
 void *aegisfs_vfs_journal_info(void)

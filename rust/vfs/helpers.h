@@ -42,7 +42,8 @@ struct aegisfs_iomap_extent {
 	bool new;
 };
 
-/* Values of aegisfs_vfs_fc_acl(): the acl / noacl mount options. */
+/* Values of aegisfs_vfs_fc_acl() and aegisfs_vfs_fc_discard(): acl / noacl, discard /
+ * nodiscard. */
 #define AEGISFS_ACL_UNSET	0
 #define AEGISFS_ACL_ON		1
 #define AEGISFS_ACL_OFF		2
@@ -74,6 +75,7 @@ void aegisfs_vfs_sb_init_export(struct super_block *sb);
 void aegisfs_vfs_set_posixacl(struct super_block *sb, bool acl);
 bool aegisfs_vfs_posixacl(const struct super_block *sb);
 u32 aegisfs_vfs_fc_acl(const struct fs_context *fc);
+u32 aegisfs_vfs_fc_discard(const struct fs_context *fc);
 const char *aegisfs_vfs_xattr_list_prefix(struct dentry *dentry, int index);
 struct posix_acl *aegisfs_vfs_acl_from_entries(const struct aegisfs_acl_entry *entries,
 	u32 count);
@@ -183,6 +185,9 @@ void aegisfs_vfs_submit_write(struct buffer_head *bh, bool flush_fua);
 int aegisfs_vfs_wait_write(struct buffer_head *bh);
 int aegisfs_vfs_issue_flush(struct super_block *sb);
 bool aegisfs_vfs_bdev_read_only(struct super_block *sb);
+u32 aegisfs_vfs_discard_granularity(struct super_block *sb);
+int aegisfs_vfs_issue_discard(struct super_block *sb, u64 block, u64 count);
+bool aegisfs_vfs_should_stop(void);
 void *aegisfs_vfs_journal_info(void);
 void aegisfs_vfs_set_journal_info(void *info);
 struct inode *aegisfs_vfs_igrab(struct inode *inode);

@@ -2,7 +2,8 @@
 
 //! The ioctls of files and directories: the inode flags (`FS_IOC_GETFLAGS`/`SETFLAGS` and
 //! `FS_IOC_FSGETXATTR`/`FSSETXATTR`, which the VFS turns into `fileattr_get` and
-//! `fileattr_set`), and `unlocked_ioctl` for `FS_IOC_SHUTDOWN` and the label ioctls.
+//! `fileattr_set`), and `unlocked_ioctl` for `FS_IOC_SHUTDOWN`, `FITRIM` and the label
+//! ioctls.
 
 use super::ffi;
 use super::inode::Inode;
@@ -65,9 +66,43 @@ const FS_IOC_GETFSLABEL: c_uint = 0x8100_9431;
 const FS_IOC_SETFSLABEL: c_uint = 0x4100_9432;
 /// Bytes of a label the ioctls copy: the on-disk field, 63 bytes and a NUL at most.
 const LABEL_BYTES: usize = 64;
+/// `FITRIM` (`_IOWR('X', 121, struct fstrim_range)`).
+const FITRIM: c_uint = 0xc018_5879;
+/// Size of `struct fstrim_range`: `start`, `len` and `minlen`, each a `__u64`.
+const FSTRIM_RANGE_BYTES: usize = 24;
 
-/// `ioctl` of files and directories: `FS_IOC_SHUTDOWN` and the label ioctls (the inode
-/// flag ioctls go through `fileattr_get`/`fileattr_set`, `FS_IOC_GETFSUUID` through the
+/// `FITRIM`, with ext4's checks in ext4's order: EPERM without `CAP_SYS_ADMIN`, EOPNOTSUPP
+/// when the device cannot discard, EROFS when mounted `norecovery` (the bitmaps may miss what
+/// the journal holds), then the range is read, trimmed and written back with `len` set to
+/// the bytes discarded.
+fn fitrim(sb: &SuperBlock, user: impl Fn(usize) -> UserSlice) -> Result {
+    // SAFETY: Reads the current task's credentials.
+    if !unsafe { ffi::aegisfs_vfs_capable_admin() } {
+        return Err(EPERM);
+    }
+    let granularity = sb.discard_granularity().ok_or(EOPNOTSUPP)?;
+    if sb.info().norecovery() {
+        return Err(EROFS);
+    }
+    let mut raw = [0u8; FSTRIM_RANGE_BYTES];
+    user(FSTRIM_RANGE_BYTES).reader().read_slice(&mut raw)?;
+    let field = |i: usize| {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&raw[i * 8..i * 8 + 8]);
+        u64::from_ne_bytes(bytes)
+    };
+    let range = fs::trim::TrimRange {
+        start: field(0),
+        len: field(1),
+        minlen: field(2),
+    };
+    let trimmed = fs::trim::trim_fs(sb, &range, granularity)?;
+    raw[8..16].copy_from_slice(&trimmed.to_ne_bytes());
+    user(FSTRIM_RANGE_BYTES).writer().write_slice(&raw)
+}
+
+/// `ioctl` of files and directories: `FS_IOC_SHUTDOWN`, `FITRIM` and the label ioctls (the
+/// inode flag ioctls go through `fileattr_get`/`fileattr_set`, `FS_IOC_GETFSUUID` through the
 /// VFS).
 ///
 /// # Safety
@@ -93,6 +128,7 @@ pub(super) unsafe extern "C" fn ioctl(
                 .read_slice(&mut flags)
                 .and_then(|()| fs::superblock::shutdown(sb, u32::from_ne_bytes(flags)))
         }
+        FITRIM => fitrim(sb, user),
         FS_IOC_GETFSLABEL => fs::superblock::label(sb)
             .and_then(|label| user(LABEL_BYTES).writer().write_slice(&label)),
         FS_IOC_SETFSLABEL => {

@@ -28,6 +28,13 @@ pub(crate) fn cond_resched() {
     unsafe { ffi::aegisfs_vfs_cond_resched() }
 }
 
+/// Whether a long operation (FITRIM) should stop early: the task got a fatal signal or is
+/// being frozen.
+pub(crate) fn should_stop() -> bool {
+    // SAFETY: Only reads the current task's signal and freezer state.
+    unsafe { ffi::aegisfs_vfs_should_stop() }
+}
+
 /// Whether the current task may use the reserved blocks (`CAP_SYS_RESOURCE`).
 pub(crate) fn capable_resource() -> bool {
     // SAFETY: Only reads the current task's credentials.

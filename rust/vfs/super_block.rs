@@ -185,6 +185,31 @@ impl Device {
         // SAFETY: By the type invariants the superblock is live with an open device.
         unsafe { ffi::aegisfs_vfs_bdev_read_only(self.as_ptr()) }
     }
+
+    /// The device's discard granularity in bytes (at least 1), or `None` when it cannot
+    /// discard.
+    pub(crate) fn discard_granularity(&self) -> Option<u32> {
+        // SAFETY: By the type invariants the superblock is live with an open device.
+        let granularity = unsafe { ffi::aegisfs_vfs_discard_granularity(self.as_ptr()) };
+        (granularity != 0).then_some(granularity)
+    }
+
+    /// Discards blocks `block..block + count` of the device and waits until that is done.
+    /// The caller makes sure no one uses those blocks meanwhile.
+    pub(crate) fn discard(&self, block: u64, count: u64) -> Result {
+        let end = block.checked_add(count).ok_or(EINVAL)?;
+        if end > self.blocks() {
+            return Err(EINVAL);
+        }
+        // SAFETY: By the type invariants the superblock is live with an open device; its block
+        // size is 4096 (set by `fill_super` before anything else runs), and the range lies
+        // inside the device (checked above).
+        let ret = unsafe { ffi::aegisfs_vfs_issue_discard(self.as_ptr(), block, count) };
+        if ret < 0 {
+            return Err(Error::from_errno(ret));
+        }
+        Ok(())
+    }
 }
 
 /// A delayed work that calls `fs::journal::timer` for a superblock after a delay.

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Suite "harness": proves qemu/vm itself. The guest boots and runs a script with its
 # arguments and environment, --disk devices appear as /dev/vdb, /dev/vdc with the right
-# sizes (and a FILE disk is used in place), device-mapper nodes appear without udev,
-# modprobe knows the kernel's built-in modules, --share content is visible both ways, the
-# staged tools are found by `mkfs -t` / `fsck -t`, the root image is never modified, the
-# script's exit status comes back, and a kernel panic (its console log is kept), a kernel
-# console WARNING and a timeout each fail the run; --kill-after cuts a run short (exit 137).
+# sizes (and a FILE disk is used in place; what the guest discards becomes zeros in it),
+# device-mapper nodes appear without udev, modprobe knows the kernel's built-in modules,
+# --share content is visible both ways, the staged tools are found by `mkfs -t` /
+# `fsck -t`, the root image is never modified, the script's exit status comes back, and a
+# kernel panic (its console log is kept), a kernel console WARNING and a timeout each fail
+# the run; --kill-after cuts a run short (exit 137).
 # Prints one `ok harness/<case>` or `not ok harness/<case>: <reason>` line per case.
 set -uo pipefail
 
@@ -52,6 +53,8 @@ echo "$token" > "$work/share/from-host.txt"
 disk_file=$work/disk-file.img
 truncate -s 32M "$disk_file"
 printf 'host-%s' "$token" | dd of="$disk_file" bs=1 seek=1048576 conv=notrunc status=none
+# 1 MiB of data at 8 MiB that the guest discards: it must become a hole (zeros).
+head -c 1048576 /dev/urandom | dd of="$disk_file" bs=1M seek=8 conv=notrunc status=none
 
 # The timeout case mostly sleeps, so it runs alongside the others.
 cat > "$work/sleep.sh" <<'EOF'
@@ -75,6 +78,8 @@ echo "vdb_size=$(blockdev --getsize64 /dev/vdb)"
 echo "vdc_size=$(blockdev --getsize64 /dev/vdc)"
 echo "vdc_data=$(dd if=/dev/vdc bs=1 skip=1048576 count=21 status=none)"
 printf 'guest-%s' "$(cat /share/from-host.txt)" | dd of=/dev/vdc bs=1 seek=2097152 conv=notrunc,fsync status=none
+echo "discard_max=$(cat /sys/block/vdc/queue/discard_max_bytes)"
+blkdiscard -o 8388608 -l 1048576 /dev/vdc && echo "blkdiscard=ok"
 dmsetup create harness-linear --table "0 2048 linear /dev/vdb 0" &&
     echo "dm_size=$(blockdev --getsize64 /dev/mapper/harness-linear)" &&
     dmsetup remove harness-linear
@@ -142,6 +147,13 @@ if [ "$(fact vdc_data)" = "host-$token" ] && [ "$back" = "guest-$token" ]; then
     ok disk-file-in-place
 else
     not_ok disk-file-in-place "guest read '$(fact vdc_data)', host read back '$back'"
+fi
+
+zeros=$(dd if="$disk_file" bs=1M skip=8 count=1 status=none | tr -d '\0' | wc -c)
+if [ "$(fact blkdiscard)" = ok ] && [ "$(fact discard_max)" -gt 0 ] 2>/dev/null && [ "$zeros" = 0 ]; then
+    ok disk-discard
+else
+    not_ok disk-discard "discard_max_bytes '$(fact discard_max)', blkdiscard '$(fact blkdiscard)', $zeros non-zero bytes left in the discarded MiB"
 fi
 
 if [ "$(fact share)" = "$token" ] && [ "$(cat "$work/share/from-guest.txt" 2>/dev/null)" = "$token" ]; then

@@ -80,5 +80,6 @@ pub(super) fn flush(sb: &SuperBlock, journal: &Journal) -> Result {
     let (result, ordered) = commit_locked(sb, journal, st, true);
     unlock(journal);
     release_inodes(ordered);
+    super::discard_committed(sb, journal);
     result
 }

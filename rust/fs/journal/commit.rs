@@ -52,6 +52,7 @@ pub(super) fn commit(sb: &SuperBlock, journal: &Journal) -> Result {
     let (result, ordered) = commit_locked(sb, journal, st, false);
     unlock(journal);
     release_inodes(ordered);
+    super::discard_committed(sb, journal);
     result
 }
 
@@ -106,10 +107,13 @@ pub(super) fn commit_locked<'a>(
                 for bh in overflow.iter() {
                     result = result.and(bh.wait_write());
                 }
-                journal
-                    .busy
-                    .lock()
-                    .retain(|b| super::transaction::seq_after(b.sequence, sequence));
+                // Freed blocks are free now; with `discard` they wait for their discard
+                // (`discard_committed`, after the unlock), and so do the ones being
+                // discarded whatever the option says now.
+                let discard = sb.info().discard();
+                journal.busy.lock().retain(|b| {
+                    b.discarding || discard || super::transaction::seq_after(b.sequence, sequence)
+                });
                 if let Err(e) = result {
                     journal.abort();
                     return (Err(e), ordered);

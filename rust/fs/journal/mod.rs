@@ -26,7 +26,7 @@ pub(crate) use transaction::{resume, start};
 use crate::disk::BLOCK_SIZE;
 use crate::vfs::buffer::BufferHead;
 use crate::vfs::inode::{Inode, InodeRef};
-use crate::vfs::log::device_err;
+use crate::vfs::log::{device_err, device_warn};
 use crate::vfs::super_block::{CommitTimer, SuperBlock};
 use core::pin::Pin;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -39,12 +39,15 @@ use kernel::sync::{CondVar, Mutex};
 pub(crate) const DEFAULT_COMMIT_SECONDS: u32 = 5;
 
 /// Blocks freed by a transaction that is not yet committed: they must not be reused before
-/// it is, or a crash could leave the old owner pointing at someone else's data.
+/// it is, or a crash could leave the old owner pointing at someone else's data. With the
+/// `discard` mount option they stay busy after the commit until the device has discarded
+/// them (`discarding`, see [`discard_committed`]).
 #[derive(Clone, Copy)]
 struct Busy {
     start: u64,
     count: u64,
     sequence: u64,
+    discarding: bool,
 }
 
 /// What the journal keeps under its lock.
@@ -236,6 +239,7 @@ pub(crate) fn blocks_freed(sb: &SuperBlock, start: u64, count: u64) {
                     start,
                     count,
                     sequence,
+                    discarding: false,
                 },
                 GFP_KERNEL,
             )
@@ -246,6 +250,60 @@ pub(crate) fn blocks_freed(sb: &SuperBlock, start: u64, count: u64) {
             device_err!(sb.name(), "out of memory recording freed blocks");
         }
     }
+}
+
+/// With the `discard` mount option: discards the blocks freed by committed transactions,
+/// then lets them be allocated again. Called after a commit, with handles allowed again
+/// (the discards do not hold up the next transaction); the blocks stay busy, so nothing
+/// takes them meanwhile. Without the option, committed entries left from an earlier
+/// commit made with it are only dropped.
+fn discard_committed(sb: &SuperBlock, journal: &Journal) {
+    let committed = journal.state.lock().committed;
+    let nofs = crate::vfs::nofs_save();
+    let mut runs: KVec<(u64, u64, u64)> = KVec::new();
+    {
+        let mut busy = journal.busy.lock();
+        for b in busy.iter_mut() {
+            if b.discarding || transaction::seq_after(b.sequence, committed) {
+                continue;
+            }
+            if runs
+                .push((b.start, b.count, b.sequence), GFP_KERNEL)
+                .is_err()
+            {
+                break;
+            }
+            b.discarding = true;
+        }
+    }
+    crate::vfs::nofs_restore(nofs);
+    if runs.is_empty() {
+        return;
+    }
+    let discard = sb.info().discard() && sb.discard_granularity().is_some();
+    for &(start, count, _) in runs.iter() {
+        if !discard {
+            break;
+        }
+        if let Err(e) = sb.discard(start, count) {
+            // Like ext4: the blocks are free all the same; later ones are not tried.
+            device_warn!(
+                sb.name(),
+                "discard of blocks {}..{} failed (error {})",
+                start,
+                start.saturating_add(count),
+                e.to_errno()
+            );
+            break;
+        }
+        crate::vfs::cond_resched();
+    }
+    journal.busy.lock().retain(|b| {
+        !(b.discarding
+            && runs
+                .iter()
+                .any(|&(start, _, sequence)| start == b.start && sequence == b.sequence))
+    });
 }
 
 /// Records that `inode` got new data blocks in the running transaction: its data is written
