@@ -29,7 +29,8 @@ mirror=$(awk -v c="$codename" '/^URIs:/{u=$2} /^Suites:/{for(i=2;i<=NF;i++) if($
 # provides poweroff (there is no init system in the guest).
 packages=(bash coreutils util-linux mount e2fsprogs fio python3 kmod procps psmisc xfsprogs
     acl attr bc dmsetup quota keyutils libcap2-bin uuid-runtime xz-utils libaio1 liburing2
-    libgdbm6 libgdbm-compat4 libacl1 libattr1 gawk perl busybox file strace)
+    libgdbm6 libgdbm-compat4 libacl1 libattr1 gawk perl busybox file strace
+    lvm2 thin-provisioning-tools)
 
 want=$( { cat "$0"; echo "$codename $mirror"; } | sha256sum | cut -d' ' -f1)
 mkdir -p "$out"
@@ -80,6 +81,17 @@ printf '127.0.0.1 localhost aegisfs-guest\n' > "$tree/etc/hosts"
 ln -sf /proc/self/mounts "$tree/etc/mtab"
 : > "$tree/etc/fstab"
 mkdir -p "$tree/opt/aegisfs" "$tree/share"
+# There is no udev in the guest: LVM makes its device nodes itself and starts no daemon.
+cat > "$tree/etc/lvm/lvm.conf" <<'EOF'
+devices {
+    obtain_device_list_from_udev = 0
+}
+activation {
+    udev_sync = 0
+    udev_rules = 0
+    monitoring = 0
+}
+EOF
 # The unprivileged users and group xfstests runs its permission tests as.
 chroot "$tree" useradd -m -s /bin/bash fsgqa
 chroot "$tree" useradd -m -s /bin/bash fsgqa2

@@ -2,7 +2,8 @@
 # Suite "harness": proves qemu/vm itself. The guest boots and runs a script with its
 # arguments and environment, --disk devices appear as /dev/vdb, /dev/vdc with the right
 # sizes (and a FILE disk is used in place; what the guest discards becomes zeros in it),
-# device-mapper nodes appear without udev, modprobe knows the kernel's built-in modules,
+# device-mapper nodes and LVM volumes appear without udev, modprobe knows the kernel's built-in modules
+# and loads its loadable ones (scsi_debug),
 # --share content is visible both ways, the staged tools are found by `mkfs -t` /
 # `fsck -t`, the root image is never modified, the script's exit status comes back, and a
 # kernel panic (its console log is kept), a kernel console WARNING and a timeout each fail
@@ -83,7 +84,26 @@ blkdiscard -o 8388608 -l 1048576 /dev/vdc && echo "blkdiscard=ok"
 dmsetup create harness-linear --table "0 2048 linear /dev/vdb 0" &&
     echo "dm_size=$(blockdev --getsize64 /dev/mapper/harness-linear)" &&
     dmsetup remove harness-linear
+# LVM without udev (xfstests makes volume groups and snapshots).
+if pvcreate -q -f /dev/vdb >/dev/null && vgcreate -q harness-vg /dev/vdb >/dev/null &&
+   lvcreate -q -y -L 8M -n lv harness-vg >/dev/null; then
+    echo "lvm_size=$(blockdev --getsize64 /dev/harness-vg/lv)"
+    lvremove -q -f harness-vg/lv >/dev/null && vgremove -q -f harness-vg >/dev/null &&
+        pvremove -q /dev/vdb >/dev/null && [ ! -e /dev/harness-vg/lv ] && echo "lvm_removed=yes"
+fi
+echo "thin_check=$(thin_check -V 2>&1 | head -n 1)"
 modprobe ext4 && modprobe dm-flakey && echo "modprobe=ok"
+# A loadable module of the kernel: scsi_debug's disk shows up (as sdX) with the geometry
+# asked for, and goes away with the module.
+if modprobe scsi_debug dev_size_mb=16 sector_size=4096; then
+    for _ in $(seq 50); do
+        sd=$(grep -lw scsi_debug /sys/block/sd*/device/model 2>/dev/null | head -n 1 | cut -d/ -f4)
+        [ -n "$sd" ] && [ -b "/dev/$sd" ] && break
+        sleep 0.2
+    done
+    [ -n "$sd" ] && echo "scsi_debug=$(blockdev --getss --getsize64 "/dev/$sd" | tr '\n' ' ')"
+    rmmod scsi_debug && [ ! -e "/sys/block/$sd" ] && echo "scsi_debug_gone=yes"
+fi
 echo "share=$(cat /share/from-host.txt)"
 echo "$1" > /share/from-guest.txt
 echo "mkfs=$(mkfs -t aegisfs /dev/vdb 2>&1)"
@@ -136,10 +156,23 @@ else
     not_ok device-mapper "/dev/mapper node of a 1 MiB linear target: '$(fact dm_size)' bytes"
 fi
 
+if [ "$(fact lvm_size)" = $((8 << 20)) ] && [ "$(fact lvm_removed)" = yes ] &&
+   [[ "$(fact thin_check)" =~ ^[0-9]+\.[0-9]+ ]]; then
+    ok lvm
+else
+    not_ok lvm "logical volume of 8 MiB: '$(fact lvm_size)' bytes, removed: '$(fact lvm_removed)', thin_check -V: '$(fact thin_check)'" "$work/main.out"
+fi
+
 if [ "$(fact modprobe)" = ok ]; then
     ok modprobe-builtin
 else
     not_ok modprobe-builtin "modprobe ext4 / dm-flakey (built into the kernel) failed" "$work/main.out"
+fi
+
+if [ "$(fact scsi_debug)" = "4096 16777216 " ] && [ "$(fact scsi_debug_gone)" = yes ]; then
+    ok modprobe-loadable
+else
+    not_ok modprobe-loadable "scsi_debug disk: sector size and bytes '$(fact scsi_debug)', removed with the module: '$(fact scsi_debug_gone)'" "$work/main.out"
 fi
 
 back=$(dd if="$disk_file" bs=1 skip=2097152 count=22 status=none)
