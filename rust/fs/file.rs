@@ -10,11 +10,16 @@ use core::sync::atomic::Ordering;
 use kernel::prelude::*;
 
 /// Changes the size of `inode` (truncate): shrinking zeroes the rest of the new last block
-/// and frees the blocks past it, including preallocated ones; growing leaves a hole.
+/// and frees the blocks past it, including preallocated ones; growing leaves a hole. A
+/// truncate to the current size frees the blocks preallocated past it, as ext4's does.
 pub(crate) fn set_size(inode: &Inode, size: u64) -> Result {
     let old = inode.size();
+    if size == old && inode.blocks_512() == 0 {
+        return Ok(());
+    }
+    let shrink = size <= old;
     inode.dio_wait();
-    if size < old {
+    if shrink {
         inode.zero_tail_block(size)?;
         // A truncate may take several transactions: a crash in between is finished at the
         // next mount.
@@ -24,12 +29,12 @@ pub(crate) fn set_size(inode: &Inode, size: u64) -> Result {
     {
         let _lock = inode.invalidate_lock();
         inode.truncate_pagecache(size);
-        if size < old {
+        if shrink {
             blockmap::truncate_blocks(inode, size.div_ceil(BLOCK_SIZE_U64))?;
         }
     }
     let _handle = super::journal::start(inode.sb())?;
-    if size < old {
+    if shrink {
         super::orphan::remove(inode)?;
     }
     inode.touch(true);

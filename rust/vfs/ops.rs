@@ -932,10 +932,8 @@ unsafe extern "C" fn setattr(
         let Ok(size) = u64::try_from(size) else {
             return EINVAL.to_errno();
         };
-        if size != inode.size() {
-            if let Err(e) = fs::file::set_size(inode, size) {
-                return e.to_errno();
-            }
+        if let Err(e) = fs::file::set_size(inode, size) {
+            return e.to_errno();
         }
     }
     // SAFETY: The caller passes valid arguments.

@@ -355,6 +355,62 @@ def falloc_keep_size():
     verify("fak")
 
 
+def extents(name):
+    """FIEMAP of `name` as (start, length, unwritten) triples, logically adjacent extents
+    of one kind merged (where the blocks lie on the disk does not matter here)."""
+    fd = os.open(path(name), os.O_RDONLY)
+    try:
+        out = []
+        for lo, _, ln, fl in fiemap(fd):
+            unwritten = bool(fl & FIEMAP_EXTENT_UNWRITTEN)
+            if out and out[-1][0] + out[-1][1] == lo and out[-1][2] == unwritten:
+                out[-1] = (out[-1][0], out[-1][1] + ln, unwritten)
+            else:
+                out.append((lo, ln, unwritten))
+        return out
+    finally:
+        os.close(fd)
+
+
+def falloc_truncate_same():
+    # xfstests generic/092: a truncate to the current size frees what was preallocated past
+    # it; a truncate up keeps it.
+    data = pattern(12, 2 * BS)
+    with open(path("fat"), "wb") as f:
+        f.write(data)
+    fd = os.open(path("fat"), os.O_RDWR)
+    fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, 10 * BS)
+    os.close(fd)
+    EXPECT["fat"] = (bytearray(data), 10 * 8)
+    verify("fat")
+    os.truncate(path("fat"), 2 * BS)
+    EXPECT["fat"] = (bytearray(data), 2 * 8)
+    verify("fat")
+    ext = extents("fat")
+    expect(ext == [(0, 2 * BS, False)], f"extents after the truncate to the size: {ext}")
+    fd = os.open(path("fat"), os.O_RDWR)
+    fallocate(fd, FALLOC_FL_KEEP_SIZE, 2 * BS, 8 * BS)
+    os.close(fd)
+    os.truncate(path("fat"), 5 * BS)
+    EXPECT["fat"] = (bytearray(data) + bytes(3 * BS), 10 * 8)
+    verify("fat")
+    ext = extents("fat")
+    expect(ext == [(0, 2 * BS, False), (2 * BS, 8 * BS, True)], f"extents after the truncate up: {ext}")
+    # Truncated to its size again, the file keeps its UNWRITTEN blocks inside the size.
+    os.truncate(path("fat"), 5 * BS)
+    EXPECT["fat"] = (bytearray(data) + bytes(3 * BS), 5 * 8)
+    verify("fat")
+    ext = extents("fat")
+    expect(ext == [(0, 2 * BS, False), (2 * BS, 3 * BS, True)], f"extents after the truncate to the new size: {ext}")
+    # Once more, and on an empty file: nothing changes.
+    os.truncate(path("fat"), 5 * BS)
+    verify("fat")
+    open(path("fat-empty"), "wb").close()
+    os.truncate(path("fat-empty"), 0)
+    EXPECT["fat-empty"] = (bytearray(), 0)
+    verify("fat-empty")
+
+
 def falloc_punch():
     data = pattern(11, 64 * BS)
     with open(path("fap"), "wb") as f:
@@ -630,6 +686,7 @@ def main():
         ("dio-drop-caches", dio_drop_caches),
         ("falloc-mode0", falloc_mode0),
         ("falloc-keep-size", falloc_keep_size),
+        ("falloc-truncate-same", falloc_truncate_same),
         ("falloc-punch", falloc_punch),
         ("falloc-zero", falloc_zero),
         ("falloc-errors", falloc_errors),
