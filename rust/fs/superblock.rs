@@ -466,6 +466,17 @@ pub(crate) fn shutdown(sb: &SuperBlock, flags: u32) -> Result {
     Ok(())
 }
 
+/// The block device was removed while mounted (the VFS's `shutdown`): nothing can reach
+/// the disk any more, so the filesystem stops at once, as `FS_IOC_SHUTDOWN` with flags 2
+/// does (ext4 does the same); the next mount recovers from the journal.
+pub(crate) fn device_removed(sb: &SuperBlock) {
+    if !sb.info().is_shutdown() {
+        device_err!(sb.name(), "block device removed while mounted");
+    }
+    // Flags 2 are valid, so this cannot fail.
+    let _ = shutdown(sb, 2);
+}
+
 /// The label, NUL padded (`FS_IOC_GETFSLABEL`).
 pub(crate) fn label(sb: &SuperBlock) -> Result<[u8; 64]> {
     let bh = sb.bread(0)?;

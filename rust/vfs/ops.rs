@@ -39,6 +39,7 @@ pub(super) static SUPER_OPS: Table<bindings::super_operations> =
         put_super: Some(put_super),
         freeze_fs: Some(freeze_fs),
         unfreeze_fs: Some(unfreeze_fs),
+        shutdown: Some(shutdown),
         sync_fs: Some(sync_fs),
         statfs: Some(statfs),
         show_options: Some(show_options),
@@ -331,6 +332,16 @@ unsafe extern "C" fn unfreeze_fs(sb: *mut bindings::super_block) -> c_int {
     errno(fs::superblock::unfreeze(unsafe {
         SuperBlock::from_raw(sb)
     }))
+}
+
+/// `shutdown`: the block device went away under the mounted filesystem.
+///
+/// # Safety
+///
+/// `sb` must be a mounted AegisFS superblock.
+unsafe extern "C" fn shutdown(sb: *mut bindings::super_block) {
+    // SAFETY: The caller guarantees `sb` is a mounted AegisFS superblock.
+    fs::superblock::device_removed(unsafe { SuperBlock::from_raw(sb) });
 }
 
 /// # Safety

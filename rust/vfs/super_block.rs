@@ -78,11 +78,12 @@ impl Device {
         unsafe { ffi::aegisfs_vfs_device_bytes(self.as_ptr()) / BLOCK_SIZE_U64 }
     }
 
-    /// Reads block `block` of the device; a block past the device end is refused with
-    /// EUCLEAN (callers validate block numbers first, so this only guards against bugs).
+    /// Reads block `block` of the device. Callers check block numbers against the
+    /// filesystem, which mount checked against the device, so a block past the device's end
+    /// means the device shrank or went away (a removed disk has no blocks): EIO.
     pub(crate) fn bread(&self, block: u64) -> Result<BufferHead> {
         if block >= self.blocks() {
-            return Err(EUCLEAN);
+            return Err(EIO);
         }
         // SAFETY: By the type invariants the superblock is live.
         if unsafe { (*self.as_ptr()).s_blocksize } != BLOCK_SIZE_ULONG {
@@ -96,7 +97,7 @@ impl Device {
     /// A zeroed buffer for block `block`, not read (a newly allocated metadata block).
     pub(crate) fn new_block(&self, block: u64) -> Result<BufferHead> {
         if block >= self.blocks() {
-            return Err(EUCLEAN);
+            return Err(EIO);
         }
         // SAFETY: By the type invariants the superblock is live; `fill_super` set its block
         // size to 4096 before anything allocates; `block` lies inside the device.

@@ -31,7 +31,9 @@ Then on a fresh mkfs: `eperm` (the fsgqa user gets EPERM for every flag, the fil
 stays writable), `bad-flag` (flag 3: EINVAL, still writable), `eperm-fsck`; and on another,
 `ro-device`: after a nologflush shutdown the journal needs recovery; with the block device
 read-only (blockdev --setro) a read-only mount fails with EROFS and `-o norecovery` mounts;
-writable again, mount replays, the fsync'ed file is exact and fsck -n is clean.
+writable again, mount replays, the fsync'ed file is exact and fsck -n is clean. Last,
+`device-removed`: a scsi_debug disk deleted under the mounted filesystem with dirty data
+shuts it down (EIO for reads through an open descriptor, opens, creates); umount works.
 
 The writer child (records in a tmpfs file, one line each, written after the fact):
   F PATH SIZE SHA256   created, written, fsync'ed, its directory fsync'ed
@@ -468,6 +470,53 @@ def ro_device():
     fsck()
 
 
+def scsi_debug_disk():
+    """Loads scsi_debug with one 64 MiB disk; returns its name in /sys/block (sdX)."""
+    fsx.run("modprobe", "scsi_debug", "dev_size_mb=64")
+    for _ in range(50):
+        for name in os.listdir("/sys/block"):
+            try:
+                with open(f"/sys/block/{name}/device/model") as f:
+                    model = f.read().strip()
+            except OSError:
+                continue
+            if model == "scsi_debug" and os.path.exists(f"/dev/{name}"):
+                return name
+        time.sleep(0.2)
+    raise fsx.Fail("no scsi_debug disk appeared")
+
+
+def device_removed():
+    """The disk is removed under the mounted filesystem while it holds dirty data (xfstests
+    generic/730): the filesystem shuts down, so a read through a descriptor opened before,
+    a new open and a create fail with EIO; umount works."""
+    disk = scsi_debug_disk()
+    dev, mnt = f"/dev/{disk}", "/mnt/removed"
+    try:
+        fsx.mkfs(dev, "removed")
+        fsx.mount(dev, mnt)
+        fsx.write_file(os.path.join(mnt, "kept"), 3, 100 * KIB, fsync=True)
+        fsx.write_file(os.path.join(mnt, "dirty"), 4, 1024 * KIB)
+        fd = os.open(os.path.join(mnt, "dirty"), os.O_RDONLY)
+        try:
+            with open(f"/sys/block/{disk}/device/delete", "w") as f:
+                f.write("1")
+            got = {
+                "read": result(os.pread, fd, 4096, 0),
+                "open": result(lambda: os.close(os.open(os.path.join(mnt, "kept"), os.O_RDONLY))),
+                "create": result(lambda: os.close(os.open(os.path.join(mnt, "new"), os.O_WRONLY | os.O_CREAT, 0o644))),
+            }
+        finally:
+            os.close(fd)
+        bad = {k: v for k, v in got.items() if v != "EIO"}
+        fsx.expect(not bad, f"after the disk was removed: {bad}, expected EIO")
+        fsx.umount(mnt)
+    finally:
+        if fsx.mounted(mnt):
+            fsx.run("umount", "-l", mnt, check=False)
+        fsx.run("rmmod", "scsi_debug", check=False)
+
+
 def main():
     fsx.init("shutdown", sys.argv)
     seed = int(sys.argv[2])
@@ -488,6 +537,7 @@ def main():
     fsx.case("ro-device", ro_device)
     if fsx.mounted(MNT):
         fsx.run("umount", MNT, check=False)
+    fsx.case("device-removed", device_removed)
     return 0
 
 
