@@ -63,6 +63,9 @@ back as zeros. Every number compared below is in bytes.
                     hole holds its first free blocks): its blocks (FIEMAP) must lie outside
                     the hole, FITRIM must still be running after the fsync, and once it
                     ended every file is intact after drop_caches
+  thin-journal      a 1 GiB dm-thin volume (its pool on a loop device in tmpfs): after mkfs
+                    the pool backs at least the 32 MiB journal (mkfs writes it out, as
+                    mke2fs does)
   enospc-wait       /dev/vdc: an 8 MiB file, then a file filling the filesystem to ENOSPC; the
                     8 MiB file deleted, so its blocks are nearly all the free space, and
                     FITRIM of them running with 512-byte discards: writing and fsyncing
@@ -811,6 +814,37 @@ def sparse():
     fsx.umount(SPARSE_MNT)
 
 
+def thin_journal():
+    """A thin volume (dm-thin over a loop device in tmpfs): mkfs must leave the whole
+    journal backed by the pool, so that a full pool can never fail a journal write
+    (xfstests generic/347)."""
+    image = "/tmp/thin-pool.img"
+    meta, data = 8192, 65536 * 2  # sectors: 4 MiB of metadata, 64 MiB of data
+    with open(image, "wb") as f:
+        f.truncate((meta + data) * 512)
+    loop = fsx.run("losetup", "-f", "--show", image).strip()
+    try:
+        fsx.run("dmsetup", "create", "trim-tmeta", "--table", f"0 {meta} linear {loop} 0")
+        fsx.run("dmsetup", "create", "trim-tdata", "--table", f"0 {data} linear {loop} {meta}")
+        # 64 KiB pool blocks, new blocks not zeroed by the pool (so only what mkfs writes
+        # is counted).
+        fsx.run("dmsetup", "create", "trim-pool", "--table",
+                f"0 {data} thin-pool /dev/mapper/trim-tmeta /dev/mapper/trim-tdata "
+                "128 0 1 skip_block_zeroing")
+        fsx.run("dmsetup", "message", "/dev/mapper/trim-pool", "0", "create_thin 0")
+        fsx.run("dmsetup", "create", "trim-thin", "--table", "0 2097152 thin /dev/mapper/trim-pool 0")
+        fsx.mkfs("/dev/mapper/trim-thin")
+        status = fsx.run("dmsetup", "status", "trim-pool").split()
+        used = int(status[5].split("/")[0]) * 64 * 1024
+        fsx.note(f"thin-journal: mkfs of a 1 GiB thin volume: {used} bytes of the pool in use")
+        fsx.expect(used >= 32 * MIB, f"the pool backs {used} bytes after mkfs, less than the 32 MiB journal")
+    finally:
+        for name in ("trim-thin", "trim-pool", "trim-tdata", "trim-tmeta"):
+            fsx.run("dmsetup", "remove", name, check=False)
+        fsx.run("losetup", "-d", loop, check=False)
+        os.unlink(image)
+
+
 def umount_all():
     for mnt in (MNT, SPARSE_MNT):
         if fsx.mounted(mnt):
@@ -847,6 +881,7 @@ def main():
         ("race", race),
         ("enospc-wait", enospc_wait),
         ("sparse", sparse),
+        ("thin-journal", thin_journal),
         ("no-discard", no_discard),
     ]:
         if not fsx.mounted(MNT):

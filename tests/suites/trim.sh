@@ -19,7 +19,7 @@ fstyp=${FSTYP:-aegisfs}
 cases=$work/cases
 printf '%s\n' mkfs-mount discard-visible fstrim fitrim-ioctl fitrim-errors data-intact \
     zeroes uncommitted concurrent ro discard-option discard-uncommitted discard-concurrent \
-    discard-nojournal discard-race race enospc-wait sparse no-discard umount fsck > "$cases"
+    discard-nojournal discard-race race enospc-wait sparse thin-journal no-discard umount fsck > "$cases"
 # suite_vm's fsck -n only checks AegisFS disks.
 [ "$fstyp" != aegisfs ] || printf '%s\n' fsck-vdb fsck-vdc >> "$cases"
 # /dev/vdc is a file of our own: its allocated size is checked once the guest is done.

@@ -584,6 +584,12 @@ impl<'a> Builder<'a> {
             .write_at(&gdt, geo.gdt_start() * BLOCK_SIZE_U64)?;
 
         if geo.journal_blocks() > 0 {
+            // The journal is written at every commit: on thin storage it must never need a
+            // block the pool has run out of.
+            self.target.provision(
+                geo.journal_start() * BLOCK_SIZE_U64,
+                geo.journal_blocks() * BLOCK_SIZE_U64,
+            )?;
             let mut jsb = [0u8; BLOCK_SIZE];
             init_journal_superblock(&mut jsb, self.seed, geo.journal_blocks())
                 .map_err(|e| e.msg().to_string())?;

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 /// `_IOR(0x12, 114, size_t)`: the size of a block device in bytes.
 const BLKGETSIZE64: libc::c_ulong = 0x8008_1272;
+/// `_IO(0x12, 127)`: writes zeros over a byte range of a block device (not unmapping it).
+const BLKZEROOUT: libc::c_ulong = 0x127f;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -191,6 +193,28 @@ impl Target {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(context(&self.path, "read failed", e)),
             }
+        }
+        Ok(())
+    }
+
+    /// Writes zeros over `len` bytes at `offset` of a block device, so that thin-provisioned
+    /// storage (dm-thin, LVM thin volumes) backs them from now on and a later write there
+    /// cannot fail for want of space (mke2fs writes its journal out for the same reason).
+    /// A regular file is left as it is.
+    pub fn provision(&self, offset: u64, len: u64) -> Result<(), String> {
+        if self.kind != Kind::BlockDevice || len == 0 {
+            return Ok(());
+        }
+        let range = [offset, len];
+        // SAFETY: BLKZEROOUT reads two u64 (start and length in bytes) through the pointer,
+        // which points at `range`.
+        let r = unsafe { libc::ioctl(self.file().as_raw_fd(), BLKZEROOUT as _, range.as_ptr()) };
+        if r < 0 {
+            return Err(context(
+                &self.path,
+                &format!("zeroing {len} bytes at {offset} (BLKZEROOUT) failed"),
+                io::Error::last_os_error(),
+            ));
         }
         Ok(())
     }
