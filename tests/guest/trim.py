@@ -351,6 +351,18 @@ def zeroes():
     expect_zeros(DEV, extents, "after FITRIM")
 
 
+def crash_and_remount():
+    """FS_IOC_SHUTDOWN without a log flush (what survives is what a power cut would leave),
+    then umount and mount again, which replays the journal."""
+    fd = os.open(MNT, os.O_RDONLY)
+    try:
+        fcntl.ioctl(fd, FS_IOC_SHUTDOWN, struct.pack("=I", 2))  # NOLOGFLUSH
+    finally:
+        os.close(fd)
+    fsx.umount(MNT)
+    fsx.mount(DEV, MNT)
+
+
 def uncommitted(opts="commit=60", trim=True):
     remount(opts)
     p = os.path.join(MNT, "uncommitted")
@@ -362,13 +374,7 @@ def uncommitted(opts="commit=60", trim=True):
     # but a crash now brings the file back, so they must not be discarded.
     if trim:
         fitrim(MNT)
-    fd = os.open(MNT, os.O_RDONLY)
-    try:
-        fcntl.ioctl(fd, FS_IOC_SHUTDOWN, struct.pack("=I", 2))  # NOLOGFLUSH
-    finally:
-        os.close(fd)
-    fsx.umount(MNT)
-    fsx.mount(DEV, MNT)
+    crash_and_remount()
     fsx.expect(os.path.exists(p), "the unlinked file is gone although the unlink never committed")
     fsx.check_data(p, 11, 0, size, sha=sha)
     os.unlink(p)
@@ -529,13 +535,7 @@ def discard_uncommitted():
     # The unlink is in the running transaction: nothing may be discarded yet.
     time.sleep(2)
     expect_on_device(DEV, extents, 12)
-    fd = os.open(MNT, os.O_RDONLY)
-    try:
-        fcntl.ioctl(fd, FS_IOC_SHUTDOWN, struct.pack("=I", 2))  # NOLOGFLUSH
-    finally:
-        os.close(fd)
-    fsx.umount(MNT)
-    fsx.mount(DEV, MNT)
+    crash_and_remount()
     fsx.expect(os.path.exists(p), "the unlinked file is gone although the unlink never committed")
     if fsx.FSTYP == "aegisfs":
         fsx.check_data(p, 12, 0, size, sha=sha)
