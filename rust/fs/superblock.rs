@@ -53,6 +53,10 @@ pub(crate) struct SbInfo {
     /// The `discard` mount option: freed blocks are discarded once their transaction is
     /// committed (at once without a journal).
     discard: AtomicBool,
+    /// `data_err=abort`: a file data block that ordered mode could not write before a commit
+    /// aborts the journal. Otherwise (`data_err=ignore`, the default, as in ext4) the error
+    /// stays for `fsync` to report and the metadata commits.
+    data_err_abort: AtomicBool,
     /// Mounted with `norecovery` while the journal needed recovery: read-only for good.
     unrecovered: bool,
     /// `errors_behavior` of the superblock.
@@ -90,6 +94,16 @@ impl SbInfo {
     /// Whether the filesystem has a journal and was mounted with `norecovery`.
     pub(crate) fn norecovery(&self) -> bool {
         self.norecovery
+    }
+
+    /// Whether a failed ordered-data write aborts the journal (`data_err=abort`).
+    pub(crate) fn data_err_abort(&self) -> bool {
+        self.data_err_abort.load(Ordering::Relaxed)
+    }
+
+    /// `data_err=abort` (true) or `data_err=ignore` given at a remount.
+    pub(crate) fn set_data_err_abort(&self, abort: bool) {
+        self.data_err_abort.store(abort, Ordering::Relaxed);
     }
 
     /// Whether freed blocks are discarded (the `discard` mount option).
@@ -199,6 +213,8 @@ pub(crate) struct MountOptions {
     pub(crate) norecovery: bool,
     /// `discard`.
     pub(crate) discard: bool,
+    /// `data_err=abort`.
+    pub(crate) data_err_abort: bool,
 }
 
 /// Clears the "needs recovery" flag of the superblock in block 0 after a replay.
@@ -329,6 +345,7 @@ pub(crate) fn load(dev: &Device, opts: MountOptions, read_only: bool) -> Result<
         trims: KBox::pin_init(Trims::new(), GFP_KERNEL)?,
         norecovery,
         discard: AtomicBool::new(opts.discard),
+        data_err_abort: AtomicBool::new(opts.data_err_abort),
         orphans: KBox::pin_init(new_mutex!(KVec::new()), GFP_KERNEL)?,
         unrecovered,
         default_errors,

@@ -238,7 +238,7 @@ unsafe extern "C" {
     pub(crate) fn aegisfs_vfs_journal_info() -> *mut c_void;
     pub(crate) fn aegisfs_vfs_set_journal_info(info: *mut c_void);
     pub(crate) fn aegisfs_vfs_igrab(inode: *mut bindings::inode) -> *mut bindings::inode;
-    pub(crate) fn aegisfs_vfs_write_and_wait(inode: *mut bindings::inode) -> c_int;
+    pub(crate) fn aegisfs_vfs_write_ordered_data(inode: *mut bindings::inode) -> c_int;
     pub(crate) fn aegisfs_vfs_timer_new(sb: *mut bindings::super_block) -> *mut c_void;
     pub(crate) fn aegisfs_vfs_timer_arm(timer: *mut c_void, ms: c_uint);
     pub(crate) fn aegisfs_vfs_timer_free(timer: *mut c_void);
@@ -298,6 +298,7 @@ unsafe extern "C" {
     pub(crate) fn aegisfs_vfs_posixacl(sb: *const bindings::super_block) -> bool;
     pub(crate) fn aegisfs_vfs_fc_acl(fc: *const bindings::fs_context) -> u32;
     pub(crate) fn aegisfs_vfs_fc_discard(fc: *const bindings::fs_context) -> u32;
+    pub(crate) fn aegisfs_vfs_fc_data_err(fc: *const bindings::fs_context) -> u32;
     pub(crate) fn aegisfs_vfs_xattr_list_prefix(
         dentry: *mut bindings::dentry,
         index: c_int,

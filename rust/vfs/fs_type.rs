@@ -25,6 +25,10 @@ use kernel::ThisModule;
 const AEGISFS_ACL_UNSET: u32 = 0;
 const AEGISFS_ACL_ON: u32 = 1;
 const AEGISFS_ACL_OFF: u32 = 2;
+/// Values of `aegisfs_vfs_fc_data_err` (`AEGISFS_DATA_ERR_*` in helpers.h; 0 when not
+/// given): the `data_err=ignore` and `data_err=abort` mount options.
+const AEGISFS_DATA_ERR_IGNORE: u32 = 1;
+const AEGISFS_DATA_ERR_ABORT: u32 = 2;
 
 /// The filesystem type and the inode cache.
 ///
@@ -163,6 +167,7 @@ unsafe fn fill_super(sb: *mut bindings::super_block, fc: *mut bindings::fs_conte
                 commit: ffi::aegisfs_vfs_fc_commit(fc),
                 norecovery: ffi::aegisfs_vfs_fc_norecovery(fc),
                 discard: ffi::aegisfs_vfs_fc_discard(fc) == AEGISFS_ACL_ON,
+                data_err_abort: ffi::aegisfs_vfs_fc_data_err(fc) == AEGISFS_DATA_ERR_ABORT,
             },
         )
     };
@@ -220,7 +225,7 @@ unsafe fn fill_super(sb: *mut bindings::super_block, fc: *mut bindings::fs_conte
 unsafe extern "C" fn aegisfs_reconfigure(fc: *mut bindings::fs_context) -> c_int {
     // SAFETY: The caller guarantees `fc` reconfigures a mounted AegisFS superblock, whose
     // private data is set.
-    let (sb, read_only, errors, commit, acl, discard) = unsafe {
+    let (sb, read_only, errors, commit, acl, discard, data_err) = unsafe {
         (
             SuperBlock::from_raw(ffi::aegisfs_vfs_fc_reconfigure_sb(fc)),
             ffi::aegisfs_vfs_fc_is_rdonly(fc),
@@ -228,6 +233,7 @@ unsafe extern "C" fn aegisfs_reconfigure(fc: *mut bindings::fs_context) -> c_int
             ffi::aegisfs_vfs_fc_commit(fc),
             ffi::aegisfs_vfs_fc_acl(fc),
             ffi::aegisfs_vfs_fc_discard(fc),
+            ffi::aegisfs_vfs_fc_data_err(fc),
         )
     };
     if acl != AEGISFS_ACL_UNSET {
@@ -237,6 +243,10 @@ unsafe extern "C" fn aegisfs_reconfigure(fc: *mut bindings::fs_context) -> c_int
     }
     if discard != AEGISFS_ACL_UNSET {
         fs::superblock::set_discard(sb, discard == AEGISFS_ACL_ON);
+    }
+    if data_err == AEGISFS_DATA_ERR_IGNORE || data_err == AEGISFS_DATA_ERR_ABORT {
+        sb.info()
+            .set_data_err_abort(data_err == AEGISFS_DATA_ERR_ABORT);
     }
     if commit != 0 {
         if let Some(journal) = sb.info().journal() {

@@ -50,9 +50,16 @@ static const struct constant_table aegisfs_param_errors[] = {
 	{}
 };
 
+/* Values of data_err=: AEGISFS_DATA_ERR_* in helpers.h. */
+static const struct constant_table aegisfs_param_data_err[] = {
+	{ "ignore",	AEGISFS_DATA_ERR_IGNORE },
+	{ "abort",	AEGISFS_DATA_ERR_ABORT },
+	{}
+};
+
 enum {
 	AEGISFS_OPT_ERRORS, AEGISFS_OPT_COMMIT, AEGISFS_OPT_NORECOVERY, AEGISFS_OPT_ACL,
-	AEGISFS_OPT_DISCARD,
+	AEGISFS_OPT_DISCARD, AEGISFS_OPT_DATA_ERR,
 };
 
 const struct fs_parameter_spec aegisfs_fs_parameters[] = {
@@ -62,6 +69,7 @@ const struct fs_parameter_spec aegisfs_fs_parameters[] = {
 	fsparam_flag("noload", AEGISFS_OPT_NORECOVERY),
 	fsparam_flag_no("acl", AEGISFS_OPT_ACL),
 	fsparam_flag_no("discard", AEGISFS_OPT_DISCARD),
+	fsparam_enum("data_err", AEGISFS_OPT_DATA_ERR, aegisfs_param_data_err),
 	{}
 };
 
@@ -72,6 +80,7 @@ struct aegisfs_mount_options {
 	bool norecovery;
 	u32 acl;	/* AEGISFS_ACL_* */
 	u32 discard;	/* AEGISFS_ACL_* values as well */
+	u32 data_err;	/* AEGISFS_DATA_ERR_* */
 };
 
 static void aegisfs_free_fc(struct fs_context *fc)
@@ -104,6 +113,9 @@ static int aegisfs_parse_param(struct fs_context *fc, struct fs_parameter *param
 		break;
 	case AEGISFS_OPT_DISCARD:
 		opts->discard = result.negated ? AEGISFS_ACL_OFF : AEGISFS_ACL_ON;
+		break;
+	case AEGISFS_OPT_DATA_ERR:
+		opts->data_err = result.uint_32;
 		break;
 	}
 	return 0;
@@ -163,6 +175,13 @@ u32 aegisfs_vfs_fc_discard(const struct fs_context *fc)
 	const struct aegisfs_mount_options *opts = fc->fs_private;
 
 	return opts->discard;
+}
+
+u32 aegisfs_vfs_fc_data_err(const struct fs_context *fc)
+{
+	const struct aegisfs_mount_options *opts = fc->fs_private;
+
+	return opts->data_err;
 }
 
 bool aegisfs_vfs_fc_is_rdonly(const struct fs_context *fc)
@@ -832,9 +851,17 @@ struct inode *aegisfs_vfs_igrab(struct inode *inode)
 	return igrab(inode);
 }
 
-int aegisfs_vfs_write_and_wait(struct inode *inode)
+/*
+ * Ordered data before a commit: writes the file's dirty pages and waits for them. A write
+ * error stays recorded in the mapping, where fsync finds it (jbd2 waits the same way).
+ */
+int aegisfs_vfs_write_ordered_data(struct inode *inode)
 {
-	return filemap_write_and_wait(inode->i_mapping);
+	struct address_space *mapping = inode->i_mapping;
+	int err = filemap_fdatawrite(mapping);
+	int wait_err = filemap_fdatawait_range_keep_errors(mapping, 0, LLONG_MAX);
+
+	return err ? err : wait_err;
 }
 
 /* The journal's commit timer: a delayed work that calls aegisfs_commit_timer(sb). */

@@ -48,6 +48,10 @@ struct aegisfs_iomap_extent {
 #define AEGISFS_ACL_ON		1
 #define AEGISFS_ACL_OFF		2
 
+/* Values of aegisfs_vfs_fc_data_err(): unset, data_err=ignore, data_err=abort. */
+#define AEGISFS_DATA_ERR_IGNORE	1
+#define AEGISFS_DATA_ERR_ABORT	2
+
 /* On-disk xattr name indexes (docs/format.md "Extended attributes"). */
 #define AEGISFS_XATTR_INDEX_USER		1
 #define AEGISFS_XATTR_INDEX_POSIX_ACL_ACCESS	2
@@ -76,6 +80,7 @@ void aegisfs_vfs_set_posixacl(struct super_block *sb, bool acl);
 bool aegisfs_vfs_posixacl(const struct super_block *sb);
 u32 aegisfs_vfs_fc_acl(const struct fs_context *fc);
 u32 aegisfs_vfs_fc_discard(const struct fs_context *fc);
+u32 aegisfs_vfs_fc_data_err(const struct fs_context *fc);
 const char *aegisfs_vfs_xattr_list_prefix(struct dentry *dentry, int index);
 struct posix_acl *aegisfs_vfs_acl_from_entries(const struct aegisfs_acl_entry *entries,
 	u32 count);
@@ -191,7 +196,7 @@ bool aegisfs_vfs_should_stop(void);
 void *aegisfs_vfs_journal_info(void);
 void aegisfs_vfs_set_journal_info(void *info);
 struct inode *aegisfs_vfs_igrab(struct inode *inode);
-int aegisfs_vfs_write_and_wait(struct inode *inode);
+int aegisfs_vfs_write_ordered_data(struct inode *inode);
 struct aegisfs_timer *aegisfs_vfs_timer_new(struct super_block *sb);
 void aegisfs_vfs_timer_arm(struct aegisfs_timer *t, unsigned int ms);
 void aegisfs_vfs_timer_free(struct aegisfs_timer *t);

@@ -963,10 +963,11 @@ impl Inode {
         NonNull::new(inode).map(|inode| InodeRef { inode })
     }
 
-    /// Writes the file's dirty pages and waits for them.
-    pub(crate) fn write_data_and_wait(&self) -> Result {
+    /// Writes the file's dirty pages and waits for them; a write error is returned and also
+    /// stays recorded for `fsync`.
+    pub(crate) fn write_ordered_data(&self) -> Result {
         // SAFETY: The inode is live.
-        let ret = unsafe { ffi::aegisfs_vfs_write_and_wait(self.as_ptr()) };
+        let ret = unsafe { ffi::aegisfs_vfs_write_ordered_data(self.as_ptr()) };
         if ret < 0 {
             return Err(Error::from_errno(ret));
         }

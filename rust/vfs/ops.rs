@@ -386,6 +386,10 @@ unsafe extern "C" fn show_options(
         // SAFETY: `seq` is valid; the option is a NUL-terminated static string.
         unsafe { ffi::__seq_puts(seq, c",discard".as_char_ptr()) };
     }
+    if sb.info().data_err_abort() {
+        // SAFETY: `seq` is valid; the option is a NUL-terminated static string.
+        unsafe { ffi::__seq_puts(seq, c",data_err=abort".as_char_ptr()) };
+    }
     if let Some(option) = fs::superblock::show_errors_option(sb) {
         // SAFETY: `seq` is valid; `option` is a NUL-terminated static string.
         unsafe { ffi::__seq_puts(seq, option.as_char_ptr()) };

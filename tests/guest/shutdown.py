@@ -34,6 +34,11 @@ read-only (blockdev --setro) a read-only mount fails with EROFS and `-o norecove
 writable again, mount replays, the fsync'ed file is exact and fsck -n is clean. Last,
 `device-removed`: a scsi_debug disk deleted under the mounted filesystem with dirty data
 shuts it down (EIO for reads through an open descriptor, opens, creates); umount works.
+And `data-error`: on a dm device where the blocks of one written but unsynced file fail
+writes, the commit that fsync of another file makes still succeeds (data_err=ignore),
+fsync of the first gives EIO, and after umount fsck is clean and the durable files intact;
+`data-error-abort`: the same mounted `data_err=abort` (shown in /proc/mounts): that commit
+fails with EIO; after a remount (journal replay) the durable file is intact, fsck clean.
 
 The writer child (records in a tmpfs file, one line each, written after the fact):
   F PATH SIZE SHA256   created, written, fsync'ed, its directory fsync'ed
@@ -517,6 +522,90 @@ def device_removed():
         fsx.run("rmmod", "scsi_debug", check=False)
 
 
+def dm_table(name, table):
+    """Replaces the table of device-mapper device NAME without freezing the filesystem on
+    it (--nolockfs), so dirty pages stay dirty."""
+    path = f"/tmp/{name}.table"
+    with open(path, "w") as f:
+        f.write(table + "\n")
+    fsx.run("dmsetup", "suspend", "--nolockfs", name)
+    fsx.run("dmsetup", "load", name, path)
+    fsx.run("dmsetup", "resume", name)
+
+
+def data_error(abort=False):
+    """Ordered data the disk refuses to write (the blocks of one file map to dm's `error`
+    target) does not stop the filesystem, as in ext4 (data_err=ignore): the commit that
+    fsync of another file makes still succeeds, fsync of the refused file fails with EIO,
+    and after umount the filesystem is clean and the durable files intact (xfstests
+    generic/347). With ABORT (`data_err=abort`, shown in /proc/mounts and changed by
+remounts) that commit fails
+    with EIO instead and the filesystem stops; the next mount replays the journal."""
+    from check import fiemap
+    sectors = int(fsx.run("blockdev", "--getsz", DEV).strip())
+    linear = f"0 {sectors} linear {DEV} 0"
+    fsx.run("dmsetup", "create", "shutdown-derr", "--table", linear)
+    dev, mnt = "/dev/mapper/shutdown-derr", "/mnt/derr"
+    try:
+        fsx.mkfs(dev, "derr")
+        # No periodic commit meanwhile; ext4 allocates at write time, as AegisFS does, so
+        # FIEMAP shows the blocks.
+        opts = "commit=60" + (",data_err=abort" if abort else "")
+        fsx.mount(dev, mnt, opts + (",nodelalloc" if fsx.FSTYP.startswith("ext") else ""))
+        if abort:
+            # Shown in /proc/mounts, and changed by a remount either way.
+            for remount, want in ((None, True), ("data_err=ignore", False), ("data_err=abort", True)):
+                if remount:
+                    fsx.run("mount", "-o", f"remount,{remount}", mnt)
+                with open("/proc/mounts") as f:
+                    line = next(line for line in f if line.split()[1] == mnt)
+                shown = "data_err=abort" in line.split()[3].split(",")
+                fsx.expect(shown == want, f"after {remount or 'mount'}: /proc/mounts: {line.strip()}")
+        fsx.write_file(os.path.join(mnt, "good"), 5, 100 * KIB, fsync=True)
+        fsx.fsync_path(mnt)
+        fd = os.open(os.path.join(mnt, "bad"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fsx.write_data(fd, 6, 0, 1024 * KIB)
+            extents = sorted((ph // 512, ln // 512) for _, ph, ln, _ in fiemap(fd, flags=0))
+            fsx.expect(extents and all(ph > 0 for ph, _ in extents), f"no blocks allocated: {extents}")
+            table, pos = [], 0
+            for start, length in extents:
+                if start > pos:
+                    table.append(f"{pos} {start - pos} linear {DEV} {pos}")
+                table.append(f"{start} {length} error")
+                pos = start + length
+            if pos < sectors:
+                table.append(f"{pos} {sectors - pos} linear {DEV} {pos}")
+            dm_table("shutdown-derr", "\n".join(table))
+            after = result(fsx.write_file, os.path.join(mnt, "after"), 7, 200 * KIB, 0, True)
+            want = "EIO" if abort else "ok"
+            fsx.expect(after == want, f"fsync of another file once the commit met the failing blocks: {after}, expected {want}")
+            got = result(os.fsync, fd)
+            fsx.expect(got == "EIO", f"fsync of the file whose blocks fail: {got}, expected EIO")
+        finally:
+            os.close(fd)
+        if abort:
+            dm_table("shutdown-derr", linear)
+            fsx.umount(mnt)
+            fsx.mount(dev, mnt)
+            fsx.check_data(os.path.join(mnt, "good"), 5, 0, 100 * KIB)
+            fsx.umount(mnt)
+            fsx.run("fsck", "-t", fsx.FSTYP, "-n", *(["-f"] if fsx.FSTYP.startswith("ext") else []), dev)
+            return
+        fsx.fsync_path(mnt)
+        dm_table("shutdown-derr", linear)
+        fsx.umount(mnt)
+        fsx.run("fsck", "-t", fsx.FSTYP, "-n", *(["-f"] if fsx.FSTYP.startswith("ext") else []), dev)
+        fsx.mount(dev, mnt)
+        fsx.check_data(os.path.join(mnt, "good"), 5, 0, 100 * KIB)
+        fsx.check_data(os.path.join(mnt, "after"), 7, 0, 200 * KIB)
+        fsx.umount(mnt)
+    finally:
+        if fsx.mounted(mnt):
+            fsx.run("umount", "-l", mnt, check=False)
+        fsx.run("dmsetup", "remove", "shutdown-derr", check=False)
+
+
 def main():
     fsx.init("shutdown", sys.argv)
     seed = int(sys.argv[2])
@@ -538,6 +627,8 @@ def main():
     if fsx.mounted(MNT):
         fsx.run("umount", MNT, check=False)
     fsx.case("device-removed", device_removed)
+    fsx.case("data-error", data_error)
+    fsx.case("data-error-abort", data_error, True)
     return 0
 
 

@@ -18,6 +18,7 @@ use crate::journal::{
 };
 use crate::vfs::buffer::{BufferHead, JournalFlag};
 use crate::vfs::inode::InodeRef;
+use crate::vfs::log::device_warn;
 use crate::vfs::super_block::SuperBlock;
 use kernel::prelude::*;
 use kernel::sync::MutexGuard;
@@ -170,9 +171,26 @@ fn write(
     head: u64,
     live: bool,
 ) -> Result<u64> {
-    // Ordered data: file blocks this transaction points to reach the disk first.
+    // Ordered data: file blocks this transaction points to reach the disk first. As in
+    // jbd2, blocks that could not be written keep their error for `fsync`, and the metadata
+    // commits without them, unless mounted `data_err=abort`.
+    let mut warned = false;
     for inode in txn.ordered.iter() {
-        inode.write_data_and_wait()?;
+        if let Err(e) = inode.write_ordered_data() {
+            if sb.info().data_err_abort() {
+                return Err(e);
+            }
+            if !warned {
+                device_warn!(
+                    sb.name(),
+                    "inode {}: error {} writing its data before commit {}; committing anyway",
+                    inode.ino(),
+                    e.to_errno(),
+                    txn.sequence
+                );
+                warned = true;
+            }
+        }
     }
     if head.saturating_add(txn.footprint()) > journal.len {
         return Err(ENOSPC);
