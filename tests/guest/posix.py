@@ -1005,9 +1005,31 @@ def swap_workload(cg, swapfile, pages, w):
     os._exit(0)
 
 
+def sectors_of(page):
+    """What each 512-byte sector of PAGE holds, runs merged: "#I" a sector of swap_page(I),
+    "a" write_a's bytes, "0" zeroes, "?" anything else; how a torn page was torn."""
+    runs = []
+    for o in range(0, len(page), 512):
+        sector = page[o:o + 512]
+        if sector[:8] == SWAP_MAGIC and sector == sector[:16] * 32:
+            what = f"#{int.from_bytes(sector[8:16], 'little')}"
+        elif sector == b"a" * 512:
+            what = "a"
+        elif sector == bytes(512):
+            what = "0"
+        else:
+            what = "?"
+        if runs and runs[-1][0] == what:
+            runs[-1][1] += 1
+        else:
+            runs.append([what, 1])
+    return " ".join(f"{what}x{n}" for what, n in runs)
+
+
 def swap_pages_in_file(p, size):
     """After swapoff: the whole pages of P (read O_DIRECT, as on disk) that hold a swap_page
-    pattern, and the number of pages that start like one without being one."""
+    pattern, and the number of pages that start like one without being one (the first few
+    noted sector by sector)."""
     buf = mmap.mmap(-1, MIB)
     found = torn = 0
     fd = os.open(p, os.O_RDONLY | os.O_DIRECT)
@@ -1021,6 +1043,8 @@ def swap_pages_in_file(p, size):
                         found += 1
                     else:
                         torn += 1
+                        if torn <= 4:
+                            note(f"torn swap page at file offset {off + o}: {sectors_of(page)}")
     finally:
         os.close(fd)
         buf.close()
