@@ -87,14 +87,31 @@ fn remove_ino(sb: &SuperBlock, ino: u32) -> Result {
     Ok(())
 }
 
-/// At a read-write mount: reads the orphan list and finishes what it records (deletes
-/// inodes without links, frees the blocks past the size of the others).
+/// The first inode of the orphan list on disk (0: the list is empty).
+pub(crate) fn head(sb: &SuperBlock) -> Result<u32> {
+    let bh = sb.bread(0)?;
+    Ok(bh.read_locked(|block0| DiskSuperBlock::in_block(block0).last_orphan.get()))
+}
+
+/// Whether a read-only mount may finish the orphan list, as ext4 does: only when the
+/// device can be written and the journal was replayed (not `norecovery`), so that the
+/// list is the one the crash left.
+pub(crate) fn read_only_may_process(sb: &SuperBlock) -> bool {
+    if sb.device_read_only() || sb.info().norecovery() {
+        device_warn!(
+            sb.name(),
+            "write access unavailable, orphan inodes left for a read-write mount"
+        );
+        return false;
+    }
+    true
+}
+
+/// At a mount: reads the orphan list and finishes what it records (deletes inodes without
+/// links, frees the blocks past the size of the others).
 pub(crate) fn process(sb: &SuperBlock) -> Result {
     let geo = sb.info().geometry();
-    let head = {
-        let bh = sb.bread(0)?;
-        bh.read_locked(|block0| DiskSuperBlock::in_block(block0).last_orphan.get())
-    };
+    let head = head(sb)?;
     let mut chain = KVec::new();
     let mut ino = head;
     while ino != 0 {

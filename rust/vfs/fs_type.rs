@@ -4,7 +4,7 @@
 
 use super::ffi;
 use super::inode::AegisInode;
-use super::log::device_err;
+use super::log::{device_err, device_warn};
 use super::ops;
 use super::super_block::{Device, SuperBlock};
 use crate::fs;
@@ -212,8 +212,28 @@ unsafe fn fill_super(sb: *mut bindings::super_block, fc: *mut bindings::fs_conte
     if !read_only {
         fs::superblock::write_super(sb, fs::superblock::SuperState::Mounting, true)?;
         fs::orphan::process(sb)?;
+    } else if fs::orphan::head(sb)? != 0 && fs::orphan::read_only_may_process(sb) {
+        process_orphans_read_only(sb)?;
     }
     Ok(())
+}
+
+/// Finishes the orphan list at a read-only mount, as ext4 does, so that a crash's unlinked
+/// open files do not keep their blocks until a read-write mount: the superblock is
+/// writable for as long as that takes, and the result is checkpointed and marked clean as
+/// at a remount read-only.
+fn process_orphans_read_only(sb: &SuperBlock) -> Result {
+    device_warn!(sb.name(), "orphan cleanup on a read-only mount");
+    // SAFETY: `fill_super` has not returned: the superblock is ours alone, so nothing
+    // sees `SB_RDONLY` change.
+    unsafe { ffi::aegisfs_vfs_set_rdonly(sb.as_ptr(), false) };
+    let result = fs::superblock::write_super(sb, fs::superblock::SuperState::Mounting, true)
+        .and_then(|()| fs::orphan::process(sb))
+        .and_then(|()| fs::journal::flush(sb))
+        .and_then(|()| fs::superblock::write_super(sb, fs::superblock::SuperState::Clean, true));
+    // SAFETY: As above.
+    unsafe { ffi::aegisfs_vfs_set_rdonly(sb.as_ptr(), true) };
+    result
 }
 
 /// Called for `mount -o remount`.

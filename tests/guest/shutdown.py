@@ -31,7 +31,12 @@ Then on a fresh mkfs: `eperm` (the fsgqa user gets EPERM for every flag, the fil
 stays writable), `bad-flag` (flag 3: EINVAL, still writable), `eperm-fsck`; and on another,
 `ro-device`: after a nologflush shutdown the journal needs recovery; with the block device
 read-only (blockdev --setro) a read-only mount fails with EROFS and `-o norecovery` mounts;
-writable again, mount replays, the fsync'ed file is exact and fsck -n is clean. Last,
+writable again, mount replays, the fsync'ed file is exact and fsck -n is clean. Then
+`orphans-ro`: 50 files with xattrs, open and unlinked (committed) at a logflush shutdown,
+are deleted by a read-only mount (free blocks and inodes as before they were made; fsck
+clean); `orphans-ro-device`: the same at a default shutdown on a read-only block device is left
+alone by a read-only mount (nothing written to the device), and the next read-write mount
+deletes them. Last,
 `device-removed`: a scsi_debug disk deleted under the mounted filesystem with dirty data
 shuts it down (EIO for reads through an open descriptor, opens, creates); umount works.
 And `data-error`: on a dm device where the blocks of one written but unsynced file fail
@@ -475,6 +480,88 @@ def ro_device():
     fsck()
 
 
+def free_counts():
+    st = os.statvfs(MNT)
+    return st.f_bfree, st.f_ffree
+
+
+def open_unlinked(tag, n):
+    """N files of 64 KiB with a 512-byte xattr each in directory TAG, opened, unlinked while
+    open, and the unlinks committed (sync); returns their descriptors."""
+    fds = []
+    for i in range(n):
+        path = p(f"{tag}/{i}")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fds.append(fd)
+        fsx.write_data(fd, 20 + i, 0, 64 * KIB)
+        os.setxattr(fd, "user.orphan", bytes([i]) * 512)
+        os.unlink(path)
+    os.sync()
+    return fds
+
+
+def close_all(fds):
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def orphans_read_only():
+    """Files open and unlinked at a shutdown are deleted by the next mount, a read-only one
+    too when the device can be written (ext4 does so; xfstests generic/417): their blocks
+    and inodes are free at once, and fsck is clean after it."""
+    fsx.mkfs(DEV, "shutdown")
+    fsx.mount(DEV, MNT)
+    os.mkdir(p("orphans"))
+    os.sync()
+    before = free_counts()
+    fds = open_unlinked("orphans", 50)
+    held = free_counts()
+    fsx.expect(held[0] <= before[0] - 50 * 16 and held[1] == before[1] - 50,
+               f"free blocks and inodes {held} with 50 open unlinked files, {before} before")
+    shutdown(MNT, 1)
+    close_all(fds)
+    fsx.umount(MNT)
+    fsx.mount(DEV, MNT, "ro")
+    after = free_counts()
+    fsx.expect(after == before, f"free blocks and inodes {after} after a read-only mount, {before} "
+               "before the files were made")
+    fsx.umount(MNT)
+    fsck()
+
+
+def orphans_ro_device():
+    """On a read-only block device a read-only mount (`norecovery` if the journal needs
+    recovery) leaves the open unlinked files of a shutdown to the next read-write mount,
+    which deletes them; nothing is written to the read-only device (ext4 does the same)."""
+    fsx.mount(DEV, MNT)
+    before = free_counts()
+    fds = open_unlinked("orphans", 50)
+    shutdown(MNT, 0)
+    close_all(fds)
+    fsx.umount(MNT)
+    fsx.run("dmesg", "-C")
+    fsx.run("blockdev", "--setro", DEV)
+    try:
+        e = mount_errno(None)
+        if e == errno.EROFS:
+            e = mount_errno("norecovery")
+        fsx.expect(e == 0, f"read-only mount of the read-only device: {fsx.err_name(e)}")
+        fsx.umount(MNT)
+    finally:
+        fsx.run("blockdev", "--setrw", DEV)
+    log = fsx.run("dmesg")
+    fsx.expect("read-only block-device" not in log, f"written to the read-only device: {log.strip()[-300:]}")
+    fsx.mount(DEV, MNT)
+    after = free_counts()
+    fsx.umount(MNT)
+    fsx.expect(after == before, f"free blocks and inodes {after} after a read-write mount, "
+               f"{before} before the files were made")
+    fsck()
+
+
 def scsi_debug_disk():
     """Loads scsi_debug with one 64 MiB disk; returns its name in /sys/block (sdX)."""
     fsx.run("modprobe", "scsi_debug", "dev_size_mb=64")
@@ -624,6 +711,10 @@ def main():
     if fsx.mounted(MNT):
         fsx.run("umount", MNT, check=False)
     fsx.case("ro-device", ro_device)
+    if fsx.mounted(MNT):
+        fsx.run("umount", MNT, check=False)
+    if fsx.case("orphans-ro", orphans_read_only):
+        fsx.case("orphans-ro-device", orphans_ro_device)
     if fsx.mounted(MNT):
         fsx.run("umount", MNT, check=False)
     fsx.case("device-removed", device_removed)
