@@ -13,9 +13,10 @@ use super::ioctl;
 use super::namei_ops;
 use super::super_block::SuperBlock;
 use super::xattr;
-use crate::disk::Timestamp;
+use crate::disk::{Timestamp, INODE_FLAG_NODUMP};
 use crate::fs;
 use core::ptr::{null_mut, NonNull};
+use core::sync::atomic::Ordering;
 use kernel::bindings;
 use kernel::ffi::{c_int, c_long, c_uint, c_void};
 use kernel::prelude::*;
@@ -503,8 +504,15 @@ unsafe extern "C" fn getattr(
     // SAFETY: `vfs_inode` is a live AegisFS inode that was set up by `NewInode::init`.
     let inode = unsafe { Inode::from_raw(vfs_inode) };
     let Timestamp { sec, nsec } = inode.info().crtime;
+    // `generic_fill_statx_attr` reports immutable and append-only from `i_flags`; nodump
+    // lives only in AegisFS's own flags (ext4 reports it the same way).
+    let nodump = inode.info().user_flags.load(Ordering::Relaxed) & INODE_FLAG_NODUMP != 0;
     // SAFETY: `stat` is valid for writes.
     unsafe {
+        (*stat).attributes_mask |= u64::from(bindings::STATX_ATTR_NODUMP);
+        if nodump {
+            (*stat).attributes |= u64::from(bindings::STATX_ATTR_NODUMP);
+        }
         (*stat).btime = bindings::timespec64 {
             tv_sec: sec,
             tv_nsec: c_long::try_from(nsec).unwrap_or(0),

@@ -659,6 +659,41 @@ def flags_remount():
     verify_all()
 
 
+STATX_ATTR_IMMUTABLE, STATX_ATTR_APPEND, STATX_ATTR_NODUMP = 0x10, 0x20, 0x40
+AT_STATX_SYNC_AS_STAT = 0
+
+
+def statx_attributes(p):
+    """statx(2) of P: (stx_attributes, stx_attributes_mask)."""
+    buf = ctypes.create_string_buffer(256)
+    if libc.statx(-100, os.fsencode(p), AT_STATX_SYNC_AS_STAT, 0, buf) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e), p)
+    return struct.unpack_from("<Q", buf, 8)[0], struct.unpack_from("<Q", buf, 56)[0]
+
+
+def statx_attributes_case():
+    """statx reports the append-only, immutable and nodump flags in stx_attributes and all
+    three in stx_attributes_mask, for every combination, as ext4 does (xfstests
+    generic/424)."""
+    f = path("statx")
+    open(f, "wb").close()
+    pairs = ((FL_APPEND, STATX_ATTR_APPEND), (FL_IMMUTABLE, STATX_ATTR_IMMUTABLE),
+             (FL_NODUMP, STATX_ATTR_NODUMP))
+    every = STATX_ATTR_APPEND | STATX_ATTR_IMMUTABLE | STATX_ATTR_NODUMP
+    try:
+        for combo in range(8):
+            flags = sum(fl for i, (fl, _) in enumerate(pairs) if combo >> i & 1)
+            want = sum(at for i, (_, at) in enumerate(pairs) if combo >> i & 1)
+            setflags(f, flags)
+            attrs, mask = statx_attributes(f)
+            expect(mask & every == every, f"flags {flags:#x}: stx_attributes_mask {mask:#x}")
+            expect(attrs & every == want, f"flags {flags:#x}: stx_attributes {attrs:#x}, want {want:#x}")
+    finally:
+        setflags(f, 0)
+    os.unlink(f)
+
+
 def main():
     os.makedirs(MNT, exist_ok=True)
     r = subprocess.run(["mkfs.aegisfs", "-q", "-f", DEV], capture_output=True, text=True)
@@ -690,6 +725,7 @@ def main():
         ("chattr-append", chattr_append),
         ("chattr-flags", chattr_flags),
         ("flags-remount", flags_remount),
+        ("statx-attributes", statx_attributes_case),
     ]:
         case(name, fn)
     r = subprocess.run(["umount", MNT], capture_output=True, text=True)
