@@ -36,7 +36,9 @@ writable again, mount replays, the fsync'ed file is exact and fsck -n is clean. 
 are deleted by a read-only mount (free blocks and inodes as before they were made; fsck
 clean); `orphans-ro-device`: the same at a default shutdown on a read-only block device is left
 alone by a read-only mount (nothing written to the device), and the next read-write mount
-deletes them. Last,
+deletes them. `fsync-error-heal` (after the dm cases): a dm device that fails every
+write for half a second: fsync of data written meanwhile gives EIO; healed, a reopened
+file's fsync succeeds, new data is durable and fsck clean. Last,
 `device-removed`: a scsi_debug disk deleted under the mounted filesystem with dirty data
 shuts it down (EIO for reads through an open descriptor, opens, creates); umount works.
 And `data-error`: on a dm device where the blocks of one written but unsynced file fail
@@ -693,6 +695,53 @@ remounts) that commit fails
         fsx.run("dmsetup", "remove", "shutdown-derr", check=False)
 
 
+def fsync_error_heal():
+    """A device that fails every write for a moment, then works again (xfstests generic/441):
+    fsync of data written meanwhile fails with EIO, and then the filesystem goes on as if
+    nothing happened, as ext4 does: a reopened file's fsync succeeds, new data is durable,
+    fsck is clean. The moment is shorter than the commit interval, so only that data met
+    the failing device: a commit that meets it aborts the journal, on ext4 too."""
+    sectors = int(fsx.run("blockdev", "--getsz", DEV).strip())
+    linear = f"0 {sectors} linear {DEV} 0"
+    fsx.run("dmsetup", "create", "shutdown-heal", "--table", linear)
+    dev, mnt = "/dev/mapper/shutdown-heal", "/mnt/heal"
+    path = os.path.join(mnt, "file")
+    try:
+        fsx.mkfs(dev, "heal")
+        fsx.mount(dev, mnt)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            fsx.write_data(fd, 8, 0, 64 * KIB)
+            os.fsync(fd)
+            failing = time.monotonic()
+            dm_table("shutdown-heal", f"0 {sectors} error")
+            try:
+                fsx.write_data(fd, 9, 0, 64 * KIB)
+                got = result(os.fsync, fd)
+            finally:
+                dm_table("shutdown-heal", linear)
+            fsx.note(f"fsync-error-heal: the device failed writes for {time.monotonic() - failing:.1f} s")
+            fsx.expect(got == "EIO", f"fsync while the device fails writes: {got}, expected EIO")
+        finally:
+            os.close(fd)
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            got = result(os.fsync, fd)
+            fsx.expect(got == "ok", f"fsync of the file reopened after the device healed: {got}")
+        finally:
+            os.close(fd)
+        fsx.write_file(path, 10, 64 * KIB, fsync=True)
+        fsx.umount(mnt)
+        fsx.run("fsck", "-t", fsx.FSTYP, "-n", *(["-f"] if fsx.FSTYP.startswith("ext") else []), dev)
+        fsx.mount(dev, mnt)
+        fsx.check_data(path, 10, 0, 64 * KIB)
+        fsx.umount(mnt)
+    finally:
+        if fsx.mounted(mnt):
+            fsx.run("umount", "-l", mnt, check=False)
+        fsx.run("dmsetup", "remove", "shutdown-heal", check=False)
+
+
 def main():
     fsx.init("shutdown", sys.argv)
     seed = int(sys.argv[2])
@@ -720,6 +769,7 @@ def main():
     fsx.case("device-removed", device_removed)
     fsx.case("data-error", data_error)
     fsx.case("data-error-abort", data_error, True)
+    fsx.case("fsync-error-heal", fsync_error_heal)
     return 0
 
 

@@ -22,7 +22,7 @@ for flag in default logflush nologflush; do
     [ $flag = nologflush ] || echo "$flag-closed"
     echo "$flag-fsck"
 done > "$cases"
-printf '%s\n' eperm bad-flag eperm-fsck ro-device orphans-ro orphans-ro-device device-removed data-error data-error-abort >> "$cases"
+printf '%s\n' eperm bad-flag eperm-fsck ro-device orphans-ro orphans-ro-device device-removed data-error data-error-abort fsync-error-heal >> "$cases"
 # suite_vm's fsck -n only checks AegisFS disks.
 [ "$fstyp" != aegisfs ] || echo fsck-vdb >> "$cases"
 suite_vm "$cases" -- --disk 1G --timeout 300 -- "$top/tests/guest/shutdown.py" "$fstyp" "$seed"
