@@ -96,13 +96,13 @@ def p(rel):
     return os.path.join(MNT, rel)
 
 
-def fsck_cmd():
-    return ["fsck", "-t", fsx.FSTYP, "-n"] + (["-f"] if fsx.FSTYP.startswith("ext") else []) + [DEV]
+def fsck_cmd(dev=DEV):
+    return ["fsck", "-t", fsx.FSTYP, "-n"] + (["-f"] if fsx.FSTYP.startswith("ext") else []) + [dev]
 
 
-def fsck():
-    r = fsx.subprocess.run(fsck_cmd(), stdout=fsx.subprocess.PIPE, stderr=fsx.subprocess.STDOUT, text=True)
-    fsx.expect(r.returncode == 0, f"{' '.join(fsck_cmd())} exited {r.returncode}: {r.stdout.strip()[-400:]}")
+def fsck(dev=DEV):
+    r = fsx.subprocess.run(fsck_cmd(dev), stdout=fsx.subprocess.PIPE, stderr=fsx.subprocess.STDOUT, text=True)
+    fsx.expect(r.returncode == 0, f"{' '.join(fsck_cmd(dev))} exited {r.returncode}: {r.stdout.strip()[-400:]}")
 
 
 def sha_of(path):
@@ -679,12 +679,12 @@ remounts) that commit fails
             fsx.mount(dev, mnt)
             fsx.check_data(os.path.join(mnt, "good"), 5, 0, 100 * KIB)
             fsx.umount(mnt)
-            fsx.run("fsck", "-t", fsx.FSTYP, "-n", *(["-f"] if fsx.FSTYP.startswith("ext") else []), dev)
+            fsck(dev)
             return
         fsx.fsync_path(mnt)
         dm_table("shutdown-derr", linear)
         fsx.umount(mnt)
-        fsx.run("fsck", "-t", fsx.FSTYP, "-n", *(["-f"] if fsx.FSTYP.startswith("ext") else []), dev)
+        fsck(dev)
         fsx.mount(dev, mnt)
         fsx.check_data(os.path.join(mnt, "good"), 5, 0, 100 * KIB)
         fsx.check_data(os.path.join(mnt, "after"), 7, 0, 200 * KIB)
@@ -732,7 +732,7 @@ def fsync_error_heal():
             os.close(fd)
         fsx.write_file(path, 10, 64 * KIB, fsync=True)
         fsx.umount(mnt)
-        fsx.run("fsck", "-t", fsx.FSTYP, "-n", *(["-f"] if fsx.FSTYP.startswith("ext") else []), dev)
+        fsck(dev)
         fsx.mount(dev, mnt)
         fsx.check_data(path, 10, 0, 64 * KIB)
         fsx.umount(mnt)
