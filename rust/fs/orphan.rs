@@ -9,6 +9,7 @@
 use super::blockmap;
 use super::inode::iget;
 use super::journal;
+use super::superblock::{settle_read_only, write_super, SuperState};
 use crate::checksum::set_inode_checksum;
 use crate::disk::{Inode as DiskInode, SuperBlock as DiskSuperBlock, BLOCK_SIZE_U64};
 use crate::vfs::inode::Inode;
@@ -105,6 +106,15 @@ pub(crate) fn read_only_may_process(sb: &SuperBlock) -> bool {
         return false;
     }
     true
+}
+
+/// At a read-only mount that [`read_only_may_process`] allows, with the superblock
+/// writable for the time: finishes the list, then settles as a remount read-only does.
+pub(crate) fn process_read_only(sb: &SuperBlock) -> Result {
+    device_warn!(sb.name(), "orphan cleanup on a read-only mount");
+    write_super(sb, SuperState::Mounting, true)?;
+    process(sb)?;
+    settle_read_only(sb)
 }
 
 /// At a mount: reads the orphan list and finishes what it records (deletes inodes without

@@ -601,6 +601,13 @@ pub(crate) fn unfreeze(sb: &SuperBlock) -> Result {
     write_super(sb, SuperState::Thawed, true)
 }
 
+/// Going read-only: the journal is checkpointed and the superblock marked clean, so the
+/// device needs no recovery.
+pub(crate) fn settle_read_only(sb: &SuperBlock) -> Result {
+    super::journal::flush(sb)?;
+    write_super(sb, SuperState::Clean, true)
+}
+
 /// Applies the options of a remount: `errors` (0 when not given) and read-only or
 /// read-write. The VFS has written everything before a switch to read-only.
 pub(crate) fn reconfigure(sb: &SuperBlock, errors: u32, read_only: bool) -> Result {
@@ -624,8 +631,7 @@ pub(crate) fn reconfigure(sb: &SuperBlock, errors: u32, read_only: bool) -> Resu
         }
         write_super(sb, SuperState::Mounting, true)?;
     } else if read_only && !was_read_only {
-        super::journal::flush(sb)?;
-        write_super(sb, SuperState::Clean, true)?;
+        settle_read_only(sb)?;
     }
     if errors != 0 {
         sb.info().errors.store(errors, Ordering::Relaxed);

@@ -4,7 +4,7 @@
 
 use super::ffi;
 use super::inode::AegisInode;
-use super::log::{device_err, device_warn};
+use super::log::device_err;
 use super::ops;
 use super::super_block::{Device, SuperBlock};
 use crate::fs;
@@ -25,9 +25,9 @@ use kernel::ThisModule;
 const AEGISFS_ACL_UNSET: u32 = 0;
 const AEGISFS_ACL_ON: u32 = 1;
 const AEGISFS_ACL_OFF: u32 = 2;
-/// Values of `aegisfs_vfs_fc_data_err` (`AEGISFS_DATA_ERR_*` in helpers.h; 0 when not
-/// given): the `data_err=ignore` and `data_err=abort` mount options.
-const AEGISFS_DATA_ERR_IGNORE: u32 = 1;
+/// Values of `aegisfs_vfs_fc_data_err` (`AEGISFS_DATA_ERR_*` in helpers.h): not given,
+/// `data_err=abort` (`data_err=ignore` is 1).
+const AEGISFS_DATA_ERR_UNSET: u32 = 0;
 const AEGISFS_DATA_ERR_ABORT: u32 = 2;
 
 /// The filesystem type and the inode cache.
@@ -220,17 +220,12 @@ unsafe fn fill_super(sb: *mut bindings::super_block, fc: *mut bindings::fs_conte
 
 /// Finishes the orphan list at a read-only mount, as ext4 does, so that a crash's unlinked
 /// open files do not keep their blocks until a read-write mount: the superblock is
-/// writable for as long as that takes, and the result is checkpointed and marked clean as
-/// at a remount read-only.
+/// writable for as long as that takes.
 fn process_orphans_read_only(sb: &SuperBlock) -> Result {
-    device_warn!(sb.name(), "orphan cleanup on a read-only mount");
     // SAFETY: `fill_super` has not returned: the superblock is ours alone, so nothing
     // sees `SB_RDONLY` change.
     unsafe { ffi::aegisfs_vfs_set_rdonly(sb.as_ptr(), false) };
-    let result = fs::superblock::write_super(sb, fs::superblock::SuperState::Mounting, true)
-        .and_then(|()| fs::orphan::process(sb))
-        .and_then(|()| fs::journal::flush(sb))
-        .and_then(|()| fs::superblock::write_super(sb, fs::superblock::SuperState::Clean, true));
+    let result = fs::orphan::process_read_only(sb);
     // SAFETY: As above.
     unsafe { ffi::aegisfs_vfs_set_rdonly(sb.as_ptr(), true) };
     result
@@ -264,7 +259,7 @@ unsafe extern "C" fn aegisfs_reconfigure(fc: *mut bindings::fs_context) -> c_int
     if discard != AEGISFS_ACL_UNSET {
         fs::superblock::set_discard(sb, discard == AEGISFS_ACL_ON);
     }
-    if data_err == AEGISFS_DATA_ERR_IGNORE || data_err == AEGISFS_DATA_ERR_ABORT {
+    if data_err != AEGISFS_DATA_ERR_UNSET {
         sb.info()
             .set_data_err_abort(data_err == AEGISFS_DATA_ERR_ABORT);
     }

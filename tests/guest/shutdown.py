@@ -55,6 +55,7 @@ The writer child (records in a tmpfs file, one line each, written after the fact
 plus unrecorded churn in c/ (small files created, renamed, truncated, unlinked, mkdir/rmdir).
 """
 
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -622,6 +623,22 @@ def dm_table(name, table):
     fsx.run("dmsetup", "resume", name)
 
 
+@contextlib.contextmanager
+def dm_linear(name, mnt):
+    """A device-mapper device NAME mapping all of DEV linearly; yields (its path, DEV's
+    sectors, the linear table). Afterwards MNT is unmounted if still mounted and the
+    device removed."""
+    sectors = int(fsx.run("blockdev", "--getsz", DEV).strip())
+    linear = f"0 {sectors} linear {DEV} 0"
+    fsx.run("dmsetup", "create", name, "--table", linear)
+    try:
+        yield f"/dev/mapper/{name}", sectors, linear
+    finally:
+        if fsx.mounted(mnt):
+            fsx.run("umount", "-l", mnt, check=False)
+        fsx.run("dmsetup", "remove", name, check=False)
+
+
 def data_error(abort=False):
     """Ordered data the disk refuses to write (the blocks of one file map to dm's `error`
     target) does not stop the filesystem, as in ext4 (data_err=ignore): the commit that
@@ -631,11 +648,8 @@ def data_error(abort=False):
 remounts) that commit fails
     with EIO instead and the filesystem stops; the next mount replays the journal."""
     from check import fiemap
-    sectors = int(fsx.run("blockdev", "--getsz", DEV).strip())
-    linear = f"0 {sectors} linear {DEV} 0"
-    fsx.run("dmsetup", "create", "shutdown-derr", "--table", linear)
-    dev, mnt = "/dev/mapper/shutdown-derr", "/mnt/derr"
-    try:
+    mnt = "/mnt/derr"
+    with dm_linear("shutdown-derr", mnt) as (dev, sectors, linear):
         fsx.mkfs(dev, "derr")
         # No periodic commit meanwhile; ext4 allocates at write time, as AegisFS does, so
         # FIEMAP shows the blocks.
@@ -689,10 +703,6 @@ remounts) that commit fails
         fsx.check_data(os.path.join(mnt, "good"), 5, 0, 100 * KIB)
         fsx.check_data(os.path.join(mnt, "after"), 7, 0, 200 * KIB)
         fsx.umount(mnt)
-    finally:
-        if fsx.mounted(mnt):
-            fsx.run("umount", "-l", mnt, check=False)
-        fsx.run("dmsetup", "remove", "shutdown-derr", check=False)
 
 
 def fsync_error_heal():
@@ -701,12 +711,9 @@ def fsync_error_heal():
     nothing happened, as ext4 does: a reopened file's fsync succeeds, new data is durable,
     fsck is clean. The moment is shorter than the commit interval, so only that data met
     the failing device: a commit that meets it aborts the journal, on ext4 too."""
-    sectors = int(fsx.run("blockdev", "--getsz", DEV).strip())
-    linear = f"0 {sectors} linear {DEV} 0"
-    fsx.run("dmsetup", "create", "shutdown-heal", "--table", linear)
-    dev, mnt = "/dev/mapper/shutdown-heal", "/mnt/heal"
+    mnt = "/mnt/heal"
     path = os.path.join(mnt, "file")
-    try:
+    with dm_linear("shutdown-heal", mnt) as (dev, sectors, linear):
         fsx.mkfs(dev, "heal")
         fsx.mount(dev, mnt)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -736,10 +743,6 @@ def fsync_error_heal():
         fsx.mount(dev, mnt)
         fsx.check_data(path, 10, 0, 64 * KIB)
         fsx.umount(mnt)
-    finally:
-        if fsx.mounted(mnt):
-            fsx.run("umount", "-l", mnt, check=False)
-        fsx.run("dmsetup", "remove", "shutdown-heal", check=False)
 
 
 def main():
