@@ -968,9 +968,11 @@ def swap_page(i):
     return (SWAP_MAGIC + i.to_bytes(8, "little")) * (BLK // 16)
 
 
-def cgroup_setup(name, limit):
-    """A memory cgroup NAME with memory.max LIMIT (cgroup2 mounted if it is not). Returns
-    (its directory, whether cgroup2 was mounted here)."""
+def cgroup_setup(name, high):
+    """A memory cgroup NAME with memory.high HIGH (cgroup2 mounted if it is not). Returns
+    (its directory, whether cgroup2 was mounted here). memory.high, not memory.max: over it
+    the kernel reclaims and throttles but never OOM-kills, which memory.max did now and
+    then when swap-out under TCG was slower than 16 reclaim rounds."""
     with open("/proc/mounts") as f:
         have = any(line.split()[1] == CGROUP and line.split()[2] == "cgroup2" for line in f)
     if not have:
@@ -979,14 +981,14 @@ def cgroup_setup(name, limit):
         f.write("+memory\n")
     cg = os.path.join(CGROUP, name)
     os.makedirs(cg, exist_ok=True)
-    with open(os.path.join(cg, "memory.max"), "w") as f:
-        f.write(f"{limit}\n")
+    with open(os.path.join(cg, "memory.high"), "w") as f:
+        f.write(f"{high}\n")
     return cg, not have
 
 
 def swap_workload(cg, swapfile, pages, w):
     """Child: joins cgroup CG, fills PAGES pages with swap_page patterns (more than
-    memory.max, so most go to swap), reports the cgroup's memory.swap.current and the swap
+    memory.high, so most go to swap), reports the cgroup's memory.swap.current and the swap
     file's used KiB, then checks every page (swapping them back in)."""
     try:
         with open(os.path.join(cg, "cgroup.procs"), "w") as f:
@@ -1100,7 +1102,7 @@ def t_swapfile():
         put(os.path.join(top, "other"), b"other")
         expect_errno("EPERM", os.rename, os.path.join(top, "other"), f, what="rename onto it")
         eq(os.stat(f).st_size, size, "size")
-        # Real swapping: a process in a memory cgroup with memory.max 24 MiB fills 64 MiB.
+        # Real swapping: a process in a memory cgroup with memory.high 24 MiB fills 64 MiB.
         cg, mounted_here = cgroup_setup("posix-swap", 24 * MIB)
         try:
             pages = 64 * MIB // BLK
