@@ -1083,9 +1083,10 @@ def swap_pages_in_file(p, size):
 
     A partly filled page is a stale slot, not a fault: fill_swap_page fills each page from
     zeroes upwards in steps, and reclaim may swap a page out between two steps; the write
-    fault that follows frees that slot and the whole page later goes to another one. Anything else in a slot (other pages'
-    sectors, the file's old bytes after a page's start) would be a misplaced or lost write:
-    swap never writes a zero page, so zeroes can only come from the page itself."""
+    fault that follows frees that slot and the whole page later goes to another one.
+    Anything else in a slot (other pages' sectors, the file's old bytes after a page's
+    start) would be a misplaced or lost write: swap never writes a zero page, so zeroes can
+    only come from the page itself."""
     buf = mmap.mmap(-1, MIB)
     found = partial = torn = 0
     fd = os.open(p, os.O_RDONLY | os.O_DIRECT)
