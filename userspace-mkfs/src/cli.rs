@@ -32,7 +32,7 @@ a K/M/G/T (binary) suffix; without it the whole device (or the file's current
 length) is used.
 
 Options:
-  -f, -F, --force        do not ask, overwrite existing filesystems
+  -f, -F, --force        do not ask, overwrite existing data
   -n, --dry-run          print the layout, write nothing
   -L, --label LABEL      volume label (at most 63 bytes)
   -U, --uuid UUID        explicit UUID, 'random' (default), 'time' or 'clear'

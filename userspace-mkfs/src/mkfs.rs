@@ -140,10 +140,12 @@ fn format(opts: &Options, env: &mut Env) -> Result<(), String> {
         let found = wipe::detect(&target, target.current_bytes)?;
         if !found.is_empty() {
             let what = found.join(", ");
-            if !opts.force && env.stdin_is_tty {
+            if !opts.force {
+                // Asked whatever stdin is: a script that did not say -f (or pipe `yes`)
+                // gets end of input, which is a no, instead of a lost filesystem.
                 let _ = write!(
                     env.stdout,
-                    "{} contains a {what} filesystem.\nProceed anyway? (y,N) ",
+                    "{} appears to contain existing data ({what}).\nProceed anyway? (y,N) ",
                     dev.display()
                 );
                 let _ = env.stdout.flush();
@@ -151,15 +153,14 @@ fn format(opts: &Options, env: &mut Env) -> Result<(), String> {
                 env.stdin
                     .read_line(&mut answer)
                     .map_err(|e| format!("cannot read the answer: {e}"))?;
+                if !env.stdin_is_tty {
+                    let _ = writeln!(env.stdout, "{}", answer.trim_end());
+                }
                 if !matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
                     return Err("aborted: nothing was written".to_string());
                 }
             } else if !opts.quiet {
-                let _ = writeln!(
-                    env.stdout,
-                    "Overwriting the {what} signature on {}",
-                    dev.display()
-                );
+                let _ = writeln!(env.stdout, "Overwriting {what} on {}", dev.display());
             }
         }
     }

@@ -8,9 +8,9 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use crate::mounts::MountSources;
 
-/// What a tool talks to besides its device: output streams, stdin (mkfs asks before
-/// overwriting, fsck before a fix, only when it is a terminal), whether stdout is a
-/// terminal (fsck's progress bar), and where mounts are looked up.
+/// What a tool talks to besides its device: output streams, stdin (mkfs asks on it before
+/// overwriting, whatever it is; fsck before a fix, only when it is a terminal), whether
+/// stdout is a terminal (fsck's progress bar), and where mounts are looked up.
 pub struct Env<'a> {
     pub stdout: &'a mut dyn Write,
     pub stderr: &'a mut dyn Write,

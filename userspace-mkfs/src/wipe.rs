@@ -1,6 +1,9 @@
 //! Detecting and erasing other filesystems' signatures so blkid and `fsck -t` see only
 //! AegisFS afterwards.
 
+use std::path::Path;
+use std::process::{Command, Stdio};
+
 use crate::device::Target;
 
 const KIB: u64 = 1024;
@@ -17,7 +20,8 @@ pub const WIPE_RANGES: [(u64, u64); 4] = [
     (256 * GIB, 4 * KIB),
 ];
 
-/// Known signatures: name, byte offset of the magic, magic bytes.
+/// Signatures mkfs knows itself: name, byte offset of the magic, magic bytes. libblkid
+/// does not know AegisFS, and without util-linux these are all mkfs can see.
 const SIGNATURES: &[(&str, u64, &[u8])] = &[
     ("ext2/ext3/ext4", 1024 + 0x38, &[0x53, 0xEF]),
     ("xfs", 0, b"XFSB"),
@@ -25,8 +29,10 @@ const SIGNATURES: &[(&str, u64, &[u8])] = &[
     ("aegisfs", 1024, b"AegisFS\0"),
 ];
 
-/// Names of the filesystems whose signatures are present on `target`.
-pub fn detect(target: &Target, device_bytes: u64) -> Result<Vec<&'static str>, String> {
+/// What `target` already holds, as names for a question: an AegisFS signature, and what
+/// libblkid recognizes (any filesystem, swap, partition tables, RAID and LVM members),
+/// asked through `blkid -p`; when blkid cannot be run, the other [`SIGNATURES`].
+pub fn detect(target: &Target, device_bytes: u64) -> Result<Vec<String>, String> {
     let mut found = Vec::new();
     for &(name, offset, magic) in SIGNATURES {
         if offset + magic.len() as u64 > device_bytes {
@@ -35,10 +41,41 @@ pub fn detect(target: &Target, device_bytes: u64) -> Result<Vec<&'static str>, S
         let mut buf = vec![0u8; magic.len()];
         target.read_at(&mut buf, offset)?;
         if buf == magic {
-            found.push(name);
+            found.push(name.to_string());
         }
     }
+    if let Some(probed) = blkid_probe(&target.path) {
+        found.retain(|f| f == "aegisfs");
+        found.extend(probed);
+    }
     Ok(found)
+}
+
+/// `blkid -p` (low-level probing, no cache) of `path`: `TYPE` and `PTTYPE` as names, or
+/// `None` when blkid cannot be run or fails (exit 2 means it found nothing).
+fn blkid_probe(path: &Path) -> Option<Vec<String>> {
+    let out = Command::new("blkid")
+        .args(["-p", "-o", "export", "--"])
+        .arg(path)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    match out.status.code() {
+        Some(0) => {}
+        Some(2) => return Some(Vec::new()),
+        _ => return None,
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    Some(
+        text.lines()
+            .filter_map(|line| match line.split_once('=') {
+                Some(("TYPE", t)) => Some(t.to_string()),
+                Some(("PTTYPE", t)) => Some(format!("{t} partition table")),
+                _ => None,
+            })
+            .collect(),
+    )
 }
 
 /// Zeroes every non-zero [`WIPE_RANGES`] range inside the first `device_bytes` bytes.
