@@ -34,9 +34,7 @@ tar -xf /share/xfstests.tar -C "$tree" || { say "unpacking xfstests failed"; exi
 if [ "$FSTYP" = aegisfs ]; then
     modprobe aegisfs || { say "modprobe aegisfs failed"; exit 1; }
 fi
-# -F: a later boot of the same run finds the previous boot's filesystem there (mkfs.aegisfs
-# asks before overwriting one; mke2fs takes -F as well).
-mkfs -t "$FSTYP" -F "$TEST_DEV" > /dev/null || { say "mkfs -t $FSTYP $TEST_DEV failed"; exit 1; }
+mkfs -t "$FSTYP" "$TEST_DEV" > /dev/null || { say "mkfs -t $FSTYP $TEST_DEV failed"; exit 1; }
 exclude=()
 [ "$FSTYP" != aegisfs ] || exclude=(-E "$conf/exclude")
 mapfile -t tests < /share/tests.todo
