@@ -5,15 +5,15 @@
 
 mod common;
 
+use std::fs;
+
 use aegisfs_format::checksum::set_journal_block_checksum;
 use aegisfs_format::journal::{
     JournalCommit, JOURNAL_FEATURES_DEFAULT, JOURNAL_FEATURE_TXN_CHECKSUM, JOURNAL_MAGIC,
 };
-use common::fsck::{
-    detect_repair, first_free_data_block, fsck, make_fs, read_block, write_block, Fs,
-};
+use common::fsck::{first_free_data_block, fsck, make_fs, read_block, write_block, Fs};
 use common::journal::{fill, Log};
-use common::Image;
+use common::{set_range, Image};
 
 /// A fresh image, its journal (writing from log block `pos`) and `n` free data blocks,
 /// each filled with 0xEE.
@@ -28,20 +28,26 @@ fn setup(name: &str, pos: u64, n: u64) -> (Fs, Log, Vec<u64>) {
     (fs, log, blocks)
 }
 
-/// `-n` reports `committed` transactions (exit 4, nothing written), `-y` replays them with
-/// the summary `replayed` (exit 1); the journal is then empty with `next` as its sequence,
-/// RECOVER is clear and a second `-n` is clean. Returns the `-y` output.
-fn recover(log: &Log, committed: u64, replayed: &str, next: u64) -> String {
-    let before = read_block(&log.img, log.jstart);
+/// `-n` replays the `committed` transactions in memory only, with the summary `replayed`,
+/// and finds the filesystem clean (exit 0, nothing written), but for a `damaged` committed
+/// transaction it does not replay (exit 4); `-y` replays them on disk
+/// (exit 1); the journal is then empty with `next` as its sequence, RECOVER is clear and a
+/// second `-n` is clean. Returns the `-y` output.
+fn recover(log: &Log, committed: u64, replayed: &str, next: u64, damaged: bool) -> String {
+    let before = fs::read(&log.img).unwrap();
     let (code, out) = fsck(&log.img, &["-n"]);
-    assert_eq!(code, 4, "{out}");
+    assert_eq!(code, if damaged { 4 } else { 0 }, "{out}");
     assert!(
         out.contains(&format!(
-            "Journal needs recovery: {committed} committed transaction(s)"
+            "journal replayed in memory only (read-only check): {replayed}"
         )),
         "{out}"
     );
-    assert_eq!(read_block(&log.img, log.jstart), before);
+    assert!(replayed.starts_with(&format!("{committed} transaction(s)")));
+    assert!(
+        fs::read(&log.img).unwrap() == before,
+        "-n wrote to the image"
+    );
     let (code, out) = fsck(&log.img, &["-y"]);
     assert_eq!(code, 1, "{out}");
     assert!(
@@ -68,16 +74,9 @@ fn journal_recovery_replays_a_committed_transaction() {
     log.put(&log.txn(1).log(&[(a_block, content.clone())]).commit());
     log.go_live(1, 1, |_| {});
 
-    let out = detect_repair(
-        &fs.img,
-        "Journal needs recovery: 1 committed transaction(s)",
-    );
-    assert!(
-        out.contains("journal replayed: 1 transaction(s), 1 block(s) written"),
-        "{out}"
-    );
+    let out = recover(&log, 1, "1 transaction(s), 1 block(s) written", 2, false);
+    assert!(out.contains("Journal needs recovery: 1 committed transaction(s)"));
     assert_eq!(read_block(&fs.img, a_block), content);
-    assert!(!Image::open(&fs.img).sb().needs_recovery());
     assert_eq!(log.superblock(), (0, 0, 2, JOURNAL_FEATURES_DEFAULT));
 }
 
@@ -93,6 +92,7 @@ fn journal_clean_two_transactions_replay_both() {
         2,
         "2 transaction(s), 4 block(s) written, 0 revoked, 0 skipped",
         3,
+        false,
     );
     assert_eq!(read_block(&log.img, b[0]), fill(1));
     assert_eq!(read_block(&log.img, b[1]), fill(3));
@@ -132,6 +132,7 @@ fn journal_replay_wraps_escapes_revokes_and_stops_at_uncommitted() {
         2,
         "2 transaction(s), 2 block(s) written, 1 revoked, 0 skipped",
         9,
+        false,
     );
     assert!(!out.contains("has a commit block"), "{out}");
     assert_eq!(read_block(&log.img, ba), magic);
@@ -165,6 +166,7 @@ fn journal_escaped_blocks_are_restored() {
         1,
         "1 transaction(s), 2 block(s) written, 0 revoked, 0 skipped",
         2,
+        false,
     );
     assert_eq!(read_block(&log.img, b[0]), m1);
     assert_eq!(read_block(&log.img, b[1]), m2);
@@ -182,6 +184,7 @@ fn journal_torn_commit_is_not_replayed() {
         1,
         "1 transaction(s), 1 block(s) written, 0 revoked, 0 skipped",
         2,
+        false,
     );
     assert!(!out.contains("has a commit block"), "{out}");
     assert_eq!(read_block(&log.img, b[0]), fill(1));
@@ -201,6 +204,7 @@ fn journal_torn_commit_is_not_replayed() {
         1,
         "1 transaction(s), 1 block(s) written, 0 revoked, 0 skipped",
         2,
+        false,
     );
     assert_eq!(read_block(&log.img, b[0]), fill(1));
     assert_eq!(read_block(&log.img, b[1]), fill(0xEE));
@@ -223,6 +227,7 @@ fn journal_logged_block_not_matching_its_tag_ends_the_log() {
         1,
         "1 transaction(s), 1 block(s) written, 0 revoked, 0 skipped",
         2,
+        true,
     );
     assert!(
         out.contains(&format!(
@@ -251,6 +256,7 @@ fn journal_tag_target_outside_the_data_ends_the_log() {
         1,
         "1 transaction(s), 1 block(s) written, 0 revoked, 0 skipped",
         2,
+        true,
     );
     assert!(
         out.contains(&format!(
@@ -273,6 +279,7 @@ fn journal_tag_target_outside_the_data_ends_the_log() {
         0,
         "0 transaction(s), 0 block(s) written, 0 revoked, 0 skipped",
         2,
+        true,
     );
     assert_eq!(read_block(&log.img, b[1]), fill(0xEE));
 }
@@ -300,6 +307,7 @@ fn journal_transaction_checksum_mismatch_is_not_replayed() {
         1,
         "1 transaction(s), 1 block(s) written, 0 revoked, 0 skipped",
         2,
+        true,
     );
     assert!(
         out.contains(
@@ -326,6 +334,7 @@ fn journal_transaction_checksum_mismatch_is_not_replayed() {
         3,
         "3 transaction(s), 2 block(s) written, 1 revoked, 0 skipped",
         4,
+        false,
     );
     assert_eq!(read_block(&log.img, b[0]), fill(0xEE));
     assert_eq!(read_block(&log.img, b[1]), fill(2));
@@ -352,6 +361,7 @@ fn journal_revokes_cancel_earlier_copies_only() {
         4,
         "4 transaction(s), 1 block(s) written, 4 revoked, 0 skipped",
         5,
+        false,
     );
     assert_eq!(read_block(&log.img, x), fill(4));
     assert_eq!(read_block(&log.img, y), fill(0xEE));
@@ -406,7 +416,63 @@ fn journal_transaction_ids_wrap() {
         2,
         "2 transaction(s), 1 block(s) written, 1 revoked, 0 skipped",
         1,
+        false,
     );
     assert_eq!(read_block(&log.img, b[0]), fill(1));
     assert_eq!(read_block(&log.img, b[1]), fill(0xEE));
+}
+
+#[test]
+fn read_only_check_sees_the_replayed_filesystem() {
+    // On disk, group 0's block bitmap marks a free block used; the log holds the right
+    // bitmap. `-n` checks what the replay will leave: clean, and nothing written.
+    let fs = make_fs("jro");
+    let im = Image::open(&fs.img);
+    let bitmap_block = im.geo.block_bitmap_block(0).unwrap();
+    let free = first_free_data_block(&fs.img) - im.geo.first_group_block();
+    drop(im);
+    let good = read_block(&fs.img, bitmap_block);
+    let mut bad = good.clone();
+    set_range(&mut bad, free, free + 1);
+    write_block(&fs.img, bitmap_block, &bad);
+    let mut log = Log::open(&fs.img, 1);
+    log.put(&log.txn(1).log(&[(bitmap_block, good.clone())]).commit());
+    log.go_live(1, 1, |_| {});
+    let before = fs::read(&fs.img).unwrap();
+    let (code, out) = fsck(&fs.img, &["-n"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("replayed in memory only"), "{out}");
+    assert!(
+        fs::read(&fs.img).unwrap() == before,
+        "-n wrote to the image"
+    );
+
+    // The other way round: the log holds the wrong bitmap, which `-n` then finds.
+    write_block(&fs.img, bitmap_block, &good);
+    let mut log = Log::open(&fs.img, 1);
+    log.put(&log.txn(1).log(&[(bitmap_block, bad)]).commit());
+    log.go_live(1, 1, |_| {});
+    let (code, out) = fsck(&fs.img, &["-n"]);
+    assert_eq!(code, 4, "{out}");
+    assert!(out.contains("bitmap"), "{out}");
+    assert_eq!(read_block(&fs.img, bitmap_block), good);
+}
+
+#[test]
+fn recover_flag_with_an_empty_journal() {
+    // What a crash right after a mount leaves: not an error for `-n`; `-y` clears it.
+    let fs = make_fs("jflag");
+    let log = Log::open(&fs.img, 1);
+    log.go_live(0, 1, |j| j.head.set(0));
+    assert!(Image::open(&fs.img).sb().needs_recovery());
+    let (code, out) = fsck(&fs.img, &["-n"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(Image::open(&fs.img).sb().needs_recovery());
+    let (code, out) = fsck(&fs.img, &["-y"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("the journal is empty; clear the flag"),
+        "{out}"
+    );
+    assert!(!Image::open(&fs.img).sb().needs_recovery());
 }

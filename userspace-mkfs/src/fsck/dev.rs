@@ -1,6 +1,8 @@
 //! The device fsck checks: opened read-only for `-n` (so a check can never write), else
-//! read-write and, for a block device, exclusively.
+//! read-write and, for a block device, exclusively. A read-only check replays the journal
+//! into memory: the replayed blocks are read in place of the device's.
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -30,6 +32,10 @@ pub struct Device {
     pub blocks: u64,
     /// Blocks written so far.
     pub writes: u64,
+    /// Blocks a read-only check replayed from the journal, read in place of the device's.
+    replayed: HashMap<u64, Box<Block>>,
+    /// While set, writes to a read-only device go to `replayed`.
+    replaying: bool,
 }
 
 impl Device {
@@ -43,10 +49,22 @@ impl Device {
             writable,
             blocks: bytes / BLOCK_SIZE_U64,
             writes: 0,
+            replayed: HashMap::new(),
+            replaying: false,
         })
     }
 
+    /// Between `true` and `false`, writes to a read-only device (the journal's replay in a
+    /// read-only check) are kept in memory and read back in place of the device's blocks.
+    pub fn replay_in_memory(&mut self, on: bool) {
+        self.replaying = on && !self.writable;
+    }
+
     pub fn read(&self, b: u64, buf: &mut Block) -> Result<(), String> {
+        if let Some(block) = self.replayed.get(&b) {
+            buf.copy_from_slice(&block[..]);
+            return Ok(());
+        }
         let off = b
             .checked_mul(BLOCK_SIZE_U64)
             .ok_or_else(|| format!("{}: block {b} out of range", self.path.display()))?;
@@ -73,7 +91,13 @@ impl Device {
                     self.path.display(),
                     b + n
                 )
-            })
+            })?;
+        for (&at, block) in &self.replayed {
+            if let Some(buf) = at.checked_sub(b).and_then(|i| bufs.get_mut(i as usize)) {
+                buf.copy_from_slice(&block[..]);
+            }
+        }
+        Ok(())
     }
 
     pub fn read_new(&self, b: u64) -> Result<Box<Block>, String> {
@@ -83,6 +107,10 @@ impl Device {
     }
 
     pub fn write(&mut self, b: u64, buf: &Block) -> Result<(), String> {
+        if self.replaying {
+            self.replayed.insert(b, Box::new(*buf));
+            return Ok(());
+        }
         if !self.writable {
             // Reaching this is a bug: every fix is refused in read-only mode first.
             return Err(format!(

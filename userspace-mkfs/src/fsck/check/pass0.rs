@@ -63,7 +63,10 @@ impl<'u, 'o> Checker<'u, 'o> {
                 }
             };
         if start == 0 {
+            // What a crash right after a mount leaves: nothing to replay, and the next
+            // mount clears the flag itself. Not an error in a read-only check.
             if self.sb().needs_recovery()
+                && self.fixing()
                 && self.ui.problem(
                     "Superblock has the RECOVER flag, but the journal is empty; clear the flag",
                     true,
@@ -91,36 +94,44 @@ impl<'u, 'o> Checker<'u, 'o> {
                 true,
             )?;
         }
-        if !self.fixing() {
-            self.ui.problem(
-                &format!(
-                    "Journal needs recovery: {committed} committed transaction(s) not yet \
-                     checkpointed (not replayed in a read-only check)"
-                ),
-                true,
-            )?;
-            return Ok(());
-        }
-        let msg = format!(
-            "Journal needs recovery: {committed} committed transaction(s) not yet \
-             checkpointed; replay them"
-        );
-        if !self.ui.problem(&msg, true)? {
-            return Ok(());
-        }
-        let rec = journal.recover(&mut self.dev, self.ui, start, sequence, true)?;
-        // The replayed blocks must be durable before the log that holds them is emptied.
-        self.dev.sync()?;
-        let jsb = JournalSuperBlock::from_block_mut(&mut jblk);
-        jsb.start.set(0);
-        jsb.head.set(0);
-        jsb.sequence.set(rec.next_sequence);
-        set_journal_block_checksum(self.seed, &mut jblk);
-        self.dev.write(jstart, &jblk)?;
+        let rec = if self.fixing() {
+            let msg = format!(
+                "Journal needs recovery: {committed} committed transaction(s) not yet \
+                 checkpointed; replay them"
+            );
+            if !self.ui.problem(&msg, true)? {
+                return Ok(());
+            }
+            let rec = journal.recover(&mut self.dev, self.ui, start, sequence, true)?;
+            // The replayed blocks must be durable before the log that holds them is emptied.
+            self.dev.sync()?;
+            let jsb = JournalSuperBlock::from_block_mut(&mut jblk);
+            jsb.start.set(0);
+            jsb.head.set(0);
+            jsb.sequence.set(rec.next_sequence);
+            set_journal_block_checksum(self.seed, &mut jblk);
+            self.dev.write(jstart, &jblk)?;
+            rec
+        } else {
+            // A committed log is the normal state after a crash, and the next mount
+            // replays it: check the filesystem as that replay will leave it.
+            self.dev.replay_in_memory(true);
+            let rec = journal.recover(&mut self.dev, self.ui, start, sequence, true);
+            self.dev.replay_in_memory(false);
+            rec?
+        };
         self.ui.info(&format!(
-            "{}: journal replayed: {} transaction(s), {} block(s) written, {} revoked, {} \
-             skipped",
-            self.ui.device, rec.transactions, rec.replayed, rec.revoked, rec.bad
+            "{}: journal {}: {} transaction(s), {} block(s) written, {} revoked, {} skipped",
+            self.ui.device,
+            if self.fixing() {
+                "replayed"
+            } else {
+                "replayed in memory only (read-only check)"
+            },
+            rec.transactions,
+            rec.replayed,
+            rec.revoked,
+            rec.bad
         ));
         // The log may have held block 0 itself: start again from what is on disk now.
         let (block0, geo) = load_superblock(&self.dev, self.ui)?;
