@@ -6,6 +6,7 @@ mod common;
 
 use std::fs;
 
+use aegisfs_format::disk::STATE_CLEAN;
 use common::fsck::{
     detect_repair, edit_desc0, edit_inode, edit_sb, first_free_data_block, flip_bitmap_bit, fsck,
     ino_of, make_fs, read_block, write_block,
@@ -30,6 +31,31 @@ fn superblock_free_counts() {
         &fs.img,
         &format!("Free blocks count wrong ({}, counted={free})", free + 3),
     );
+}
+
+#[test]
+fn superblock_free_counts_of_a_filesystem_that_stopped_mounted() {
+    // Not marked clean: the totals lag as a crash leaves them, and the next mount
+    // recounts them. `-n` notes it without an error; `-y` still rewrites them.
+    let fs = make_fs("sbfree-unclean");
+    let free = Image::open(&fs.img).sb().free_blocks.get();
+    edit_sb(&fs.img, |sb| {
+        sb.free_blocks.set(free + 3);
+        sb.state.set(sb.state.get() & !STATE_CLEAN);
+    });
+    let msg = format!("Free blocks count wrong ({}, counted={free})", free + 3);
+    let (code, out) = fsck(&fs.img, &["-n"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!(
+            "{msg}: not marked clean, the next mount recounts it"
+        )),
+        "{out}"
+    );
+    let (code, out) = fsck(&fs.img, &["-y"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&msg), "{out}");
+    assert_eq!(Image::open(&fs.img).sb().free_blocks.get(), free);
 }
 
 #[test]

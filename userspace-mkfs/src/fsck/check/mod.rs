@@ -216,6 +216,9 @@ pub struct Checker<'u, 'o> {
     names: (u32, HashSet<Vec<u8>>),
     /// Inode table blocks pass 1 skipped as free, a bit per block (empty: none).
     skipped: Vec<u64>,
+    /// The superblock was not marked clean: the filesystem stopped while mounted, and its
+    /// free totals, which a mount recounts from the group descriptors, may lag behind.
+    unclean: bool,
     now: i64,
 }
 
@@ -224,6 +227,7 @@ impl<'u, 'o> Checker<'u, 'o> {
     /// repairing). Fails with an operational error when the superblock cannot be used.
     pub fn open(dev: Device, ui: &'u mut Ui<'o>, now: i64) -> Res<Checker<'u, 'o>> {
         let (block0, geo) = load_superblock(&dev, ui)?;
+        let unclean = !SuperBlock::in_block(&block0).is_clean();
         let mut c = Checker {
             seed: geo.checksum_seed(),
             geo,
@@ -241,6 +245,7 @@ impl<'u, 'o> Checker<'u, 'o> {
             lost_found: None,
             names: (0, HashSet::new()),
             skipped: Vec::new(),
+            unclean,
             now,
             dev,
             ui,

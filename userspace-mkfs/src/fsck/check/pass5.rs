@@ -142,17 +142,31 @@ impl<'u, 'o> Checker<'u, 'o> {
         let (sb_fb, sb_fi) = (self.sb().free_blocks.get(), self.sb().free_inodes.get());
         if sb_fb != free_blocks {
             let msg = format!("Free blocks count wrong ({sb_fb}, counted={free_blocks})");
-            if self.ui.problem(&msg, true)? {
+            if self.total_wrong(&msg)? {
                 self.sb_mut().free_blocks.set(free_blocks);
             }
         }
         if u64::from(sb_fi) != free_inodes {
             let msg = format!("Free inodes count wrong ({sb_fi}, counted={free_inodes})");
-            if self.ui.problem(&msg, true)? {
+            if self.total_wrong(&msg)? {
                 self.sb_mut().free_inodes.set(free_inodes as u32);
             }
         }
         Ok((free_blocks, free_inodes))
+    }
+
+    /// A superblock free total that differs from the count: a problem to fix, but in a
+    /// read-only check of a filesystem that stopped while mounted only a note, as the next
+    /// mount recounts the totals from the group descriptors (e2fsck does not count it
+    /// either).
+    fn total_wrong(&mut self, msg: &str) -> Res<bool> {
+        if self.unclean && !self.fixing() {
+            self.ui.info(&format!(
+                "{msg}: not marked clean, the next mount recounts it"
+            ));
+            return Ok(false);
+        }
+        self.ui.problem(msg, true)
     }
 
     /// Reports and rewrites an on-disk bitmap that differs from the expected one.
