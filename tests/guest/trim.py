@@ -48,7 +48,7 @@ back as zeros. Every number compared below is in bytes.
   discard-concurrent the writers of `concurrent` (SECONDS / 2, no FITRIM) with `-o discard`
   discard-nojournal /dev/vdc without a journal (AegisFS -J 0, ext4 ^has_journal), `-o
                     discard`: an 8 MiB file deleted, its extents read zeros; fsck clean
-  discard-race      /dev/vdc with `-o discard,commit=60`: files p (1 MiB), x (16 MiB),
+  discard-race      /dev/vdc with `-o discard,commit=60`: files p (1 MiB), x (64 MiB),
                     f (1 MiB); the device set to discard in 512-byte requests; a child
                     deletes x and syncs (the commit discards x's blocks, slowly); once 64
                     discards completed, a 4 MiB file is written and fsync'ed: x's discard
@@ -615,7 +615,9 @@ def discard_race():
         d = os.path.join(SPARSE_MNT, "d")
         os.mkdir(d)
         files = {}
-        for name, seed, size in [("p", 51, MIB), ("x", 52, 16 * MIB), ("f", 53, MIB)]:
+        # x big enough that discarding it in 512-byte requests surely outlasts writing and
+        # syncing the new file (16 MiB did not always: the host discards quickly).
+        for name, seed, size in [("p", 51, MIB), ("x", 52, 64 * MIB), ("f", 53, MIB)]:
             p = os.path.join(d, name)
             files[p] = (seed, size, fsx.write_file(p, seed, size, fsync=True))
         x = os.path.join(d, "x")
