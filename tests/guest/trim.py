@@ -55,7 +55,7 @@ back as zeros. Every number compared below is in bytes.
                     must still be going on then, and once it ended every file is intact
                     after drop_caches (AegisFS: the new file is outside x's blocks; ext4
                     frees them first and trims what is still free later)
-  race              /dev/vdc: files p (1 MiB), x (48 MiB), f (1 MiB) written in a new
+  race              /dev/vdc: files p (1 MiB), x (96 MiB), f (1 MiB) written in a new
                     directory, x deleted: its longest run of blocks (at least 8 MiB) is the
                     hole. With the device discarding in 512-byte requests, a child runs
                     FITRIM of exactly the hole; once the device has completed 64 discards,
@@ -669,7 +669,9 @@ def race():
         d = os.path.join(SPARSE_MNT, "d")
         os.mkdir(d)
         files = {}
-        for name, seed, size in [("p", 21, MIB), ("x", 22, 48 * MIB), ("f", 23, MIB)]:
+        # x big enough that FITRIM of its longest run in 512-byte requests surely outlasts
+        # writing and syncing the new file (48 MiB did not always, on ext4).
+        for name, seed, size in [("p", 21, MIB), ("x", 22, 96 * MIB), ("f", 23, MIB)]:
             p = os.path.join(d, name)
             files[p] = (seed, size, fsx.write_file(p, seed, size, fsync=True))
         x = os.path.join(d, "x")
