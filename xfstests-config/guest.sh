@@ -30,6 +30,10 @@ say() { echo "xfstests-guest: $*"; }
 mkdir -p "$tree" "$TEST_DIR" "$SCRATCH_MNT"
 # The lock tests' client and server talk over TCP on localhost.
 busybox ip link set lo up || { say "cannot bring up the loopback interface"; exit 1; }
+# The cgroup tests (generic/563: writeback accounting in the io controller) look for
+# cgroup2 where systemd would have mounted it.
+mountpoint -q /sys/fs/cgroup || mount -t cgroup2 none /sys/fs/cgroup ||
+    { say "cannot mount cgroup2"; exit 1; }
 tar -xf /share/xfstests.tar -C "$tree" || { say "unpacking xfstests failed"; exit 1; }
 if [ "$FSTYP" = aegisfs ]; then
     modprobe aegisfs || { say "modprobe aegisfs failed"; exit 1; }
