@@ -1032,8 +1032,8 @@ def swap_workload(cg, swapfile, pages, w):
 
 
 def runs_of(data, unit):
-    """What each UNIT-byte piece of DATA holds, runs merged: "#I" swap_page(I)'s bytes, "a"
-    write_a's bytes, "0" zeroes, "?" anything else, as "WHATxCOUNT"."""
+    """What each UNIT-byte piece of DATA holds, runs merged into [what, count] pairs: "#I"
+    swap_page(I)'s bytes, "a" write_a's bytes, "0" zeroes, "?" anything else."""
     runs = []
     for o in range(0, len(data), unit):
         piece = data[o:o + unit]

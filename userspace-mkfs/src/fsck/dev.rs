@@ -2,7 +2,7 @@
 //! read-write and, for a block device, exclusively. A read-only check replays the journal
 //! into memory: the replayed blocks are read in place of the device's.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -33,7 +33,7 @@ pub struct Device {
     /// Blocks written so far.
     pub writes: u64,
     /// Blocks a read-only check replayed from the journal, read in place of the device's.
-    replayed: HashMap<u64, Box<Block>>,
+    replayed: BTreeMap<u64, Box<Block>>,
     /// While set, writes to a read-only device go to `replayed`.
     replaying: bool,
 }
@@ -49,7 +49,7 @@ impl Device {
             writable,
             blocks: bytes / BLOCK_SIZE_U64,
             writes: 0,
-            replayed: HashMap::new(),
+            replayed: BTreeMap::new(),
             replaying: false,
         })
     }
@@ -92,10 +92,8 @@ impl Device {
                     b + n
                 )
             })?;
-        for (&at, block) in &self.replayed {
-            if let Some(buf) = at.checked_sub(b).and_then(|i| bufs.get_mut(i as usize)) {
-                buf.copy_from_slice(&block[..]);
-            }
+        for (&at, block) in self.replayed.range(b..b + n) {
+            bufs[(at - b) as usize].copy_from_slice(&block[..]);
         }
         Ok(())
     }

@@ -94,7 +94,7 @@ impl<'u, 'o> Checker<'u, 'o> {
                 true,
             )?;
         }
-        let rec = if self.fixing() {
+        let (rec, how) = if self.fixing() {
             let msg = format!(
                 "Journal needs recovery: {committed} committed transaction(s) not yet \
                  checkpointed; replay them"
@@ -111,27 +111,18 @@ impl<'u, 'o> Checker<'u, 'o> {
             jsb.sequence.set(rec.next_sequence);
             set_journal_block_checksum(self.seed, &mut jblk);
             self.dev.write(jstart, &jblk)?;
-            rec
+            (rec, "replayed")
         } else {
             // A committed log is the normal state after a crash, and the next mount
             // replays it: check the filesystem as that replay will leave it.
             self.dev.replay_in_memory(true);
             let rec = journal.recover(&mut self.dev, self.ui, start, sequence, true);
             self.dev.replay_in_memory(false);
-            rec?
+            (rec?, "replayed in memory only (read-only check)")
         };
         self.ui.info(&format!(
             "{}: journal {}: {} transaction(s), {} block(s) written, {} revoked, {} skipped",
-            self.ui.device,
-            if self.fixing() {
-                "replayed"
-            } else {
-                "replayed in memory only (read-only check)"
-            },
-            rec.transactions,
-            rec.replayed,
-            rec.revoked,
-            rec.bad
+            self.ui.device, how, rec.transactions, rec.replayed, rec.revoked, rec.bad
         ));
         // The log may have held block 0 itself: start again from what is on disk now.
         let (block0, geo) = load_superblock(&self.dev, self.ui)?;
