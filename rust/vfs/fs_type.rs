@@ -184,6 +184,9 @@ unsafe fn fill_super(sb: *mut bindings::super_block, fc: *mut bindings::fs_conte
         (*sb).s_time_gran = 1;
         (*sb).s_time_min = i64::MIN;
         (*sb).s_time_max = i64::MAX;
+        // Data goes out through `mpage` and buffer heads, which tag each bio with the
+        // cgroup that dirtied the folio, so writeback may be charged per cgroup.
+        (*sb).s_iflags |= bindings::SB_I_CGROUPWB as c_ulong;
         ffi::aegisfs_vfs_set_uuid(sb, uuid.as_ptr());
         (*sb).s_fs_info = KBox::into_raw(info).cast();
     }

@@ -990,22 +990,29 @@ def holds_swap_page(view, i):
     return view[o:o + 16] == swap_unit(i) and view[o:o + BLK - 16] == view[o + 16:o + BLK]
 
 
-def cgroup_setup(name, high):
-    """A memory cgroup NAME with memory.high HIGH (cgroup2 mounted if it is not). Returns
-    (its directory, whether cgroup2 was mounted here). memory.high, not memory.max: over it
-    the kernel reclaims and throttles but never OOM-kills, which memory.max did now and
-    then when swap-out under TCG was slower than 16 reclaim rounds."""
+def cgroup_child(name, controllers):
+    """A cgroup NAME under CGROUP (cgroup2, mounted if it is not) with CONTROLLERS (e.g.
+    "+memory +io") enabled for it. Returns (its directory, whether cgroup2 was mounted here)."""
     with open("/proc/mounts") as f:
         have = any(line.split()[1] == CGROUP and line.split()[2] == "cgroup2" for line in f)
     if not have:
         fsx.run("mount", "-t", "cgroup2", "none", CGROUP)
     with open(os.path.join(CGROUP, "cgroup.subtree_control"), "w") as f:
-        f.write("+memory\n")
+        f.write(f"{controllers}\n")
     cg = os.path.join(CGROUP, name)
     os.makedirs(cg, exist_ok=True)
+    return cg, not have
+
+
+def cgroup_setup(name, high):
+    """A memory cgroup NAME with memory.high HIGH. Returns (its directory, whether cgroup2
+    was mounted here). memory.high, not memory.max: over it the kernel reclaims and
+    throttles but never OOM-kills, which memory.max did now and then when swap-out under
+    TCG was slower than 16 reclaim rounds."""
+    cg, mounted_here = cgroup_child(name, "+memory")
     with open(os.path.join(cg, "memory.high"), "w") as f:
         f.write(f"{high}\n")
-    return cg, not have
+    return cg, mounted_here
 
 
 def swap_workload(cg, swapfile, pages, w):
@@ -1294,6 +1301,59 @@ def t_sync():
         os.close(dfd)
     fsx.drop_caches()
     fsx.check_data(f, 16, 0, 2 * MIB)
+
+
+def io_stat(cg, dev):
+    """The io.stat counters (rbytes, wbytes, ...) of cgroup directory CG for block device DEV;
+    empty if the cgroup did no I/O to it."""
+    rdev = os.stat(dev).st_rdev
+    key = f"{os.major(rdev)}:{os.minor(rdev)}"
+    with open(os.path.join(cg, "io.stat")) as f:
+        for line in f:
+            fields = line.split()
+            if fields and fields[0] == key:
+                return {k: int(v) for k, v in (kv.split("=") for kv in fields[1:])}
+    return {}
+
+
+def t_cgroup_writeback():
+    # Writeback is charged to the cgroup that dirtied the pages, also when a process of
+    # another cgroup starts it, as on ext4: an io.max limit on a cgroup must hold its
+    # buffered writes too, whoever calls fsync or however late the flusher gets to them.
+    size = 16 * MIB
+    f = os.path.join(fresh("cgwb"), "f")
+    cg, mounted_here = cgroup_child("posix-cgwb", "+memory +io")
+    try:
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                with open(os.path.join(cg, "cgroup.procs"), "w") as p:
+                    p.write("0\n")
+                fd = os.open(f, os.O_WRONLY | os.O_CREAT, 0o644)
+                fsx.write_data(fd, 23, 0, size)
+                os.close(fd)
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        expect(os.waitstatus_to_exitcode(status) == 0, "the writer in the cgroup failed")
+        # The root cgroup starts the writeback of what the cgroup left dirty.
+        fd = os.open(f, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        wbytes = io_stat(cg, DEV).get("wbytes", 0)
+        # The metadata goes out in the journal commit of the fsync: the root's.
+        expect(size <= wbytes <= size + size // 20,
+               f"the cgroup that dirtied {size} bytes was charged for {wbytes} bytes written")
+    finally:
+        os.rmdir(cg)
+        if mounted_here:
+            fsx.umount(CGROUP)
+    fsx.drop_caches()
+    fsx.check_data(f, 23, 0, size)
 
 
 def t_remount_ro():
@@ -1967,6 +2027,7 @@ def main():
                      ("mmap", t_mmap), ("copy", t_copy), ("swapfile", t_swapfile),
                      ("swapfile-holes", t_swapfile_holes),
                      ("swapfile-unwritten", t_swapfile_unwritten), ("sync", t_sync),
+                     ("cgroup-writeback", t_cgroup_writeback),
                      ("remount-ro", t_remount_ro), ("label-uuid", t_label_uuid), ("freeze", t_freeze),
                      ("idmapped", t_idmapped),
                      ("atime", t_atime), ("times", t_times),
