@@ -201,6 +201,35 @@ pub(crate) fn list(inode: &Inode, mut emit: impl FnMut(u8, &[u8]) -> Result) -> 
     Ok(())
 }
 
+/// Where the attributes of an inode are stored, for `FIEMAP_FLAG_XATTR`.
+pub(crate) struct XattrStorage {
+    /// Byte address on the device and length of the inode's inline area, when it holds an
+    /// entry.
+    pub(crate) inline: Option<(u64, u64)>,
+    /// The inode's xattr block, if it has one.
+    pub(crate) block: Option<u64>,
+}
+
+/// Where the attributes of `inode` are stored.
+pub(crate) fn storage(inode: &Inode) -> Result<XattrStorage> {
+    let _lock = inode.xattr_lock(false);
+    let slot = Slot::read(inode)?;
+    let inline = if inline_used(slot.raw()) > 0 {
+        let start = slot
+            .bh
+            .block()
+            .checked_mul(BLOCK_SIZE as u64)
+            .and_then(|b| b.checked_add(u64::try_from(slot.offset + XATTR_INLINE_OFFSET).ok()?))
+            .ok_or(EUCLEAN)?;
+        let len = slot.size.checked_sub(XATTR_INLINE_OFFSET).ok_or(EUCLEAN)?;
+        Some((start, len as u64))
+    } else {
+        None
+    };
+    let block = read_block(inode, &slot)?.map(|bh| bh.block());
+    Ok(XattrStorage { inline, block })
+}
+
 /// A copy of an xattr block being changed.
 struct BlockImage {
     data: KVec<u8>,

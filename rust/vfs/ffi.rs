@@ -299,6 +299,7 @@ unsafe extern "C" {
     pub(crate) fn aegisfs_vfs_fc_acl(fc: *const bindings::fs_context) -> u32;
     pub(crate) fn aegisfs_vfs_fc_discard(fc: *const bindings::fs_context) -> u32;
     pub(crate) fn aegisfs_vfs_fc_data_err(fc: *const bindings::fs_context) -> u32;
+    pub(crate) fn aegisfs_vfs_fiemap_flags(fieinfo: *const bindings::fiemap_extent_info) -> u32;
     pub(crate) fn aegisfs_vfs_xattr_list_prefix(
         dentry: *mut bindings::dentry,
         index: c_int,

@@ -14,6 +14,7 @@
 #include <linux/fs.h>
 #include <linux/fs_context.h>
 #include <linux/fs_parser.h>
+#include <linux/fiemap.h>
 #include <linux/fileattr.h>
 #include <linux/freezer.h>
 #include <linux/iomap.h>
@@ -1175,4 +1176,9 @@ static const struct export_operations aegisfs_export_ops = {
 void aegisfs_vfs_sb_init_export(struct super_block *sb)
 {
 	sb->s_export_op = &aegisfs_export_ops;
+}
+
+u32 aegisfs_vfs_fiemap_flags(const struct fiemap_extent_info *fieinfo)
+{
+	return fieinfo->fi_flags;
 }

@@ -12,6 +12,7 @@
 struct buffer_head;
 struct dentry;
 struct dir_context;
+struct fiemap_extent_info;
 struct folio;
 struct fs_context;
 struct fs_parameter_spec;
@@ -81,6 +82,7 @@ bool aegisfs_vfs_posixacl(const struct super_block *sb);
 u32 aegisfs_vfs_fc_acl(const struct fs_context *fc);
 u32 aegisfs_vfs_fc_discard(const struct fs_context *fc);
 u32 aegisfs_vfs_fc_data_err(const struct fs_context *fc);
+u32 aegisfs_vfs_fiemap_flags(const struct fiemap_extent_info *fieinfo);
 const char *aegisfs_vfs_xattr_list_prefix(struct dentry *dentry, int index);
 struct posix_acl *aegisfs_vfs_acl_from_entries(const struct aegisfs_acl_entry *entries,
 	u32 count);

@@ -784,12 +784,14 @@ unsafe extern "C" fn file_llseek(
 
 /// `FIEMAP` flags (include/uapi/linux/fiemap.h).
 const FIEMAP_FLAG_SYNC: u32 = 0x1;
+const FIEMAP_FLAG_XATTR: u32 = 0x2;
 const FIEMAP_EXTENT_LAST: u32 = 0x1;
+const FIEMAP_EXTENT_DATA_INLINE: u32 = 0x200;
 const FIEMAP_EXTENT_UNWRITTEN: u32 = 0x800;
 
-/// `FS_IOC_FIEMAP`: the extents of a regular file from the block map. `FIEMAP_FLAG_SYNC`
-/// has nothing to write on a read-only filesystem; other flags are refused by
-/// `fiemap_prep`.
+/// `FS_IOC_FIEMAP`: the extents of a regular file from the block map; with
+/// `FIEMAP_FLAG_XATTR`, where its extended attributes are. `FIEMAP_FLAG_SYNC` has nothing
+/// to write on a read-only filesystem; other flags are refused by `fiemap_prep`.
 ///
 /// # Safety
 ///
@@ -802,12 +804,25 @@ unsafe extern "C" fn fiemap(
 ) -> c_int {
     let mut len = len;
     // SAFETY: The caller passes a live inode and a valid `fieinfo`; `len` is a local.
-    let ret = unsafe { ffi::fiemap_prep(vfs_inode, fieinfo, start, &mut len, FIEMAP_FLAG_SYNC) };
+    let ret = unsafe {
+        ffi::fiemap_prep(
+            vfs_inode,
+            fieinfo,
+            start,
+            &mut len,
+            FIEMAP_FLAG_SYNC | FIEMAP_FLAG_XATTR,
+        )
+    };
     if ret != 0 {
         return ret;
     }
     // SAFETY: The caller guarantees `vfs_inode` is a live AegisFS inode.
     let inode = unsafe { Inode::from_raw(vfs_inode) };
+    // SAFETY: The caller passes a valid `fieinfo`.
+    if unsafe { ffi::aegisfs_vfs_fiemap_flags(fieinfo) } & FIEMAP_FLAG_XATTR != 0 {
+        // SAFETY: The caller passes a valid `fieinfo` for this call.
+        return errno(unsafe { xattr_fiemap(inode, fieinfo, start, len) });
+    }
     let block = crate::disk::BLOCK_SIZE_U64;
     errno(fs::blockmap::fiemap(inode, start, len, |ext, last| {
         let mut flags = 0;
@@ -834,6 +849,52 @@ unsafe extern "C" fn fiemap(
             Ok(ret == 1)
         }
     }))
+}
+
+/// `FIEMAP_FLAG_XATTR`: the extents of byte range `start..start + len` of the inode's
+/// attribute storage seen as one stream: its inline area (flagged `DATA_INLINE`, at the
+/// byte address of the area in the inode table), then its xattr block.
+///
+/// # Safety
+///
+/// `fieinfo` is the valid `fiemap_extent_info` of the running `fiemap` call.
+unsafe fn xattr_fiemap(
+    inode: &Inode,
+    fieinfo: *mut bindings::fiemap_extent_info,
+    start: u64,
+    len: u64,
+) -> Result {
+    let storage = fs::xattr::storage(inode)?;
+    let block = crate::disk::BLOCK_SIZE_U64;
+    let inline_len = storage.inline.map_or(0, |(_, l)| l);
+    let inline = storage
+        .inline
+        .map(|(phys, l)| (0, phys, l, FIEMAP_EXTENT_DATA_INLINE));
+    let xattr_block = match storage.block {
+        Some(b) => Some((inline_len, b.checked_mul(block).ok_or(EUCLEAN)?, block, 0)),
+        None => None,
+    };
+    let extents = [inline, xattr_block];
+    let count = extents.iter().flatten().count();
+    let end = start.saturating_add(len);
+    for (i, (logical, phys, l, mut flags)) in extents.into_iter().flatten().enumerate() {
+        if logical >= end || logical.saturating_add(l) <= start {
+            continue;
+        }
+        if i + 1 == count {
+            flags |= FIEMAP_EXTENT_LAST;
+        }
+        // SAFETY: The caller guarantees `fieinfo`; the kernel copies the extent to user
+        // space.
+        let ret = unsafe { ffi::fiemap_fill_next_extent(fieinfo, logical, phys, l, flags) };
+        if ret < 0 {
+            return Err(Error::from_errno(ret));
+        }
+        if ret == 1 {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// # Safety

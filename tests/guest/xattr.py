@@ -267,6 +267,78 @@ def t_large():
     eq(os.getxattr(f, "user.big"), big, "value after a refused larger replacement")
 
 
+FS_IOC_FIEMAP = 0xC020660B  # _IOWR('f', 11, struct fiemap)
+FIEMAP_FLAG_XATTR = 0x2
+FIEMAP_EXTENT_LAST, FIEMAP_EXTENT_NOT_ALIGNED, FIEMAP_EXTENT_DATA_INLINE = 0x1, 0x100, 0x200
+
+
+def xattr_extents(p, start=0, length=(1 << 64) - 1, count=8):
+    """(logical, physical, length, flags) of each extent FIEMAP_FLAG_XATTR reports for P."""
+    buf = bytearray(struct.pack("=QQIII4x", start, length, FIEMAP_FLAG_XATTR, 0, count)
+                    + bytes(56 * count))
+    fd = os.open(p, os.O_RDONLY)
+    try:
+        fcntl.ioctl(fd, FS_IOC_FIEMAP, buf)
+    finally:
+        os.close(fd)
+    mapped = struct.unpack_from("=I", buf, 20)[0]
+    return [(lo, ph, ln, fl) for lo, ph, ln, _, _, fl in
+            (struct.unpack_from("=QQQQQI", buf, 32 + 56 * i) for i in range(mapped))]
+
+
+def device_bytes(start, length):
+    """Bytes START..START+LENGTH of DEV, read past the filesystem after a sync."""
+    os.sync()
+    with open(DEV, "rb") as f:
+        f.seek(start)
+        return f.read(length)
+
+
+def t_fiemap():
+    # FIEMAP_FLAG_XATTR tells where the attributes are (`filefrag -x`, `xfs_io fiemap -a`):
+    # an inode's inline area as a DATA_INLINE extent, its xattr block as a block extent.
+    top = fresh("fiemap")
+    eq(xattr_extents(touch(os.path.join(top, "none"))), [], "extents of a file with no attribute")
+    inline_value = b"an inline value 0123456789"
+    small = touch(os.path.join(top, "small"))
+    os.setxattr(small, "user.small", inline_value)
+    ext = xattr_extents(small)
+    eq([(lo, fl) for lo, _, _, fl in ext],
+       [(0, FIEMAP_EXTENT_DATA_INLINE | FIEMAP_EXTENT_NOT_ALIGNED | FIEMAP_EXTENT_LAST)],
+       "(logical, flags) of a small attribute's extents")
+    # ext4's address leaves out where the inode sits in its table block: only that block
+    # is sure to hold the value.
+    at, length = ext[0][1:3] if fsx.FSTYP == "aegisfs" else (ext[0][1] // 4096 * 4096, 4096)
+    expect(inline_value in device_bytes(at, length),
+           f"bytes {at}..{at + length} of the inline extent do not hold the value")
+    block_value = os.urandom(3000)
+    big = touch(os.path.join(top, "big"))
+    os.setxattr(big, "user.big", block_value)
+    ext = xattr_extents(big)
+    eq([(lo, ln, fl, ph % 4096) for lo, ph, ln, fl in ext], [(0, 4096, FIEMAP_EXTENT_LAST, 0)],
+       "(logical, length, flags, physical % 4096) of a 3000-byte attribute's extents")
+    expect(block_value in device_bytes(ext[0][1], 4096),
+           f"the block at byte {ext[0][1]} does not hold the value")
+    if fsx.FSTYP != "aegisfs":
+        return
+    # Both at once: the inline area, then the block after it (ext4 reports only the
+    # inline area while it holds an attribute).
+    os.setxattr(big, "user.small", inline_value)
+    ext = xattr_extents(big)
+    eq([(lo, fl) for lo, _, _, fl in ext],
+       [(0, FIEMAP_EXTENT_DATA_INLINE | FIEMAP_EXTENT_NOT_ALIGNED), (ext[0][2], FIEMAP_EXTENT_LAST)],
+       "(logical, flags) of the extents of an inline and a block attribute")
+    expect(inline_value in device_bytes(ext[0][1], ext[0][2]), "the inline extent does not hold the value")
+    expect(block_value in device_bytes(ext[1][1], ext[1][2]), "the block extent does not hold the value")
+    eq(xattr_extents(big, ext[1][0], 1), ext[1:], "the extents of one byte of the block")
+    eq(xattr_extents(big, count=1), ext[:1], "the extents with room for one")
+    fsx.run("mount", "-o", "remount,ro", MNT)
+    try:
+        eq(xattr_extents(big), ext, "the extents on the filesystem mounted read-only")
+    finally:
+        fsx.run("mount", "-o", "remount,rw", MNT)
+
+
 def t_enospc():
     top = fresh("enospc")
     f = touch(os.path.join(top, "f"))
@@ -869,6 +941,7 @@ def main():
         return
     fsx.run_cases(([("namespaces", t_namespaces), ("flags", t_flags), ("errors", t_errors),
                      ("ctime", t_ctime), ("many", t_many), ("large", t_large),
+                     ("fiemap", t_fiemap),
                      ("enospc", t_enospc), ("enospc-freed", t_enospc_freed),
                      ("file-types", t_file_types),
                      ("delete-frees", t_delete_frees), ("persist-set", t_persist_set),
