@@ -5,6 +5,8 @@
 #   make run      setup + build, then boot QEMU and show AegisFS mounted and used
 #   make test     setup + build, then cargo test and every in-guest suite
 #   make crash-test  the long crash-consistency runs: powercut (200 cuts), logwrites (all points)
+#   make bench    AegisFS, ext4, ext2 and the raw disk under the same workloads in one guest;
+#                 build/bench/report.md and ratios.png (bench/run --help for the settings)
 #   make xfstests XFSTESTS_DIR=/path/to/built/xfstests [TESTS="generic/001 ..." | GROUP=quick]
 #                 [FSTYP=ext4] [SHARD=I/N] [RUN_ID=ID]
 #                 xfstests in a guest (xfstests-config/run --help); results in
@@ -24,7 +26,7 @@ export LIBCLANG_PATH ?= /usr/lib/llvm-19/lib
 KMAKE = $(MAKE) -C $(KDIR) M=$(TOP) MO=$(MODOUT) \
 	RUSTC=$(KRUSTC) BINDGEN=$(KBINDGEN) RUST_LIB_SRC=$(KRUSTLIB)
 
-.PHONY: all module tools setup kernel guest run test crash-test xfstests clean
+.PHONY: all module tools setup kernel guest run test crash-test bench xfstests clean
 
 all: module
 
@@ -58,6 +60,10 @@ test: setup
 crash-test: setup
 	$(MAKE) module tools
 	POWERCUT_RUNS=200 LOGWRITES_POINTS=0 tests/run powercut logwrites
+
+bench: setup
+	$(MAKE) module tools
+	bench/run
 
 # TESTS, GROUP, FSTYP, SHARD and RUN_ID given to make reach the runner's environment.
 ifneq ($(filter xfstests,$(MAKECMDGOALS)),)
