@@ -7,7 +7,7 @@
 # --share content is visible both ways, the staged tools are found by `mkfs -t` /
 # `fsck -t`, the root image is never modified, the script's exit status comes back, and a
 # kernel panic (its console log is kept), a kernel console WARNING and a timeout each fail
-# the run; --kill-after cuts a run short (exit 137).
+# the run; --kill-after cuts a run short (exit 137); --cache sets the disks' cache mode.
 # Prints one `ok harness/<case>` or `not ok harness/<case>: <reason>` line per case.
 set -uo pipefail
 
@@ -279,6 +279,15 @@ printf 'exit 7\n' > "$work/quick.sh"
 quick_rc=$?
 if [ $quick_rc = 7 ]; then ok kill-after-not-reached
 else not_ok kill-after-not-reached "qemu/vm exited $quick_rc, want the script's 7" "$work/quick.out"; fi
+
+# --cache: QEMU accepts the mode for the --disk images (a bad drive option would fail the
+# boot), and a mode QEMU does not have is a usage error.
+"$vm" --cache writeback --disk 16M "$work/quick.sh" > "$work/cache.out" 2>&1
+cache_rc=$?
+"$vm" --cache sometimes "$work/quick.sh" > "$work/cache-bad.out" 2>&1
+cache_bad_rc=$?
+if [ $cache_rc = 7 ] && [ $cache_bad_rc = 2 ]; then ok cache-mode
+else not_ok cache-mode "qemu/vm --cache writeback exited $cache_rc (want 7), --cache sometimes $cache_bad_rc (want 2)" "$work/cache.out"; fi
 
 wait $timeout_pid
 timeout_rc=$?
