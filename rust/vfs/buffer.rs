@@ -281,3 +281,17 @@ impl MapBuffer {
         }
     }
 }
+
+/// Runs `f` with the current task's block requests plugged: what `f` submits for adjacent
+/// blocks leaves as fewer, larger requests when the plug is released at its end. Writes must
+/// be waited for after this returns, not inside `f`.
+pub(crate) fn plugged<R>(f: impl FnOnce() -> R) -> R {
+    let mut plug: bindings::blk_plug = pin_init::zeroed();
+    // SAFETY: `plug` stays in this frame, unmoved, until `blk_finish_plug` below releases it
+    // in the same task (a plug already held by the task makes both calls no-ops).
+    unsafe { bindings::blk_start_plug(&mut plug) };
+    let result = f();
+    // SAFETY: Started above in this task.
+    unsafe { bindings::blk_finish_plug(&mut plug) };
+    result
+}

@@ -11,7 +11,7 @@ use super::commit::{commit_locked, lock_out, unlock};
 use super::{release_inodes, Journal};
 use crate::checksum::set_journal_block_checksum;
 use crate::journal::{JournalSuperBlock, JOURNAL_FIRST_LOG_BLOCK};
-use crate::vfs::buffer::JournalFlag;
+use crate::vfs::buffer::{plugged, JournalFlag};
 use crate::vfs::super_block::SuperBlock;
 use kernel::prelude::*;
 
@@ -39,15 +39,20 @@ pub(super) fn write_superblock(
 /// Writes every committed block home and empties the log. Called with handles locked out
 /// and the running transaction empty.
 pub(super) fn checkpoint(sb: &SuperBlock, journal: &Journal) -> Result {
-    let list = core::mem::take(&mut journal.state.lock().checkpoint);
-    let mut writes = 0usize;
-    for bh in list.iter() {
-        bh.clear_flag(JournalFlag::Checkpoint);
-        if !bh.has_flag(JournalFlag::Freed) {
-            bh.submit_write(false);
-            writes += 1;
+    let mut list = core::mem::take(&mut journal.state.lock().checkpoint);
+    // In disk order and plugged, neighbouring blocks go home as one write.
+    list.sort_unstable_by_key(|bh| bh.block());
+    let writes = plugged(|| {
+        let mut writes = 0usize;
+        for bh in list.iter() {
+            bh.clear_flag(JournalFlag::Checkpoint);
+            if !bh.has_flag(JournalFlag::Freed) {
+                bh.submit_write(false);
+                writes += 1;
+            }
         }
-    }
+        writes
+    });
     let mut result = Ok(());
     for bh in list.iter() {
         if !bh.has_flag(JournalFlag::Freed) {

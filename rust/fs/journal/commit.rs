@@ -16,7 +16,7 @@ use crate::journal::{
     escape, JournalCommit, JournalDescriptor, JournalRevoke, TransactionChecksum,
     JOURNAL_FIRST_LOG_BLOCK, MAX_DESCRIPTOR_TAGS, MAX_REVOKE_RECORDS, TAG_FLAG_ESCAPED,
 };
-use crate::vfs::buffer::{BufferHead, JournalFlag};
+use crate::vfs::buffer::{plugged, BufferHead, JournalFlag};
 use crate::vfs::inode::InodeRef;
 use crate::vfs::log::device_warn;
 use crate::vfs::super_block::SuperBlock;
@@ -49,12 +49,41 @@ pub(super) fn unlock(journal: &Journal) {
 /// Commits the running transaction and waits until it is on disk; then, if the log is more
 /// than half full, writes everything home and empties it.
 pub(super) fn commit(sb: &SuperBlock, journal: &Journal) -> Result {
+    write_ordered_early(journal);
     let st = lock_out(journal)?;
     let (result, ordered) = commit_locked(sb, journal, st, false);
     unlock(journal);
     release_inodes(ordered);
     super::discard_committed(sb, journal);
     result
+}
+
+/// Writes the data of the running transaction's ordered files while its handles still run,
+/// so that the commit, which keeps handles out until it is on disk, finds little left to
+/// write: a writer is stopped for the commit's own blocks, not for all the data it wrote.
+/// Errors are left for the commit, which writes the files again and finds them.
+fn write_ordered_early(journal: &Journal) {
+    let mut inodes = KVec::new();
+    {
+        let st = journal.state.lock();
+        if inodes
+            .reserve(st.running.ordered.len(), GFP_KERNEL)
+            .is_err()
+        {
+            return;
+        }
+        for inode in st.running.ordered.iter() {
+            if let Some(reference) = inode.grab() {
+                // Cannot fail after the reservation.
+                let _ = inodes.push(reference, GFP_KERNEL);
+            }
+        }
+    }
+    for inode in inodes.iter() {
+        let _ = inode.write_ordered_data();
+    }
+    // The references are dropped (`iput`) here, with the journal unlocked.
+    release_inodes(inodes);
 }
 
 /// With the transaction locked (`st`, from [`lock_out`]): commits the running transaction,
@@ -244,9 +273,12 @@ fn write(
         });
         logs.push(revoke, GFP_KERNEL)?;
     }
-    for log in logs.iter() {
-        log.submit_write(false);
-    }
+    // The log is contiguous: plugged, its blocks go out as a few large writes.
+    plugged(|| {
+        for log in logs.iter() {
+            log.submit_write(false);
+        }
+    });
     let mut result = Ok(());
     for log in logs.iter() {
         result = result.and(log.wait_write());
