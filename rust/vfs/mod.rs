@@ -11,6 +11,7 @@ pub(crate) mod buffer;
 pub(crate) mod dentry;
 mod export;
 mod ffi;
+mod fiemap;
 pub(crate) mod fs_type;
 pub(crate) mod inode;
 mod ioctl;

@@ -3,10 +3,12 @@
 //! The operation tables AegisFS gives the VFS, and the C-callable functions in them.
 //!
 //! Each function turns its raw arguments into the safe types of this layer and forwards to
-//! the filesystem logic in `crate::fs`. The ioctl entry points are in `ioctl`.
+//! the filesystem logic in `crate::fs`. The ioctl entry points are in `ioctl`, `FIEMAP` in
+//! `fiemap`.
 
 use super::buffer::MapBuffer;
 use super::ffi;
+use super::fiemap;
 use super::fs_type;
 use super::inode::{AegisInode, Inode};
 use super::ioctl;
@@ -98,7 +100,7 @@ pub(super) static FILE_INODE_OPS: Table<bindings::inode_operations> =
         setattr: Some(setattr),
         fileattr_get: Some(ioctl::fileattr_get),
         fileattr_set: Some(ioctl::fileattr_set),
-        fiemap: Some(fiemap),
+        fiemap: Some(fiemap::fiemap),
         listxattr: Some(xattr::listxattr),
         get_inode_acl: Some(xattr::get_inode_acl),
         set_acl: Some(xattr::set_acl),
@@ -780,121 +782,6 @@ unsafe extern "C" fn file_llseek(
         Ok(pos) => unsafe { bindings::vfs_setpos(file, pos, maxbytes) },
         Err(e) => bindings::loff_t::from(e.to_errno()),
     }
-}
-
-/// `FIEMAP` flags (include/uapi/linux/fiemap.h).
-const FIEMAP_FLAG_SYNC: u32 = 0x1;
-const FIEMAP_FLAG_XATTR: u32 = 0x2;
-const FIEMAP_EXTENT_LAST: u32 = 0x1;
-const FIEMAP_EXTENT_DATA_INLINE: u32 = 0x200;
-const FIEMAP_EXTENT_UNWRITTEN: u32 = 0x800;
-
-/// `FS_IOC_FIEMAP`: the extents of a regular file from the block map; with
-/// `FIEMAP_FLAG_XATTR`, where its extended attributes are. `FIEMAP_FLAG_SYNC` has nothing
-/// to write on a read-only filesystem; other flags are refused by `fiemap_prep`.
-///
-/// # Safety
-///
-/// Called by the VFS with a live AegisFS regular file inode and a valid `fieinfo`.
-unsafe extern "C" fn fiemap(
-    vfs_inode: *mut bindings::inode,
-    fieinfo: *mut bindings::fiemap_extent_info,
-    start: u64,
-    len: u64,
-) -> c_int {
-    let mut len = len;
-    // SAFETY: The caller passes a live inode and a valid `fieinfo`; `len` is a local.
-    let ret = unsafe {
-        ffi::fiemap_prep(
-            vfs_inode,
-            fieinfo,
-            start,
-            &mut len,
-            FIEMAP_FLAG_SYNC | FIEMAP_FLAG_XATTR,
-        )
-    };
-    if ret != 0 {
-        return ret;
-    }
-    // SAFETY: The caller guarantees `vfs_inode` is a live AegisFS inode.
-    let inode = unsafe { Inode::from_raw(vfs_inode) };
-    // SAFETY: The caller passes a valid `fieinfo`.
-    if unsafe { ffi::aegisfs_vfs_fiemap_flags(fieinfo) } & FIEMAP_FLAG_XATTR != 0 {
-        // SAFETY: The caller passes a valid `fieinfo` for this call.
-        return errno(unsafe { xattr_fiemap(inode, fieinfo, start, len) });
-    }
-    let block = crate::disk::BLOCK_SIZE_U64;
-    errno(fs::blockmap::fiemap(inode, start, len, |ext, last| {
-        let mut flags = 0;
-        if ext.unwritten {
-            flags |= FIEMAP_EXTENT_UNWRITTEN;
-        }
-        if last {
-            flags |= FIEMAP_EXTENT_LAST;
-        }
-        // SAFETY: `fieinfo` is valid for this call; the kernel copies the extent to user
-        // space.
-        let ret = unsafe {
-            ffi::fiemap_fill_next_extent(
-                fieinfo,
-                ext.lblk.saturating_mul(block),
-                ext.pblk.saturating_mul(block),
-                ext.count.saturating_mul(block),
-                flags,
-            )
-        };
-        if ret < 0 {
-            Err(Error::from_errno(ret))
-        } else {
-            Ok(ret == 1)
-        }
-    }))
-}
-
-/// `FIEMAP_FLAG_XATTR`: the extents of byte range `start..start + len` of the inode's
-/// attribute storage seen as one stream: its inline area (flagged `DATA_INLINE`, at the
-/// byte address of the area in the inode table), then its xattr block.
-///
-/// # Safety
-///
-/// `fieinfo` is the valid `fiemap_extent_info` of the running `fiemap` call.
-unsafe fn xattr_fiemap(
-    inode: &Inode,
-    fieinfo: *mut bindings::fiemap_extent_info,
-    start: u64,
-    len: u64,
-) -> Result {
-    let storage = fs::xattr::storage(inode)?;
-    let block = crate::disk::BLOCK_SIZE_U64;
-    let inline_len = storage.inline.map_or(0, |(_, l)| l);
-    let inline = storage
-        .inline
-        .map(|(phys, l)| (0, phys, l, FIEMAP_EXTENT_DATA_INLINE));
-    let xattr_block = match storage.block {
-        Some(b) => Some((inline_len, b.checked_mul(block).ok_or(EUCLEAN)?, block, 0)),
-        None => None,
-    };
-    let extents = [inline, xattr_block];
-    let count = extents.iter().flatten().count();
-    let end = start.saturating_add(len);
-    for (i, (logical, phys, l, mut flags)) in extents.into_iter().flatten().enumerate() {
-        if logical >= end || logical.saturating_add(l) <= start {
-            continue;
-        }
-        if i + 1 == count {
-            flags |= FIEMAP_EXTENT_LAST;
-        }
-        // SAFETY: The caller guarantees `fieinfo`; the kernel copies the extent to user
-        // space.
-        let ret = unsafe { ffi::fiemap_fill_next_extent(fieinfo, logical, phys, l, flags) };
-        if ret < 0 {
-            return Err(Error::from_errno(ret));
-        }
-        if ret == 1 {
-            break;
-        }
-    }
-    Ok(())
 }
 
 /// # Safety
