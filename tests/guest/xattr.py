@@ -24,6 +24,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fsx  # noqa: E402
+from check import (FIEMAP_EXTENT_DATA_INLINE, FIEMAP_EXTENT_LAST,  # noqa: E402
+                   FIEMAP_EXTENT_NOT_ALIGNED, FIEMAP_FLAG_XATTR, fiemap)
 from fsx import Fail, case, expect, expect_errno, note  # noqa: E402
 
 DEV, MNT = "/dev/vdb", "/mnt/xattr"
@@ -267,23 +269,13 @@ def t_large():
     eq(os.getxattr(f, "user.big"), big, "value after a refused larger replacement")
 
 
-FS_IOC_FIEMAP = 0xC020660B  # _IOWR('f', 11, struct fiemap)
-FIEMAP_FLAG_XATTR = 0x2
-FIEMAP_EXTENT_LAST, FIEMAP_EXTENT_NOT_ALIGNED, FIEMAP_EXTENT_DATA_INLINE = 0x1, 0x100, 0x200
-
-
 def xattr_extents(p, start=0, length=(1 << 64) - 1, count=8):
     """(logical, physical, length, flags) of each extent FIEMAP_FLAG_XATTR reports for P."""
-    buf = bytearray(struct.pack("=QQIII4x", start, length, FIEMAP_FLAG_XATTR, 0, count)
-                    + bytes(56 * count))
     fd = os.open(p, os.O_RDONLY)
     try:
-        fcntl.ioctl(fd, FS_IOC_FIEMAP, buf)
+        return fiemap(fd, start, length, flags=FIEMAP_FLAG_XATTR, count=count)
     finally:
         os.close(fd)
-    mapped = struct.unpack_from("=I", buf, 20)[0]
-    return [(lo, ph, ln, fl) for lo, ph, ln, _, _, fl in
-            (struct.unpack_from("=QQQQQI", buf, 32 + 56 * i) for i in range(mapped))]
 
 
 def device_bytes(start, length):
