@@ -7,7 +7,8 @@ kernel console of each guest boot (boot-N.out, boot-N.console), run.json (what w
 where) and xunit/: the result.xml of each boot as boot-N.xml, plus boot-N.lost.xml
 naming the test a boot died in. result.xml is all of them merged, a later boot's result
 for a test replacing an earlier one. <dir>/<test>.watchdog says that the guest's watchdog
-stopped that test.
+stopped that test. An archived run (xfstests-config/archive) has no consoles; walls.json
+keeps the wall times they gave.
 """
 
 import json
@@ -22,6 +23,7 @@ BOOT_CONSOLE = re.compile(r"^boot-(\d+)\.console$")
 # What check writes to the kernel log as each test starts, after the console timestamp.
 RUN_FSTESTS = re.compile(r"^\[\s*(\d+\.\d+)\] run fstests (\S+) at ")
 CONSOLE_TIME = re.compile(r"^\[\s*(\d+\.\d+)\]")
+WALLS = "walls.json"
 
 
 class Result:
@@ -110,13 +112,19 @@ def started(console):
 
 def wall_times(run_dir):
     """{test: seconds} from one test's start to the next one's (or to the end of its
-    boot): the test, the checks after it and check's own work between tests."""
+    boot): the test, the checks after it and check's own work between tests. From the
+    kernel consoles, else from walls.json (an archived run keeps them there)."""
+    walls = {}
+    try:
+        with open(os.path.join(run_dir, WALLS)) as f:
+            walls.update(json.load(f))
+    except (OSError, ValueError):
+        pass
     consoles = []
     for name in os.listdir(run_dir):
         m = BOOT_CONSOLE.match(name)
         if m:
             consoles.append((int(m.group(1)), os.path.join(run_dir, name)))
-    walls = {}
     for _, console in sorted(consoles):
         marks, last = started(console)
         for i, (t, test) in enumerate(marks):

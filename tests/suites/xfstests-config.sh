@@ -190,4 +190,17 @@ want="| aegisfs r1 | 2026-01-01 00:00:00 +0000 | 7.3.4 | abc1234 | v2026.01.05 |
 - generic/010 (aegisfs r1): lost: the guest timed out in this test
 - generic/003 (aegisfs r1): xfs_io falloc  failed (old kernel/wrong fs?)"
 expect report "$want" "$(grep -E '^(\| (aegisfs|generic)|- )' <<<"$report")"
+
+# An archive of that run reports the same without its console and .full files, and a
+# run copied back from it resumes where the run stopped.
+echo "the failure's output" > "$run_dir/generic/002.out.bad"
+echo "a large log" > "$run_dir/generic/002.full"
+"$conf/archive" "$run_dir" "$work/kept/r1" > /dev/null
+kept=$(cd "$work/kept/r1" && find . -type f | sort | tr '\n' ' ')
+expect archive-files "./generic/002.out.bad ./generic/002.watchdog ./run.json ./walls.json ./xunit/boot-1.lost.xml ./xunit/boot-1.xml " "$kept"
+expect archive-report "$want" "$("$conf/report" "$work/kept/r1" 2>&1 | grep -E '^(\| (aegisfs|generic)|- )')"
+cp -r "$work/kept/r1" "$BUILD/xfstests/aegisfs/r2"
+expect archive-resume "generic/011" "$(list GROUP=auto RUN_ID=r2)"
+s=$("$conf/archive" "$work" "$work/kept/x" > /dev/null 2>&1; echo $?)
+expect archive-not-a-run 2 "$s"
 exit 0
