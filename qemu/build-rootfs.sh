@@ -26,11 +26,12 @@ mirror=$(awk -v c="$codename" '/^URIs:/{u=$2} /^Suites:/{for(i=2;i<=NF;i++) if($
 
 # minbase already has bash, coreutils, grep, sed, mawk, perl-base, diffutils, findutils.
 # The rest is what the harness, the suites and xfstests use in the guest; busybox only
-# provides poweroff (there is no init system in the guest).
+# provides poweroff (there is no init system in the guest); linux-perf profiles the
+# kernel for `make bench` (software clock events: TCG has no PMU).
 packages=(bash coreutils util-linux mount e2fsprogs fio python3 kmod procps psmisc xfsprogs
     acl attr bc dmsetup quota keyutils libcap2-bin uuid-runtime xz-utils libaio1 liburing2
     libgdbm6 libgdbm-compat4 libacl1 libattr1 gawk perl busybox file strace
-    lvm2 thin-provisioning-tools)
+    lvm2 thin-provisioning-tools linux-perf)
 
 want=$( { cat "$0"; echo "$codename $mirror"; } | sha256sum | cut -d' ' -f1)
 mkdir -p "$out"
