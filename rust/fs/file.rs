@@ -55,13 +55,18 @@ pub(crate) fn write_failed(inode: &Inode, end: u64) {
 }
 
 /// `write_begin` of a buffered write ending at byte `end`: runs `begin` (the page cache's
-/// part, which allocates blocks) in a handle that stays open until [`write_end`], so that
-/// the blocks and the new size commit together. After ENOSPC, when blocks freed by the
-/// running transaction would become usable, commits and tries once more.
+/// part, which allocates blocks through [`get_block_write`]) in a handle that stays open
+/// until [`write_end`], so that the blocks and the new size commit together. After ENOSPC,
+/// when blocks freed by the running transaction would become usable, commits and tries
+/// once more.
 pub(crate) fn write_begin(inode: &Inode, end: u64, mut begin: impl FnMut() -> Result) -> Result {
     let sb = inode.sb();
     let mut retried = false;
     loop {
+        let info = inode.info();
+        info.write_whole_end
+            .store(end / BLOCK_SIZE_U64, Ordering::Relaxed);
+        info.fresh_end.store(0, Ordering::Relaxed);
         let handle = super::journal::start(sb)?;
         match begin() {
             Ok(()) => {
@@ -86,11 +91,48 @@ pub(crate) fn write_begin(inode: &Inode, end: u64, mut begin: impl FnMut() -> Re
 /// `write_end`: ends the handle `write_begin` opened; `short` when less than asked was
 /// copied, so that blocks allocated past the size go again.
 pub(crate) fn write_end(inode: &Inode, end: u64, short: bool) {
+    inode.info().write_whole_end.store(0, Ordering::Relaxed);
+    inode.info().fresh_end.store(0, Ordering::Relaxed);
     let token = inode.info().write_nofs.load(Ordering::Relaxed);
     drop(super::journal::resume(inode.sb(), token));
     if short {
         write_failed(inode, end);
     }
+}
+
+/// The `get_block` of `write_begin` for logical block `lblk`, in a folio that ends before
+/// block `folio_end`. A hole is allocated together with the holes after it that the write
+/// overwrites whole in that folio, in one allocation (one bitmap and one indirect block
+/// change, where one block at a time would change them for every block). The page cache
+/// asks for those blocks next: they are reported new, as if allocated then, so that what
+/// the write does not copy after all (a short copy) is zeroed, never read from the disk.
+/// Only the writer holding the inode lock uses the `fresh` range, and only within the
+/// folio it has locked, so nothing can map those blocks elsewhere meanwhile.
+pub(crate) fn get_block_write(
+    inode: &Inode,
+    lblk: u64,
+    folio_end: u64,
+) -> Result<Option<blockmap::Mapped>> {
+    let info = inode.info();
+    let fresh_start = info.fresh_start.load(Ordering::Relaxed);
+    if (fresh_start..info.fresh_end.load(Ordering::Relaxed)).contains(&lblk) {
+        return Ok(Some(blockmap::Mapped {
+            start: info.fresh_block.load(Ordering::Relaxed) + (lblk - fresh_start),
+            count: 1,
+            new: true,
+        }));
+    }
+    let whole_end = info.write_whole_end.load(Ordering::Relaxed).min(folio_end);
+    let max = whole_end.saturating_sub(lblk).max(1);
+    let mapped = blockmap::get_blocks(inode, lblk, max, true)?;
+    if let Some(run) = &mapped {
+        if run.new && run.count > 1 {
+            info.fresh_block.store(run.start + 1, Ordering::Relaxed);
+            info.fresh_start.store(lblk + 1, Ordering::Relaxed);
+            info.fresh_end.store(lblk + run.count, Ordering::Relaxed);
+        }
+    }
+    Ok(mapped)
 }
 
 /// An `O_DIRECT` write of bytes `pos..pos + len` completed: its UNWRITTEN blocks

@@ -90,6 +90,15 @@ pub(crate) struct InodeInfo {
     pub(crate) ordered_seq: AtomicU64,
     /// The allocation flags saved by the handle `write_begin` leaves open for `write_end`.
     pub(crate) write_nofs: AtomicU32,
+    /// The buffered write in progress (from `write_begin` to `write_end`, under the inode
+    /// lock): the blocks it overwrites whole end before `write_whole_end`, and
+    /// `fresh_start..fresh_end` were allocated by it, on disk from `fresh_block` on, ahead
+    /// of the page cache's `get_block` calls for them (see
+    /// [`crate::fs::file::get_block_write`]).
+    pub(crate) write_whole_end: AtomicU64,
+    pub(crate) fresh_block: AtomicU64,
+    pub(crate) fresh_start: AtomicU64,
+    pub(crate) fresh_end: AtomicU64,
 }
 
 impl InodeInfo {
@@ -110,6 +119,10 @@ impl InodeInfo {
             datasync_seq: AtomicU64::new(0),
             ordered_seq: AtomicU64::new(0),
             write_nofs: AtomicU32::new(0),
+            write_whole_end: AtomicU64::new(0),
+            fresh_block: AtomicU64::new(0),
+            fresh_start: AtomicU64::new(0),
+            fresh_end: AtomicU64::new(0),
         }
     }
 }

@@ -259,6 +259,13 @@ impl MapBuffer {
         (size / BLOCK_SIZE_U64).max(1)
     }
 
+    /// The logical block after the last one of the folio the buffer belongs to (0 for a
+    /// buffer outside the page cache, as `mpage` passes).
+    pub(crate) fn folio_end_block(&self) -> u64 {
+        // SAFETY: By the type invariants `bh` is valid.
+        unsafe { ffi::aegisfs_vfs_bh_folio_end(self.bh.as_ptr()) }
+    }
+
     /// Maps the buffer to `count` contiguous blocks from `block` on the device of `sb`;
     /// `new` blocks were just allocated (the page cache zeroes what is not written).
     ///

@@ -46,7 +46,8 @@ unsafe extern "C" {
         flags: u32,
     ) -> c_int;
     pub(crate) fn __seq_puts(m: *mut bindings::seq_file, s: *const c_char);
-    pub(crate) fn block_write_begin(
+    pub(crate) fn aegisfs_vfs_write_begin(
+        iocb: *const bindings::kiocb,
         mapping: *mut bindings::address_space,
         pos: bindings::loff_t,
         len: c_uint,
@@ -78,8 +79,8 @@ unsafe extern "C" {
         from: usize,
         count: usize,
     ) -> bool;
-    pub(crate) fn block_truncate_page(
-        mapping: *mut bindings::address_space,
+    pub(crate) fn aegisfs_vfs_zero_tail_block(
+        inode: *mut bindings::inode,
         from: bindings::loff_t,
         get_block: bindings::get_block_t,
     ) -> c_int;
@@ -123,6 +124,8 @@ unsafe extern "C" {
     pub(crate) fn aegisfs_vfs_brelse(bh: *mut bindings::buffer_head);
     pub(crate) fn aegisfs_vfs_bh_data(bh: *const bindings::buffer_head) -> *const u8;
     pub(crate) fn aegisfs_vfs_bh_size(bh: *const bindings::buffer_head) -> u64;
+    pub(crate) fn aegisfs_vfs_bh_folio_end(bh: *const bindings::buffer_head) -> u64;
+    pub(crate) fn aegisfs_vfs_set_large_folios(inode: *mut bindings::inode);
     pub(crate) fn aegisfs_vfs_map_bh(
         bh: *mut bindings::buffer_head,
         sb: *mut bindings::super_block,

@@ -238,6 +238,21 @@ u64 aegisfs_vfs_bh_size(const struct buffer_head *bh)
 	return bh->b_size;
 }
 
+/* The block after the last one of the folio @bh belongs to (0 without a folio). */
+u64 aegisfs_vfs_bh_folio_end(const struct buffer_head *bh)
+{
+	if (!bh->b_folio)
+		return 0;
+	return (folio_pos(bh->b_folio) + folio_size(bh->b_folio)) >> AEGISFS_BLOCK_BITS;
+}
+
+/* Regular files are cached in folios of any size the page cache can give, so that a
+ * large write takes one write_begin (one handle, one allocation) per folio. */
+void aegisfs_vfs_set_large_folios(struct inode *inode)
+{
+	mapping_set_large_folios(inode->i_mapping);
+}
+
 void aegisfs_vfs_map_bh(struct buffer_head *bh, struct super_block *sb, u64 block, u64 size)
 {
 	map_bh(bh, sb, block);
@@ -560,6 +575,79 @@ int aegisfs_vfs_fileattr_flags(const struct file_kattr *fa, u32 *flags)
 		return -EOPNOTSUPP;
 	*flags = fa->flags;
 	return 0;
+}
+
+/* block_write_begin() for large folios: the folio is as large as the write (and the page
+ * cache) allows, and only its part of the write is prepared; the page cache copies into
+ * it no more than fits. */
+int aegisfs_vfs_write_begin(const struct kiocb *iocb, struct address_space *mapping, loff_t pos,
+			    unsigned int len, struct folio **foliop, get_block_t *get_block)
+{
+	struct folio *folio;
+	int ret;
+
+	folio = write_begin_get_folio(iocb, mapping, pos >> PAGE_SHIFT, len);
+	if (IS_ERR(folio))
+		return PTR_ERR(folio);
+	if (len > folio_next_pos(folio) - pos)
+		len = folio_next_pos(folio) - pos;
+	ret = __block_write_begin(folio, pos, len, get_block);
+	if (ret) {
+		folio_unlock(folio);
+		folio_put(folio);
+		return ret;
+	}
+	*foliop = folio;
+	return 0;
+}
+
+/*
+ * Zeroes the rest of the block holding byte @from in the page cache and dirties it, unless
+ * the block is a hole: what block_truncate_page() does, but with the block number counted
+ * from the folio's start. block_truncate_page() counts it from the page of @from, which in
+ * a large folio is not the folio's first page, and would map the buffer to a later block.
+ */
+int aegisfs_vfs_zero_tail_block(struct inode *inode, loff_t from, get_block_t *get_block)
+{
+	size_t offset = from & (AEGISFS_BLOCK_SIZE - 1);
+	struct folio *folio;
+	struct buffer_head *bh;
+	sector_t block;
+	size_t skip;
+	int err = 0;
+
+	if (!offset)
+		return 0;
+	folio = filemap_grab_folio(inode->i_mapping, from >> PAGE_SHIFT);
+	if (IS_ERR(folio))
+		return PTR_ERR(folio);
+	bh = folio_buffers(folio);
+	if (!bh)
+		bh = create_empty_buffers(folio, AEGISFS_BLOCK_SIZE, 0);
+	block = folio_pos(folio) >> AEGISFS_BLOCK_BITS;
+	for (skip = offset_in_folio(folio, from) >> AEGISFS_BLOCK_BITS; skip; skip--) {
+		bh = bh->b_this_page;
+		block++;
+	}
+	if (!buffer_mapped(bh)) {
+		err = get_block(inode, block, bh, 0);
+		if (err || !buffer_mapped(bh))
+			goto out;
+	}
+	if (folio_test_uptodate(folio))
+		set_buffer_uptodate(bh);
+	if (!buffer_uptodate(bh)) {
+		err = bh_read(bh, 0);
+		if (err < 0)
+			goto out;
+		err = 0;
+	}
+	folio_zero_range(folio, offset_in_folio(folio, from), AEGISFS_BLOCK_SIZE - offset);
+	mark_buffer_dirty(bh);
+out:
+	folio_unlock(folio);
+	folio_put(folio);
+	return err;
 }
 
 /* Zeroes @len bytes from @pos (inside one block) in the page cache and dirties them. */

@@ -28,6 +28,7 @@ struct file;
 struct swap_info_struct;
 
 #define AEGISFS_BLOCK_BITS 12
+#define AEGISFS_BLOCK_SIZE (1 << AEGISFS_BLOCK_BITS)
 
 /* The kinds of aegisfs_iomap_extent. */
 #define AEGISFS_MAP_HOLE	0
@@ -122,6 +123,11 @@ struct buffer_head *aegisfs_vfs_sb_bread(struct super_block *sb, u64 block);
 void aegisfs_vfs_brelse(struct buffer_head *bh);
 const u8 *aegisfs_vfs_bh_data(const struct buffer_head *bh);
 u64 aegisfs_vfs_bh_size(const struct buffer_head *bh);
+u64 aegisfs_vfs_bh_folio_end(const struct buffer_head *bh);
+int aegisfs_vfs_zero_tail_block(struct inode *inode, loff_t from, get_block_t *get_block);
+int aegisfs_vfs_write_begin(const struct kiocb *iocb, struct address_space *mapping, loff_t pos,
+	unsigned int len, struct folio **foliop, get_block_t *get_block);
+void aegisfs_vfs_set_large_folios(struct inode *inode);
 void aegisfs_vfs_map_bh(struct buffer_head *bh, struct super_block *sb, u64 block, u64 size);
 bool aegisfs_vfs_buffer_verified(struct buffer_head *bh, unsigned int kind);
 void aegisfs_vfs_set_buffer_verified(struct buffer_head *bh, unsigned int kind);

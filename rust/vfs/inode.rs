@@ -280,9 +280,8 @@ impl Inode {
         let size = i64::try_from(size).map_err(|_| EFBIG)?;
         // SAFETY: The inode is live with our address space operations; `get_block` matches
         // `get_block_t`.
-        let ret = unsafe {
-            ffi::block_truncate_page((*self.as_ptr()).i_mapping, size, Some(ops::get_block))
-        };
+        let ret =
+            unsafe { ffi::aegisfs_vfs_zero_tail_block(self.as_ptr(), size, Some(ops::get_block)) };
         if ret < 0 {
             return Err(Error::from_errno(ret));
         }
@@ -902,6 +901,7 @@ impl NewInode {
                     (*inode).i_op = &ops::FILE_INODE_OPS.0;
                     (*inode).__bindgen_anon_3.i_fop = &ops::FILE_OPS.0;
                     (*(*inode).i_mapping).a_ops = &ops::ADDRESS_SPACE_OPS.0;
+                    ffi::aegisfs_vfs_set_large_folios(inode);
                 }
                 InodeKind::Directory => {
                     (*inode).i_op = &ops::DIR_INODE_OPS.0;

@@ -711,6 +711,40 @@ pub(super) unsafe extern "C" fn get_block(
     }
 }
 
+/// The `get_block` of `write_begin`: as [`get_block`], but a hole is allocated together
+/// with the holes after it that the write covers whole in the buffer's folio
+/// ([`fs::file::get_block_write`]).
+///
+/// # Safety
+///
+/// As for [`get_block`].
+unsafe extern "C" fn get_block_write(
+    inode: *mut bindings::inode,
+    block: bindings::sector_t,
+    bh: *mut bindings::buffer_head,
+    create: c_int,
+) -> c_int {
+    if create == 0 {
+        // SAFETY: The caller's guarantees are those of `get_block`.
+        return unsafe { get_block(inode, block, bh, create) };
+    }
+    // SAFETY: The caller guarantees `inode` is a live AegisFS inode.
+    let inode = unsafe { Inode::from_raw(inode) };
+    // SAFETY: The caller guarantees `bh` is valid during this call.
+    let Some(mut map) = (unsafe { MapBuffer::from_raw(bh) }) else {
+        return EINVAL.to_errno();
+    };
+    match fs::file::get_block_write(inode, block, map.folio_end_block()) {
+        Ok(Some(run)) => {
+            // SAFETY: The superblock is the live one the inode belongs to.
+            unsafe { map.map(inode.sb().as_ptr(), run.start, 1, run.new) };
+            0
+        }
+        Ok(None) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
 /// # Safety
 ///
 /// Called by the page cache with a locked folio of an AegisFS file.
@@ -806,7 +840,7 @@ unsafe extern "C" fn release(vfs_inode: *mut bindings::inode, file: *mut binding
 ///
 /// Called by the page cache for a buffered write to an AegisFS file.
 unsafe extern "C" fn write_begin(
-    _iocb: *const bindings::kiocb,
+    iocb: *const bindings::kiocb,
     mapping: *mut bindings::address_space,
     pos: bindings::loff_t,
     len: c_uint,
@@ -819,8 +853,10 @@ unsafe extern "C" fn write_begin(
         .unwrap_or(0)
         .saturating_add(u64::from(len));
     errno(fs::file::write_begin(inode, end, || {
-        // SAFETY: The caller passes valid arguments; `get_block` matches `get_block_t`.
-        let ret = unsafe { ffi::block_write_begin(mapping, pos, len, foliop, Some(get_block)) };
+        // SAFETY: The caller passes valid arguments; `get_block_write` matches `get_block_t`.
+        let ret = unsafe {
+            ffi::aegisfs_vfs_write_begin(iocb, mapping, pos, len, foliop, Some(get_block_write))
+        };
         if ret < 0 {
             return Err(Error::from_errno(ret));
         }

@@ -96,6 +96,91 @@ def block_reuse(start):
         expect(after == start, f"round {rnd}: statfs '{after}' after deleting everything, expected '{start}' (blocks free avail inodes ifree)")
 
 
+# ---- (i) a write whose buffer faults part way --------------------------------------------
+
+
+def short_copy():
+    """A 4 MiB write into a hole from a buffer whose last 3 MiB are not mapped copies 1
+    MiB: the blocks the filesystem allocated for the rest of the write must read as zeros,
+    not as what a deleted file left in them (AegisFS allocates a folio's blocks at once)."""
+    import ctypes
+    from check import fiemap
+    old, new = path("short-old"), path("short-new")
+    size = 8 * MIB
+    with open(old, "wb") as f:
+        f.write(b"\xab" * size)
+        os.fsync(f.fileno())
+        old_blocks = {(ph, ln) for _, ph, ln, _ in fiemap(f.fileno())}
+    os.unlink(old)
+    os.sync()
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    libc.pwrite.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_long]
+    libc.pwrite.restype = ctypes.c_ssize_t
+    # PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS
+    buf = libc.mmap(None, 4 * MIB, 3, 0x22, -1, 0)
+    expect(buf not in (None, ctypes.c_void_p(-1).value), "mmap failed")
+    ctypes.memset(buf, 0x5A, MIB)
+    expect(libc.munmap(buf + MIB, 3 * MIB) == 0, "munmap failed")
+    fd = os.open(new, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.ftruncate(fd, size)
+        n = libc.pwrite(fd, buf, 4 * MIB, MIB)
+        expect(n == MIB, f"pwrite from a buffer with 1 MiB mapped returned {n}, expected {MIB}")
+        want = bytes(MIB) + b"\x5a" * MIB + bytes(size - 2 * MIB)
+        expect(os.pread(fd, size, 0) == want, "after a short write the file is not its data "
+               "and zeros (cached)")
+        os.fsync(fd)
+        new_blocks = {(ph, ln) for _, ph, ln, _ in fiemap(fd)}
+    finally:
+        os.close(fd)
+        libc.munmap(buf, MIB)
+    fsx.drop_caches()
+    with open(new, "rb") as f:
+        expect(f.read() == want, "after a short write the file is not its data and zeros "
+               "(from the disk)")
+    reused = any(a < b + bl and b < a + al for a, al in old_blocks for b, bl in new_blocks)
+    note(f"short-copy: the new file's blocks {'reuse' if reused else 'do not reuse'} the "
+         "deleted file's")
+    os.unlink(new)
+
+
+# ---- (j) truncate inside a large folio --------------------------------------------------
+
+
+def truncate_in_folio():
+    """A file read back in 1 MiB preads is cached in multi-page folios without buffer heads
+    (readahead); a truncate to the middle of a block that is not in the first page of its
+    folio must zero that block's tail on the disk, and an append there must land in that
+    block, wherever the block sits in its folio."""
+    size = 4 * MIB
+    for i, cut in enumerate((3811045, 2 * MIB + 5 * fsx.BLOCK + 100, 1234567)):
+        p = path(f"cut-{i}")
+        data = fsx.gen(400 + i, 0, size)
+        with open(p, "wb") as f:
+            f.write(data)
+        remount()
+        fd = os.open(p, os.O_RDWR)
+        try:
+            got = b"".join(os.pread(fd, MIB, off) for off in range(0, size, MIB))
+            expect(got == data, f"{p}: content differs from what was written")
+            os.ftruncate(fd, cut)
+            tail = fsx.gen(500 + i, 0, 200000)
+            expect(os.pwrite(fd, tail, cut) == len(tail), f"{p}: short write")
+        finally:
+            os.close(fd)
+        want = data[:cut] + tail
+        remount()
+        with open(p, "rb") as f:
+            got = f.read()
+        bad = next((j for j in range(len(want)) if j >= len(got) or got[j] != want[j]), None)
+        expect(bad is None, f"{p}: cut at {cut}, then appended: byte {bad} differs after a remount")
+        os.unlink(p)
+
+
 # ---- (a) big sequential files ----------------------------------------------------------
 
 
@@ -340,6 +425,8 @@ def main_run(share):
     start = fsx.statfs(MNT)
     note(f"statfs of the empty filesystem: '{start}'")
     case("block-reuse", block_reuse, start)
+    case("short-copy", short_copy)
+    case("truncate-in-folio", truncate_in_folio)
     case("write-2m", write_seq, "two-mib", 1, 2 * MIB)
     if case("write-1g", write_seq, "one-gib", 2, GIB):
         case("verify-drop-caches", drop_caches_verify)
