@@ -124,15 +124,16 @@ pub(crate) fn get_block_write(
     }
     let whole_end = info.write_whole_end.load(Ordering::Relaxed).min(folio_end);
     let max = whole_end.saturating_sub(lblk).max(1);
-    let mapped = blockmap::get_blocks(inode, lblk, max, true)?;
-    if let Some(run) = &mapped {
-        if run.new && run.count > 1 {
-            info.fresh_block.store(run.start + 1, Ordering::Relaxed);
-            info.fresh_start.store(lblk + 1, Ordering::Relaxed);
-            info.fresh_end.store(lblk + run.count, Ordering::Relaxed);
-        }
+    let Some(run) = blockmap::get_blocks(inode, lblk, max, true)? else {
+        return Ok(None);
+    };
+    if run.new && run.count > 1 {
+        info.fresh_block.store(run.start + 1, Ordering::Relaxed);
+        info.fresh_start.store(lblk + 1, Ordering::Relaxed);
+        info.fresh_end.store(lblk + run.count, Ordering::Relaxed);
     }
-    Ok(mapped)
+    // The buffer is one block of its folio.
+    Ok(Some(blockmap::Mapped { count: 1, ..run }))
 }
 
 /// An `O_DIRECT` write of bytes `pos..pos + len` completed: its UNWRITTEN blocks

@@ -694,13 +694,32 @@ pub(super) unsafe extern "C" fn get_block(
     bh: *mut bindings::buffer_head,
     create: c_int,
 ) -> c_int {
+    // SAFETY: The caller's guarantees are those `map_buffer` needs.
+    unsafe {
+        map_buffer(inode, bh, |inode, map| {
+            fs::blockmap::get_blocks(inode, block, map.wanted_blocks(), create != 0)
+        })
+    }
+}
+
+/// Maps `bh` to what `lookup` finds for the inode and the buffer (`None`: a hole, left
+/// unmapped), as a `get_block` callback must.
+///
+/// # Safety
+///
+/// As for [`get_block`].
+unsafe fn map_buffer(
+    inode: *mut bindings::inode,
+    bh: *mut bindings::buffer_head,
+    lookup: impl FnOnce(&Inode, &MapBuffer) -> Result<Option<fs::blockmap::Mapped>>,
+) -> c_int {
     // SAFETY: The caller guarantees `inode` is a live AegisFS inode.
     let inode = unsafe { Inode::from_raw(inode) };
     // SAFETY: The caller guarantees `bh` is valid during this call.
     let Some(mut map) = (unsafe { MapBuffer::from_raw(bh) }) else {
         return EINVAL.to_errno();
     };
-    match fs::blockmap::get_blocks(inode, block, map.wanted_blocks(), create != 0) {
+    match lookup(inode, &map) {
         Ok(Some(run)) => {
             // SAFETY: The superblock is the live one the inode belongs to.
             unsafe { map.map(inode.sb().as_ptr(), run.start, run.count, run.new) };
@@ -728,20 +747,11 @@ unsafe extern "C" fn get_block_write(
         // SAFETY: The caller's guarantees are those of `get_block`.
         return unsafe { get_block(inode, block, bh, create) };
     }
-    // SAFETY: The caller guarantees `inode` is a live AegisFS inode.
-    let inode = unsafe { Inode::from_raw(inode) };
-    // SAFETY: The caller guarantees `bh` is valid during this call.
-    let Some(mut map) = (unsafe { MapBuffer::from_raw(bh) }) else {
-        return EINVAL.to_errno();
-    };
-    match fs::file::get_block_write(inode, block, map.folio_end_block()) {
-        Ok(Some(run)) => {
-            // SAFETY: The superblock is the live one the inode belongs to.
-            unsafe { map.map(inode.sb().as_ptr(), run.start, 1, run.new) };
-            0
-        }
-        Ok(None) => 0,
-        Err(e) => e.to_errno(),
+    // SAFETY: The caller's guarantees are those `map_buffer` needs.
+    unsafe {
+        map_buffer(inode, bh, |inode, map| {
+            fs::file::get_block_write(inode, block, map.folio_end_block())
+        })
     }
 }
 
