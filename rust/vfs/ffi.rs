@@ -125,6 +125,12 @@ unsafe extern "C" {
     pub(crate) fn aegisfs_vfs_bh_data(bh: *const bindings::buffer_head) -> *const u8;
     pub(crate) fn aegisfs_vfs_bh_size(bh: *const bindings::buffer_head) -> u64;
     pub(crate) fn aegisfs_vfs_bh_folio_end(bh: *const bindings::buffer_head) -> u64;
+    pub(crate) fn aegisfs_vfs_migrate_folio(
+        mapping: *mut bindings::address_space,
+        dst: *mut bindings::folio,
+        src: *mut bindings::folio,
+        mode: bindings::migrate_mode,
+    ) -> c_int;
     pub(crate) fn aegisfs_vfs_set_large_folios(inode: *mut bindings::inode);
     pub(crate) fn aegisfs_vfs_map_bh(
         bh: *mut bindings::buffer_head,

@@ -238,6 +238,18 @@ u64 aegisfs_vfs_bh_size(const struct buffer_head *bh)
 	return bh->b_size;
 }
 
+/* buffer_migrate_folio(), which is a macro for NULL without CONFIG_MIGRATION (where
+ * nothing migrates folios, so this is never called). */
+int aegisfs_vfs_migrate_folio(struct address_space *mapping, struct folio *dst,
+			      struct folio *src, enum migrate_mode mode)
+{
+#ifdef CONFIG_MIGRATION
+	return buffer_migrate_folio(mapping, dst, src, mode);
+#else
+	return -EINVAL;
+#endif
+}
+
 /* The block after the last one of the folio @bh belongs to (0 without a folio). */
 u64 aegisfs_vfs_bh_folio_end(const struct buffer_head *bh)
 {

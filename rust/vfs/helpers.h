@@ -124,6 +124,8 @@ void aegisfs_vfs_brelse(struct buffer_head *bh);
 const u8 *aegisfs_vfs_bh_data(const struct buffer_head *bh);
 u64 aegisfs_vfs_bh_size(const struct buffer_head *bh);
 u64 aegisfs_vfs_bh_folio_end(const struct buffer_head *bh);
+int aegisfs_vfs_migrate_folio(struct address_space *mapping, struct folio *dst,
+	struct folio *src, enum migrate_mode mode);
 int aegisfs_vfs_zero_tail_block(struct inode *inode, loff_t from, get_block_t *get_block);
 int aegisfs_vfs_write_begin(const struct kiocb *iocb, struct address_space *mapping, loff_t pos,
 	unsigned int len, struct folio **foliop, get_block_t *get_block);

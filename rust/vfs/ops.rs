@@ -89,6 +89,8 @@ pub(super) static ADDRESS_SPACE_OPS: Table<bindings::address_space_operations> =
         bmap: Some(bmap),
         is_partially_uptodate: Some(ffi::block_is_partially_uptodate),
         error_remove_folio: Some(ffi::generic_error_remove_folio),
+        // Compaction moves cached folios (their buffer heads with them), as in ext2 and ext4.
+        migrate_folio: Some(ffi::aegisfs_vfs_migrate_folio),
         // Swap files (swapon): the blocks through a report-only iomap, as in ext4.
         swap_activate: Some(ffi::aegisfs_vfs_swap_activate),
         ..pin_init::zeroed()
