@@ -20,7 +20,10 @@ pub(crate) fn set_size(inode: &Inode, size: u64) -> Result {
     let shrink = size <= old;
     inode.dio_wait();
     if shrink {
-        inode.zero_tail_block(size)?;
+        if size % BLOCK_SIZE_U64 != 0 {
+            // Up to the old size only: the page cache would grow the file to the end.
+            zero_partial_blocks(inode, size, size.next_multiple_of(BLOCK_SIZE_U64), old)?;
+        }
         // A truncate may take several transactions: a crash in between is finished at the
         // next mount.
         let _handle = super::journal::start(inode.sb())?;
@@ -91,8 +94,6 @@ pub(crate) fn write_begin(inode: &Inode, end: u64, mut begin: impl FnMut() -> Re
 /// `write_end`: ends the handle `write_begin` opened; `short` when less than asked was
 /// copied, so that blocks allocated past the size go again.
 pub(crate) fn write_end(inode: &Inode, end: u64, short: bool) {
-    inode.info().write_whole_end.store(0, Ordering::Relaxed);
-    inode.info().fresh_end.store(0, Ordering::Relaxed);
     let token = inode.info().write_nofs.load(Ordering::Relaxed);
     drop(super::journal::resume(inode.sb(), token));
     if short {

@@ -79,11 +79,6 @@ unsafe extern "C" {
         from: usize,
         count: usize,
     ) -> bool;
-    pub(crate) fn aegisfs_vfs_zero_tail_block(
-        inode: *mut bindings::inode,
-        from: bindings::loff_t,
-        get_block: bindings::get_block_t,
-    ) -> c_int;
     pub(crate) fn generic_error_remove_folio(
         mapping: *mut bindings::address_space,
         folio: *mut bindings::folio,

@@ -613,55 +613,6 @@ int aegisfs_vfs_write_begin(const struct kiocb *iocb, struct address_space *mapp
 	return 0;
 }
 
-/*
- * Zeroes the rest of the block holding byte @from in the page cache and dirties it, unless
- * the block is a hole: what block_truncate_page() does, but with the block number counted
- * from the folio's start. block_truncate_page() counts it from the page of @from, which in
- * a large folio is not the folio's first page, and would map the buffer to a later block.
- */
-int aegisfs_vfs_zero_tail_block(struct inode *inode, loff_t from, get_block_t *get_block)
-{
-	size_t offset = from & (AEGISFS_BLOCK_SIZE - 1);
-	struct folio *folio;
-	struct buffer_head *bh;
-	sector_t block;
-	size_t skip;
-	int err = 0;
-
-	if (!offset)
-		return 0;
-	folio = filemap_grab_folio(inode->i_mapping, from >> PAGE_SHIFT);
-	if (IS_ERR(folio))
-		return PTR_ERR(folio);
-	bh = folio_buffers(folio);
-	if (!bh)
-		bh = create_empty_buffers(folio, AEGISFS_BLOCK_SIZE, 0);
-	block = folio_pos(folio) >> AEGISFS_BLOCK_BITS;
-	for (skip = offset_in_folio(folio, from) >> AEGISFS_BLOCK_BITS; skip; skip--) {
-		bh = bh->b_this_page;
-		block++;
-	}
-	if (!buffer_mapped(bh)) {
-		err = get_block(inode, block, bh, 0);
-		if (err || !buffer_mapped(bh))
-			goto out;
-	}
-	if (folio_test_uptodate(folio))
-		set_buffer_uptodate(bh);
-	if (!buffer_uptodate(bh)) {
-		err = bh_read(bh, 0);
-		if (err < 0)
-			goto out;
-		err = 0;
-	}
-	folio_zero_range(folio, offset_in_folio(folio, from), AEGISFS_BLOCK_SIZE - offset);
-	mark_buffer_dirty(bh);
-out:
-	folio_unlock(folio);
-	folio_put(folio);
-	return err;
-}
-
 /* Zeroes @len bytes from @pos (inside one block) in the page cache and dirties them. */
 int aegisfs_vfs_zero_cached(struct inode *inode, loff_t pos, unsigned int len,
 			    get_block_t *get_block)

@@ -28,7 +28,6 @@ struct file;
 struct swap_info_struct;
 
 #define AEGISFS_BLOCK_BITS 12
-#define AEGISFS_BLOCK_SIZE (1 << AEGISFS_BLOCK_BITS)
 
 /* The kinds of aegisfs_iomap_extent. */
 #define AEGISFS_MAP_HOLE	0
@@ -126,7 +125,6 @@ u64 aegisfs_vfs_bh_size(const struct buffer_head *bh);
 u64 aegisfs_vfs_bh_folio_end(const struct buffer_head *bh);
 int aegisfs_vfs_migrate_folio(struct address_space *mapping, struct folio *dst,
 	struct folio *src, enum migrate_mode mode);
-int aegisfs_vfs_zero_tail_block(struct inode *inode, loff_t from, get_block_t *get_block);
 int aegisfs_vfs_write_begin(const struct kiocb *iocb, struct address_space *mapping, loff_t pos,
 	unsigned int len, struct folio **foliop, get_block_t *get_block);
 void aegisfs_vfs_set_large_folios(struct inode *inode);

@@ -274,20 +274,6 @@ impl Inode {
         Ok(())
     }
 
-    /// Zeroes the part of the block holding byte `size` - 1 that lies past it, in the page
-    /// cache (before a truncate to `size`).
-    pub(crate) fn zero_tail_block(&self, size: u64) -> Result {
-        let size = i64::try_from(size).map_err(|_| EFBIG)?;
-        // SAFETY: The inode is live with our address space operations; `get_block` matches
-        // `get_block_t`.
-        let ret =
-            unsafe { ffi::aegisfs_vfs_zero_tail_block(self.as_ptr(), size, Some(ops::get_block)) };
-        if ret < 0 {
-            return Err(Error::from_errno(ret));
-        }
-        Ok(())
-    }
-
     /// Sets the size and drops the page cache past it (`truncate_setsize`).
     pub(crate) fn truncate_pagecache(&self, size: u64) {
         let size = i64::try_from(size).unwrap_or(i64::MAX);
