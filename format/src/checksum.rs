@@ -5,8 +5,9 @@
 
 use crate::crc32c::{crc32c, crc32c_zeros};
 use crate::disk::{
-    GroupDesc, IndirectBlock, SuperBlock, BLOCK_SIZE, DIR_TAIL_OFFSET, GROUP_DESC_CHECKSUM_OFFSET,
-    INDIRECT_CHECKSUM_OFFSET, INODE_CHECKSUM_OFFSET, INODE_SIZES, SUPERBLOCK_CHECKSUM_OFFSET,
+    GroupDesc, IndirectBlock, SuperBlock, BLOCK_SIZE, DIR_INDEX_CHECKSUM_OFFSET, DIR_TAIL_OFFSET,
+    GROUP_DESC_CHECKSUM_OFFSET, INDIRECT_CHECKSUM_OFFSET, INODE_CHECKSUM_OFFSET, INODE_SIZES,
+    SUPERBLOCK_CHECKSUM_OFFSET,
 };
 use crate::error::{FormatError, Result};
 
@@ -182,6 +183,18 @@ pub fn dir_block_checksum(
     block: &[u8; BLOCK_SIZE],
 ) -> u32 {
     let covered = block.get(..DIR_TAIL_OFFSET).unwrap_or(block);
+    crc32c(seed_with(seed, dir_ino, Some(dir_generation)), covered)
+}
+
+/// The checksum of index block `block` of directory `dir_ino`/`dir_generation`: bytes
+/// `0..0xFFC` (docs/format.md, "Indexed directories").
+pub fn dir_index_checksum(
+    seed: u32,
+    dir_ino: u32,
+    dir_generation: u32,
+    block: &[u8; BLOCK_SIZE],
+) -> u32 {
+    let covered = block.get(..DIR_INDEX_CHECKSUM_OFFSET).unwrap_or(block);
     crc32c(seed_with(seed, dir_ino, Some(dir_generation)), covered)
 }
 

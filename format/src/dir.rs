@@ -384,6 +384,66 @@ pub fn remove_entry(block: &mut [u8; BLOCK_SIZE], offset: usize) -> Result<()> {
     }
 }
 
+/// Keeps only the used records whose name `keep` accepts, moved to the start of the block
+/// in their order with no slack between them; the space after them becomes the last
+/// record's slack (or one unused record) and is zeroed. The checksum is not updated.
+/// Fails on a malformed block.
+pub fn retain_entries(
+    block: &mut [u8; BLOCK_SIZE],
+    mut keep: impl FnMut(&[u8]) -> bool,
+) -> Result<()> {
+    for e in records(block) {
+        e?;
+    }
+    let mut read = 0;
+    let mut write = 0;
+    let mut last = None;
+    while read < DIR_TAIL_OFFSET {
+        let ino = read_u32(block, read).ok_or(FormatError::DirRecLen)?;
+        let rec_len = usize::from(read_u16(block, read + 4).ok_or(FormatError::DirRecLen)?);
+        let name_len = usize::from(*block.get(read + 6).ok_or(FormatError::DirRecLen)?);
+        // The walk above proved every record well formed; this keeps the loop finite anyway.
+        if rec_len < DIR_ENTRY_HEADER_SIZE {
+            return Err(FormatError::DirRecLen);
+        }
+        let end = read + DIR_ENTRY_HEADER_SIZE + name_len;
+        if ino != 0
+            && keep(
+                block
+                    .get(read + DIR_ENTRY_HEADER_SIZE..end)
+                    .ok_or(FormatError::DirRecLen)?,
+            )
+        {
+            let len = min_rec_len(name_len);
+            // `write <= read`: the move never overwrites a record not yet read.
+            block.copy_within(read..end, write);
+            let rec = u16::try_from(len).map_err(|_| FormatError::DirRecLen)?;
+            block
+                .get_mut(write + 4..write + 6)
+                .ok_or(FormatError::DirRecLen)?
+                .copy_from_slice(&rec.to_le_bytes());
+            last = Some(write);
+            write += len;
+        }
+        read += rec_len;
+    }
+    block
+        .get_mut(write..DIR_TAIL_OFFSET)
+        .ok_or(FormatError::DirRecLen)?
+        .fill(0);
+    match last {
+        Some(off) => {
+            let rec = u16::try_from(DIR_TAIL_OFFSET - off).map_err(|_| FormatError::DirRecLen)?;
+            block
+                .get_mut(off + 4..off + 6)
+                .ok_or(FormatError::DirRecLen)?
+                .copy_from_slice(&rec.to_le_bytes());
+            Ok(())
+        }
+        None => write_header(block, 0, 0, DIR_TAIL_OFFSET, 0, 0),
+    }
+}
+
 /// Points the used record at `offset` to `ino` with type `file_type` (rename over an
 /// existing name, `..` of a moved directory). The checksum is not updated.
 pub fn set_entry_inode(
@@ -473,6 +533,7 @@ impl<'a> DirBlockBuilder<'a> {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
     use super::*;
     use crate::disk::{FT_REG, FT_SYMLINK, LOST_FOUND_INO};
     use crate::geometry::InodeSpec;
@@ -660,6 +721,59 @@ mod tests {
         assert_eq!(
             add_entry(&mut block, 32, b"third", FT_REG).unwrap(),
             Some(0)
+        );
+    }
+
+    #[test]
+    fn retain_entries_compacts_the_kept_records() {
+        let g = geo();
+        let mut block = [0u8; BLOCK_SIZE];
+        let mut b = DirBlockBuilder::new(&mut block);
+        for i in 0..40u32 {
+            let name = [b'a' + (i % 26) as u8; 9];
+            assert!(b
+                .try_add(100 + i, &name[..1 + (i as usize % 9)], FT_REG)
+                .unwrap());
+        }
+        b.finalize(SEED, 40, 0);
+        // A hole in the middle, then keep the odd inodes only.
+        let third = records(&block).nth(3).unwrap().unwrap().offset;
+        remove_entry(&mut block, third).unwrap();
+        let kept = |name: &[u8]| name.len().is_multiple_of(2);
+        let expect: std::vec::Vec<(u32, usize)> = records(&block)
+            .map(|e| e.unwrap())
+            .filter(|e| e.is_used() && kept(e.name))
+            .map(|e| (e.ino, e.name.len()))
+            .collect();
+        retain_entries(&mut block, kept).unwrap();
+        set_dir_block_checksum(&mut block, SEED, 40, 0);
+        let got: std::vec::Vec<_> = iter_dir_block(&block, &g, 40, 0)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .collect();
+        assert_eq!(
+            got.iter()
+                .map(|e| (e.ino, e.name.len()))
+                .collect::<std::vec::Vec<_>>(),
+            expect
+        );
+        let mut off = 0;
+        for e in &got[..got.len() - 1] {
+            assert_eq!((e.offset, e.rec_len), (off, min_rec_len(e.name.len())));
+            off += e.rec_len;
+        }
+        let last = got.last().unwrap();
+        assert_eq!(last.offset + last.rec_len, DIR_TAIL_OFFSET);
+        assert!(block[off + min_rec_len(last.name.len())..DIR_TAIL_OFFSET]
+            .iter()
+            .all(|&b| b == 0));
+        retain_entries(&mut block, |_| false).unwrap();
+        set_dir_block_checksum(&mut block, SEED, 40, 0);
+        let only: std::vec::Vec<_> = iter_dir_block(&block, &g, 40, 0).unwrap().collect();
+        assert_eq!(only.len(), 1);
+        assert_eq!(
+            only[0].map(|e| (e.ino, e.rec_len)),
+            Ok((0, DIR_TAIL_OFFSET))
         );
     }
 

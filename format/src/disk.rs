@@ -98,7 +98,7 @@ pub const FEATURE_INCOMPAT_DIR_INDEX: u64 = 1 << 1;
 /// compat bits this implementation knows.
 pub const FEATURE_COMPAT_SUPPORTED: u64 = FEATURE_COMPAT_HAS_JOURNAL | FEATURE_COMPAT_XATTR;
 /// incompat bits this implementation can mount; any other set bit refuses the mount.
-pub const FEATURE_INCOMPAT_SUPPORTED: u64 = FEATURE_INCOMPAT_RECOVER;
+pub const FEATURE_INCOMPAT_SUPPORTED: u64 = FEATURE_INCOMPAT_RECOVER | FEATURE_INCOMPAT_DIR_INDEX;
 /// ro_compat bits this implementation knows; any other set bit forces read-only.
 pub const FEATURE_RO_COMPAT_SUPPORTED: u64 = 0;
 
@@ -126,6 +126,9 @@ pub const INODE_FLAG_APPEND: u32 = 0x20;
 pub const INODE_FLAG_NODUMP: u32 = 0x40;
 /// Inode flag: no atime updates (`FS_NOATIME_FL`).
 pub const INODE_FLAG_NOATIME: u32 = 0x80;
+/// Inode flag: a hash-indexed directory (`FS_INDEX_FL`); kept by the filesystem, not by
+/// `FS_IOC_SETFLAGS`.
+pub const INODE_FLAG_INDEX: u32 = 0x1000;
 /// Inode flag: synchronous directory updates (`FS_DIRSYNC_FL`).
 pub const INODE_FLAG_DIRSYNC: u32 = 0x10000;
 /// Inode flag: data inline in the block pointer area (fast symlinks).
@@ -137,9 +140,10 @@ pub const INODE_FLAGS_ALL: u32 = INODE_FLAG_SYNC
     | INODE_FLAG_NODUMP
     | INODE_FLAG_NOATIME
     | INODE_FLAG_DIRSYNC
+    | INODE_FLAG_INDEX
     | INODE_FLAG_INLINE_DATA;
 /// The flags user space may change with `FS_IOC_SETFLAGS`.
-pub const INODE_FLAGS_USER: u32 = INODE_FLAGS_ALL & !INODE_FLAG_INLINE_DATA;
+pub const INODE_FLAGS_USER: u32 = INODE_FLAGS_ALL & !(INODE_FLAG_INLINE_DATA | INODE_FLAG_INDEX);
 
 /// File type mask of `mode`.
 pub const S_IFMT: u16 = 0o170000;
@@ -300,8 +304,10 @@ pub struct SuperBlock {
     pub first_error_time: I64,
     /// Seconds.
     pub last_error_time: I64,
+    /// Key of the directory name hash (SipHash-2-4 `k0`, `k1`, each u64 LE).
+    pub dir_hash_key: [u8; 16],
     /// Zero.
-    pub reserved: [u8; 724],
+    pub reserved: [u8; 708],
     /// CRC32C of bytes `0..0x3FC`, seeded with `checksum_seed`.
     pub checksum: U32,
 }
@@ -350,7 +356,8 @@ const _: () = {
     assert!(offset_of!(SuperBlock, errors_behavior) == 0x114);
     assert!(offset_of!(SuperBlock, first_error_time) == 0x118);
     assert!(offset_of!(SuperBlock, last_error_time) == 0x120);
-    assert!(offset_of!(SuperBlock, reserved) == 0x128);
+    assert!(offset_of!(SuperBlock, dir_hash_key) == 0x128);
+    assert!(offset_of!(SuperBlock, reserved) == 0x138);
     assert!(offset_of!(SuperBlock, checksum) == SUPERBLOCK_CHECKSUM_OFFSET);
 };
 
@@ -689,6 +696,8 @@ pub const DIR_TAIL_SIZE: usize = 12;
 pub const DIR_TAIL_FILE_TYPE: u8 = 0xDE;
 /// Offset of the directory block checksum.
 pub const DIR_CHECKSUM_OFFSET: usize = 4092;
+/// Offset of a directory index block's checksum (the bytes before it are covered).
+pub const DIR_INDEX_CHECKSUM_OFFSET: usize = 0xFFC;
 
 const _: () = {
     assert!(size_of::<DirEntryHeader>() == DIR_ENTRY_HEADER_SIZE);

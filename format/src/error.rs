@@ -120,6 +120,14 @@ format_errors! {
     DirInode => "directory entry inode number invalid",
     /// A directory entry's `file_type` is above 7.
     DirFileType => "directory entry file type invalid",
+    /// A directory index block has a wrong magic, count, level, order of hashes or child
+    /// block, or non-zero reserved bytes.
+    DirIndex => "directory index block invalid",
+    /// A directory index block checksum does not match.
+    DirIndexChecksum => "directory index block checksum mismatch",
+    /// A leaf of an indexed directory holds a name whose hash its index range excludes,
+    /// or an indexed directory is too short or not allowed by the superblock's features.
+    DirIndexRange => "directory index does not match its entries",
     /// An xattr area's used length is not a multiple of 4 inside the area, or bytes after
     /// it are not zero.
     XattrArea => "xattr area used length or tail invalid",

@@ -5,10 +5,11 @@
 use crate::checksum::checksum_seed;
 use crate::disk::{
     GroupDesc, SuperBlock, BLOCKS_PER_GROUP, BLOCK_SIZE, BLOCK_SIZE_LOG2, BLOCK_SIZE_U64,
-    DESCS_PER_BLOCK, ERRORS_CONTINUE, FEATURE_COMPAT_HAS_JOURNAL, FEATURE_COMPAT_XATTR, FIRST_INO,
-    FORMAT_VERSION, GDT_START, GROUP_BITMAP_BLOCKS, GROUP_DESC_SIZE, INODES_PER_GROUP_ALIGN,
-    INODE_SIZES, LOST_FOUND_INO, MAGIC, MAX_INODES_PER_GROUP, MAX_JOURNAL_BLOCKS,
-    MIN_GROUP_DATA_BLOCKS, MIN_JOURNAL_BLOCKS, NAME_MAX, ROOT_INO, STATE_ALL, STATE_CLEAN,
+    DESCS_PER_BLOCK, ERRORS_CONTINUE, FEATURE_COMPAT_HAS_JOURNAL, FEATURE_COMPAT_XATTR,
+    FEATURE_INCOMPAT_DIR_INDEX, FIRST_INO, FORMAT_VERSION, GDT_START, GROUP_BITMAP_BLOCKS,
+    GROUP_DESC_SIZE, INODES_PER_GROUP_ALIGN, INODE_SIZES, LOST_FOUND_INO, MAGIC,
+    MAX_INODES_PER_GROUP, MAX_JOURNAL_BLOCKS, MIN_GROUP_DATA_BLOCKS, MIN_JOURNAL_BLOCKS, NAME_MAX,
+    ROOT_INO, STATE_ALL, STATE_CLEAN,
 };
 use crate::error::{FormatError, Result};
 
@@ -157,6 +158,8 @@ pub struct Geometry {
     checksum_seed: u32,
     /// ro_compat bits set in the superblock that are unknown: mount read-only if non-zero.
     unknown_ro_compat: u64,
+    /// The directory name hash key when the filesystem has `DIR_INDEX`.
+    dir_hash_key: Option<[u8; 16]>,
 }
 
 fn ceil_div(a: u64, b: u64) -> u64 {
@@ -240,6 +243,16 @@ impl Geometry {
         self.unknown_ro_compat
     }
 
+    /// The key of the directory name hash when directories may be indexed (`DIR_INDEX`).
+    pub fn dir_hash_key(&self) -> Option<&[u8; 16]> {
+        self.dir_hash_key.as_ref()
+    }
+
+    /// Makes a planned filesystem one with indexed directories (`Some(key)`) or without.
+    pub fn set_dir_hash_key(&mut self, key: Option<[u8; 16]>) {
+        self.dir_hash_key = key;
+    }
+
     /// Computes the derived geometry from recorded fields, checking every relation.
     fn derive(r: &RawGeometry, device_blocks: u64) -> Result<Geometry> {
         if r.blocks_per_group != BLOCKS_PER_GROUP {
@@ -315,6 +328,7 @@ impl Geometry {
             overhead,
             checksum_seed: 0,
             unknown_ro_compat: 0,
+            dir_hash_key: None,
         })
     }
 
@@ -497,6 +511,10 @@ impl Geometry {
         sb.check_time.set(now);
         sb.uuid = *uuid;
         sb.checksum_seed.set(checksum_seed(uuid));
+        if let Some(key) = self.dir_hash_key {
+            sb.feature_incompat.set(FEATURE_INCOMPAT_DIR_INDEX);
+            sb.dir_hash_key = key;
+        }
         sb.errors_behavior.set(ERRORS_CONTINUE);
         sb.update_checksum();
         Ok(())
@@ -784,6 +802,9 @@ impl SuperBlock {
         }
         geo.checksum_seed = self.checksum_seed.get();
         geo.unknown_ro_compat = self.unknown_ro_compat();
+        if self.feature_incompat.get() & FEATURE_INCOMPAT_DIR_INDEX != 0 {
+            geo.dir_hash_key = Some(self.dir_hash_key);
+        }
         Ok(geo)
     }
 

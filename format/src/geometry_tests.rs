@@ -440,9 +440,16 @@ fn each_superblock_rule() {
         mutated(|sb| sb.feature_incompat.set(1 << 9)),
         Err(E::UnsupportedFeature)
     );
+    let key = *b"sixteen byte key";
+    let indexed = mutated(|sb| {
+        sb.feature_incompat.set(FEATURE_INCOMPAT_DIR_INDEX);
+        sb.dir_hash_key = key;
+    })
+    .unwrap();
+    assert_eq!(indexed.dir_hash_key(), Some(&key));
     assert_eq!(
-        mutated(|sb| sb.feature_incompat.set(FEATURE_INCOMPAT_DIR_INDEX)),
-        Err(E::UnsupportedFeature)
+        mutated(|sb| sb.dir_hash_key = key).unwrap().dir_hash_key(),
+        None
     );
     assert!(mutated(|sb| sb.feature_incompat.set(FEATURE_INCOMPAT_RECOVER)).is_ok());
     assert_eq!(

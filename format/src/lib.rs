@@ -11,6 +11,7 @@ pub mod blockmap;
 pub mod checksum;
 pub mod crc32c;
 pub mod dir;
+pub mod dirindex;
 pub mod disk;
 pub mod error;
 pub mod geometry;
