@@ -32,6 +32,9 @@ mod crc32c;
 #[path = "../format/src/dir.rs"]
 mod dir;
 #[allow(dead_code, missing_docs, unreachable_pub)]
+#[path = "../format/src/dirindex.rs"]
+mod dirindex;
+#[allow(dead_code, missing_docs, unreachable_pub)]
 #[path = "../format/src/disk.rs"]
 mod disk;
 #[allow(dead_code, missing_docs, unreachable_pub)]
@@ -56,6 +59,7 @@ mod fs {
     pub(crate) mod alloc;
     pub(crate) mod blockmap;
     pub(crate) mod dir;
+    pub(crate) mod dirindex;
     pub(crate) mod file;
     pub(crate) mod inode;
     pub(crate) mod journal;

@@ -285,12 +285,14 @@ pub fn insert_index_entry(
     set_count(block, count + 1)
 }
 
-/// Moves the upper half of the entries of full index block `block` into `upper` (same
-/// level) and returns the first hash `upper` covers. Checksums are not set.
-pub fn split_index_block(
-    block: &mut [u8; BLOCK_SIZE],
+/// Copies the upper half of the entries of index block `block` (at least two entries)
+/// into `upper`, a new index block of the same level, and returns how many entries `block`
+/// keeps ([`truncate_index_block`]) and the first hash `upper` covers. The checksum of
+/// `upper` is not set.
+pub fn copy_upper_half(
+    block: &[u8; BLOCK_SIZE],
     upper: &mut [u8; BLOCK_SIZE],
-) -> Result<u64> {
+) -> Result<(usize, u64)> {
     let count = raw_count(block);
     if !(2..=INDEX_MAX_ENTRIES).contains(&count) {
         return Err(FormatError::DirIndex);
@@ -301,16 +303,32 @@ pub fn split_index_block(
     set_count(upper, count - keep)?;
     let from = INDEX_HEADER_SIZE + keep * INDEX_ENTRY_SIZE;
     let to = INDEX_HEADER_SIZE + count * INDEX_ENTRY_SIZE;
-    let moved = block.get_mut(from..to).ok_or(FormatError::DirIndex)?;
+    let moved = block.get(from..to).ok_or(FormatError::DirIndex)?;
     upper
         .get_mut(INDEX_HEADER_SIZE..INDEX_HEADER_SIZE + moved.len())
         .ok_or(FormatError::DirIndex)?
         .copy_from_slice(moved);
-    moved.fill(0);
-    set_count(block, keep)?;
-    entry_at(upper, 0)
+    let first = entry_at(upper, 0)
         .map(|e| e.hash)
-        .ok_or(FormatError::DirIndex)
+        .ok_or(FormatError::DirIndex)?;
+    Ok((keep, first))
+}
+
+/// Keeps the first `count` entries of index block `block` (at least one), zeroing the
+/// others. The checksum is not updated.
+pub fn truncate_index_block(block: &mut [u8; BLOCK_SIZE], count: usize) -> Result<()> {
+    let old = raw_count(block);
+    if count == 0 || count > old || old > INDEX_MAX_ENTRIES {
+        return Err(FormatError::DirIndex);
+    }
+    block
+        .get_mut(
+            INDEX_HEADER_SIZE + count * INDEX_ENTRY_SIZE
+                ..INDEX_HEADER_SIZE + old * INDEX_ENTRY_SIZE,
+        )
+        .ok_or(FormatError::DirIndex)?
+        .fill(0);
+    set_count(block, count)
 }
 
 /// Sets the checksum of index block `block` of directory `dir_ino`/`dir_generation`.
@@ -460,7 +478,7 @@ mod tests {
     }
 
     #[test]
-    fn insert_and_split() {
+    fn insert_split_and_truncate() {
         let mut b = block_with(0, &[e(0, 2)]);
         for i in 1..INDEX_MAX_ENTRIES as u64 {
             insert_index_entry(&mut b, i as usize, e(i * 10, 2 + i as u32)).unwrap();
@@ -472,7 +490,9 @@ mod tests {
             Err(FormatError::DirIndex)
         );
         let mut upper = [0u8; BLOCK_SIZE];
-        let first = split_index_block(&mut b, &mut upper).unwrap();
+        let (kept, first) = copy_upper_half(&b, &mut upper).unwrap();
+        truncate_index_block(&mut b, kept).unwrap();
+        assert_eq!(kept, 169);
         let (lo, hi) = (
             IndexBlock::check(&b, 1000).unwrap(),
             IndexBlock::check(&upper, 1000).unwrap(),

@@ -4,8 +4,8 @@ use crate::checksum::verify_inode_checksum;
 use crate::disk::{
     file_type_of_mode, Inode, Timestamp, BLOCK_SIZE_U64, FIRST_INO, FT_BLKDEV, FT_CHRDEV, FT_DIR,
     FT_FIFO, FT_REG, FT_SOCK, FT_SYMLINK, INLINE_DATA_MAX, INLINE_DATA_OFFSET, INODE_BASE_SIZE,
-    INODE_FLAGS_ALL, INODE_FLAG_INLINE_DATA, MAX_FILE_SIZE, MAX_INODE_BLOCKS, NSEC_PER_SEC,
-    SYMLINK_MAX, S_IFMT,
+    INODE_FLAGS_ALL, INODE_FLAG_INDEX, INODE_FLAG_INLINE_DATA, MAX_FILE_SIZE, MAX_INODE_BLOCKS,
+    NSEC_PER_SEC, SYMLINK_MAX, S_IFMT,
 };
 use crate::error::{FormatError, Result};
 use crate::geometry::Geometry;
@@ -238,7 +238,7 @@ impl Inode {
         let inode = Inode::from_slot(raw)?;
         let ft = inode.file_type().ok_or(FormatError::InodeFileType)?;
         let flags = inode.flags.get();
-        if flags & !INODE_FLAGS_ALL != 0 {
+        if flags & !INODE_FLAGS_ALL != 0 || (flags & INODE_FLAG_INDEX != 0 && ft != FT_DIR) {
             return Err(FormatError::InodeFlags);
         }
         let nsecs = [
@@ -415,6 +415,10 @@ mod tests {
         assert_eq!(check(&g, |i| i.mode.set(0o644)), Err(E::InodeFileType));
         assert_eq!(check(&g, |i| i.mode.set(0o170644)), Err(E::InodeFileType));
         assert_eq!(check(&g, |i| i.flags.set(0x4000_0000)), Err(E::InodeFlags));
+        assert_eq!(
+            check(&g, |i| i.flags.set(INODE_FLAG_INDEX)),
+            Err(E::InodeFlags)
+        );
         assert_eq!(check(&g, |i| i.flags.set(INODE_FLAG_APPEND)), Ok(()));
         assert_eq!(
             check(&g, |i| i.flags.set(INODE_FLAG_INLINE_DATA)),
@@ -465,6 +469,10 @@ mod tests {
         assert_eq!(
             check_with(&g, dir, |i| i.flags.set(INODE_FLAG_INLINE_DATA)),
             Err(E::InodeFlags)
+        );
+        assert_eq!(
+            check_with(&g, dir, |i| i.flags.set(INODE_FLAG_INDEX)),
+            Ok(())
         );
         // Symlinks by size, block count and inline flag.
         for (size, blocks, inline, want) in [

@@ -4,10 +4,13 @@
 //! entries (the VFS holds the directory's `i_rwsem` exclusive for changes, shared for
 //! reading, so blocks never change under a reader).
 //!
-//! Directory positions are byte offsets in the directory, so they stay valid across calls
-//! and `seekdir`: an offset that does not start an entry resumes at the next one.
+//! Directory positions of linear directories are byte offsets in the directory, so they
+//! stay valid across calls and `seekdir`: an offset that does not start an entry resumes at
+//! the next one. Indexed directories (`dirindex`) use byte offsets in their first block
+//! and hash positions after it.
 
 use super::blockmap::{self, DirMap};
+use super::dirindex;
 use super::superblock::inode_corruption;
 use crate::dir::{
     add_entry, find_entry, init_dir_block, init_first_dir_block, is_empty_dir_block,
@@ -58,8 +61,53 @@ impl<'a> DirBlock<'a> {
         iter_verified_dir_block(self.bh.data(), self.geometry)
     }
 
+    /// The block's bytes.
+    pub(crate) fn data(&self) -> &[u8; BLOCK_SIZE] {
+        self.bh.data()
+    }
+
+    /// Whether a record has `need` bytes to give to a new entry.
+    pub(crate) fn has_room(&self, need: usize) -> Result<bool> {
+        for entry in self.entries() {
+            if entry.map_err(|_| EUCLEAN)?.free_space() >= need {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Whether the block has no used record.
+    pub(crate) fn is_unused(&self) -> Result<bool> {
+        for entry in self.entries() {
+            if entry.map_err(|_| EUCLEAN)?.ino != 0 {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The name, inode and file type of the used record at `offset`, an offset
+    /// [`DirBlock::entries`] returned (the block was validated, so the header is read as
+    /// is).
+    pub(crate) fn record(&self, offset: usize) -> Option<(&[u8], u32, u8)> {
+        let block = self.bh.data();
+        let header = block.get(offset..offset.checked_add(DIR_ENTRY_HEADER_SIZE)?)?;
+        let &[i0, i1, i2, i3, _, _, name_len, file_type] = header else {
+            return None;
+        };
+        let ino = u32::from_le_bytes([i0, i1, i2, i3]);
+        let name_start = offset + DIR_ENTRY_HEADER_SIZE;
+        let name = block.get(name_start..name_start + usize::from(name_len))?;
+        (ino != 0).then_some((name, ino, file_type))
+    }
+
     /// The inode number of the used entry named `name`, if any.
     pub(crate) fn find(&self, name: &[u8]) -> Option<u32> {
+        self.find_pos(name).map(|(_, ino)| ino)
+    }
+
+    /// The offset and inode number of the used entry named `name`, if any.
+    pub(crate) fn find_pos(&self, name: &[u8]) -> Option<(usize, u32)> {
         let block = self.bh.data();
         let mut offset = 0usize;
         while offset < DIR_TAIL_OFFSET {
@@ -76,7 +124,7 @@ impl<'a> DirBlock<'a> {
             if ino != 0 && usize::from(name_len) == name.len() {
                 let name_start = offset + DIR_ENTRY_HEADER_SIZE;
                 if block.get(name_start..name_start + name.len()) == Some(name) {
-                    return Some(ino);
+                    return Some((offset, ino));
                 }
             }
             offset += rec_len;
@@ -101,7 +149,15 @@ fn dir_pos(block_start: u64, offset: usize) -> Result<i64> {
 
 /// `readdir`: emits the entries from the current position on.
 pub(crate) fn iterate(dir: &Inode, emitter: &mut DirEmitter) -> Result {
-    let size = dir.size();
+    if !dirindex::is_indexed(dir) {
+        return iterate_blocks(dir, emitter, dir.size());
+    }
+    iterate_blocks(dir, emitter, BLOCK_SIZE_U64)?;
+    dirindex::iterate(dir, emitter)
+}
+
+/// `readdir` of the directory blocks before byte `size`, positions being byte offsets.
+fn iterate_blocks(dir: &Inode, emitter: &mut DirEmitter, size: u64) -> Result {
     let mut map = DirMap::new(dir);
     loop {
         let Ok(pos) = u64::try_from(emitter.pos()) else {
@@ -142,7 +198,7 @@ pub(crate) struct EntryPos {
 }
 
 /// Changes block `index` of `dir` with `f` and updates the block's checksum.
-fn modify_block(
+pub(super) fn modify_block(
     dir: &Inode,
     index: u64,
     f: impl FnOnce(&mut [u8; BLOCK_SIZE]) -> crate::error::Result<()>,
@@ -161,8 +217,19 @@ fn modify_block(
 
 /// Finds the used entry `name` of `dir`.
 pub(crate) fn find(dir: &Inode, name: &[u8]) -> Result<Option<EntryPos>> {
+    if dirindex::is_indexed(dir) {
+        if let Some(pos) = find_in_blocks(dir, name, 1)? {
+            return Ok(Some(pos));
+        }
+        return dirindex::find(dir, name);
+    }
+    find_in_blocks(dir, name, block_count(dir))
+}
+
+/// Finds the used entry `name` in the first `blocks` blocks of `dir`.
+fn find_in_blocks(dir: &Inode, name: &[u8], blocks: u64) -> Result<Option<EntryPos>> {
     let mut map = DirMap::new(dir);
-    for index in 0..block_count(dir) {
+    for index in 0..blocks {
         crate::vfs::cond_resched();
         let block = DirBlock::read(dir, &mut map, index)?;
         if let Some(e) =
@@ -178,27 +245,22 @@ pub(crate) fn find(dir: &Inode, name: &[u8]) -> Result<Option<EntryPos>> {
     Ok(None)
 }
 
-/// Adds the entry `name` -> `ino` to `dir`: into the first block with room, else into a
-/// new block at the end. ENAMETOOLONG for names above 255 bytes.
+/// Adds the entry `name` -> `ino` to `dir`: into the first block with room (the head of
+/// an indexed directory, then its leaf), else into a new block at the end, or, on a
+/// filesystem with `DIR_INDEX`, by indexing a directory of one full block. ENAMETOOLONG
+/// for names above 255 bytes.
 pub(crate) fn add(dir: &Inode, name: &[u8], ino: u32, file_type: u8) -> Result {
     if name.len() > NAME_MAX {
         return Err(ENAMETOOLONG);
     }
-    let need = min_rec_len(name.len());
+    let indexed = dirindex::is_indexed(dir);
     let blocks = block_count(dir);
+    let linear_blocks = if indexed { 1 } else { blocks };
     let mut map = DirMap::new(dir);
-    for index in 0..blocks {
+    for index in 0..linear_blocks {
         crate::vfs::cond_resched();
         let block = DirBlock::read(dir, &mut map, index)?;
-        let mut room = false;
-        for entry in block.entries() {
-            let entry = entry.map_err(|e| inode_corruption(dir, e.msg()))?;
-            if entry.free_space() >= need {
-                room = true;
-                break;
-            }
-        }
-        if room {
+        if block.has_room(min_rec_len(name.len()))? {
             drop(block);
             return modify_block(dir, index, |data| {
                 add_entry(data, ino, name, file_type)?
@@ -206,6 +268,14 @@ pub(crate) fn add(dir: &Inode, name: &[u8], ino: u32, file_type: u8) -> Result {
                 Ok(())
             });
         }
+    }
+    drop(map);
+    if indexed {
+        return dirindex::add(dir, name, ino, file_type);
+    }
+    if blocks == 1 && dir.sb().info().geometry().dir_hash_key().is_some() {
+        dirindex::convert(dir)?;
+        return dirindex::add(dir, name, ino, file_type);
     }
     let mapped = blockmap::get_blocks(dir, blocks, 1, true)?.ok_or(EIO)?;
     let sb = dir.sb();
@@ -231,9 +301,13 @@ pub(crate) fn set(dir: &Inode, pos: EntryPos, ino: u32, file_type: u8) -> Result
     })
 }
 
-/// Removes the entry at `pos`; empty blocks at the end of the directory are freed.
+/// Removes the entry at `pos`; empty blocks at the end of a linear directory are freed
+/// (an index keeps its leaves).
 pub(crate) fn remove(dir: &Inode, pos: EntryPos) -> Result {
     modify_block(dir, pos.index, |data| remove_entry(data, pos.offset))?;
+    if dirindex::is_indexed(dir) {
+        return Ok(());
+    }
     let mut blocks = block_count(dir);
     while blocks > 1 {
         let mut map = DirMap::new(dir);
@@ -262,12 +336,17 @@ pub(crate) fn remove(dir: &Inode, pos: EntryPos) -> Result {
 
 /// Whether `dir` holds nothing but `.` and `..`.
 pub(crate) fn is_empty(dir: &Inode) -> Result<bool> {
+    let indexed = dirindex::is_indexed(dir);
+    let linear_blocks = if indexed { 1 } else { block_count(dir) };
     let mut map = DirMap::new(dir);
-    for index in 0..block_count(dir) {
+    for index in 0..linear_blocks {
         let block = DirBlock::read(dir, &mut map, index)?;
         if !is_empty_dir_block(block.bh.data()).map_err(|e| inode_corruption(dir, e.msg()))? {
             return Ok(false);
         }
+    }
+    if indexed {
+        return dirindex::leaves_empty(dir);
     }
     Ok(true)
 }

@@ -10,7 +10,8 @@ use crate::checksum::set_inode_checksum;
 use crate::disk::{
     Inode as DiskInode, Timestamp, FIRST_INO, FT_DIR, FT_REG, FT_SYMLINK, INLINE_DATA_MAX,
     INODE_FLAGS_USER, INODE_FLAG_APPEND, INODE_FLAG_DIRSYNC, INODE_FLAG_IMMUTABLE,
-    INODE_FLAG_NOATIME, INODE_FLAG_SYNC, N_DIRECT, ROOT_INO, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG,
+    INODE_FLAG_INDEX, INODE_FLAG_NOATIME, INODE_FLAG_SYNC, N_DIRECT, ROOT_INO, S_IFDIR, S_IFLNK,
+    S_IFMT, S_IFREG,
 };
 use crate::inode::TimeField;
 use crate::vfs::buffer::BufferHead;
@@ -73,6 +74,8 @@ pub(crate) struct InodeInfo {
     pub(crate) inline_link: bool,
     /// The inode flags users see (`FS_*_FL` numbering), for `FS_IOC_GETFLAGS`.
     pub(crate) user_flags: AtomicU32,
+    /// A directory with a hash index (`INDEX` flag); set under the directory's lock.
+    pub(crate) dir_indexed: AtomicBool,
     /// Creation time, for `statx` birth time.
     pub(crate) crtime: Timestamp,
     /// A fast symlink's target, NUL terminated (`i_link` points here).
@@ -111,6 +114,7 @@ impl InodeInfo {
             unwritten_ok: false,
             inline_link: false,
             user_flags: AtomicU32::new(0),
+            dir_indexed: AtomicBool::new(false),
             crtime: Timestamp::new(0, 0),
             link: [0; Self::LINK_BUFFER_SIZE],
             lookup_start: AtomicU64::new(0),
@@ -232,6 +236,8 @@ fn read_inode(new: NewInode, handle: bool) -> Result<InodeRef> {
     ];
     info.crtime = disk.crtime();
     info.user_flags = AtomicU32::new(disk.flags.get() & INODE_FLAGS_USER);
+    // The format allows the flag on directories only.
+    info.dir_indexed = AtomicBool::new(disk.flags.get() & INODE_FLAG_INDEX != 0);
 
     let kind = match disk.file_type() {
         Some(FT_REG) => InodeKind::Regular,
@@ -298,8 +304,13 @@ pub(crate) fn write_inode(inode: &Inode, sync: bool) -> Result {
         disk.uid.set(uid);
         disk.gid.set(gid);
         disk.links_count.set(inode.nlink());
+        let index = if info.dir_indexed.load(Ordering::Relaxed) {
+            INODE_FLAG_INDEX
+        } else {
+            0
+        };
         disk.flags
-            .set(info.user_flags.load(Ordering::Relaxed) & INODE_FLAGS_USER);
+            .set(info.user_flags.load(Ordering::Relaxed) & INODE_FLAGS_USER | index);
         disk.generation.set(info.generation);
         disk.set_time(TimeField::Atime, atime);
         disk.set_time(TimeField::Mtime, mtime);

@@ -22,6 +22,12 @@ pub(crate) fn lookup(dir: &Inode, name: &[u8]) -> Result<Option<InodeRef>> {
     if name.len() > NAME_MAX {
         return Err(ENAMETOOLONG);
     }
+    if super::dirindex::is_indexed(dir) {
+        return match dir::find(dir, name)? {
+            Some(pos) => iget(dir.sb(), pos.ino).map(Some),
+            None => Ok(None),
+        };
+    }
     let blocks = block_count(dir);
     let lookup_start = &dir.info().lookup_start;
     let start = lookup_start.load(Ordering::Relaxed);
@@ -208,6 +214,8 @@ pub(crate) fn rmdir(dir: &Inode, dentry: &Dentry) -> Result {
     inode.clear_nlink();
     super::orphan::add(inode)?;
     inode.set_size(0);
+    // Without blocks it has no index either.
+    inode.info().dir_indexed.store(false, Ordering::Relaxed);
     inode.mark_dirty();
     dir.drop_nlink();
     dir.mark_dirty();

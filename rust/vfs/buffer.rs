@@ -27,6 +27,8 @@ pub(crate) enum Verified {
     /// An xattr block (its entries were validated too, and found disjoint from its inode's
     /// inline area).
     Xattr = 4,
+    /// A directory index block.
+    DirIndex = 5,
 }
 
 /// The journal's state bits of a metadata buffer.

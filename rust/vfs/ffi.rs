@@ -148,6 +148,7 @@ unsafe extern "C" {
     );
     pub(crate) fn aegisfs_vfs_set_size(inode: *mut bindings::inode, size: i64);
     pub(crate) fn aegisfs_vfs_init_special(inode: *mut bindings::inode, mode: u16, rdev: u32);
+    pub(crate) fn aegisfs_vfs_dir_hash32(file: *mut bindings::file) -> bool;
     pub(crate) fn aegisfs_vfs_dir_emit(
         ctx: *mut bindings::dir_context,
         name: *const u8,

@@ -10,6 +10,7 @@
 #include <linux/blkdev.h>
 #include <linux/buffer_head.h>
 #include <linux/capability.h>
+#include <linux/compat.h>
 #include <linux/exportfs.h>
 #include <linux/fs.h>
 #include <linux/fs_context.h>
@@ -37,7 +38,7 @@
 
 /* Buffer state bits of our own: the checksum of the block was verified for this kind. */
 #define AEGISFS_BH_VERIFIED_FIRST BH_PrivateStart
-#define AEGISFS_BH_VERIFIED_KINDS 5
+#define AEGISFS_BH_VERIFIED_KINDS 6
 /* Journal state bits of a metadata buffer, after the verified bits (rust/vfs/buffer.rs,
  * JournalFlag: running, checkpoint, freed). */
 #define AEGISFS_BH_JOURNAL_FIRST (AEGISFS_BH_VERIFIED_FIRST + AEGISFS_BH_VERIFIED_KINDS)
@@ -312,6 +313,23 @@ bool aegisfs_vfs_dir_emit(struct dir_context *ctx, const u8 *name, int name_len,
 			  unsigned int type)
 {
 	return dir_emit(ctx, name, name_len, ino, type);
+}
+
+/*
+ * Whether readdir positions of this open directory must fit 32 bits: nfsd says so in the
+ * file mode, otherwise a compat (32-bit) system call does.
+ */
+bool aegisfs_vfs_dir_hash32(struct file *file)
+{
+	if (file->f_mode & FMODE_32BITHASH)
+		return true;
+	if (file->f_mode & FMODE_64BITHASH)
+		return false;
+#ifdef CONFIG_COMPAT
+	return in_compat_syscall();
+#else
+	return BITS_PER_LONG == 32;
+#endif
 }
 
 /* A target with a NUL byte (only in a damaged image) is cut there, as readlink would. */

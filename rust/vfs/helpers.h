@@ -136,6 +136,7 @@ void aegisfs_vfs_set_times(struct inode *inode, s64 atime, u32 atime_nsec, s64 m
 	u32 mtime_nsec, s64 ctime, u32 ctime_nsec);
 void aegisfs_vfs_set_size(struct inode *inode, s64 size);
 void aegisfs_vfs_init_special(struct inode *inode, u16 mode, u32 encoded_rdev);
+bool aegisfs_vfs_dir_hash32(struct file *file);
 bool aegisfs_vfs_dir_emit(struct dir_context *ctx, const u8 *name, int name_len, u64 ino,
 	unsigned int type);
 void aegisfs_vfs_set_link(struct inode *inode, char *link);

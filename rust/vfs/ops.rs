@@ -68,7 +68,7 @@ pub(super) static FILE_OPS: Table<bindings::file_operations> = Table(bindings::f
 
 pub(super) static DIR_OPS: Table<bindings::file_operations> = Table(bindings::file_operations {
     open: Some(dir_open),
-    llseek: Some(bindings::generic_file_llseek),
+    llseek: Some(dir_llseek),
     read: Some(bindings::generic_read_dir),
     iterate_shared: Some(iterate_shared),
     unlocked_ioctl: Some(ioctl::ioctl),
@@ -434,10 +434,16 @@ const DT_BY_FILE_TYPE: [u8; 8] = [0, 8, 4, 2, 6, 1, 12, 10];
 /// `ctx` is the valid `dir_context` of the running `iterate_shared` call.
 pub(crate) struct DirEmitter {
     ctx: NonNull<bindings::dir_context>,
+    hash32: bool,
 }
 
 impl DirEmitter {
-    /// The position: the byte offset in the directory of the next entry to emit.
+    /// Whether positions must fit in 32 bits (a 32-bit caller, or nfsd asking for it).
+    pub(crate) fn hash32(&self) -> bool {
+        self.hash32
+    }
+
+    /// The position of the next entry to emit (`fs::dir` says what positions are).
     pub(crate) fn pos(&self) -> i64 {
         // SAFETY: By the type invariants `ctx` is valid.
         unsafe { (*self.ctx.as_ptr()).pos }
@@ -483,8 +489,10 @@ unsafe extern "C" fn iterate_shared(
     // SAFETY: The caller guarantees `file` is an open AegisFS directory; its inode is live
     // while the file is open.
     let inode = unsafe { Inode::from_raw((*file).f_inode) };
+    // SAFETY: The caller passes an open file.
+    let hash32 = unsafe { ffi::aegisfs_vfs_dir_hash32(file) };
     // INVARIANT: `ctx` is valid for this call.
-    let mut emitter = DirEmitter { ctx };
+    let mut emitter = DirEmitter { ctx, hash32 };
     errno(fs::dir::iterate(inode, &mut emitter))
 }
 
@@ -796,6 +804,28 @@ unsafe extern "C" fn bmap(
 ) -> bindings::sector_t {
     // SAFETY: The caller passes a live mapping; `get_block` matches `get_block_t`.
     unsafe { ffi::generic_block_bmap(mapping, block, Some(get_block)) }
+}
+
+/// `lseek` of a directory: any position up to the end-of-directory position of indexed
+/// directories (`fs::dirindex`), which is also where `SEEK_END` goes, since their positions
+/// are hashes, not bytes.
+///
+/// # Safety
+///
+/// Called by the VFS with an open AegisFS directory.
+unsafe extern "C" fn dir_llseek(
+    file: *mut bindings::file,
+    offset: bindings::loff_t,
+    whence: c_int,
+) -> bindings::loff_t {
+    // SAFETY: The caller passes an open file.
+    let end = if unsafe { ffi::aegisfs_vfs_dir_hash32(file) } {
+        bindings::loff_t::from(i32::MAX)
+    } else {
+        bindings::loff_t::MAX
+    };
+    // SAFETY: The caller passes an open file, whose position we may set.
+    unsafe { bindings::generic_file_llseek_size(file, offset, whence, end, end) }
 }
 
 /// `lseek` of a regular file: `SEEK_DATA` and `SEEK_HOLE` from the block map, the other
