@@ -44,6 +44,8 @@ Options:
   -m, --reserved PERCENT blocks reserved for the superuser (default 5)
   -d, --root-dir DIR     copy the contents of DIR into the new filesystem, with
                          extended attributes and POSIX ACLs
+  -O, --features LIST    comma-separated features to set, or to clear with a
+                         leading '^': dir_index (hash-indexed directories, default on)
   -b, --block-size 4096  block size (only 4096 is supported)
   -t, --type aegisfs     filesystem type (only aegisfs)
   -q, --quiet            print nothing but errors
@@ -81,6 +83,8 @@ pub struct Options {
     pub root_dir: Option<PathBuf>,
     /// `-b`: only 4096, but like mke2fs it makes a suffix-less SIZE count such blocks.
     pub block_size: Option<u64>,
+    /// `DIR_INDEX`: directories may be hash-indexed (`-O ^dir_index` turns it off).
+    pub dir_index: bool,
 }
 
 /// What the command line asks for.
@@ -102,7 +106,7 @@ impl std::fmt::Display for UsageError {
 }
 
 /// Short options that take a value, and the long names mapped onto short ones.
-const WITH_VALUE: &[u8] = b"LUNiIJmdbt";
+const WITH_VALUE: &[u8] = b"LUNiIJmdbtO";
 const LONG: &[(&str, u8)] = &[
     ("force", b'f'),
     ("dry-run", b'n'),
@@ -116,6 +120,7 @@ const LONG: &[(&str, u8)] = &[
     ("root-dir", b'd'),
     ("block-size", b'b'),
     ("type", b't'),
+    ("features", b'O'),
     ("quiet", b'q'),
     ("verbose", b'v'),
     ("version", b'V'),
@@ -139,6 +144,7 @@ pub fn parse_args(args: &[OsString]) -> Result<Command, UsageError> {
         reserved_hundredths: DEFAULT_RESERVED_HUNDREDTHS,
         root_dir: None,
         block_size: None,
+        dir_index: true,
     };
     let mut p = Parser {
         opts,
@@ -384,6 +390,13 @@ impl Parser {
                 }
                 opts.block_size = Some(b);
             }
+            b'O' => {
+                for (feature, on) in parse_features(utf8_value(short, &value)?)? {
+                    match feature {
+                        Feature::DirIndex => opts.dir_index = on,
+                    }
+                }
+            }
             b't' => {
                 if value.as_bytes() != b"aegisfs" {
                     return Err(UsageError(format!(
@@ -401,6 +414,42 @@ impl Parser {
         }
         Ok(())
     }
+}
+
+/// A filesystem feature `-O` can set or clear.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Feature {
+    /// `dir_index`: `DIR_INDEX`, hash-indexed directories.
+    DirIndex,
+}
+
+/// Feature names as `-O` takes them (mke2fs's names).
+const FEATURES: &[(&str, Feature)] = &[("dir_index", Feature::DirIndex)];
+
+/// Parses an `-O` list the mke2fs way: names separated by commas (or blanks), each
+/// optionally prefixed with `^` (or `-`) to clear it or `+` to set it, case-insensitive;
+/// empty items are ignored. Returns each feature with whether it is to be set.
+pub fn parse_features(list: &str) -> Result<Vec<(Feature, bool)>, UsageError> {
+    let mut out = Vec::new();
+    for item in list.split([',', ' ', '\t']).filter(|s| !s.is_empty()) {
+        let (name, on) = match item.strip_prefix(['^', '-']) {
+            Some(name) => (name, false),
+            None => (item.strip_prefix('+').unwrap_or(item), true),
+        };
+        let feature = FEATURES
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|&(_, f)| f)
+            .ok_or_else(|| {
+                let known: Vec<&str> = FEATURES.iter().map(|&(n, _)| n).collect();
+                UsageError(format!(
+                    "invalid filesystem feature '{item}' in -O: the features are {}",
+                    known.join(", ")
+                ))
+            })?;
+        out.push((feature, on));
+    }
+    Ok(out)
 }
 
 /// Parses `-U`: `random`/`time` (a new random UUID), `clear` (all zero) or a UUID written
@@ -468,6 +517,26 @@ mod tests {
         assert_eq!(o.reserved_hundredths, 500);
         assert!(!o.force && !o.dry_run && !o.quiet);
         assert!(o.label.is_empty());
+        assert!(o.dir_index);
+    }
+
+    #[test]
+    fn feature_lists() {
+        assert!(!format(&["-O", "^dir_index", "img"]).dir_index);
+        assert!(!format(&["-O^dir_index", "img"]).dir_index);
+        assert!(!format(&["--features=-DIR_INDEX", "img"]).dir_index);
+        assert!(format(&["-O", "dir_index", "img"]).dir_index);
+        // Later items and options win; empty items are ignored.
+        assert!(format(&["-O", "^dir_index,,+dir_index", "img"]).dir_index);
+        assert!(!format(&["-O", "dir_index", "-O", "^dir_index", "img"]).dir_index);
+        assert!(format(&["-O", "", "img"]).dir_index);
+        let unknown = "invalid filesystem feature 'extent' in -O: the features are dir_index";
+        assert_eq!(
+            parse(&["-O", "dir_index,extent", "img"]),
+            Err(UsageError(unknown.to_string()))
+        );
+        assert!(parse(&["-O", "^", "img"]).is_err());
+        assert!(parse(&["-O"]).is_err());
     }
 
     #[test]

@@ -103,7 +103,7 @@ fn format(opts: &Options, env: &mut Env) -> Result<(), String> {
     let mut target = open_target(dev, opts.dry_run)?;
     let fs_bytes = target.usable_bytes(opts.size_bytes)?;
     let device_blocks = fs_bytes / BLOCK_SIZE_U64;
-    let geo = match plan(opts, device_blocks) {
+    let mut geo = match plan(opts, device_blocks) {
         Ok(g) => g,
         Err(e) => {
             return Err(match minimum_blocks(opts) {
@@ -127,6 +127,9 @@ fn format(opts: &Options, env: &mut Env) -> Result<(), String> {
         UuidChoice::Explicit(u) => u,
     };
     let seed = checksum_seed(&uuid);
+    // Indexed directories hash names with a per-filesystem secret, so that names chosen
+    // to collide on one filesystem do not collide on another.
+    geo.set_dir_hash_key(opts.dir_index.then(|| rng.key128()));
 
     if opts.dry_run {
         if !opts.quiet {
@@ -201,6 +204,19 @@ fn write_fs(
     builder.finish(uuid, &opts.label, opts.reserved_hundredths)
 }
 
+/// The filesystem's features under mke2fs's names.
+fn feature_names(geo: &Geometry) -> Vec<&'static str> {
+    let mut names = Vec::new();
+    if geo.journal_blocks() > 0 {
+        names.push("has_journal");
+    }
+    names.push("xattr");
+    if geo.dir_hash_key().is_some() {
+        names.push("dir_index");
+    }
+    names
+}
+
 fn print_summary(
     out: &mut dyn Write,
     opts: &Options,
@@ -250,6 +266,7 @@ fn print_summary(
             opts.reserved_hundredths / 100,
             opts.reserved_hundredths % 100
         ),
+        format!("  features:    {}", feature_names(geo).join(" ")),
         format!("  UUID:        {}", format_uuid(uuid)),
         format!(
             "  label:       {}",

@@ -58,6 +58,14 @@ impl Rng {
         (self.next_u64() >> 32) as u32
     }
 
+    /// 16 random bytes (a hash key).
+    pub fn key128(&mut self) -> [u8; 16] {
+        let mut k = [0u8; 16];
+        k[..8].copy_from_slice(&self.next_u64().to_le_bytes());
+        k[8..].copy_from_slice(&self.next_u64().to_le_bytes());
+        k
+    }
+
     /// A random (version 4, RFC 4122 variant) UUID.
     pub fn uuid_v4(&mut self) -> [u8; 16] {
         let mut u = [0u8; 16];

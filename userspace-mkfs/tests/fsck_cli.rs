@@ -55,7 +55,8 @@ fn read_only_check_never_writes() {
     edit_inode(&fs.img, a, false, |i| i.links_count.set(9));
     flip_bitmap_bit(&fs.img, false, 20000, true);
     edit_sb(&fs.img, |sb| {
-        sb.feature_incompat.set(FEATURE_INCOMPAT_RECOVER);
+        let f = sb.feature_incompat.get();
+        sb.feature_incompat.set(f | FEATURE_INCOMPAT_RECOVER);
         sb.free_inodes.set(7);
     });
     let before = fs::read(&fs.img).unwrap();

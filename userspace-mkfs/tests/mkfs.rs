@@ -12,8 +12,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use aegisfs_format::checksum::checksum_seed;
 use aegisfs_format::disk::{
-    BLOCK_SIZE, FEATURE_COMPAT_HAS_JOURNAL, FEATURE_COMPAT_XATTR, FT_DIR, LOST_FOUND_INO, ROOT_INO,
-    STATE_CLEAN,
+    BLOCK_SIZE, FEATURE_COMPAT_HAS_JOURNAL, FEATURE_COMPAT_XATTR, FEATURE_INCOMPAT_DIR_INDEX,
+    FT_DIR, LOST_FOUND_INO, ROOT_INO, STATE_CLEAN,
 };
 use aegisfs_format::journal::{JournalSuperBlock, JOURNAL_FEATURE_TXN_CHECKSUM};
 use aegisfs_tools::mkfs::{run, Env};
@@ -358,6 +358,52 @@ fn quiet_version_help_verbose() {
 }
 
 #[test]
+fn dir_index_by_default_and_without() {
+    let t = Scratch::new("dirindex");
+    let (a, b, c) = (t.join("a"), t.join("b"), t.join("c"));
+    let out = mkfs_ok(&[s(&a), "64M"]);
+    let o = text(&out.stdout);
+    assert!(
+        o.contains("features:    has_journal xattr dir_index\n"),
+        "{o}"
+    );
+    mkfs_ok(&["-q", "-O", "dir_index", s(&b), "64M"]);
+    let mut keys = Vec::new();
+    for img in [&a, &b] {
+        let im = Image::open(img);
+        im.check();
+        let sb = im.sb();
+        assert_eq!(sb.feature_incompat.get(), FEATURE_INCOMPAT_DIR_INDEX);
+        assert_ne!(sb.dir_hash_key, [0u8; 16]);
+        assert_eq!(im.geo.dir_hash_key(), Some(&sb.dir_hash_key));
+        keys.push(sb.dir_hash_key);
+    }
+    assert_ne!(keys[0], keys[1], "each filesystem draws its own key");
+
+    let out = mkfs_ok(&["-O", "^dir_index", "-J", "0", s(&c), "64M"]);
+    let o = text(&out.stdout);
+    assert!(o.contains("features:    xattr\n"), "{o}");
+    let im = Image::open(&c);
+    im.check();
+    assert_eq!(im.sb().feature_incompat.get(), 0);
+    assert_eq!(im.sb().dir_hash_key, [0u8; 16]);
+    assert_eq!(im.geo.dir_hash_key(), None);
+
+    let d = t.join("d");
+    let out = mkfs(&["-O", "^dir_index,extent", s(&d), "64M"]);
+    assert_eq!(out.status.code(), Some(1));
+    let e = text(&out.stderr);
+    assert!(
+        e.starts_with(
+            "mkfs.aegisfs: invalid filesystem feature 'extent' in -O: the features are \
+             dir_index\n"
+        ),
+        "{e}"
+    );
+    assert!(!d.exists());
+}
+
+#[test]
 fn usage_errors_exit_1() {
     let t = Scratch::new("usage");
     let img = t.join("img");
@@ -380,6 +426,8 @@ fn usage_errors_exit_1() {
         vec!["-m", "-1", s(&img), "64M"],
         vec!["-b", "1024", s(&img), "64M"],
         vec!["-t", "ext4", s(&img), "64M"],
+        vec!["-O", "dir_index,nope", s(&img), "64M"],
+        vec!["-O"],
         vec![s(&img), "64Q"],
         vec![s(&img), "0"],
         vec![s(&img), "64M", "extra"],

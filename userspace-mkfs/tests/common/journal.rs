@@ -140,7 +140,8 @@ impl Log {
         set_journal_block_checksum(self.seed, &mut jsb);
         write_block(&self.img, self.jstart, &jsb);
         edit_sb(&self.img, |sb| {
-            sb.feature_incompat.set(FEATURE_INCOMPAT_RECOVER)
+            let f = sb.feature_incompat.get();
+            sb.feature_incompat.set(f | FEATURE_INCOMPAT_RECOVER)
         });
     }
 
