@@ -3,6 +3,7 @@
 //! the journal superblock). fsck must never crash or hang, `-n` must answer 0 or 4, and
 //! `-fy` must either repair (then `-n` is clean) or report what it could not fix (exit
 //! status with bit 4 set; fsck(8) statuses are sums, so 5 = corrected + left uncorrected).
+//! A second test does the same to the blocks of an indexed directory.
 //! Block 0 is left alone: a superblock that does not validate is an operational error
 //! (exit 8) by design, as AegisFS has no backup superblock to fall back on.
 
@@ -16,8 +17,10 @@ use std::time::{Duration, Instant};
 
 use aegisfs_format::checksum::{set_inode_checksum, set_journal_block_checksum};
 use aegisfs_format::dir::set_dir_block_checksum;
+use aegisfs_format::dirindex::set_index_checksum;
 use aegisfs_format::disk::{GroupDesc, IndirectBlock, BLOCK_SIZE, BLOCK_SIZE_U64, ROOT_INO};
 use aegisfs_tools::rng::Rng;
+use common::dirindex::{make_indexed, use_test_key, Head, Shape};
 use common::fsck::FSCK;
 use common::{mkfs_ok, text, Image, Scratch};
 
@@ -193,6 +196,111 @@ fn random_metadata_corruption() {
     // The damage must mostly be found and repaired, or the test proves nothing.
     assert!(
         outcomes[1] > ITERATIONS / 2,
+        "outcomes (clean, repaired, left): {outcomes:?}"
+    );
+}
+
+/// The same for the blocks of an indexed directory (docs/format.md, "Indexed
+/// directories"): root of level 1, 3 nodes, 8 leaves, entries in the first block too.
+/// Damage resealed with the right checksum reaches the index checks behind it.
+#[test]
+fn random_index_corruption() {
+    const ROUNDS: u32 = 200;
+    let scratch = Scratch::new("fsck-random-index");
+    let src = scratch.join("src");
+    fs::create_dir_all(src.join("dir")).unwrap();
+    for i in 0..200 {
+        fs::write(src.join(format!("dir/name-{i:03}")), b"").unwrap();
+    }
+    let pristine_path = scratch.join("pristine");
+    mkfs_ok(&[
+        "-q".as_ref(),
+        "-N".as_ref(),
+        "256".as_ref(),
+        "-d".as_ref(),
+        src.as_os_str(),
+        pristine_path.as_os_str(),
+        "5M".as_ref(),
+    ]);
+    use_test_key(&pristine_path);
+    let shape = Shape {
+        head: Head::First(20),
+        root_level: 1,
+        nodes: 3,
+        leaves: 8,
+        unreferenced: false,
+    };
+    let d = make_indexed(&pristine_path, "dir", shape);
+    let (code, log) = fsck(&pristine_path, &["-fn"], "pristine");
+    assert_eq!(code, 0, "{log}");
+    let seed = Image::open(&pristine_path).seed();
+
+    let pristine = fs::read(&pristine_path).unwrap();
+    let img = scratch.join("img");
+    let mut rng = Rng::from_seed(*b"aegisfs fsck randomized index 01");
+    let mut outcomes = [0u32; 3];
+    for iter in 0..ROUNDS {
+        fs::write(&img, &pristine).unwrap();
+        let lblk = (rng.next_u32() as usize) % d.blocks.len();
+        let block = d.blocks[lblk];
+        let index = lblk == 1 || d.nodes.contains(&(lblk as u64));
+        let f = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&img)
+            .unwrap();
+        let mut blk = [0u8; BLOCK_SIZE];
+        f.read_exact_at(&mut blk, block * BLOCK_SIZE_U64).unwrap();
+        let how = rng.next_u32() % 3;
+        // Index blocks have their entries near the start: aim there half of the time.
+        let span = if index && rng.next_u32().is_multiple_of(2) {
+            128
+        } else {
+            4096
+        };
+        let off = (rng.next_u32() % span) as usize;
+        match how {
+            0 => blk[off] ^= (rng.next_u32() % 255 + 1) as u8,
+            1 => blk[off] ^= 1 << (rng.next_u32() % 8),
+            _ => {
+                let at = off & !3;
+                let values = [0, 1, 2, u32::MAX, rng.next_u32() % 64, rng.next_u32()];
+                let v = values[(rng.next_u32() as usize) % values.len()];
+                blk[at..at + 4].copy_from_slice(&v.to_le_bytes());
+                if index {
+                    set_index_checksum(&mut blk, seed, d.ino, d.generation);
+                } else {
+                    set_dir_block_checksum(&mut blk, seed, d.ino, d.generation);
+                }
+            }
+        }
+        f.write_all_at(&blk, block * BLOCK_SIZE_U64).unwrap();
+        drop(f);
+
+        let what = format!("iteration {iter}: logical block {lblk}, offset {off}, how {how}");
+        let (n1, log1) = fsck(&img, &["-n"], &what);
+        assert!(n1 == 0 || n1 == 4, "{what}: -n exit {n1}\n{log1}");
+        let (y, logy) = fsck(&img, &["-f", "-y"], &what);
+        assert!(
+            matches!(y, 0 | 1 | 4 | 5),
+            "{what}: -fy exit {y}\n{log1}\n---\n{logy}"
+        );
+        if n1 == 0 {
+            assert_eq!(y, 0, "{what}: -n found nothing but -fy did\n{logy}");
+        }
+        if y & 4 == 0 {
+            let (n2, log2) = fsck(&img, &["-n"], &what);
+            assert_eq!(
+                n2, 0,
+                "{what}: not clean after repair\n{log1}\n---\n{logy}\n---\n{log2}"
+            );
+            outcomes[(y & 1) as usize] += 1;
+        } else {
+            outcomes[2] += 1;
+        }
+    }
+    assert!(
+        outcomes[1] > ROUNDS / 2,
         "outcomes (clean, repaired, left): {outcomes:?}"
     );
 }

@@ -15,16 +15,20 @@ pub const FSCK: &str = env!("CARGO_BIN_EXE_fsck-aegisfs");
 
 pub type Block = [u8; BLOCK_SIZE];
 
-/// A fresh image with a small tree: files with direct and indirect blocks, directories,
-/// a symlink.
+/// An image made by mkfs, in a scratch directory removed on drop.
 pub struct Fs {
     _scratch: Scratch,
     pub img: PathBuf,
 }
 
+/// A fresh image with a small tree: files with direct and indirect blocks, directories,
+/// a symlink.
 pub fn make_fs(name: &str) -> Fs {
-    let scratch = Scratch::new(&format!("fsck-{name}"));
-    let src = scratch.join("src");
+    make_fs_from(name, populate_small_tree)
+}
+
+/// The small tree of [`make_fs`].
+pub fn populate_small_tree(src: &Path) {
     fs::create_dir_all(src.join("d1/sub")).unwrap();
     fs::create_dir_all(src.join("d2")).unwrap();
     fs::write(src.join("a"), b"hello\n").unwrap();
@@ -34,6 +38,15 @@ pub fn make_fs(name: &str) -> Fs {
     fs::write(src.join("d1/f"), b"in d1\n").unwrap();
     std::os::unix::fs::symlink("a", src.join("ln")).unwrap();
     std::os::unix::fs::symlink("t".repeat(300), src.join("longln")).unwrap();
+}
+
+/// A fresh 64 MiB image made by mkfs from the tree `populate` writes in a source
+/// directory.
+pub fn make_fs_from(name: &str, populate: impl FnOnce(&Path)) -> Fs {
+    let scratch = Scratch::new(&format!("fsck-{name}"));
+    let src = scratch.join("src");
+    fs::create_dir_all(&src).unwrap();
+    populate(&src);
     let img = scratch.join("img");
     mkfs_ok(&[
         "-q".as_ref(),

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod dirindex;
 pub mod fsck;
 pub mod journal;
 

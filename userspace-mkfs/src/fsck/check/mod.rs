@@ -1,8 +1,9 @@
 //! The checker: pass 0 (superblock and journal), pass 1 (inodes and block maps, 1B clones
 //! blocks claimed twice), pass 2 (directory blocks), pass 3 (connectivity), pass 4
 //! (reference counts), pass 5 (bitmaps and counts), one file per pass as e2fsck's
-//! `pass1.c`..`pass5.c`. This file holds the state they share: the [`Checker`], the
-//! expected bitmaps, file types and reference counts, and inode I/O.
+//! `pass1.c`..`pass5.c`, and `dirindex` for hash-indexed directories. This file holds the
+//! state they share: the [`Checker`], the expected bitmaps, file types and reference
+//! counts, and inode I/O.
 //!
 //! Memory is bounded by the filesystem's size, never by what it contains: one expected
 //! block bitmap and one inode bitmap block per group, a file type byte and a reference
@@ -11,6 +12,7 @@
 //! read, and their blocks that a trusted inode bitmap marks wholly free are not read at
 //! all (see [`Checker::run`]).
 
+mod dirindex;
 mod pass0;
 mod pass1;
 mod pass1b;
@@ -19,7 +21,7 @@ mod pass3;
 mod pass4;
 mod pass5;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use aegisfs_format::checksum::verify_inode_checksum;
 use aegisfs_format::disk::{
@@ -62,6 +64,9 @@ struct DirInfo {
     connected: bool,
     /// `links_count` was 0: a removed directory, still allocated.
     unlinked: bool,
+    /// `INDEX` is set and, once pass 2 checked it, the index is valid: entries are added
+    /// where the index finds them (see `dirindex`).
+    indexed: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -208,6 +213,9 @@ pub struct Checker<'u, 'o> {
     /// Directory blocks; `dblist[..sorted_len]` is sorted by directory and logical block.
     dblist: Vec<DirBlock>,
     sorted_len: usize,
+    /// Index blocks of indexed directories, as (directory, logical block): not directory
+    /// blocks, so pass 2 does not check them and no entry is ever added to them.
+    index_blocks: BTreeSet<(u32, u64)>,
     dups: Vec<Dup>,
     alloc_cursor: u64,
     fragmented: u64,
@@ -239,6 +247,7 @@ impl<'u, 'o> Checker<'u, 'o> {
             dirs: BTreeMap::new(),
             dblist: Vec::new(),
             sorted_len: 0,
+            index_blocks: BTreeSet::new(),
             dups: Vec::new(),
             alloc_cursor: 0,
             fragmented: 0,
@@ -339,6 +348,7 @@ impl<'u, 'o> Checker<'u, 'o> {
         self.dirs.clear();
         self.dblist.clear();
         self.sorted_len = 0;
+        self.index_blocks.clear();
         self.dups.clear();
         self.alloc_cursor = 0;
         self.fragmented = 0;

@@ -4,8 +4,8 @@ use aegisfs_format::blockmap::{BlockPtr, DIND_START, IND_START, TIND_START};
 use aegisfs_format::checksum::{set_inode_checksum, verify_inode_checksum};
 use aegisfs_format::disk::{
     bitmap_test, GroupDesc, IndirectBlock, Inode, BLOCK_SIZE, BLOCK_SIZE_U64, FIRST_INO, FT_DIR,
-    INLINE_DATA_MAX, INODE_BASE_SIZE, INODE_FLAGS_ALL, INODE_FLAG_INLINE_DATA, MAX_FILE_SIZE,
-    NSEC_PER_SEC, N_DIRECT, PTRS_PER_BLOCK, ROOT_INO, SYMLINK_MAX,
+    INLINE_DATA_MAX, INODE_BASE_SIZE, INODE_FLAGS_ALL, INODE_FLAG_INDEX, INODE_FLAG_INLINE_DATA,
+    MAX_FILE_SIZE, NSEC_PER_SEC, N_DIRECT, PTRS_PER_BLOCK, ROOT_INO, SYMLINK_MAX,
 };
 use aegisfs_format::disk::{FT_REG, FT_SYMLINK};
 use aegisfs_format::inode::TimeField;
@@ -144,6 +144,9 @@ impl<'u, 'o> Checker<'u, 'o> {
         if self.sanitize_fields(ino, ft, raw)? {
             changed = true;
         }
+        if self.check_index_flag(ino, ft, raw)? {
+            changed = true;
+        }
         if let Err(e) = validate_inline(raw) {
             let msg = format!(
                 "Inode {ino} has a corrupt inline xattr area ({}); clear it",
@@ -261,6 +264,8 @@ impl<'u, 'o> Checker<'u, 'o> {
         self.mark_used(ino, ft);
         if is_dir {
             let unlinked = Inode::from_slot(raw).is_ok_and(|i| i.links_count.get() == 0);
+            let indexed =
+                Inode::from_slot(raw).is_ok_and(|i| i.flags.get() & INODE_FLAG_INDEX != 0);
             self.dirs.insert(
                 ino,
                 DirInfo {
@@ -269,6 +274,7 @@ impl<'u, 'o> Checker<'u, 'o> {
                     parent: 0,
                     connected: false,
                     unlinked,
+                    indexed,
                 },
             );
         }

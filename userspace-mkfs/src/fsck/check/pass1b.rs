@@ -2,7 +2,6 @@
 
 use aegisfs_format::blockmap::BlockPtr;
 use aegisfs_format::checksum::set_inode_checksum;
-use aegisfs_format::dir::set_dir_block_checksum;
 use aegisfs_format::disk::{IndirectBlock, Inode, PTRS_PER_BLOCK};
 use aegisfs_format::xattr::XattrBlock;
 
@@ -68,7 +67,7 @@ impl<'u, 'o> Checker<'u, 'o> {
                 // Its checksum covers its block number.
                 XattrBlock::from_block_mut(&mut blk).update_checksum(self.seed, new);
             } else if d.is_dir {
-                set_dir_block_checksum(&mut blk, self.seed, d.ino, d.generation);
+                self.seal_dir_block_copy(&mut blk, d.ino, d.generation, first);
                 self.dblist.push(DirBlock {
                     ino: d.ino,
                     lblk: first,

@@ -17,12 +17,15 @@ impl<'u, 'o> Checker<'u, 'o> {
     pub(super) fn pass2(&mut self) -> Res<()> {
         self.dblist.sort_by_key(|d| (d.ino, d.lblk));
         self.sorted_len = self.dblist.len();
+        self.check_indexes()?;
         let n = self.dblist.len();
         for k in 0..n {
             check_cancel()?;
             self.ui.progress(2, k as u64, n as u64);
             let db = self.dblist[k];
-            self.check_dir_block(db)?;
+            if !self.index_blocks.contains(&(db.ino, db.lblk)) {
+                self.check_dir_block(db)?;
+            }
         }
         Ok(())
     }

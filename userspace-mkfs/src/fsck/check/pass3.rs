@@ -229,6 +229,7 @@ impl<'u, 'o> Checker<'u, 'o> {
                 parent: if ino == ROOT_INO { ROOT_INO } else { 0 },
                 connected: ino == ROOT_INO,
                 unlinked: false,
+                indexed: false,
             },
         );
         self.dblist.push(DirBlock {
@@ -251,13 +252,20 @@ impl<'u, 'o> Checker<'u, 'o> {
     }
 
     /// Adds an entry to directory `dir`, growing it by a block when every block is full
-    /// (up to its direct blocks). Returns false when there is no room.
+    /// (up to its direct blocks). Returns false when there is no room. An indexed directory
+    /// takes it where its index finds it, or is made linear first.
     pub(super) fn add_entry(&mut self, dir: u32, name: &[u8], ino: u32, ft: u8) -> Res<bool> {
         let Some(info) = self.dirs.get(&dir).copied() else {
             return Ok(false);
         };
+        if info.indexed && self.add_indexed_entry(dir, info.generation, name, ino, ft)? {
+            return Ok(true);
+        }
         let blocks = self.dir_blocks(dir);
         for db in &blocks {
+            if self.index_blocks.contains(&(dir, db.lblk)) {
+                continue;
+            }
             let mut blk = self.dev.read_new(db.block)?;
             if let Ok(Some(_)) = aegisfs_format::dir::add_entry(&mut blk, ino, name, ft) {
                 set_dir_block_checksum(&mut blk, self.seed, dir, info.generation);
@@ -307,6 +315,9 @@ impl<'u, 'o> Checker<'u, 'o> {
         };
         let blocks = self.dir_blocks(dir);
         for db in blocks {
+            if self.index_blocks.contains(&(dir, db.lblk)) {
+                continue;
+            }
             let mut blk = self.dev.read_new(db.block)?;
             let offs: Vec<usize> = iter_verified_dir_block(&blk, &self.geo)
                 .map_while(|e| e.ok())
