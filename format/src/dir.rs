@@ -133,6 +133,7 @@ fn parse_at(
     block: &[u8; BLOCK_SIZE],
     off: usize,
     inodes_count: Option<u32>,
+    names: bool,
 ) -> Result<DirEntry<'_>> {
     if off + DIR_ENTRY_HEADER_SIZE > DIR_TAIL_OFFSET {
         return Err(FormatError::DirRecLen);
@@ -168,7 +169,9 @@ fn parse_at(
     let name = block
         .get(off + DIR_ENTRY_HEADER_SIZE..off + DIR_ENTRY_HEADER_SIZE + name_len)
         .ok_or(FormatError::DirRecLen)?;
-    check_name(name)?;
+    if names {
+        check_name(name)?;
+    }
     Ok(DirEntry {
         offset: off,
         ino,
@@ -193,6 +196,8 @@ pub struct DirIter<'a> {
     block: &'a [u8; BLOCK_SIZE],
     pos: usize,
     inodes_count: Option<u32>,
+    /// Whether names are checked (not when editing a block validated when it was read).
+    names: bool,
     done: bool,
 }
 
@@ -203,7 +208,7 @@ impl<'a> Iterator for DirIter<'a> {
         if self.done || self.pos >= DIR_TAIL_OFFSET {
             return None;
         }
-        match parse_at(self.block, self.pos, self.inodes_count) {
+        match parse_at(self.block, self.pos, self.inodes_count, self.names) {
             Ok(e) => {
                 self.pos += e.rec_len;
                 Some(Ok(e))
@@ -232,6 +237,7 @@ pub fn iter_dir_block<'a>(
         block,
         pos: 0,
         inodes_count: Some(geo.inodes_count()),
+        names: true,
         done: false,
     })
 }
@@ -243,6 +249,7 @@ pub fn iter_verified_dir_block<'a>(block: &'a [u8; BLOCK_SIZE], geo: &Geometry) 
         block,
         pos: 0,
         inodes_count: Some(geo.inodes_count()),
+        names: true,
         done: false,
     }
 }
@@ -260,13 +267,15 @@ pub fn validate_dir_block(
     Ok(())
 }
 
-/// Records of a block without checksum or inode-range checks (for editing a block that was
-/// validated when read).
+/// Records of a block without checksum, inode-range or name checks (for editing a block
+/// that was validated when read): the record structure is still checked, so that a walk
+/// never leaves the block.
 fn records(block: &[u8; BLOCK_SIZE]) -> DirIter<'_> {
     DirIter {
         block,
         pos: 0,
         inodes_count: None,
+        names: false,
         done: false,
     }
 }

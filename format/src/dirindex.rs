@@ -194,6 +194,22 @@ impl<'a> IndexBlock<'a> {
         Ok(Self { block, count })
     }
 
+    /// The view of an index block that passed [`IndexBlock::validate`] when it was read
+    /// and was changed since only through this module's editing functions, which keep it
+    /// valid: only the header is checked again (the accessors stay in bounds whatever
+    /// the entries hold).
+    pub fn revalidated(block: &'a [u8; BLOCK_SIZE]) -> Result<Self> {
+        let count = raw_count(block);
+        if block[0..4] != INDEX_MAGIC
+            || block[4] > INDEX_MAX_LEVEL
+            || count == 0
+            || count > INDEX_MAX_ENTRIES
+        {
+            return Err(FormatError::DirIndex);
+        }
+        Ok(Self { block, count })
+    }
+
     /// 0 when the children are leaves.
     pub fn level(&self) -> u8 {
         self.block[4]
@@ -436,6 +452,20 @@ mod tests {
         );
         assert_eq!(
             IndexBlock::validate(&b, SEED, 12, 3, 5).err(),
+            Some(FormatError::DirIndex)
+        );
+        let view = IndexBlock::revalidated(&b).unwrap();
+        assert_eq!((view.count(), view.entry(2)), (3, Some(e(200, 3))));
+        let mut bad = b;
+        bad[6] = 0;
+        assert_eq!(
+            IndexBlock::revalidated(&bad).err(),
+            Some(FormatError::DirIndex)
+        );
+        bad = b;
+        bad[0] = 0;
+        assert_eq!(
+            IndexBlock::revalidated(&bad).err(),
             Some(FormatError::DirIndex)
         );
     }

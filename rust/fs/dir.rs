@@ -13,9 +13,9 @@ use super::blockmap::{self, DirMap};
 use super::dirindex;
 use super::superblock::inode_corruption;
 use crate::dir::{
-    add_entry, find_entry, init_dir_block, init_first_dir_block, is_empty_dir_block,
-    iter_verified_dir_block, min_rec_len, remove_entry, set_dir_block_checksum, set_entry_inode,
-    verify_dir_block_checksum, DirIter,
+    add_entry, init_dir_block, init_first_dir_block, is_empty_dir_block, iter_verified_dir_block,
+    min_rec_len, remove_entry, set_dir_block_checksum, set_entry_inode, verify_dir_block_checksum,
+    DirIter,
 };
 use crate::disk::{BLOCK_SIZE, BLOCK_SIZE_U64, DIR_ENTRY_HEADER_SIZE, DIR_TAIL_OFFSET, NAME_MAX};
 use crate::geometry::Geometry;
@@ -66,14 +66,33 @@ impl<'a> DirBlock<'a> {
         self.bh.data()
     }
 
-    /// Whether a record has `need` bytes to give to a new entry.
-    pub(crate) fn has_room(&self, need: usize) -> Result<bool> {
-        for entry in self.entries() {
-            if entry.map_err(|_| EUCLEAN)?.free_space() >= need {
-                return Ok(true);
+    /// Whether a record has `need` bytes to give to a new entry. The block was validated
+    /// when it was read, so the records are walked as they are (as in `find_pos`).
+    pub(crate) fn has_room(&self, need: usize) -> bool {
+        let block = self.bh.data();
+        let mut offset = 0usize;
+        while offset < DIR_TAIL_OFFSET {
+            let Some(&[i0, i1, i2, i3, r0, r1, name_len, _]) =
+                block.get(offset..offset + DIR_ENTRY_HEADER_SIZE)
+            else {
+                return false;
+            };
+            let rec_len = usize::from(u16::from_le_bytes([r0, r1]));
+            // Cannot happen in a validated block; stops the walk rather than loop forever.
+            if rec_len < DIR_ENTRY_HEADER_SIZE {
+                return false;
             }
+            let used = if u32::from_le_bytes([i0, i1, i2, i3]) == 0 {
+                0
+            } else {
+                min_rec_len(usize::from(name_len))
+            };
+            if rec_len.saturating_sub(used) >= need {
+                return true;
+            }
+            offset += rec_len;
         }
-        Ok(false)
+        false
     }
 
     /// Whether the block has no used record.
@@ -232,14 +251,8 @@ fn find_in_blocks(dir: &Inode, name: &[u8], blocks: u64) -> Result<Option<EntryP
     for index in 0..blocks {
         crate::vfs::cond_resched();
         let block = DirBlock::read(dir, &mut map, index)?;
-        if let Some(e) =
-            find_entry(block.bh.data(), name).map_err(|e| inode_corruption(dir, e.msg()))?
-        {
-            return Ok(Some(EntryPos {
-                index,
-                offset: e.offset,
-                ino: e.ino,
-            }));
+        if let Some((offset, ino)) = block.find_pos(name) {
+            return Ok(Some(EntryPos { index, offset, ino }));
         }
     }
     Ok(None)
@@ -260,7 +273,7 @@ pub(crate) fn add(dir: &Inode, name: &[u8], ino: u32, file_type: u8) -> Result {
     for index in 0..linear_blocks {
         crate::vfs::cond_resched();
         let block = DirBlock::read(dir, &mut map, index)?;
-        if block.has_room(min_rec_len(name.len()))? {
+        if block.has_room(min_rec_len(name.len())) {
             drop(block);
             return modify_block(dir, index, |data| {
                 add_entry(data, ino, name, file_type)?

@@ -69,10 +69,10 @@ fn read_index(dir: &Inode, map: &mut DirMap<'_>, index: u64, blocks: u64) -> Res
     Ok(bh)
 }
 
-/// The structure of an index block read earlier; a block changed since then by this
-/// module is still valid, so this only guards against reading past its entries.
-fn index_view<'a>(dir: &Inode, bh: &'a BufferHead, blocks: u64) -> Result<IndexBlock<'a>> {
-    IndexBlock::check(bh.data(), blocks).map_err(|e| inode_corruption(dir, e.msg()))
+/// The structure of an index block [`read_index`] returned (validated when it was read,
+/// changed since only by this module, which keeps it valid).
+fn index_view<'a>(dir: &Inode, bh: &'a BufferHead) -> Result<IndexBlock<'a>> {
+    IndexBlock::revalidated(bh.data()).map_err(|e| inode_corruption(dir, e.msg()))
 }
 
 /// The way from the root to a leaf.
@@ -101,7 +101,7 @@ fn descend(dir: &Inode, map: &mut DirMap<'_>, hash: u64, blocks: u64) -> Result<
     // Each step goes one level down from at most INDEX_MAX_LEVEL.
     for slot in 0..MAX_DEPTH {
         let bh = read_index(dir, map, index, blocks)?;
-        let node = index_view(dir, &bh, blocks)?;
+        let node = index_view(dir, &bh)?;
         let first = node.entry(0).map(|e| e.hash);
         if level.is_some_and(|l| node.level() != l) || first != Some(d.lo) {
             return Err(inode_corruption(dir, FormatError::DirIndex.msg()));
@@ -209,7 +209,7 @@ pub(crate) fn add(dir: &Inode, name: &[u8], ino: u32, file_type: u8) -> Result {
     let d = descend(dir, &mut map, hash, blocks)?;
     let leaf = DirBlock::read(dir, &mut map, d.leaf)?;
     let need = min_rec_len(name.len());
-    if leaf.has_room(need)? {
+    if leaf.has_room(need) {
         drop(leaf);
         return modify_block(dir, d.leaf, |data| {
             add_entry(data, ino, name, file_type)?.ok_or(FormatError::DirRecLen)?;
@@ -234,7 +234,7 @@ pub(crate) fn add(dir: &Inode, name: &[u8], ino: u32, file_type: u8) -> Result {
     let mut full = 0;
     for &(index, _) in d.path[..d.depth].iter().rev() {
         let bh = read_index(dir, &mut map, index, blocks)?;
-        if !index_view(dir, &bh, blocks)?.is_full() {
+        if !index_view(dir, &bh)?.is_full() {
             break;
         }
         full += 1;
@@ -242,7 +242,7 @@ pub(crate) fn add(dir: &Inode, name: &[u8], ino: u32, file_type: u8) -> Result {
     let root_grows = full == d.depth;
     if root_grows {
         let root = read_index(dir, &mut map, INDEX_ROOT_BLOCK, blocks)?;
-        if index_view(dir, &root, blocks)?.level() >= INDEX_MAX_LEVEL {
+        if index_view(dir, &root)?.level() >= INDEX_MAX_LEVEL {
             return Err(ENOSPC);
         }
     }
@@ -358,7 +358,7 @@ fn insert(grow: &mut Growth<'_>, path: &[(u64, usize)], entry: IndexEntry) -> Re
     let mut map = DirMap::new(dir);
     let bh = read_index(dir, &mut map, index, blocks)?;
     let (full, level) = {
-        let node = index_view(dir, &bh, blocks)?;
+        let node = index_view(dir, &bh)?;
         (node.is_full(), node.level())
     };
     if !full {

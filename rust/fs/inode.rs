@@ -180,6 +180,10 @@ pub(crate) fn iget_handle(sb: &SuperBlock, ino: u64, generation: u32) -> Result<
 
 /// Reads and validates a new inode. With `handle` (the number came from a file handle,
 /// [`iget_handle`]), a free or deleted inode is ESTALE rather than corruption.
+/// Inode table blocks read at once when an inode's block is not cached (ext4's default
+/// `inode_readahead_blks`).
+const INODE_TABLE_READAHEAD: u64 = 32;
+
 fn read_inode(new: NewInode, handle: bool) -> Result<InodeRef> {
     let sb = new.sb();
     let ino = new.ino();
@@ -196,6 +200,17 @@ fn read_inode(new: NewInode, handle: bool) -> Result<InodeRef> {
             ino,
             "directory entry refers to a free inode",
         ));
+    }
+    if !sb.is_cached(loc.block) {
+        // Inodes are mostly looked up near each other (a directory's files were made one
+        // after another): read the next table blocks of the group along, as ext4 does.
+        let table_end = geo
+            .inode_table_block(loc.group)
+            .map_or(loc.block, |t| t + geo.inode_table_blocks());
+        let count = table_end
+            .saturating_sub(loc.block)
+            .min(INODE_TABLE_READAHEAD);
+        sb.readahead(loc.block, count as u32);
     }
     let bh = sb.bread(loc.block)?;
     let mut raw = [0u8; SLOT_MAX];

@@ -427,6 +427,29 @@ void aegisfs_vfs_forget_block(struct super_block *sb, u64 block)
 	}
 }
 
+/* Whether a read of the block would find it in the buffer cache, up to date. */
+bool aegisfs_vfs_block_cached(struct super_block *sb, u64 block)
+{
+	struct buffer_head *bh = sb_find_get_block(sb, block);
+	bool cached = bh && buffer_uptodate(bh);
+
+	brelse(bh);
+	return cached;
+}
+
+/* Starts reading blocks first..first + count - 1 that are not cached, in one plug so that
+ * neighbours merge into large requests; nobody waits for them. */
+void aegisfs_vfs_breadahead(struct super_block *sb, u64 first, u32 count)
+{
+	struct blk_plug plug;
+	u32 i;
+
+	blk_start_plug(&plug);
+	for (i = 0; i < count; i++)
+		sb_breadahead(sb, first + i);
+	blk_finish_plug(&plug);
+}
+
 void aegisfs_vfs_set_buffer_new(struct buffer_head *bh)
 {
 	set_buffer_new(bh);

@@ -104,6 +104,27 @@ impl Device {
         unsafe { BufferHead::new_zeroed(self.as_ptr(), block) }
     }
 
+    /// Whether block `block` is in the buffer cache and up to date.
+    pub(crate) fn is_cached(&self, block: u64) -> bool {
+        // SAFETY: By the type invariants the superblock is live.
+        unsafe { ffi::aegisfs_vfs_block_cached(self.as_ptr(), block) }
+    }
+
+    /// Starts reading the blocks `first..first + count` (clamped to the device) that are
+    /// not cached, without waiting for them.
+    pub(crate) fn readahead(&self, first: u64, count: u32) {
+        let end = first.saturating_add(u64::from(count)).min(self.blocks());
+        let Ok(count) = u32::try_from(end.saturating_sub(first)) else {
+            return;
+        };
+        if count == 0 {
+            return;
+        }
+        // SAFETY: By the type invariants the superblock is live; the blocks lie inside
+        // the device.
+        unsafe { ffi::aegisfs_vfs_breadahead(self.as_ptr(), first, count) }
+    }
+
     /// Drops the cached copy of freed metadata block `block`, so that a dirty copy is never
     /// written over the block's next user.
     pub(crate) fn forget_block(&self, block: u64) {
