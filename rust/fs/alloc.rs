@@ -143,9 +143,21 @@ fn alloc_in_group(
         let Some(first) = first else {
             return Ok(None);
         };
+        // The run ends at the first block it may not take, looked up once for the whole
+        // run (each look takes the journal's and the reservations' locks).
+        let want = max.min(u64::from(len - first));
+        let block = start + u64::from(first);
+        let limit = match first_excluded(sb, block, want) {
+            // Within the group, at or after `first` (which was usable when it was found).
+            Some((x, _)) => u32::try_from(x - start).unwrap_or(len),
+            None => first + want as u32,
+        };
         let mut count = 0u32;
-        while u64::from(count) < max && first + count < len && usable(first + count) {
+        while first + count < limit && !bitmap_test(bitmap, first + count) {
             count += 1;
+        }
+        if count == 0 {
+            return Ok(None);
         }
         for i in first..first + count {
             bitmap_set(bitmap, i, true);
@@ -369,19 +381,19 @@ pub(crate) fn reserve_after(sb: &SuperBlock, block: u64, count: u64) -> Result<u
     let Some((g, index)) = geo.group_of_block(block) else {
         return Ok(0);
     };
-    let (Some(start), Some(len)) = (geo.group_start(g), geo.group_len(g)) else {
+    let Some(len) = geo.group_len(g) else {
         return Ok(0);
     };
     let len = len.min(u64::from(BPG)) as u32;
     let bh = read_bitmap(sb, g, false)?;
     // Under the bitmap's lock, which every allocator in the group takes.
     bh.read_locked(|bitmap| -> Result<u64> {
+        // Excluded blocks are looked up once for the whole window (each look takes the
+        // journal's and the reservations' locks).
+        let want = count.min(u64::from(len.saturating_sub(index)));
+        let limit = first_excluded(sb, block, want).map_or(want, |(x, _)| x - block);
         let mut n = 0u32;
-        while u64::from(n) < count
-            && index + n < len
-            && !bitmap_test(bitmap, index + n)
-            && excluded(sb, start + u64::from(index + n)).is_none()
-        {
+        while u64::from(n) < limit && !bitmap_test(bitmap, index + n) {
             n += 1;
         }
         if n > 0 {
@@ -442,16 +454,17 @@ pub(crate) fn take_reserved(sb: &SuperBlock, start: u64, max: u64) -> Result<u64
     let bh = read_bitmap(sb, g, false)?;
     let seed = geo.checksum_seed();
     let taken = super::journal::modify(sb, &bh, None, |bitmap| -> Result<u32> {
+        // The run stops at a block freed by an uncommitted transaction or being discarded
+        // (its own reservation was just released), both looked up once.
+        let want = claimed.min(u64::from(len.saturating_sub(index)));
+        let end = start + want;
+        let mut limit = super::journal::busy_in(sb, start, want).map_or(end, |(x, _)| x);
+        if let Some((x, _)) = info.trims().overlap(start, end) {
+            limit = limit.min(x);
+        }
+        let limit = limit - start;
         let mut n = 0u32;
-        while u64::from(n) < claimed
-            && index + n < len
-            && !bitmap_test(bitmap, index + n)
-            && super::journal::busy_in(sb, start + u64::from(n), 1).is_none()
-            && info
-                .trims()
-                .overlap(start + u64::from(n), start + u64::from(n) + 1)
-                .is_none()
-        {
+        while u64::from(n) < limit && !bitmap_test(bitmap, index + n) {
             bitmap_set(bitmap, index + n, true);
             n += 1;
         }
