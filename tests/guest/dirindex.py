@@ -108,8 +108,9 @@ def superblock(dev):
         return f.read(1024)
 
 
-def dir_on_disk(dev, ino):
-    """(flags, size, block 1's bytes or None) of directory inode INO on unmounted DEV."""
+def inode_offset(dev, ino):
+    """(byte offset, size) of inode INO on unmounted DEV: through the group descriptor's
+    inode table (the GDT starts at block 1)."""
     sb = superblock(dev)
     inodes_per_group = struct.unpack_from("<I", sb, 0x54)[0]
     inode_size = struct.unpack_from("<H", sb, 0x5C)[0]
@@ -117,7 +118,14 @@ def dir_on_disk(dev, ino):
     with open(dev, "rb") as f:
         f.seek(BLK + group * 64)
         table = struct.unpack_from("<Q", f.read(64), 0x10)[0]
-        f.seek(table * BLK + index * inode_size)
+    return table * BLK + index * inode_size, inode_size
+
+
+def dir_on_disk(dev, ino):
+    """(flags, size, block 1's bytes or None) of directory inode INO on unmounted DEV."""
+    offset, inode_size = inode_offset(dev, ino)
+    with open(dev, "rb") as f:
+        f.seek(offset)
         raw = f.read(inode_size)
         size, = struct.unpack_from("<Q", raw, 0x10)
         flags, = struct.unpack_from("<I", raw, 0x20)
@@ -365,14 +373,9 @@ def t_corrupt_index():
     fsx.umount(MNT2)
     flags, size, root = dir_on_disk(DEV2, ino)
     expect(flags & INODE_FLAG_INDEX and root[:4] == b"AIDX", "the directory is not indexed")
-    sb = superblock(DEV2)
-    inodes_per_group = struct.unpack_from("<I", sb, 0x54)[0]
-    inode_size = struct.unpack_from("<H", sb, 0x5C)[0]
-    group, index = divmod(ino - 1, inodes_per_group)
+    offset, _ = inode_offset(DEV2, ino)
     with open(DEV2, "r+b") as f:
-        f.seek(BLK + group * 64)
-        table = struct.unpack_from("<Q", f.read(64), 0x10)[0]
-        f.seek(table * BLK + index * inode_size + 0x68)
+        f.seek(offset + 0x68)
         block1 = struct.unpack_from("<Q", f.read(8))[0]
         f.seek(block1 * BLK + 20)
         byte = f.read(1)

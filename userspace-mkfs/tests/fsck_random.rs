@@ -172,26 +172,7 @@ fn random_metadata_corruption() {
         drop(f);
 
         let what = format!("iteration {iter}: block {block} ({kind:?}), offset {off}, how {how}");
-        let (n1, log1) = fsck(&img, &["-n"], &what);
-        assert!(n1 == 0 || n1 == 4, "{what}: -n exit {n1}\n{log1}");
-        let (y, logy) = fsck(&img, &["-f", "-y"], &what);
-        assert!(
-            matches!(y, 0 | 1 | 4 | 5),
-            "{what}: -fy exit {y}\n{log1}\n---\n{logy}"
-        );
-        if n1 == 0 {
-            assert_eq!(y, 0, "{what}: -n found nothing but -fy did\n{logy}");
-        }
-        if y & 4 == 0 {
-            let (n2, log2) = fsck(&img, &["-n"], &what);
-            assert_eq!(
-                n2, 0,
-                "{what}: not clean after repair\n{log1}\n---\n{logy}\n---\n{log2}"
-            );
-            outcomes[(y & 1) as usize] += 1;
-        } else {
-            outcomes[2] += 1;
-        }
+        outcomes[check_and_repair(&img, &what)] += 1;
     }
     // The damage must mostly be found and repaired, or the test proves nothing.
     assert!(
@@ -278,26 +259,7 @@ fn random_index_corruption() {
         drop(f);
 
         let what = format!("iteration {iter}: logical block {lblk}, offset {off}, how {how}");
-        let (n1, log1) = fsck(&img, &["-n"], &what);
-        assert!(n1 == 0 || n1 == 4, "{what}: -n exit {n1}\n{log1}");
-        let (y, logy) = fsck(&img, &["-f", "-y"], &what);
-        assert!(
-            matches!(y, 0 | 1 | 4 | 5),
-            "{what}: -fy exit {y}\n{log1}\n---\n{logy}"
-        );
-        if n1 == 0 {
-            assert_eq!(y, 0, "{what}: -n found nothing but -fy did\n{logy}");
-        }
-        if y & 4 == 0 {
-            let (n2, log2) = fsck(&img, &["-n"], &what);
-            assert_eq!(
-                n2, 0,
-                "{what}: not clean after repair\n{log1}\n---\n{logy}\n---\n{log2}"
-            );
-            outcomes[(y & 1) as usize] += 1;
-        } else {
-            outcomes[2] += 1;
-        }
+        outcomes[check_and_repair(&img, &what)] += 1;
     }
     assert!(
         outcomes[1] > ROUNDS / 2,
@@ -332,4 +294,29 @@ fn reseal(f: &fs::File, blk: &mut [u8; BLOCK_SIZE], kind: Kind, at: usize, seed:
         }
         Kind::JournalSuper => set_journal_block_checksum(seed, blk),
     }
+}
+
+/// `fsck -n`, `-fy`, then `-n` again of damaged image `img`: exit codes as e2fsck's, a
+/// repair only when `-n` found something, clean after it unless `-fy` left errors.
+/// Returns 0 (nothing found), 1 (repaired) or 2 (errors left).
+fn check_and_repair(img: &Path, what: &str) -> usize {
+    let (n1, log1) = fsck(img, &["-n"], what);
+    assert!(n1 == 0 || n1 == 4, "{what}: -n exit {n1}\n{log1}");
+    let (y, logy) = fsck(img, &["-f", "-y"], what);
+    assert!(
+        matches!(y, 0 | 1 | 4 | 5),
+        "{what}: -fy exit {y}\n{log1}\n---\n{logy}"
+    );
+    if n1 == 0 {
+        assert_eq!(y, 0, "{what}: -n found nothing but -fy did\n{logy}");
+    }
+    if y & 4 != 0 {
+        return 2;
+    }
+    let (n2, log2) = fsck(img, &["-n"], what);
+    assert_eq!(
+        n2, 0,
+        "{what}: not clean after repair\n{log1}\n---\n{logy}\n---\n{log2}"
+    );
+    (y & 1) as usize
 }
