@@ -157,16 +157,9 @@ fn random_metadata_corruption() {
         f.read_exact_at(&mut blk, block * BLOCK_SIZE_U64).unwrap();
         let how = rng.next_u32() % 3;
         let off = (rng.next_u32() % 4096) as usize;
-        match how {
-            0 => blk[off] ^= (rng.next_u32() % 255 + 1) as u8,
-            1 => blk[off] ^= 1 << (rng.next_u32() % 8),
-            _ => {
-                let at = off & !3;
-                let values = [0, 1, u32::MAX, rng.next_u32() % 64, rng.next_u32()];
-                let v = values[(rng.next_u32() as usize) % values.len()];
-                blk[at..at + 4].copy_from_slice(&v.to_le_bytes());
-                reseal(&f, &mut blk, kind, at, seed);
-            }
+        let values = [0, 1, u32::MAX, rng.next_u32() % 64, rng.next_u32()];
+        if let Some(at) = damage(&mut rng, &mut blk, off, how, &values) {
+            reseal(&f, &mut blk, kind, at, seed);
         }
         f.write_all_at(&blk, block * BLOCK_SIZE_U64).unwrap();
         drop(f);
@@ -240,19 +233,12 @@ fn random_index_corruption() {
             4096
         };
         let off = (rng.next_u32() % span) as usize;
-        match how {
-            0 => blk[off] ^= (rng.next_u32() % 255 + 1) as u8,
-            1 => blk[off] ^= 1 << (rng.next_u32() % 8),
-            _ => {
-                let at = off & !3;
-                let values = [0, 1, 2, u32::MAX, rng.next_u32() % 64, rng.next_u32()];
-                let v = values[(rng.next_u32() as usize) % values.len()];
-                blk[at..at + 4].copy_from_slice(&v.to_le_bytes());
-                if index {
-                    set_index_checksum(&mut blk, seed, d.ino, d.generation);
-                } else {
-                    set_dir_block_checksum(&mut blk, seed, d.ino, d.generation);
-                }
+        let values = [0, 1, 2, u32::MAX, rng.next_u32() % 64, rng.next_u32()];
+        if damage(&mut rng, &mut blk, off, how, &values).is_some() {
+            if index {
+                set_index_checksum(&mut blk, seed, d.ino, d.generation);
+            } else {
+                set_dir_block_checksum(&mut blk, seed, d.ino, d.generation);
             }
         }
         f.write_all_at(&blk, block * BLOCK_SIZE_U64).unwrap();
@@ -319,4 +305,21 @@ fn check_and_repair(img: &Path, what: &str) -> usize {
         "{what}: not clean after repair\n{log1}\n---\n{logy}\n---\n{log2}"
     );
     (y & 1) as usize
+}
+
+/// Damages `blk` at byte `off`: `how` 0 flips random bits of the byte, 1 one bit, 2 writes
+/// one of `values` over the aligned word there and returns its offset, so that the caller
+/// can reseal the checksum and only the value itself is wrong.
+fn damage(rng: &mut Rng, blk: &mut [u8], off: usize, how: u32, values: &[u32]) -> Option<usize> {
+    match how {
+        0 => blk[off] ^= (rng.next_u32() % 255 + 1) as u8,
+        1 => blk[off] ^= 1 << (rng.next_u32() % 8),
+        _ => {
+            let at = off & !3;
+            let v = values[(rng.next_u32() as usize) % values.len()];
+            blk[at..at + 4].copy_from_slice(&v.to_le_bytes());
+            return Some(at);
+        }
+    }
+    None
 }

@@ -5,17 +5,16 @@
 
 use std::path::Path;
 
-use aegisfs_format::checksum::set_inode_checksum;
 use aegisfs_format::dir::{iter_dir_block, set_dir_block_checksum, DirBlockBuilder};
 use aegisfs_format::dirindex::{
     init_index_block, name_hash, set_index_checksum, IndexEntry, HASH_LIMIT, INDEX_MAGIC,
 };
 use aegisfs_format::disk::{
-    bitmap_set, bitmap_test, GroupDesc, IndirectBlock, Inode, BLOCK_SIZE, BLOCK_SIZE_U64,
+    bitmap_set, bitmap_test, GroupDesc, IndirectBlock, BLOCK_SIZE, BLOCK_SIZE_U64,
     FEATURE_INCOMPAT_DIR_INDEX, INODE_FLAG_INDEX, N_DIRECT,
 };
 
-use super::fsck::{edit_sb, read_block, write_block, Block};
+use super::fsck::{edit_inode, edit_sb, read_block, write_block, Block};
 use super::Image;
 
 /// The key tests give the name hash, so that where names land does not change from one
@@ -184,7 +183,9 @@ pub fn make_indexed(img: &Path, path: &str, shape: Shape) -> Indexed {
     let old = im.block_map(&dir).all_blocks();
     drop(im);
     let blocks = replace_blocks(img, ino, generation, &old, &contents);
-    edit_dir_inode(img, ino, |i| i.flags.set(i.flags.get() | INODE_FLAG_INDEX));
+    edit_inode(img, ino, true, |i| {
+        i.flags.set(i.flags.get() | INODE_FLAG_INDEX)
+    });
     Indexed {
         ino,
         generation,
@@ -255,7 +256,7 @@ fn replace_blocks(
         sb.free_blocks
             .set(u64::try_from(sb.free_blocks.get() as i64 - delta).unwrap())
     });
-    edit_dir_inode(img, ino, |i| {
+    edit_inode(img, ino, true, |i| {
         for k in 0..N_DIRECT {
             i.set_direct_ptr(k, blocks.get(k).copied().unwrap_or(0));
         }
@@ -266,18 +267,6 @@ fn replace_blocks(
         i.blocks.set(taken.len() as u64);
     });
     blocks.to_vec()
-}
-
-/// Applies `f` to directory inode `ino` and recomputes its checksum.
-fn edit_dir_inode(img: &Path, ino: u32, f: impl FnOnce(&mut Inode)) {
-    let im = Image::open(img);
-    let loc = im.geo.inode_location(ino).unwrap();
-    let isz = usize::from(im.geo.inode_size());
-    let mut blk = read_block(img, loc.block);
-    let raw = &mut blk[loc.offset..loc.offset + isz];
-    f(Inode::from_slot_mut(raw).unwrap());
-    set_inode_checksum(im.seed(), ino, raw).unwrap();
-    write_block(img, loc.block, &blk);
 }
 
 /// Removes the last block of indexed directory `d` (freed; size and block count one
