@@ -79,7 +79,11 @@ fn index_view<'a>(dir: &Inode, bh: &'a BufferHead) -> Result<IndexBlock<'a>> {
 struct Descent {
     /// `(directory block, entry)` of each index block, the root first.
     path: [(u64, usize); MAX_DEPTH],
+    /// Whether each index block of `path` is full (an insert would split it).
+    full: [bool; MAX_DEPTH],
     depth: usize,
+    /// The root's level.
+    root_level: u8,
     /// The leaf's directory block and hash range.
     leaf: u64,
     lo: u64,
@@ -91,7 +95,9 @@ struct Descent {
 fn descend(dir: &Inode, map: &mut DirMap<'_>, hash: u64, blocks: u64) -> Result<Descent> {
     let mut d = Descent {
         path: [(0, 0); MAX_DEPTH],
+        full: [false; MAX_DEPTH],
         depth: 0,
+        root_level: 0,
         leaf: 0,
         lo: 0,
         hi: HASH_LIMIT,
@@ -111,7 +117,11 @@ fn descend(dir: &Inode, map: &mut DirMap<'_>, hash: u64, blocks: u64) -> Result<
         d.hi = node.range_end(i, d.hi);
         d.lo = child.hash;
         d.path[slot] = (index, i);
+        d.full[slot] = node.is_full();
         d.depth = slot + 1;
+        if slot == 0 {
+            d.root_level = node.level();
+        }
         if node.level() == 0 {
             d.leaf = u64::from(child.block);
             return Ok(d);
@@ -231,20 +241,10 @@ pub(crate) fn add(dir: &Inode, name: &[u8], ino: u32, file_type: u8) -> Result {
     drop(leaf);
 
     // Full index blocks from the bottom up split too; a full root first moves down.
-    let mut full = 0;
-    for &(index, _) in d.path[..d.depth].iter().rev() {
-        let bh = read_index(dir, &mut map, index, blocks)?;
-        if !index_view(dir, &bh)?.is_full() {
-            break;
-        }
-        full += 1;
-    }
+    let full = d.full[..d.depth].iter().rev().take_while(|&&f| f).count();
     let root_grows = full == d.depth;
-    if root_grows {
-        let root = read_index(dir, &mut map, INDEX_ROOT_BLOCK, blocks)?;
-        if index_view(dir, &root)?.level() >= INDEX_MAX_LEVEL {
-            return Err(ENOSPC);
-        }
+    if root_grows && d.root_level >= INDEX_MAX_LEVEL {
+        return Err(ENOSPC);
     }
     drop(map);
     let count = 1 + full + usize::from(root_grows);
