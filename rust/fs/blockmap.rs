@@ -171,6 +171,11 @@ pub(crate) fn check_range(inode: &Inode, first: u64, count: u64) -> Result {
     Ok(())
 }
 
+/// Most blocks a [`DirMap`] maps at once: a walk over the directory maps each run of this
+/// many once, and a lookup, which needs one block, does not check the pointers of a whole
+/// indirect block to learn a run it will not use.
+const DIR_RUN_MAX: u64 = 16;
+
 /// Maps the blocks of a directory (which has no holes), keeping the last contiguous run so
 /// that a walk over the directory maps each run once instead of each block.
 pub(crate) struct DirMap<'a> {
@@ -197,7 +202,7 @@ impl<'a> DirMap<'a> {
                 return Ok(run.start + offset);
             }
         }
-        let wanted = self.blocks.saturating_sub(index).max(1);
+        let wanted = self.blocks.saturating_sub(index).clamp(1, DIR_RUN_MAX);
         match map_blocks(self.dir, index, wanted)? {
             Some(run) => {
                 let start = run.start;

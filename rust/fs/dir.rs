@@ -237,9 +237,6 @@ pub(super) fn modify_block(
 /// Finds the used entry `name` of `dir`.
 pub(crate) fn find(dir: &Inode, name: &[u8]) -> Result<Option<EntryPos>> {
     if dirindex::is_indexed(dir) {
-        if let Some(pos) = find_in_blocks(dir, name, 1)? {
-            return Ok(Some(pos));
-        }
         return dirindex::find(dir, name);
     }
     find_in_blocks(dir, name, block_count(dir))
@@ -258,19 +255,21 @@ fn find_in_blocks(dir: &Inode, name: &[u8], blocks: u64) -> Result<Option<EntryP
     Ok(None)
 }
 
-/// Adds the entry `name` -> `ino` to `dir`: into the first block with room (the head of
-/// an indexed directory, then its leaf), else into a new block at the end, or, on a
-/// filesystem with `DIR_INDEX`, by indexing a directory of one full block. ENAMETOOLONG
-/// for names above 255 bytes.
+/// Adds the entry `name` -> `ino` to `dir`: in an indexed directory into the leaf of its
+/// hash (the head only loses names once the directory is indexed, so that lookups can
+/// skip it, see [`dirindex::HeadNames`]); in a linear one into the first block with room,
+/// else into a new block at the end, or, on a filesystem with `DIR_INDEX`, by indexing a
+/// directory of one full block. ENAMETOOLONG for names above 255 bytes.
 pub(crate) fn add(dir: &Inode, name: &[u8], ino: u32, file_type: u8) -> Result {
     if name.len() > NAME_MAX {
         return Err(ENAMETOOLONG);
     }
-    let indexed = dirindex::is_indexed(dir);
+    if dirindex::is_indexed(dir) {
+        return dirindex::add(dir, name, ino, file_type);
+    }
     let blocks = block_count(dir);
-    let linear_blocks = if indexed { 1 } else { blocks };
     let mut map = DirMap::new(dir);
-    for index in 0..linear_blocks {
+    for index in 0..blocks {
         crate::vfs::cond_resched();
         let block = DirBlock::read(dir, &mut map, index)?;
         if block.has_room(min_rec_len(name.len())) {
@@ -283,9 +282,6 @@ pub(crate) fn add(dir: &Inode, name: &[u8], ino: u32, file_type: u8) -> Result {
         }
     }
     drop(map);
-    if indexed {
-        return dirindex::add(dir, name, ino, file_type);
-    }
     if blocks == 1 && dir.sb().info().geometry().dir_hash_key().is_some() {
         dirindex::convert(dir)?;
         return dirindex::add(dir, name, ino, file_type);

@@ -132,12 +132,87 @@ fn descend(dir: &Inode, map: &mut DirMap<'_>, hash: u64, blocks: u64) -> Result<
     Err(inode_corruption(dir, FormatError::DirIndex.msg()))
 }
 
-/// Finds the used entry `name` in the leaves of indexed directory `dir`.
+/// Bits of a [`HeadNames`] filter; a name sets two, chosen by 12-bit parts of its hash.
+const HEAD_FILTER_BITS: usize = 4096;
+
+/// Which names the head of an indexed directory may hold: a Bloom filter of their hashes,
+/// made when the directory is first searched after it was read or indexed. With the ~250
+/// short names a full head holds, about 1 in 70 absent names is a false hit (the head is
+/// then searched in vain); a name in the head is never missed. The filter stays right for
+/// as long as the directory lives: this module adds no name to the head of an indexed
+/// directory ([`super::dir::add`]), and a name removed from the head only leaves its bits.
+pub(crate) struct HeadNames {
+    bits: [u64; HEAD_FILTER_BITS / 64],
+}
+
+impl HeadNames {
+    fn positions(hash: u64) -> [usize; 2] {
+        let mask = (HEAD_FILTER_BITS - 1) as u64;
+        [(hash & mask) as usize, ((hash >> 12) & mask) as usize]
+    }
+
+    fn insert(&mut self, hash: u64) {
+        for bit in Self::positions(hash) {
+            if let Some(word) = self.bits.get_mut(bit / 64) {
+                *word |= 1 << (bit % 64);
+            }
+        }
+    }
+
+    fn may_hold(&self, hash: u64) -> bool {
+        Self::positions(hash).iter().all(|&bit| {
+            self.bits
+                .get(bit / 64)
+                .is_some_and(|word| word & (1 << (bit % 64)) != 0)
+        })
+    }
+}
+
+/// Whether the head of indexed directory `dir` may hold the name of hash `hash`. The
+/// caller holds the directory's lock, shared or exclusive, so that the head does not
+/// change while its filter is made.
+fn head_may_hold(dir: &Inode, map: &mut DirMap<'_>, key: &[u8; 16], hash: u64) -> Result<bool> {
+    let names = &dir.info().head_names;
+    if let Some(filter) = names.as_ref() {
+        return Ok(filter.may_hold(hash));
+    }
+    let empty = HeadNames {
+        bits: [0; HEAD_FILTER_BITS / 64],
+    };
+    // Without memory for the filter, the head is searched every time.
+    let Ok(mut filter) = KBox::new(empty, GFP_KERNEL) else {
+        return Ok(true);
+    };
+    let head = DirBlock::read(dir, map, 0)?;
+    for entry in head.entries() {
+        let entry = entry.map_err(|e| inode_corruption(dir, e.msg()))?;
+        if entry.ino != 0 {
+            filter.insert(name_hash(key, entry.name));
+        }
+    }
+    let may = filter.may_hold(hash);
+    // Another lookup may have made it first: both filters are the same.
+    names.populate(filter);
+    Ok(may)
+}
+
+/// Finds the used entry `name` in indexed directory `dir`: in the head when its filter
+/// allows, else in the leaf of the name's hash.
 pub(crate) fn find(dir: &Inode, name: &[u8]) -> Result<Option<EntryPos>> {
     let key = hash_key(dir)?;
-    let blocks = block_count(dir);
+    let hash = name_hash(&key, name);
     let mut map = DirMap::new(dir);
-    let d = descend(dir, &mut map, name_hash(&key, name), blocks)?;
+    if head_may_hold(dir, &mut map, &key, hash)? {
+        if let Some((offset, ino)) = DirBlock::read(dir, &mut map, 0)?.find_pos(name) {
+            return Ok(Some(EntryPos {
+                index: 0,
+                offset,
+                ino,
+            }));
+        }
+    }
+    let blocks = block_count(dir);
+    let d = descend(dir, &mut map, hash, blocks)?;
     let leaf = DirBlock::read(dir, &mut map, d.leaf)?;
     Ok(leaf.find_pos(name).map(|(offset, ino)| EntryPos {
         index: d.leaf,
@@ -210,7 +285,8 @@ fn allocate(dir: &Inode, first: u64, count: usize) -> Result<[u64; 2 * MAX_DEPTH
     Ok(out)
 }
 
-/// Adds `name` -> `ino` to the leaves of indexed directory `dir` (the head had no room).
+/// Adds `name` -> `ino` to the leaf of its hash in indexed directory `dir` (never to the
+/// head, whose [`HeadNames`] filter would then miss it).
 pub(crate) fn add(dir: &Inode, name: &[u8], ino: u32, file_type: u8) -> Result {
     let key = hash_key(dir)?;
     let hash = name_hash(&key, name);

@@ -5,6 +5,7 @@
 
 use super::alloc;
 use super::blockmap;
+use super::dirindex::HeadNames;
 use super::superblock::corruption;
 use crate::checksum::set_inode_checksum;
 use crate::disk::{
@@ -20,6 +21,7 @@ use crate::vfs::log::device_err;
 use crate::vfs::super_block::SuperBlock;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use kernel::prelude::*;
+use kernel::sync::SetOnce;
 
 /// Blocks allocated ahead for a file written sequentially, not yet mapped: logical blocks
 /// `lblk..lblk + count` will use disk blocks `pblk..pblk + count`.
@@ -76,6 +78,8 @@ pub(crate) struct InodeInfo {
     pub(crate) user_flags: AtomicU32,
     /// A directory with a hash index (`INDEX` flag); set under the directory's lock.
     pub(crate) dir_indexed: AtomicBool,
+    /// The names an indexed directory's head may hold, once a lookup has read the head.
+    pub(crate) head_names: SetOnce<KBox<HeadNames>>,
     /// Creation time, for `statx` birth time.
     pub(crate) crtime: Timestamp,
     /// A fast symlink's target, NUL terminated (`i_link` points here).
@@ -115,6 +119,7 @@ impl InodeInfo {
             inline_link: false,
             user_flags: AtomicU32::new(0),
             dir_indexed: AtomicBool::new(false),
+            head_names: SetOnce::new(),
             crtime: Timestamp::new(0, 0),
             link: [0; Self::LINK_BUFFER_SIZE],
             lookup_start: AtomicU64::new(0),

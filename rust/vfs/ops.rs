@@ -215,8 +215,14 @@ unsafe extern "C" fn free_inode(inode: *mut bindings::inode) {
     let Some(cache) = fs_type::inode_cache() else {
         return;
     };
-    // SAFETY: `inode` came from `alloc_inode`, so it is embedded in an object of `cache`.
-    unsafe { bindings::kmem_cache_free(cache.as_ptr(), AegisInode::from_vfs(inode).cast()) }
+    // SAFETY: `inode` came from `alloc_inode`, so it is embedded in an object of `cache`
+    // whose `info` `alloc_inode` (or `fill`, over the empty one) initialised; nobody uses
+    // the inode any more, so its `info` may be dropped and the object freed.
+    unsafe {
+        let aegis = AegisInode::from_vfs(inode);
+        core::ptr::drop_in_place(&raw mut (*aegis).info);
+        bindings::kmem_cache_free(cache.as_ptr(), aegis.cast())
+    }
 }
 
 /// # Safety

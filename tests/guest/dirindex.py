@@ -18,6 +18,13 @@
                   the read ones deleted; the rest read: every entry present throughout comes
                   exactly once over both parts; seekdir(3) to 60 noted positions then reads,
                   as the first old entry, the one read there before, unless it was deleted
+  head            1000 files with 8-byte names (the first ~250 stay in the head block when
+                  the directory is indexed), after a remount: every name found (stat, O_EXCL
+                  and link() give EEXIST), 200 absent ones ENOENT; 100 names of the head
+                  and 100 of the leaves unlinked (then ENOENT), a leaf file renamed over a
+                  head name replaces it; 300 new names, found after a remount; exact
+                  listings throughout. AegisFS, on the device: the head holds only names it
+                  held before (new names go to the leaves), fsck clean
   dot-dotdot      in an indexed directory: `.` and `..` listed once each; `..` of a
                   subdirectory moved between two indexed directories is the new one
   linear          /dev/vdc made without DIR_INDEX (AegisFS `-O ^dir_index`): 3000 entries
@@ -135,6 +142,25 @@ def dir_on_disk(dev, ino):
             f.seek(block1 * BLK)
             data = f.read(BLK)
     return flags, size, data
+
+
+def head_names(dev, ino):
+    """The names in block 0 of directory INO on unmounted DEV."""
+    offset, inode_size = inode_offset(dev, ino)
+    with open(dev, "rb") as f:
+        f.seek(offset)
+        block0 = struct.unpack_from("<Q", f.read(inode_size), 0x60)[0] & ~(1 << 63)
+        f.seek(block0 * BLK)
+        data = f.read(BLK)
+    names, pos = set(), 0
+    while pos < BLK - 12:
+        ino_, rec_len, name_len = struct.unpack_from("<IHB", data, pos)
+        if rec_len < 8:
+            raise fsx.Fail(f"head block: record of {rec_len} bytes at {pos}")
+        if ino_:
+            names.add(data[pos + 8:pos + 8 + name_len].decode())
+        pos += rec_len
+    return names
 
 
 def has_dir_index(dev):
@@ -300,6 +326,67 @@ def t_readdir_stable():
     os.rmdir(top)
 
 
+def t_head():
+    top = os.path.join(MNT, "head")
+    os.mkdir(top)
+    names = {f"h{i:07d}" for i in range(1000)}
+    for name in sorted(names):
+        create(os.path.join(top, name))
+    ino = os.stat(top).st_ino
+    fsx.umount(MNT)
+    before = set()
+    if aegisfs():
+        flags, _, _ = dir_on_disk(DEV, ino)
+        expect(flags & INODE_FLAG_INDEX, "the directory is not indexed")
+        before = head_names(DEV, ino) - {".", ".."}
+        note(f"head: {len(before)} names in the head block")
+        expect(len(before) > 100, f"only {len(before)} names in the head block")
+    fsx.mount(DEV, MNT)
+    eq(listing(top), names, "listing after remount")
+    for name in names:
+        os.stat(os.path.join(top, name))
+    for i in range(1000, 1200):
+        expect_errno("ENOENT", os.stat, os.path.join(top, f"h{i:07d}"))
+    other = os.path.join(MNT, "other")
+    create(other)
+    for name in sorted(names)[::10]:
+        expect_errno("EEXIST", create, os.path.join(top, name))
+        expect_errno("EEXIST", os.link, other, os.path.join(top, name))
+    os.unlink(other)
+    in_head = sorted(before) if before else sorted(names)[:250]
+    in_leaves = sorted(names - set(in_head))
+    gone = in_head[:100] + in_leaves[:100]
+    for name in gone:
+        os.unlink(os.path.join(top, name))
+        names.discard(name)
+    for name in gone:
+        expect_errno("ENOENT", os.stat, os.path.join(top, name))
+    target, source = in_head[100], in_leaves[100]
+    source_ino = os.stat(os.path.join(top, source)).st_ino
+    os.rename(os.path.join(top, source), os.path.join(top, target))
+    names.discard(source)
+    eq(os.stat(os.path.join(top, target)).st_ino, source_ino, "inode of the renamed-over name")
+    expect_errno("ENOENT", os.stat, os.path.join(top, source))
+    added = {f"n{i:07d}" for i in range(300)}
+    for name in sorted(added):
+        create(os.path.join(top, name))
+    names |= added
+    eq(listing(top), names, "listing after the changes")
+    fsx.umount(MNT)
+    if aegisfs():
+        now = head_names(DEV, ino) - {".", ".."}
+        expect(now <= before, f"new names in the head: {sorted(now - before)[:3]}")
+        eq(now, before - set(gone), "names left in the head")
+        fsx.fsck(DEV)
+    fsx.mount(DEV, MNT)
+    eq(listing(top), names, "listing after the second remount")
+    for name in names:
+        os.stat(os.path.join(top, name))
+    for name in gone + [source]:
+        expect_errno("ENOENT", os.stat, os.path.join(top, name))
+    fsx.run("rm", "-rf", top)
+
+
 def t_dot_dotdot():
     a, b = os.path.join(MNT, "a"), os.path.join(MNT, "b")
     os.mkdir(a)
@@ -423,6 +510,7 @@ def main():
         ("grow", t_grow),
         ("shrink-refill", t_shrink_refill),
         ("readdir-stable", t_readdir_stable),
+        ("head", t_head),
         ("dot-dotdot", t_dot_dotdot),
         ("linear", t_linear),
         ("corrupt-index", t_corrupt_index),
