@@ -183,12 +183,12 @@ pub(crate) fn iget_handle(sb: &SuperBlock, ino: u64, generation: u32) -> Result<
     Ok(inode)
 }
 
-/// Reads and validates a new inode. With `handle` (the number came from a file handle,
-/// [`iget_handle`]), a free or deleted inode is ESTALE rather than corruption.
 /// Inode table blocks read at once when an inode's block is not cached (ext4's default
 /// `inode_readahead_blks`).
 const INODE_TABLE_READAHEAD: u64 = 32;
 
+/// Reads and validates a new inode. With `handle` (the number came from a file handle,
+/// [`iget_handle`]), a free or deleted inode is ESTALE rather than corruption.
 fn read_inode(new: NewInode, handle: bool) -> Result<InodeRef> {
     let sb = new.sb();
     let ino = new.ino();
