@@ -5,7 +5,8 @@
 #   make run      setup + build, then boot QEMU and show AegisFS mounted and used
 #   make test     setup + build, then cargo test and every in-guest suite
 #   make crash-test  the long crash-consistency runs: powercut (200 cuts), logwrites (all points)
-#   make bench    AegisFS, ext4, ext2 and the raw disk under the same workloads in one guest;
+#   make bench    AegisFS, ext4, ext2 and the raw disk under the same workloads in one guest
+#                 on the benchmark kernel (the test kernel without lockdep, built once);
 #                 build/bench/report.md and ratios.png (bench/run --help for the settings)
 #   make xfstests XFSTESTS_DIR=/path/to/built/xfstests [TESTS="generic/001 ..." | GROUP=quick]
 #                 [FSTYP=ext4] [SHARD=I/N] [RUN_ID=ID]
@@ -17,6 +18,8 @@ TOP      := $(CURDIR)
 BUILD    ?= $(TOP)/build
 KDIR     ?= $(BUILD)/linux-obj
 MODOUT   ?= $(BUILD)/module
+BENCH_KDIR   := $(BUILD)/linux-obj-bench
+BENCH_MODOUT := $(BUILD)/module-bench
 # Kernel-side Rust needs the compiler the kernel was built with (see qemu/toolchain.env).
 KRUSTC   ?= /usr/bin/rustc
 KRUSTLIB ?= $(lastword $(sort $(wildcard /usr/src/rustc-*/library)))
@@ -62,8 +65,10 @@ crash-test: setup
 	POWERCUT_RUNS=200 LOGWRITES_POINTS=0 tests/run powercut logwrites
 
 bench: setup
-	$(MAKE) module tools
-	bench/run
+	KERNEL_FLAVOUR=bench qemu/build-kernel.sh
+	$(MAKE) module KDIR=$(BENCH_KDIR) MODOUT=$(BENCH_MODOUT)
+	$(MAKE) tools
+	BENCH_KERNEL=$(BENCH_KDIR) BENCH_MODULE=$(BENCH_MODOUT)/aegisfs.ko bench/run
 
 # TESTS, GROUP, FSTYP, SHARD and RUN_ID given to make reach the runner's environment.
 ifneq ($(filter xfstests,$(MAKECMDGOALS)),)
@@ -76,4 +81,4 @@ xfstests: setup
 	XFSTESTS_DIR="$(XFSTESTS_DIR)" xfstests-config/run
 
 clean:
-	rm -rf $(MODOUT) $(BUILD)/target
+	rm -rf $(MODOUT) $(BENCH_MODOUT) $(BUILD)/target

@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# Fetches Debian's linux-source package and builds the AegisFS test kernel into build/.
+# Fetches Debian's linux-source package and builds an AegisFS kernel into build/: with
+# KERNEL_FLAVOUR=test (the default) the test kernel in build/linux-obj (qemu/kernel.config),
+# with KERNEL_FLAVOUR=bench the benchmark kernel in build/linux-obj-bench (the same options
+# with the checking ones of qemu/kernel-bench.config turned off).
 # Skips everything that is already up to date.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD:-$top/build}
 src=$build/linux-src
-obj=$build/linux-obj
-fragment=$top/qemu/kernel.config
+case ${KERNEL_FLAVOUR:-test} in
+    test) obj=$build/linux-obj; fragments=("$top/qemu/kernel.config") ;;
+    bench) obj=$build/linux-obj-bench; fragments=("$top/qemu/kernel.config" "$top/qemu/kernel-bench.config") ;;
+    *) echo "build-kernel: KERNEL_FLAVOUR is test or bench, not ${KERNEL_FLAVOUR}" >&2; exit 2 ;;
+esac
 preferred=${KERNEL_SERIES:-7.3}
 mkdir -p "$build/dl"
 
@@ -33,17 +39,23 @@ fi
 kmake=(make -C "$src" O="$obj" "${KERNEL_MAKE_VARS[@]}")
 
 stamp=$obj/.aegisfs-config-stamp
-want=$(cat "$fragment" "$0" | sha256sum | cut -d' ' -f1)
+want=$(cat "${fragments[@]}" "$0" | sha256sum | cut -d' ' -f1)
 if [ ! -f "$obj/.config" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     mkdir -p "$obj"
     "${kmake[@]}" -s tinyconfig
-    "$src/scripts/kconfig/merge_config.sh" -m -O "$obj" "$obj/.config" "$fragment" >/dev/null
+    "$src/scripts/kconfig/merge_config.sh" -m -O "$obj" "$obj/.config" "${fragments[@]}" >/dev/null
     "${kmake[@]}" -s olddefconfig
-    # merge_config.sh only warns; a dropped option would silently weaken the tests.
+    # merge_config.sh only warns; a dropped option would silently weaken the tests. The
+    # last fragment that sets an option has the last word.
     missing=0
-    while IFS= read -r line; do
-        case "$line" in CONFIG_*=[ym]) grep -qx "$line" "$obj/.config" || { echo "build-kernel: $line did not stick" >&2; missing=1; } ;; esac
-    done < "$fragment"
+    while read -r name value; do
+        if [ "$value" = n ]; then
+            ! grep -qE "^$name=[ym]\$" "$obj/.config" || { echo "build-kernel: $name=n did not stick" >&2; missing=1; }
+        else
+            grep -qx "$name=$value" "$obj/.config" || { echo "build-kernel: $name=$value did not stick" >&2; missing=1; }
+        fi
+    done < <(cat "${fragments[@]}" | sed -nE 's/^(CONFIG_[A-Za-z0-9_]+)=([ymn])$/\1 \2/p; s/^# (CONFIG_[A-Za-z0-9_]+) is not set$/\1 n/p' |
+             awk '{if (!($1 in v)) order[++n] = $1; v[$1] = $2} END {for (i = 1; i <= n; i++) print order[i], v[order[i]]}')
     [ $missing = 0 ] || exit 1
     echo "$want" > "$stamp"
 fi

@@ -7,7 +7,8 @@
 # --share content is visible both ways, the staged tools are found by `mkfs -t` /
 # `fsck -t`, the root image is never modified, the script's exit status comes back, and a
 # kernel panic (its console log is kept), a kernel console WARNING and a timeout each fail
-# the run; --kill-after cuts a run short (exit 137); --cache sets the disks' cache mode.
+# the run; --kill-after cuts a run short (exit 137); --cache sets the disks' cache mode;
+# --module stages another module.
 # Prints one `ok harness/<case>` or `not ok harness/<case>: <reason>` line per case.
 set -uo pipefail
 
@@ -206,15 +207,25 @@ fi
 
 cat > "$work/status.sh" <<'EOF'
 [ -e /harness-marker ] && echo "root_marker=present" || echo "root_marker=absent"
+echo "ko=$AEGISFS_KO sum=$(md5sum < "$AEGISFS_KO" | cut -d' ' -f1)"
 echo "about to exit 42"
 exit 42
 EOF
-"$vm" "$work/status.sh" > "$work/status.out" 2>&1
+echo "other module stand-in $token" > "$work/other.ko"
+"$vm" --module "$work/other.ko" "$work/status.sh" > "$work/status.out" 2>&1
 status_rc=$?
 if [ $status_rc = 42 ] && grep -qx "about to exit 42" "$work/status.out"; then
     ok exit-status
 else
     not_ok exit-status "qemu/vm exited $status_rc, want 42" "$work/status.out"
+fi
+
+# --module stages that file in place of build/module/aegisfs.ko.
+want_sum=$(md5sum < "$work/other.ko" | cut -d' ' -f1)
+if grep -qx "ko=/opt/aegisfs/aegisfs.ko sum=$want_sum" "$work/status.out"; then
+    ok module-option
+else
+    not_ok module-option "the guest's module is not the --module file" "$work/status.out"
 fi
 
 # The first run created /harness-marker; snapshot=on must have thrown it away.
