@@ -203,6 +203,36 @@ def remount_verify():
     verify_all(["two-mib", "one-gib"])
 
 
+def device_reads(dev):
+    """Read requests DEV completed so far (/sys/block/DEV/stat, field 1)."""
+    with open(f"/sys/block/{os.path.basename(dev)}/stat") as f:
+        return int(f.read().split()[0])
+
+
+def cold_random_reads():
+    """Cold 4 KiB reads of one-gib, one in each of 64 ranges that different indirect blocks
+    map, read what was written, and cost about one device read each: the indirect blocks
+    below the double indirect block are read ahead together when it is first read, not one
+    synchronous read per range (which made 129 or more)."""
+    remount()
+    fsx.drop_caches()
+    seed = files["one-gib"][0]
+    offsets = [(523 + k * 511 * 8 + 5) * fsx.BLOCK for k in range(64)]
+    fd = os.open(path("one-gib"), os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+        before = device_reads(DEV)
+        got = [os.pread(fd, fsx.BLOCK, off) for off in offsets]
+        reads = device_reads(DEV) - before
+    finally:
+        os.close(fd)
+    for off, data in zip(offsets, got):
+        want = fsx.gen(seed, off, fsx.BLOCK)
+        expect(data == want, f"4 KiB at {off} differs from what was written")
+    note(f"64 cold random reads of one-gib: {reads} device reads")
+    expect(reads <= 96, f"64 cold random reads took {reads} device reads, more than 96")
+
+
 # ---- (h) fragmentation -----------------------------------------------------------------
 
 
@@ -431,6 +461,7 @@ def main_run(share):
     if case("write-1g", write_seq, "one-gib", 2, GIB):
         case("verify-drop-caches", drop_caches_verify)
         case("verify-remount", remount_verify)
+        case("cold-random-reads", cold_random_reads)
         case("fragmentation", fragmentation)
     case("sparse-write", sparse_write)
     if "sparse" in files:

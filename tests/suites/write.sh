@@ -2,8 +2,8 @@
 # write: the write path. Big sequential files (2 MiB, 1 GiB) verified after drop_caches,
 # remount and module reload; block reuse (statfs back to exactly the empty value after
 # creating and deleting 2000 files, twice); ENOSPC; 4 and 8 parallel writers; sparse files
-# up to 16 GiB (holes, SEEK_DATA/SEEK_HOLE, st_blocks); fragmentation of the 1 GiB file;
-# then a second boot on the same image verifies everything again.
+# up to 16 GiB (holes, SEEK_DATA/SEEK_HOLE, st_blocks); fragmentation of the 1 GiB file
+# and the device reads its cold random reads cost; then a second boot on the same image verifies everything again.
 #
 # FSTYP (default aegisfs) is the filesystem under test: `FSTYP=ext4 tests/run write`
 # proves the tests themselves on ext4.
@@ -19,7 +19,7 @@ truncate -s 4G "$image"
 
 cases=$work/cases
 printf '%s\n' mkfs-mount block-reuse write-2m write-1g verify-drop-caches verify-remount \
-    fragmentation sparse-write sparse-data sparse-holes sparse-seek sparse-blocks \
+    cold-random-reads fragmentation sparse-write sparse-data sparse-holes sparse-seek sparse-blocks \
     sparse-remount parallel-4 parallel-8 reload-verify enospc umount > "$cases"
 # suite_vm's fsck -n only checks AegisFS disks.
 [ "$fstyp" != aegisfs ] || printf '%s\n' fsck-vdb fsck-vdc >> "$cases"
