@@ -173,6 +173,13 @@ def fsck(dev, fstyp=None):
     run("fsck", "-t", fstyp or FSTYP, "-n", dev)
 
 
+def block_stat(dev, field):
+    """Counter FIELD (0-based) of /sys/block/DEV/stat: 0 read requests completed, 11
+    discard requests completed (Documentation/block/stat.rst)."""
+    with open(f"/sys/block/{os.path.basename(dev)}/stat") as f:
+        return int(f.read().split()[field])
+
+
 def drop_caches():
     os.sync()
     with open("/proc/sys/vm/drop_caches", "w") as f:

@@ -576,9 +576,8 @@ def discard_nojournal():
 
 
 def discards(dev):
-    """Discard requests DEV completed so far (/sys/block/DEV/stat, field 12)."""
-    with open(f"/sys/block/{os.path.basename(dev)}/stat") as f:
-        return int(f.read().split()[11])
+    """Discard requests DEV completed so far."""
+    return fsx.block_stat(dev, 11)
 
 
 def physical(path):

@@ -203,12 +203,6 @@ def remount_verify():
     verify_all(["two-mib", "one-gib"])
 
 
-def device_reads(dev):
-    """Read requests DEV completed so far (/sys/block/DEV/stat, field 1)."""
-    with open(f"/sys/block/{os.path.basename(dev)}/stat") as f:
-        return int(f.read().split()[0])
-
-
 def cold_random_reads():
     """Cold 4 KiB reads of one-gib, one in each of 64 ranges that different indirect blocks
     map, read what was written, and cost about one device read each: the indirect blocks
@@ -221,9 +215,9 @@ def cold_random_reads():
     fd = os.open(path("one-gib"), os.O_RDONLY)
     try:
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
-        before = device_reads(DEV)
+        before = fsx.block_stat(DEV, 0)
         got = [os.pread(fd, fsx.BLOCK, off) for off in offsets]
-        reads = device_reads(DEV) - before
+        reads = fsx.block_stat(DEV, 0) - before
     finally:
         os.close(fd)
     for off, data in zip(offsets, got):
