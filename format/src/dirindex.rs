@@ -61,16 +61,16 @@ pub fn siphash24(key: &[u8; 16], data: &[u8]) -> u64 {
         k0 ^ 0x6c79_6765_6e65_7261,
         k1 ^ 0x7465_6462_7974_6573,
     ];
-    let mut chunks = data.chunks_exact(8);
-    for chunk in &mut chunks {
-        let m = le_u64(chunk);
+    let (words, tail) = data.as_chunks::<8>();
+    for word in words {
+        let m = u64::from_le_bytes(*word);
         v[3] ^= m;
         sip_round(&mut v);
         sip_round(&mut v);
         v[0] ^= m;
     }
     // The length's low byte goes into the top byte of the last word.
-    let last = le_u64(chunks.remainder()) | ((data.len() as u64) << 56);
+    let last = le_u64(tail) | ((data.len() as u64) << 56);
     v[3] ^= last;
     sip_round(&mut v);
     sip_round(&mut v);
@@ -99,10 +99,13 @@ pub struct IndexEntry {
 fn entry_at(block: &[u8; BLOCK_SIZE], i: usize) -> Option<IndexEntry> {
     let off = INDEX_HEADER_SIZE.checked_add(i.checked_mul(INDEX_ENTRY_SIZE)?)?;
     let raw = block.get(off..off.checked_add(INDEX_ENTRY_SIZE)?)?;
-    let (hash, child) = raw.split_at(8);
+    // Fixed-size reads: a binary search reads about nine entries of each index block.
+    let &[h0, h1, h2, h3, h4, h5, h6, h7, b0, b1, b2, b3] = raw else {
+        return None;
+    };
     Some(IndexEntry {
-        hash: le_u64(hash),
-        block: u32::try_from(le_u64(child)).ok()?,
+        hash: u64::from_le_bytes([h0, h1, h2, h3, h4, h5, h6, h7]),
+        block: u32::from_le_bytes([b0, b1, b2, b3]),
     })
 }
 

@@ -207,18 +207,21 @@ pub(crate) fn check_range(inode: &Inode, first: u64, count: u64) -> Result {
     Ok(())
 }
 
-/// Most blocks a [`DirMap`] maps at once: a walk over the directory maps each run of this
-/// many once, and a lookup, which needs one block, does not check the pointers of a whole
-/// indirect block to learn a run it will not use.
+/// Most blocks a [`DirMap`] maps at once, once a walk goes block after block: it then maps
+/// each run of this many once.
 const DIR_RUN_MAX: u64 = 16;
 
-/// Maps the blocks of a directory (which has no holes), keeping the last contiguous run so
-/// that a walk over the directory maps each run once instead of each block.
+/// Maps the blocks of a directory (which has no holes). A walk block after block maps a run
+/// at a time and keeps it; any other access maps the one block it asks for, as a lookup
+/// needs one block of each level of the index, and checking the pointers after it (up to
+/// [`DIR_RUN_MAX`]) would only learn a run it does not use.
 pub(crate) struct DirMap<'a> {
     dir: &'a Inode,
     blocks: u64,
     /// The last run and the directory block index it starts at.
     run: Option<(u64, BlockRun)>,
+    /// The block after the one asked for last.
+    next: u64,
 }
 
 impl<'a> DirMap<'a> {
@@ -227,18 +230,25 @@ impl<'a> DirMap<'a> {
             dir,
             blocks: dir.size() / BLOCK_SIZE_U64,
             run: None,
+            next: u64::MAX,
         }
     }
 
     /// The disk block of block `index` of the directory.
     pub(crate) fn block(&mut self, index: u64) -> Result<u64> {
+        let sequential = index == self.next;
+        self.next = index.saturating_add(1);
         if let Some((first, run)) = &self.run {
             if let Some(offset) = index.checked_sub(*first).filter(|&o| o < run.count) {
                 // Every block of a run was checked to be a data block, so this is one.
                 return Ok(run.start + offset);
             }
         }
-        let wanted = self.blocks.saturating_sub(index).clamp(1, DIR_RUN_MAX);
+        let wanted = if sequential {
+            self.blocks.saturating_sub(index).clamp(1, DIR_RUN_MAX)
+        } else {
+            1
+        };
         match map_blocks(self.dir, index, wanted)? {
             Some(run) => {
                 let start = run.start;

@@ -208,18 +208,15 @@ fn read_inode(new: NewInode, handle: bool) -> Result<InodeRef> {
             "directory entry refers to a free inode",
         ));
     }
-    if !sb.is_cached(loc.block) {
-        // Inodes are mostly looked up near each other (a directory's files were made one
-        // after another): read the next table blocks of the group along, as ext4 does.
-        let table_end = geo
-            .inode_table_block(loc.group)
-            .map_or(loc.block, |t| t + geo.inode_table_blocks());
-        let count = table_end
-            .saturating_sub(loc.block)
-            .min(INODE_TABLE_READAHEAD);
-        sb.readahead(loc.block, count as u32);
-    }
-    let bh = sb.bread(loc.block)?;
+    // Inodes are mostly looked up near each other (a directory's files were made one after
+    // another): a read of the table reads the next blocks of the group along, as ext4 does.
+    let table_end = geo
+        .inode_table_block(loc.group)
+        .map_or(loc.block, |t| t + geo.inode_table_blocks());
+    let count = table_end
+        .saturating_sub(loc.block)
+        .clamp(1, INODE_TABLE_READAHEAD);
+    let bh = sb.bread_ahead(loc.block, count as u32)?;
     let mut raw = [0u8; SLOT_MAX];
     let size = usize::from(geo.inode_size());
     let raw = raw.get_mut(..size).ok_or(EUCLEAN)?;

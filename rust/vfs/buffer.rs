@@ -63,15 +63,43 @@ impl BufferHead {
     pub(crate) unsafe fn read(sb: *mut bindings::super_block, block: u64) -> Result<Self> {
         // SAFETY: The caller guarantees `sb` is live with a 4096-byte block size.
         let bh = unsafe { ffi::aegisfs_vfs_sb_bread(sb, block) };
+        // SAFETY: `sb_bread` returns null or a referenced, up-to-date buffer.
+        unsafe { Self::from_read(bh) }
+    }
+
+    /// Reads `block` of the filesystem on `sb`, when it is neither cached nor being read
+    /// reading the `count - 1` blocks after it along.
+    ///
+    /// # Safety
+    ///
+    /// As for [`BufferHead::read`], and the `count` blocks from `block` must lie inside the
+    /// device.
+    pub(crate) unsafe fn read_ahead(
+        sb: *mut bindings::super_block,
+        block: u64,
+        count: u32,
+    ) -> Result<Self> {
+        // SAFETY: The caller guarantees `sb` is live with a 4096-byte block size and the
+        // blocks inside its device.
+        let bh = unsafe { ffi::aegisfs_vfs_sb_bread_ahead(sb, block, count) };
+        // SAFETY: `aegisfs_vfs_sb_bread_ahead` returns null or a referenced, up-to-date
+        // buffer.
+        unsafe { Self::from_read(bh) }
+    }
+
+    /// # Safety
+    ///
+    /// `bh` must be null or a referenced, up-to-date buffer, whose reference passes to the
+    /// result.
+    unsafe fn from_read(bh: *mut bindings::buffer_head) -> Result<Self> {
         let bh = NonNull::new(bh).ok_or(EIO)?;
-        // SAFETY: `sb_bread` returned a referenced, up-to-date buffer of the superblock's
-        // block size.
+        // SAFETY: The caller guarantees `bh` is a referenced buffer.
         let size = unsafe { ffi::aegisfs_vfs_bh_size(bh.as_ptr()) };
         let buffer = Self { bh };
         if size != BLOCK_SIZE_U64 {
             return Err(EIO);
         }
-        // INVARIANT: `buffer` holds the reference `sb_bread` took; its size was just checked.
+        // INVARIANT: `buffer` holds the caller's reference; its size was just checked.
         Ok(buffer)
     }
 

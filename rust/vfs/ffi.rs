@@ -182,6 +182,11 @@ unsafe extern "C" {
     pub(crate) fn aegisfs_vfs_forget_block(sb: *mut bindings::super_block, block: u64);
     pub(crate) fn aegisfs_vfs_block_cached(sb: *mut bindings::super_block, block: u64) -> bool;
     pub(crate) fn aegisfs_vfs_breadahead(sb: *mut bindings::super_block, first: u64, count: u32);
+    pub(crate) fn aegisfs_vfs_sb_bread_ahead(
+        sb: *mut bindings::super_block,
+        block: u64,
+        count: u32,
+    ) -> *mut bindings::buffer_head;
     pub(crate) fn aegisfs_vfs_set_buffer_new(bh: *mut bindings::buffer_head);
     pub(crate) fn aegisfs_vfs_inode_init_once(
         inode: *mut bindings::inode,

@@ -450,6 +450,24 @@ void aegisfs_vfs_breadahead(struct super_block *sb, u64 first, u32 count)
 	blk_finish_plug(&plug);
 }
 
+/* sb_bread() of @block that, when the block is neither cached nor being read, first starts
+ * reading it and the @count - 1 blocks after it together (a read already in flight is
+ * waited for, not started again). */
+struct buffer_head *aegisfs_vfs_sb_bread_ahead(struct super_block *sb, u64 block, u32 count)
+{
+	struct buffer_head *bh = sb_getblk(sb, block);
+
+	if (!bh)
+		return NULL;
+	if (!buffer_uptodate(bh) && !buffer_locked(bh))
+		aegisfs_vfs_breadahead(sb, block, count);
+	if (bh_read(bh, 0) < 0) {
+		brelse(bh);
+		return NULL;
+	}
+	return bh;
+}
+
 void aegisfs_vfs_set_buffer_new(struct buffer_head *bh)
 {
 	set_buffer_new(bh);

@@ -154,6 +154,7 @@ int aegisfs_vfs_sync_buffer(struct buffer_head *bh);
 void aegisfs_vfs_forget_block(struct super_block *sb, u64 block);
 bool aegisfs_vfs_block_cached(struct super_block *sb, u64 block);
 void aegisfs_vfs_breadahead(struct super_block *sb, u64 first, u32 count);
+struct buffer_head *aegisfs_vfs_sb_bread_ahead(struct super_block *sb, u64 block, u32 count);
 void aegisfs_vfs_set_buffer_new(struct buffer_head *bh);
 void aegisfs_vfs_inode_init_once(struct inode *inode, struct rw_semaphore *map_lock,
 	struct rw_semaphore *xattr_lock);

@@ -94,6 +94,22 @@ impl Device {
         unsafe { BufferHead::read(self.as_ptr(), block) }
     }
 
+    /// [`Self::bread`] of `block` that, when the block is neither cached nor being read,
+    /// reads the `count - 1` blocks after it (clamped to the device) along with it.
+    pub(crate) fn bread_ahead(&self, block: u64, count: u32) -> Result<BufferHead> {
+        if block >= self.blocks() {
+            return Err(EIO);
+        }
+        // SAFETY: By the type invariants the superblock is live.
+        if unsafe { (*self.as_ptr()).s_blocksize } != BLOCK_SIZE_ULONG {
+            return Err(EINVAL);
+        }
+        let count = u32::try_from(self.blocks() - block).map_or(count, |left| left.min(count));
+        // SAFETY: By the type invariants the superblock is live, its block size was just
+        // checked to be 4096 and the `count` blocks from `block` to lie inside the device.
+        unsafe { BufferHead::read_ahead(self.as_ptr(), block, count) }
+    }
+
     /// A zeroed buffer for block `block`, not read (a newly allocated metadata block).
     pub(crate) fn new_block(&self, block: u64) -> Result<BufferHead> {
         if block >= self.blocks() {
