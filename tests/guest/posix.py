@@ -523,6 +523,101 @@ def t_chmod_chown():
     eq((os.stat(f).st_uid, os.stat(f).st_gid), (0, 0), "owner after remount")
 
 
+FS_IOC_GETFLAGS, FS_IOC_SETFLAGS = 0x80086601, 0x40086602
+FL_IMMUTABLE, FL_APPEND, FL_NODUMP = 0x10, 0x20, 0x40
+OTHER = 2000  # a second unprivileged user, beside fsgqa (uid 1000)
+
+
+def flags_arg(flags):
+    """The argument of FS_IOC_SETFLAGS (an int, in a long-sized buffer)."""
+    return flags.to_bytes(4, sys.byteorder) + bytes(4)
+
+
+def set_flags(p, flags):
+    fd = os.open(p, os.O_RDONLY)
+    try:
+        fcntl.ioctl(fd, FS_IOC_SETFLAGS, flags_arg(flags))
+    finally:
+        os.close(fd)
+    return 0
+
+
+def as_uid(fn, uid=1000):
+    """fsx.as_user with the user's own group."""
+    return fsx.as_user(fn, uid=uid, gid=uid)
+
+
+def t_permissions():
+    top = fresh("perm")
+    os.chmod(top, 0o755)
+    # Directory bits: w+x to add or remove entries, x to reach them, r to list them.
+    d = os.path.join(top, "d")
+    os.mkdir(d)
+    put(os.path.join(d, "in"), b"x")
+    os.chmod(d, 0o755)
+    eq(as_uid(lambda: put(os.path.join(d, "new"), b"")), "EACCES", "create in a 0755 root dir")
+    eq(as_uid(lambda: os.unlink(os.path.join(d, "in"))), "EACCES", "unlink in a 0755 root dir")
+    eq(as_uid(lambda: os.mkdir(os.path.join(d, "sub"))), "EACCES", "mkdir in a 0755 root dir")
+    os.chmod(d, 0o700)
+    eq(as_uid(lambda: os.stat(os.path.join(d, "in"))), "EACCES", "stat through a 0700 dir")
+    eq(as_uid(lambda: os.listdir(d)), "EACCES", "list a 0700 dir")
+    os.chmod(d, 0o711)
+    eq(as_uid(lambda: os.stat(os.path.join(d, "in")).st_size), "1", "stat through a 0711 dir")
+    eq(as_uid(lambda: os.listdir(d)), "EACCES", "list a 0711 dir")
+    os.chmod(d, 0o733)
+    eq(as_uid(lambda: put(os.path.join(d, "new"), b"") or "made"), "made", "create in a 0733 dir")
+    eq(as_uid(lambda: os.listdir(d)), "EACCES", "list a 0733 dir")
+    eq(os.stat(os.path.join(d, "new")).st_uid, 1000, "owner of the file made in it")
+    # Sticky directory: only the file's owner, the directory's owner or root may remove or
+    # rename an entry, even with write permission on the directory.
+    sticky = os.path.join(top, "sticky")
+    os.mkdir(sticky)
+    os.chmod(sticky, 0o1777)
+    mine = os.path.join(sticky, "mine")
+    eq(as_uid(lambda: put(mine, b"1000's") or "ok"), "ok", "fsgqa creates in the sticky dir")
+    eq(as_uid(lambda: put(os.path.join(sticky, "other"), b"") or "ok", OTHER), "ok",
+       "uid 2000 creates in the sticky dir")
+    eq(as_uid(lambda: os.unlink(mine), OTHER), "EPERM", "unlink of another's file in a sticky dir")
+    eq(as_uid(lambda: os.rename(mine, os.path.join(sticky, "moved")), OTHER), "EPERM",
+       "rename of another's file in a sticky dir")
+    eq(as_uid(lambda: os.rename(os.path.join(sticky, "other"), mine), OTHER), "EPERM",
+       "rename over another's file in a sticky dir")
+    eq(as_uid(lambda: os.rmdir(sticky), OTHER), "EACCES", "rmdir of the sticky dir by uid 2000")
+    eq(get(mine), b"1000's", "the file survived")
+    eq(as_uid(lambda: os.rename(mine, os.path.join(sticky, "moved")) or "ok"), "ok",
+       "the owner renames its own file")
+    eq(as_uid(lambda: os.unlink(os.path.join(sticky, "moved")) or "ok"), "ok",
+       "the owner unlinks its own file")
+    os.chown(sticky, OTHER, OTHER)
+    put(mine, b"root's")
+    eq(as_uid(lambda: os.unlink(mine) or "ok", OTHER), "ok", "the directory's owner unlinks any file")
+    eq(sorted(os.listdir(sticky)), ["other"], "sticky dir after the unlinks")
+    # Immutable and append-only need CAP_LINUX_IMMUTABLE, even for the file's owner; other
+    # flags need ownership.
+    f = os.path.join(top, "flags")
+    put(f, b"flags")
+    os.chown(f, 1000, 1000)
+    eq(as_uid(lambda: set_flags(f, FL_IMMUTABLE)), "EPERM", "owner sets immutable")
+    eq(as_uid(lambda: set_flags(f, FL_APPEND)), "EPERM", "owner sets append-only")
+    eq(as_uid(lambda: set_flags(f, FL_NODUMP), OTHER), "EPERM", "another user sets nodump")
+    eq(as_uid(lambda: set_flags(f, FL_NODUMP)), "0", "owner sets nodump")
+    fd = os.open(f, os.O_RDONLY)
+    try:
+        got = int.from_bytes(fcntl.ioctl(fd, FS_IOC_GETFLAGS, bytes(8))[:4], sys.byteorder)
+    finally:
+        os.close(fd)
+    eq(got & (FL_IMMUTABLE | FL_APPEND | FL_NODUMP), FL_NODUMP, "flags after the attempts")
+    set_flags(f, FL_IMMUTABLE)
+    eq(as_uid(lambda: set_flags(f, 0)), "EPERM", "owner clears immutable")
+    eq(as_uid(lambda: os.open(f, os.O_WRONLY)), "EPERM", "owner writes an immutable file")
+    eq(as_uid(lambda: os.chmod(f, 0o600)), "EPERM", "owner chmods an immutable file")
+    set_flags(f, 0)
+    remount()
+    eq(os.stat(f).st_uid, 1000, "owner after remount")
+    eq(as_uid(lambda: os.listdir(d)), "EACCES", "0733 dir still unlistable after remount")
+    eq(stat.S_IMODE(os.stat(sticky).st_mode), 0o1777, "sticky bit after remount")
+
+
 def t_utimes():
     top = fresh("utimes")
     f = os.path.join(top, "f")
@@ -2019,7 +2114,8 @@ def main():
                      ("symlink", t_symlink), ("mknod", t_mknod), ("tmpfile", t_tmpfile),
                      ("rename", t_rename_basic), ("rename-dir", t_rename_dir),
                      ("renameat2", t_renameat2), ("names", t_names), ("bigdir", t_bigdir),
-                     ("chmod-chown", t_chmod_chown), ("utimes", t_utimes),
+                     ("chmod-chown", t_chmod_chown), ("permissions", t_permissions),
+                     ("utimes", t_utimes),
                      ("truncate", t_truncate), ("unlinked-open", t_unlinked_open),
                      ("fallocate", t_fallocate), ("fallocate-punch", t_punch),
                      ("fallocate-zero-range", t_zero_range),
