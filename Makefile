@@ -20,16 +20,19 @@ KDIR     ?= $(BUILD)/linux-obj
 MODOUT   ?= $(BUILD)/module
 BENCH_KDIR   := $(BUILD)/linux-obj-bench
 BENCH_MODOUT := $(BUILD)/module-bench
+DEBUG_KDIR   := $(BUILD)/linux-obj-debug
+DEBUG_MODOUT := $(BUILD)/module-debug
 # Kernel-side Rust needs the compiler the kernel was built with (see qemu/toolchain.env).
 KRUSTC   ?= /usr/bin/rustc
 KRUSTLIB ?= $(lastword $(sort $(wildcard /usr/src/rustc-*/library)))
 KBINDGEN ?= $(or $(shell command -v bindgen 2>/dev/null),$(HOME)/.cargo/bin/bindgen)
 export LIBCLANG_PATH ?= /usr/lib/llvm-19/lib
 
+# KCC_VARS: LLVM=-19 for a kernel built with clang (the debug kernel).
 KMAKE = $(MAKE) -C $(KDIR) M=$(TOP) MO=$(MODOUT) \
-	RUSTC=$(KRUSTC) BINDGEN=$(KBINDGEN) RUST_LIB_SRC=$(KRUSTLIB)
+	RUSTC=$(KRUSTC) BINDGEN=$(KBINDGEN) RUST_LIB_SRC=$(KRUSTLIB) $(KCC_VARS)
 
-.PHONY: all module tools setup kernel guest run test crash-test bench xfstests clean
+.PHONY: all module tools setup kernel guest run test test-debug crash-test bench xfstests clean
 
 all: module
 
@@ -60,6 +63,18 @@ test: setup
 	$(MAKE) module tools
 	tests/run
 
+# The guest suites on the debug kernel (qemu/kernel-debug.config), with timeouts 4 times
+# longer; not harness (it times qemu/vm itself) nor the suites without a guest.
+DEBUG_SUITES ?= read-path cycles corrupt write fileops posix xattr dirindex trim shutdown \
+	stress logwrites powercut
+test-debug: setup
+	KERNEL_FLAVOUR=debug qemu/build-kernel.sh
+	$(MAKE) module KDIR=$(DEBUG_KDIR) MODOUT=$(DEBUG_MODOUT) KCC_VARS=LLVM=-19
+	$(MAKE) tools
+	AEGISFS_VM_KERNEL=$(DEBUG_KDIR)/arch/x86/boot/bzImage \
+	AEGISFS_VM_MODULE=$(DEBUG_MODOUT)/aegisfs.ko AEGISFS_VM_TIME_SCALE=4 \
+	tests/run $(DEBUG_SUITES)
+
 crash-test: setup
 	$(MAKE) module tools
 	POWERCUT_RUNS=200 LOGWRITES_POINTS=0 tests/run powercut logwrites
@@ -81,4 +96,4 @@ xfstests: setup
 	XFSTESTS_DIR="$(XFSTESTS_DIR)" xfstests-config/run
 
 clean:
-	rm -rf $(MODOUT) $(BENCH_MODOUT) $(BUILD)/target
+	rm -rf $(MODOUT) $(BENCH_MODOUT) $(DEBUG_MODOUT) $(BUILD)/target

@@ -2,17 +2,22 @@
 # Fetches Debian's linux-source package and builds an AegisFS kernel into build/: with
 # KERNEL_FLAVOUR=test (the default) the test kernel in build/linux-obj (qemu/kernel.config),
 # with KERNEL_FLAVOUR=bench the benchmark kernel in build/linux-obj-bench (the same options
-# with the checking ones of qemu/kernel-bench.config turned off).
+# with the checking ones of qemu/kernel-bench.config turned off), with KERNEL_FLAVOUR=debug
+# the debug kernel in build/linux-obj-debug (the test kernel's options plus the memory
+# checkers of qemu/kernel-debug.config: KASAN, KFENCE, UBSAN, kmemleak).
 # Skips everything that is already up to date.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD:-$top/build}
 src=$build/linux-src
+cc_vars=()
 case ${KERNEL_FLAVOUR:-test} in
     test) obj=$build/linux-obj; fragments=("$top/qemu/kernel.config") ;;
     bench) obj=$build/linux-obj-bench; fragments=("$top/qemu/kernel.config" "$top/qemu/kernel-bench.config") ;;
-    *) echo "build-kernel: KERNEL_FLAVOUR is test or bench, not ${KERNEL_FLAVOUR}" >&2; exit 2 ;;
+    # KASAN with Rust needs the C side built by clang too (init/Kconfig: RUST).
+    debug) obj=$build/linux-obj-debug; fragments=("$top/qemu/kernel.config" "$top/qemu/kernel-debug.config"); cc_vars=(LLVM=-19) ;;
+    *) echo "build-kernel: KERNEL_FLAVOUR is test, bench or debug, not ${KERNEL_FLAVOUR}" >&2; exit 2 ;;
 esac
 preferred=${KERNEL_SERIES:-7.3}
 mkdir -p "$build/dl"
@@ -36,7 +41,7 @@ if [ ! -f "$src/Makefile" ]; then
 fi
 
 . "$top/qemu/toolchain.env"
-kmake=(make -C "$src" O="$obj" "${KERNEL_MAKE_VARS[@]}")
+kmake=(make -C "$src" O="$obj" "${KERNEL_MAKE_VARS[@]}" "${cc_vars[@]}")
 
 stamp=$obj/.aegisfs-config-stamp
 want=$(cat "${fragments[@]}" "$0" | sha256sum | cut -d' ' -f1)
