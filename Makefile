@@ -66,7 +66,7 @@ test: setup
 # The guest suites on the debug kernel (qemu/kernel-debug.config), with timeouts 4 times
 # longer; not harness (it times qemu/vm itself) nor the suites without a guest.
 DEBUG_SUITES ?= read-path cycles corrupt write fileops posix xattr dirindex trim shutdown \
-	stress logwrites powercut
+	stress logwrites powercut staledata
 test-debug: setup
 	KERNEL_FLAVOUR=debug qemu/build-kernel.sh
 	$(MAKE) module KDIR=$(DEBUG_KDIR) MODOUT=$(DEBUG_MODOUT) KCC_VARS=LLVM=-19

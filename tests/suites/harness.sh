@@ -8,7 +8,8 @@
 # `fsck -t`, the root image is never modified, the script's exit status comes back, and a
 # kernel panic (its console log is kept), a kernel console WARNING and a timeout each fail
 # the run; --kill-after cuts a run short (exit 137); --cache sets the disks' cache mode;
-# --module stages another module.
+# --module stages another module, and so do AEGISFS_VM_MODULE and AEGISFS_VM_KERNEL
+# (their errors and AEGISFS_VM_TIME_SCALE's are usage errors).
 # Prints one `ok harness/<case>` or `not ok harness/<case>: <reason>` line per case.
 set -uo pipefail
 
@@ -299,6 +300,19 @@ cache_rc=$?
 cache_bad_rc=$?
 if [ $cache_rc = 7 ] && [ $cache_bad_rc = 2 ]; then ok cache-mode
 else not_ok cache-mode "qemu/vm --cache writeback exited $cache_rc (want 7), --cache sometimes $cache_bad_rc (want 2)" "$work/cache.out"; fi
+
+# The environment's defaults (make test-debug): AEGISFS_VM_MODULE replaces the staged
+# module (a missing file stages none), AEGISFS_VM_KERNEL a missing kernel and a bad
+# AEGISFS_VM_TIME_SCALE are usage errors.
+printf '[ -e "$AEGISFS_KO" ] && exit 1\nexit 7\n' > "$work/no-module.sh"
+AEGISFS_VM_MODULE=$work/none.ko "$vm" "$work/no-module.sh" > "$work/env.out" 2>&1
+env_module_rc=$?
+AEGISFS_VM_KERNEL=$work/none "$vm" "$work/quick.sh" >> "$work/env.out" 2>&1
+env_kernel_rc=$?
+AEGISFS_VM_TIME_SCALE=0 "$vm" "$work/quick.sh" >> "$work/env.out" 2>&1
+env_scale_rc=$?
+if [ $env_module_rc = 7 ] && [ $env_kernel_rc = 2 ] && [ $env_scale_rc = 2 ]; then ok env-defaults
+else not_ok env-defaults "AEGISFS_VM_MODULE exited $env_module_rc (want 7), AEGISFS_VM_KERNEL $env_kernel_rc (want 2), AEGISFS_VM_TIME_SCALE=0 $env_scale_rc (want 2)" "$work/env.out"; fi
 
 wait $timeout_pid
 timeout_rc=$?
