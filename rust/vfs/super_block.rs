@@ -78,10 +78,11 @@ impl Device {
         unsafe { ffi::aegisfs_vfs_device_bytes(self.as_ptr()) / BLOCK_SIZE_U64 }
     }
 
-    /// Reads block `block` of the device. Callers check block numbers against the
-    /// filesystem, which mount checked against the device, so a block past the device's end
-    /// means the device shrank or went away (a removed disk has no blocks): EIO.
-    pub(crate) fn bread(&self, block: u64) -> Result<BufferHead> {
+    /// Checks what [`BufferHead::read`] needs of `block`. Callers check block numbers
+    /// against the filesystem, which mount checked against the device, so a block past the
+    /// device's end means the device shrank or went away (a removed disk has no blocks):
+    /// EIO.
+    fn check_read(&self, block: u64) -> Result {
         if block >= self.blocks() {
             return Err(EIO);
         }
@@ -89,24 +90,31 @@ impl Device {
         if unsafe { (*self.as_ptr()).s_blocksize } != BLOCK_SIZE_ULONG {
             return Err(EINVAL);
         }
-        // SAFETY: By the type invariants the superblock is live, its block size was just
-        // checked to be 4096 and `block` to lie inside the device.
+        Ok(())
+    }
+
+    /// How many of the blocks `first..first + count` lie inside the device.
+    fn blocks_inside(&self, first: u64, count: u32) -> u32 {
+        let end = first.saturating_add(u64::from(count)).min(self.blocks());
+        u32::try_from(end.saturating_sub(first)).unwrap_or(0)
+    }
+
+    /// Reads block `block` of the device.
+    pub(crate) fn bread(&self, block: u64) -> Result<BufferHead> {
+        self.check_read(block)?;
+        // SAFETY: By the type invariants the superblock is live; `check_read` checked its
+        // block size to be 4096 and `block` to lie inside the device.
         unsafe { BufferHead::read(self.as_ptr(), block) }
     }
 
     /// [`Self::bread`] of `block` that, when the block is neither cached nor being read,
     /// reads the `count - 1` blocks after it (clamped to the device) along with it.
     pub(crate) fn bread_ahead(&self, block: u64, count: u32) -> Result<BufferHead> {
-        if block >= self.blocks() {
-            return Err(EIO);
-        }
-        // SAFETY: By the type invariants the superblock is live.
-        if unsafe { (*self.as_ptr()).s_blocksize } != BLOCK_SIZE_ULONG {
-            return Err(EINVAL);
-        }
-        let count = u32::try_from(self.blocks() - block).map_or(count, |left| left.min(count));
-        // SAFETY: By the type invariants the superblock is live, its block size was just
-        // checked to be 4096 and the `count` blocks from `block` to lie inside the device.
+        self.check_read(block)?;
+        let count = self.blocks_inside(block, count);
+        // SAFETY: By the type invariants the superblock is live; `check_read` checked its
+        // block size to be 4096 and `block` to lie inside the device, and `count` is clamped
+        // to the blocks inside it.
         unsafe { BufferHead::read_ahead(self.as_ptr(), block, count) }
     }
 
@@ -129,10 +137,7 @@ impl Device {
     /// Starts reading the blocks `first..first + count` (clamped to the device) that are
     /// not cached, without waiting for them.
     pub(crate) fn readahead(&self, first: u64, count: u32) {
-        let end = first.saturating_add(u64::from(count)).min(self.blocks());
-        let Ok(count) = u32::try_from(end.saturating_sub(first)) else {
-            return;
-        };
+        let count = self.blocks_inside(first, count);
         if count == 0 {
             return;
         }

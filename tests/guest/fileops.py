@@ -17,6 +17,10 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from check import FIEMAP_EXTENT_LAST, FIEMAP_EXTENT_UNWRITTEN, fiemap  # noqa: E402
+from fsx import (  # noqa: E402
+    FL_APPEND, FL_COMPR, FL_DIRSYNC, FL_IMMUTABLE, FL_NOATIME, FL_NODUMP, FL_SYNC, getflags,
+    setflags,
+)
 
 SUITE = "fileops"
 DEV = "/dev/vdb"
@@ -30,13 +34,8 @@ FALLOC_FL_COLLAPSE_RANGE = 0x08
 FALLOC_FL_ZERO_RANGE = 0x10
 FALLOC_FL_INSERT_RANGE = 0x20
 
-FS_IOC_GETFLAGS = 0x80086601
-FS_IOC_SETFLAGS = 0x40086602
 FS_IOC_FSGETXATTR = 0x801C581F
 FS_IOC_FSSETXATTR = 0x401C5820
-FL_SYNC, FL_IMMUTABLE, FL_APPEND, FL_NODUMP, FL_NOATIME = 0x8, 0x10, 0x20, 0x40, 0x80
-FL_DIRSYNC = 0x10000
-FL_COMPR = 0x4
 XFLAG_NOATIME = 0x40
 
 libc = ctypes.CDLL(None, use_errno=True)
@@ -510,22 +509,6 @@ def verify_remount():
 
 
 # ---- inode flags ----
-
-def getflags(p):
-    fd = os.open(p, os.O_RDONLY)
-    try:
-        return struct.unpack("<q", fcntl.ioctl(fd, FS_IOC_GETFLAGS, bytes(8)))[0] & 0xFFFFFFFF
-    finally:
-        os.close(fd)
-
-
-def setflags(p, flags):
-    fd = os.open(p, os.O_RDONLY)
-    try:
-        fcntl.ioctl(fd, FS_IOC_SETFLAGS, struct.pack("<q", flags))
-    finally:
-        os.close(fd)
-
 
 def errno_of(fn):
     try:

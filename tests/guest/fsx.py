@@ -14,6 +14,7 @@ of a file differs from every other one (a misplaced block shows).
 
 import ctypes
 import errno
+import fcntl
 import hashlib
 import os
 import random
@@ -191,6 +192,30 @@ def statfs(path):
     inodes."""
     s = os.statvfs(path)
     return f"{s.f_blocks} {s.f_bfree} {s.f_bavail} {s.f_files} {s.f_ffree}"
+
+
+FS_IOC_GETFLAGS, FS_IOC_SETFLAGS = 0x80086601, 0x40086602
+FL_COMPR, FL_SYNC, FL_IMMUTABLE, FL_APPEND, FL_NODUMP, FL_NOATIME = 0x4, 0x8, 0x10, 0x20, 0x40, 0x80
+FL_DIRSYNC = 0x10000
+
+
+def getflags(p):
+    """FS_IOC_GETFLAGS of P (chattr's flags; an int in a long-sized buffer)."""
+    fd = os.open(p, os.O_RDONLY)
+    try:
+        raw = fcntl.ioctl(fd, FS_IOC_GETFLAGS, bytes(8))
+    finally:
+        os.close(fd)
+    return int.from_bytes(raw[:4], sys.byteorder)
+
+
+def setflags(p, flags):
+    """FS_IOC_SETFLAGS of FLAGS on P."""
+    fd = os.open(p, os.O_RDONLY)
+    try:
+        fcntl.ioctl(fd, FS_IOC_SETFLAGS, flags.to_bytes(4, sys.byteorder) + bytes(4))
+    finally:
+        os.close(fd)
 
 
 def syncfs(fd):
