@@ -5,6 +5,9 @@
 #   make run      setup + build, then boot QEMU and show AegisFS mounted and used
 #   make test     setup + build, then cargo test and every in-guest suite
 #   make crash-test  the long crash-consistency runs: powercut (200 cuts), logwrites (all points)
+#   make fuzz N=10000 [SEED=S] [FUZZ_KERNEL=test]
+#                 N fuzzed images (tests/suites/fuzz.sh) on the debug kernel (or the test
+#                 kernel); reproducers of failures in build/fuzz/failures/
 #   make bench    AegisFS, ext4, ext2 and the raw disk under the same workloads in one guest
 #                 on the benchmark kernel (the test kernel without lockdep, built once);
 #                 build/bench/report.md and ratios.png (bench/run --help for the settings)
@@ -32,7 +35,7 @@ export LIBCLANG_PATH ?= /usr/lib/llvm-19/lib
 KMAKE = $(MAKE) -C $(KDIR) M=$(TOP) MO=$(MODOUT) \
 	RUSTC=$(KRUSTC) BINDGEN=$(KBINDGEN) RUST_LIB_SRC=$(KRUSTLIB) $(KCC_VARS)
 
-.PHONY: all module tools setup kernel guest run test test-debug crash-test bench xfstests clean
+.PHONY: all module tools setup kernel guest run test test-debug fuzz crash-test bench xfstests clean
 
 all: module
 
@@ -65,7 +68,7 @@ test: setup
 
 # The guest suites on the debug kernel (qemu/kernel-debug.config), with timeouts 4 times
 # longer; not harness (it times qemu/vm itself) nor the suites without a guest.
-DEBUG_SUITES ?= read-path cycles corrupt write fileops posix xattr dirindex trim shutdown \
+DEBUG_SUITES ?= read-path cycles corrupt fuzz write fileops posix xattr dirindex trim shutdown \
 	stress logwrites powercut staledata
 test-debug: setup
 	KERNEL_FLAVOUR=debug qemu/build-kernel.sh
@@ -74,6 +77,24 @@ test-debug: setup
 	AEGISFS_VM_KERNEL=$(DEBUG_KDIR)/arch/x86/boot/bzImage \
 	AEGISFS_VM_MODULE=$(DEBUG_MODOUT)/aegisfs.ko AEGISFS_VM_TIME_SCALE=4 \
 	tests/run $(DEBUG_SUITES)
+
+# Images fuzzed, the seed (random unless given) and the kernel: debug (KASAN, KFENCE, UBSAN,
+# lockdep; about 4 times slower) or test.
+N ?= 1000
+SEED ?= $(shell od -An -N4 -tu4 /dev/urandom | tr -d ' ')
+FUZZ_KERNEL ?= debug
+fuzz: setup
+ifeq ($(FUZZ_KERNEL),debug)
+	KERNEL_FLAVOUR=debug qemu/build-kernel.sh
+	$(MAKE) module KDIR=$(DEBUG_KDIR) MODOUT=$(DEBUG_MODOUT) KCC_VARS=LLVM=-19
+	$(MAKE) tools
+	AEGISFS_VM_KERNEL=$(DEBUG_KDIR)/arch/x86/boot/bzImage \
+	AEGISFS_VM_MODULE=$(DEBUG_MODOUT)/aegisfs.ko AEGISFS_VM_TIME_SCALE=4 \
+	FUZZ_IMAGES=$(N) FUZZ_SEED=$(SEED) tests/run fuzz
+else
+	$(MAKE) module tools
+	FUZZ_IMAGES=$(N) FUZZ_SEED=$(SEED) tests/run fuzz
+endif
 
 crash-test: setup
 	$(MAKE) module tools

@@ -1,6 +1,8 @@
 //! An AegisFS image opened for inspection and patching, every structure located and checked
 //! through the format crate.
 
+use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
@@ -27,6 +29,8 @@ pub struct Image {
     /// Whole 4096-byte blocks in the image file.
     pub device_blocks: u64,
     pub geo: Geometry,
+    /// Every block written through this handle, for [`Image::written`].
+    written: RefCell<BTreeSet<u64>>,
 }
 
 /// A used entry of a directory and where it is stored.
@@ -71,6 +75,7 @@ impl Image {
             file,
             device_blocks,
             geo,
+            written: RefCell::new(BTreeSet::new()),
         };
         for g in 0..geo.group_count() {
             img.with_group_desc(g, |d| d.validate(g, &geo))?
@@ -88,9 +93,15 @@ impl Image {
     }
 
     pub fn write_block(&self, b: u64, block: &Block) -> Result<(), String> {
+        self.written.borrow_mut().insert(b);
         self.file
             .write_all_at(block, b * BLOCK_SIZE_U64)
             .map_err(|e| format!("writing block {b}: {e}"))
+    }
+
+    /// The blocks written so far, in ascending order.
+    pub fn written(&self) -> Vec<u64> {
+        self.written.borrow().iter().copied().collect()
     }
 
     /// Runs `read` on the superblock as stored.

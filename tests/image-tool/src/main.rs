@@ -4,9 +4,16 @@
 //!   aegisfs-testimage statfs IMAGE                the `stat -f -c '%S %b %f %a %c %d %l %i'`
 //!                                                 line the module must produce
 //!   aegisfs-testimage fill FILE OFFSET LEN SEED   write LEN pseudo-random bytes at OFFSET
+//!   aegisfs-testimage survey IMAGE                how many metadata structures of each kind
+//!                                                 the fuzzer finds (see `fuzz`)
+//!   aegisfs-testimage mutate IMAGE SEED [DELTA]   apply the fuzzer's mutations for SEED; the
+//!                                                 blocks they changed also go to DELTA (for
+//!                                                 each: block number, u64 LE, then its 4096
+//!                                                 bytes), to be applied to another copy
 
 mod corrupt;
 mod fill;
+mod fuzz;
 mod image;
 #[cfg(test)]
 mod tests;
@@ -20,6 +27,8 @@ const USAGE: &str = "\
 usage: aegisfs-testimage corrupt IMAGE KIND [ARGS]
        aegisfs-testimage statfs IMAGE
        aegisfs-testimage fill FILE OFFSET LEN SEED
+       aegisfs-testimage survey IMAGE
+       aegisfs-testimage mutate IMAGE SEED [DELTA]
 corruption kinds: bad-magic, sb-checksum, blocks-count, incompat-feature BIT,
   ro-compat-feature BIT, compat-feature BIT, gd-checksum GROUP, block-pointer PATH,
   dir-rec-len DIR VALUE|past-tail, indirect-loop PATH LEVEL, inode-checksum PATH,
@@ -67,6 +76,33 @@ fn run(args: &[String]) -> Result<(), String> {
             number(&args[3])?,
             number(&args[4])?,
         ),
+        Some("survey") if args.len() == 2 => {
+            let targets = fuzz::survey(&Image::open(Path::new(&args[1]))?)?;
+            let mut kinds: Vec<&str> = targets.iter().map(fuzz::Target::kind).collect();
+            kinds.sort_unstable();
+            let mut i = 0;
+            while i < kinds.len() {
+                let n = kinds[i..].iter().take_while(|&&k| k == kinds[i]).count();
+                println!("{} {n}", kinds[i]);
+                i += n;
+            }
+            Ok(())
+        }
+        Some("mutate") if (3..=4).contains(&args.len()) => {
+            let img = Image::open(Path::new(&args[1]))?;
+            for line in fuzz::mutate(&img, number(&args[2])?)? {
+                println!("{line}");
+            }
+            if let Some(delta) = args.get(3) {
+                let mut out = Vec::new();
+                for b in img.written() {
+                    out.extend_from_slice(&b.to_le_bytes());
+                    out.extend_from_slice(&img.read_block(b)?);
+                }
+                std::fs::write(delta, out).map_err(|e| format!("{delta}: {e}"))?;
+            }
+            Ok(())
+        }
         _ => Err(USAGE.to_string()),
     }
 }
