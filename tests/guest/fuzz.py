@@ -22,10 +22,13 @@ the VM. A failed image ends the boot (the kernel is not trusted after it): the h
 new VM at the next image.
 """
 
+import fcntl
+import mmap
 import os
 import random
 import re
 import stat
+import struct
 import subprocess
 import sys
 import time
@@ -38,6 +41,8 @@ CORPUS = [("empty", 32), ("populated", 64), ("bigdir", 64), ("deep", 64), ("dirt
 MNT = "/mnt/fuzz"
 WORK = "/run/fuzz"
 FS_IOC_SHUTDOWN = 0x8004587D
+FS_IOC_FIEMAP = 0xC020660B
+FS_IOC_GETFLAGS = 0x80086601
 REPORT = re.compile(
     r"Kernel panic|\bBUG:|kernel BUG at|\bBUG [\w.:-]+ \(|WARNING:|Oops|general protection|"
     r"KASAN|UBSAN|KFENCE|panicked at|Call Trace|INFO: task .* blocked|"
@@ -147,8 +152,6 @@ def make_dirty(m):
     write(os.path.join(m, "fresh"), pattern(9000, "fresh"))
     fd = os.open(m, os.O_RDONLY | os.O_DIRECTORY)
     os.fsync(fd)
-    import fcntl
-    import struct
     fcntl.ioctl(fd, FS_IOC_SHUTDOWN, struct.pack("I", 1))
     os.close(fd)
     for fd in fds:
@@ -228,10 +231,17 @@ def read_some(p, size, rng):
             except OSError:
                 pass
         for whence in (os.SEEK_DATA, os.SEEK_HOLE):
-            try:
-                os.lseek(fd, 0, whence)
-            except OSError:
-                pass
+            attempt(os.lseek, fd, 0, whence)
+        # The block map as FIEMAP reports it (struct fiemap with room for 32 extents), the
+        # inode flags, and the first pages through a mapping.
+        fiemap = bytearray(struct.pack("QQIIII", 0, 1 << 62, 0, 0, 32, 0) + bytes(56 * 32))
+        attempt(fcntl.ioctl, fd, FS_IOC_FIEMAP, fiemap)
+        attempt(fcntl.ioctl, fd, FS_IOC_GETFLAGS, b"\0" * 8)
+        if 0 < size:
+            def mapped():
+                with mmap.mmap(fd, min(size, 64 * 1024), prot=mmap.PROT_READ) as m:
+                    m[:].count(0)
+            attempt(mapped)
     finally:
         os.close(fd)
 
@@ -290,6 +300,17 @@ def workload(mnt, seed):
         attempt(os.mkdir, os.path.join(d, "fuzz-sub"))
         attempt(write, os.path.join(d, "fuzz-file"), b"in a found directory")
     attempt(os.symlink, "fuzz-target", os.path.join(new, "sym"))
+
+    def preallocate():
+        fd = os.open(os.path.join(new, "prealloc"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            os.posix_fallocate(fd, 0, 1 << 20)
+            os.pwrite(fd, b"p" * 5000, 300000)
+        finally:
+            os.close(fd)
+    attempt(preallocate)
+    for p in files[17:19]:
+        attempt(os.removexattr, p, "user.small")
     walk(mnt, rng, [5000])
     os.sync()
 

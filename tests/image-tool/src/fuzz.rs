@@ -15,16 +15,17 @@ use aegisfs_format::checksum::{
     bitmap_checksum, journal_data_checksum, set_inode_checksum, set_journal_block_checksum,
 };
 use aegisfs_format::dir::set_dir_block_checksum;
-use aegisfs_format::dirindex::{set_index_checksum, INDEX_HEADER_SIZE, INDEX_MAGIC};
+use aegisfs_format::dirindex::{
+    set_index_checksum, INDEX_HEADER_SIZE, INDEX_MAGIC, INDEX_MAX_ENTRIES,
+};
 use aegisfs_format::disk::{
-    GroupDesc, IndirectBlock, Inode, SuperBlock, BLOCK_SIZE, DIR_TAIL_OFFSET,
-    GROUP_DESC_SIZE, N_DIRECT, PTRS_PER_BLOCK, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE,
+    GroupDesc, IndirectBlock, Inode, SuperBlock, BLOCK_SIZE, DIR_TAIL_OFFSET, GROUP_DESC_SIZE,
+    N_DIRECT, PTRS_PER_BLOCK, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE,
 };
 use aegisfs_format::journal::{
-    unescape, JournalDescriptor, JournalRevoke, JournalSuperBlock,
-    JournalCommit, JournalTag, JOURNAL_FIRST_LOG_BLOCK, JOURNAL_MAGIC, JT_COMMIT,
-    JT_DESCRIPTOR, JT_REVOKE, JT_SUPERBLOCK, MAX_DESCRIPTOR_TAGS,
-    TAG_FLAG_ESCAPED, TransactionChecksum,
+    unescape, JournalCommit, JournalDescriptor, JournalRevoke, JournalSuperBlock, JournalTag,
+    TransactionChecksum, JOURNAL_MAGIC, JT_COMMIT, JT_DESCRIPTOR, JT_REVOKE, MAX_DESCRIPTOR_TAGS,
+    TAG_FLAG_ESCAPED,
 };
 use aegisfs_format::xattr::XattrBlock;
 use std::mem::offset_of;
@@ -123,7 +124,7 @@ impl Target {
 }
 
 /// Where a target's bytes are: block, offset in it, length.
-fn extent(img: &Image, t: Target) -> Result<(u64, usize, usize), String> {
+pub fn extent(img: &Image, t: Target) -> Result<(u64, usize, usize), String> {
     let whole = |b: u64| Ok((b, 0, BLOCK_SIZE));
     match t {
         Target::Super => Ok((0, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE)),
@@ -281,38 +282,56 @@ fn header_of(block: &Block) -> (u32, u32, u64) {
     (word(0), word(4), read_le(&block[8..16]))
 }
 
-/// The journal superblock, and every descriptor, revoke and commit block found in the
-/// journal area with the logged blocks that follow each descriptor.
+/// The journal superblock, and the live log as recovery reads it: from the journal
+/// superblock's `start`, the descriptor, revoke and commit blocks of the expected
+/// sequence numbers, with the logged blocks after each descriptor, up to the first block
+/// that does not continue it. Stale transactions are left out: the module never reads
+/// them (unless a mutation of the journal superblock brings them back).
 fn survey_journal(img: &Image, out: &mut Vec<Target>) -> Result<(), String> {
-    let (start, len) = (img.geo.journal_start(), img.geo.journal_blocks());
-    if len == 0 {
+    let (jstart, jlen) = (img.geo.journal_start(), img.geo.journal_blocks());
+    if jlen == 0 {
         return Ok(());
     }
-    out.push(Target::JournalSuper(start));
-    let mut pos = JOURNAL_FIRST_LOG_BLOCK;
-    while pos < len {
-        let b = start + pos;
+    out.push(Target::JournalSuper(jstart));
+    let jsb_block = img.read_block(jstart)?;
+    let jsb = JournalSuperBlock::from_block(&jsb_block);
+    let (len, first, mut pos, mut sequence) = (
+        u64::from(jsb.max_len.get()).min(jlen),
+        jsb.first.get(),
+        jsb.start.get(),
+        jsb.sequence.get(),
+    );
+    if first == 0 || first >= len || pos == 0 || pos >= len {
+        return Ok(());
+    }
+    let next = |p: u64| if p + 1 >= len { first } else { p + 1 };
+    for _ in 0..len {
+        let b = jstart + pos;
         let block = img.read_block(b)?;
-        let (magic, kind, _) = header_of(&block);
-        pos += 1;
-        if magic != JOURNAL_MAGIC || !matches!(kind, JT_DESCRIPTOR | JT_REVOKE | JT_COMMIT) {
-            continue;
+        let (magic, kind, seq) = header_of(&block);
+        if magic != JOURNAL_MAGIC
+            || seq != sequence
+            || !matches!(kind, JT_DESCRIPTOR | JT_REVOKE | JT_COMMIT)
+        {
+            break;
         }
         out.push(Target::JournalBlock(b, kind));
-        if kind == JT_DESCRIPTOR {
-            let d = JournalDescriptor::from_block(&block);
-            let count = usize::try_from(d.count.get()).unwrap_or(0);
-            for tag in 0..count.min(MAX_DESCRIPTOR_TAGS) {
-                if pos >= len {
-                    break;
+        pos = next(pos);
+        match kind {
+            JT_DESCRIPTOR => {
+                let d = JournalDescriptor::from_block(&block);
+                let count = usize::try_from(d.count.get()).unwrap_or(usize::MAX);
+                for tag in 0..count.min(MAX_DESCRIPTOR_TAGS) {
+                    out.push(Target::JournalData {
+                        block: jstart + pos,
+                        descriptor: b,
+                        tag,
+                    });
+                    pos = next(pos);
                 }
-                out.push(Target::JournalData {
-                    block: start + pos,
-                    descriptor: b,
-                    tag,
-                });
-                pos += 1;
             }
+            JT_COMMIT => sequence += 1,
+            _ => {}
         }
     }
     Ok(())
@@ -364,7 +383,11 @@ fn fields_of(t: Target, bytes: &[u8], rng: &mut Rng) -> Vec<Field> {
                 atime_nsec: 4, rdev: 4, next_orphan: 4, indirect: 8, double_indirect: 8,
                 triple_indirect: 8, xattr_block: 8);
             for i in 0..N_DIRECT {
-                v.push(field(format!("direct[{i}]"), offset_of!(Inode, direct) + 8 * i, 8));
+                v.push(field(
+                    format!("direct[{i}]"),
+                    offset_of!(Inode, direct) + 8 * i,
+                    8,
+                ));
             }
             if bytes.len() > 256 {
                 // The inline xattr area: its entry headers are 4 bytes.
@@ -404,8 +427,11 @@ fn fields_of(t: Target, bytes: &[u8], rng: &mut Rng) -> Vec<Field> {
             v.push(field("magic", 0, 4));
             v.push(field("level", 4, 1));
             v.push(field("count", 6, 2));
-            let count = usize::from(u16::from_le_bytes([bytes[6], bytes[7]])).clamp(1, 340);
-            let i = rng.index(count + 1);
+            let count = usize::from(u16::from_le_bytes([bytes[6], bytes[7]]));
+            // One past the used entries too; never past the block.
+            let i = rng
+                .index(count.min(INDEX_MAX_ENTRIES) + 1)
+                .min(INDEX_MAX_ENTRIES - 1);
             let off = INDEX_HEADER_SIZE + 12 * i;
             v.push(field(format!("entry[{i}].hash"), off, 8));
             v.push(field(format!("entry[{i}].block"), off + 8, 4));
@@ -495,14 +521,14 @@ fn boundary_value(img: &Image, targets: &[Target], old: u64, width: usize, rng: 
         old.wrapping_add(1),
         old.wrapping_sub(1),
         old ^ (1 << rng.below(8 * width as u64)),
-        blocks - 1,
+        blocks.wrapping_sub(1),
         blocks,
-        blocks + 1,
+        blocks.wrapping_add(1),
         geo.first_group_block(),
         geo.journal_start(),
         geo.gdt_start(),
         inodes,
-        inodes + 1,
+        inodes.wrapping_add(1),
         11,
         rng.below(blocks),
         rng.below(inodes + 2),
@@ -531,7 +557,6 @@ pub fn mutate(img: &Image, seed: u64) -> Result<Vec<String>, String> {
     // Kinds are picked first, so the few superblock or journal structures are hit as
     // often as the many inodes.
     let mut kinds: Vec<&str> = targets.iter().map(Target::kind).collect();
-    kinds.dedup();
     kinds.sort_unstable();
     kinds.dedup();
     let n = match rng.below(8) {
@@ -544,7 +569,11 @@ pub fn mutate(img: &Image, seed: u64) -> Result<Vec<String>, String> {
     let mut journal_touched = false;
     for _ in 0..n {
         let kind = kinds[rng.index(kinds.len())];
-        let of_kind: Vec<Target> = targets.iter().copied().filter(|t| t.kind() == kind).collect();
+        let of_kind: Vec<Target> = targets
+            .iter()
+            .copied()
+            .filter(|t| t.kind() == kind)
+            .collect();
         let t = of_kind[rng.index(of_kind.len())];
         let (b, off, len) = extent(img, t)?;
         let mut block = img.read_block(b)?;
@@ -576,8 +605,7 @@ pub fn mutate(img: &Image, seed: u64) -> Result<Vec<String>, String> {
                 let f = &fields[rng.index(fields.len())];
                 let old = read_le(&bytes[f.offset..f.offset + f.width]);
                 let new = boundary_value(img, &targets, old, f.width, &mut rng);
-                bytes[f.offset..f.offset + f.width]
-                    .copy_from_slice(&new.to_le_bytes()[..f.width]);
+                bytes[f.offset..f.offset + f.width].copy_from_slice(&new.to_le_bytes()[..f.width]);
                 format!("{} {old:#x} -> {new:#x}", f.name)
             }
         };
@@ -596,14 +624,14 @@ pub fn mutate(img: &Image, seed: u64) -> Result<Vec<String>, String> {
         ));
     }
     if journal_touched {
-        reseal_journal(img)?;
+        reseal_journal(img, &targets)?;
     }
     Ok(log)
 }
 
 /// Recomputes the checksum(s) covering target `t` (the journal's are done by
 /// [`reseal_journal`], which needs the whole log).
-fn seal(img: &Image, t: Target) -> Result<(), String> {
+pub fn seal(img: &Image, t: Target) -> Result<(), String> {
     let seed = img.geo.checksum_seed();
     match t {
         Target::Super => img.patch_superblock(|sb| sb.update_checksum()),
@@ -637,7 +665,9 @@ fn seal(img: &Image, t: Target) -> Result<(), String> {
             block,
             ino,
             generation,
-        } => patch(img, block, |b| set_dir_block_checksum(b, seed, ino, generation)),
+        } => patch(img, block, |b| {
+            set_dir_block_checksum(b, seed, ino, generation)
+        }),
         Target::DirIndex {
             block,
             ino,
@@ -657,48 +687,41 @@ fn patch(img: &Image, b: u64, edit: impl FnOnce(&mut Block)) -> Result<(), Strin
 }
 
 /// Makes the journal's checksums agree with its contents again: the journal superblock's,
-/// and along the log from its `start` (as recovery reads it), each descriptor's tag
-/// checksums over the logged blocks, every descriptor, revoke and commit block's own
-/// checksum, and each commit's transaction checksum.
-fn reseal_journal(img: &Image) -> Result<(), String> {
+/// and along the live log found by [`survey`] before the mutations (`targets`), each
+/// descriptor's tag checksums over its logged blocks, every descriptor, revoke and commit
+/// block's own checksum, and each commit's transaction checksum.
+pub fn reseal_journal(img: &Image, targets: &[Target]) -> Result<(), String> {
     let seed = img.geo.checksum_seed();
     let jstart = img.geo.journal_start();
-    let mut jsb_block = img.read_block(jstart)?;
-    set_journal_block_checksum(seed, &mut jsb_block);
-    img.write_block(jstart, &jsb_block)?;
-    let jsb = JournalSuperBlock::from_block(&jsb_block);
-    let (len, first, mut pos) = (
-        u64::from(jsb.max_len.get()).min(img.geo.journal_blocks()),
-        jsb.first.get(),
-        jsb.start.get(),
-    );
-    if header_of(&jsb_block).1 != JT_SUPERBLOCK || first == 0 || first >= len || pos == 0 {
-        return Ok(());
-    }
-    let next = |p: u64| if p + 1 >= len { first } else { p + 1 };
+    patch(img, jstart, |b| set_journal_block_checksum(seed, b))?;
     let mut txn = TransactionChecksum::new(seed);
-    let mut steps = 0;
-    while pos < len && steps < len {
-        let b = jstart + pos;
+    for &t in targets {
+        let Target::JournalBlock(b, kind) = t else {
+            continue;
+        };
         let mut block = img.read_block(b)?;
-        let (magic, kind, sequence) = header_of(&block);
-        if magic != JOURNAL_MAGIC {
-            break;
-        }
-        pos = next(pos);
-        steps += 1;
         match kind {
             JT_DESCRIPTOR => {
+                let sequence = header_of(&block).2;
                 let d = JournalDescriptor::from_block_mut(&mut block);
-                let count = usize::try_from(d.count.get()).unwrap_or(usize::MAX);
-                for tag in d.tags.iter_mut().take(count) {
-                    let mut data = img.read_block(jstart + pos)?;
+                for &data in targets {
+                    let Target::JournalData {
+                        block: at,
+                        descriptor,
+                        tag,
+                    } = data
+                    else {
+                        continue;
+                    };
+                    let Some(tag) = d.tags.get_mut(tag).filter(|_| descriptor == b) else {
+                        continue;
+                    };
+                    let mut logged = img.read_block(at)?;
                     if tag.flags.get() & TAG_FLAG_ESCAPED != 0 {
-                        unescape(&mut data);
+                        unescape(&mut logged);
                     }
-                    tag.checksum.set(journal_data_checksum(seed, sequence, &data));
-                    pos = next(pos);
-                    steps += 1;
+                    tag.checksum
+                        .set(journal_data_checksum(seed, sequence, &logged));
                 }
                 set_journal_block_checksum(seed, &mut block);
                 txn.add_metadata_block(&block);
@@ -707,14 +730,13 @@ fn reseal_journal(img: &Image) -> Result<(), String> {
                 set_journal_block_checksum(seed, &mut block);
                 txn.add_metadata_block(&block);
             }
-            JT_COMMIT => {
+            _ => {
                 JournalCommit::from_block_mut(&mut block)
                     .transaction_checksum
                     .set(txn.value());
                 set_journal_block_checksum(seed, &mut block);
                 txn = TransactionChecksum::new(seed);
             }
-            _ => break,
         }
         img.write_block(b, &block)?;
     }

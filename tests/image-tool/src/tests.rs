@@ -7,20 +7,28 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
 use aegisfs_format::blockmap::{BlockPtr, DIND_START, IND_START, PTR_UNWRITTEN, TIND_START};
-use aegisfs_format::checksum::{set_inode_checksum, verify_inode_checksum};
-use aegisfs_format::dir::{iter_dir_block, DirBlockBuilder};
+use aegisfs_format::checksum::{
+    journal_data_checksum, set_inode_checksum, set_journal_block_checksum, verify_inode_checksum,
+    verify_journal_block_checksum,
+};
+use aegisfs_format::dir::{iter_dir_block, verify_dir_block_checksum, DirBlockBuilder};
 use aegisfs_format::disk::{
     bitmap_find_clear, bitmap_set, GroupDesc, IndirectBlock, Inode, SuperBlock, BLOCK_SIZE,
     BLOCK_SIZE_U64, FT_DIR, FT_REG, INODE_CHECKSUM_OFFSET, LOST_FOUND_INO, ROOT_INO,
 };
 use aegisfs_format::error::FormatError;
 use aegisfs_format::geometry::{Geometry, InodeSpec};
+use aegisfs_format::journal::{
+    init_journal_superblock, JournalCommit, JournalDescriptor, JournalSuperBlock,
+    TransactionChecksum,
+};
 use aegisfs_format::xattr::{
     inline_area_mut, insert, validate_inline, XattrBlock, XATTR_INDEX_TRUSTED, XATTR_INDEX_USER,
 };
 
 use crate::corrupt::{apply, Kind, RecLen};
 use crate::fill;
+use crate::fuzz;
 use crate::image::{Block, Image};
 
 const DEVICE_BLOCKS: u64 = 16384;
@@ -76,13 +84,24 @@ fn build(name: &str) -> TestImage {
 
 /// [`build`] with inodes of `inode_size` bytes.
 fn build_sized(name: &str, inode_size: u16) -> TestImage {
+    build_layout(name, inode_size, 0)
+}
+
+/// [`build_sized`] with a journal of `journal_blocks` blocks (0: none).
+fn build_layout(name: &str, inode_size: u16, journal_blocks: u64) -> TestImage {
     let path = std::env::temp_dir().join(format!(
         "aegisfs-testimage-{}-{name}.img",
         std::process::id()
     ));
     let file = fs::File::create(&path).unwrap();
     file.set_len(DEVICE_BLOCKS * BLOCK_SIZE_U64).unwrap();
-    let plan = Geometry::plan(DEVICE_BLOCKS, InodeSpec::Count(64), inode_size, Some(0)).unwrap();
+    let plan = Geometry::plan(
+        DEVICE_BLOCKS,
+        InodeSpec::Count(64),
+        inode_size,
+        Some(journal_blocks),
+    )
+    .unwrap();
     let mut block0 = [0u8; BLOCK_SIZE];
     plan.fill_superblock(
         SuperBlock::in_block_mut(&mut block0),
@@ -841,4 +860,174 @@ fn fill_is_deterministic_and_keeps_holes() {
         (0..64).map(|i| fill::byte(7, i)).collect::<Vec<_>>(),
         (0..64).map(|i| fill::byte(8, i)).collect::<Vec<_>>()
     );
+}
+
+/// A journal with one committed transaction at log block 1: a descriptor logging block 0
+/// (the superblock, as it is) and a commit. Returns (descriptor, data, commit) blocks.
+fn build_with_transaction(name: &str) -> (TestImage, [u64; 3]) {
+    let t = build_layout(name, 256, 1024);
+    let img = Image::open(&t.path).unwrap();
+    let seed = img.geo.checksum_seed();
+    let js = img.geo.journal_start();
+    let mut jsb = [0u8; BLOCK_SIZE];
+    init_journal_superblock(&mut jsb, seed, 1024).unwrap();
+    JournalSuperBlock::from_block_mut(&mut jsb).start.set(1);
+    set_journal_block_checksum(seed, &mut jsb);
+    img.write_block(js, &jsb).unwrap();
+    let data = img.read_block(0).unwrap();
+    let mut desc = [0u8; BLOCK_SIZE];
+    JournalDescriptor::init(&mut desc, 1).push_tag(0, 0, journal_data_checksum(seed, 1, &data));
+    set_journal_block_checksum(seed, &mut desc);
+    let mut txn = TransactionChecksum::new(seed);
+    txn.add_metadata_block(&desc);
+    let mut commit = [0u8; BLOCK_SIZE];
+    JournalCommit::write(&mut commit, seed, 1, 1_700_000_000, 0, &txn);
+    img.write_block(js + 1, &desc).unwrap();
+    img.write_block(js + 2, &data).unwrap();
+    img.write_block(js + 3, &commit).unwrap();
+    (t, [js + 1, js + 2, js + 3])
+}
+
+#[test]
+fn survey_finds_every_structure() {
+    let (t, _) = build_with_xattrs("survey");
+    let kinds: Vec<&str> = fuzz::survey(&Image::open(&t.path).unwrap())
+        .unwrap()
+        .iter()
+        .map(fuzz::Target::kind)
+        .collect();
+    let count = |k: &str| kinds.iter().filter(|&&x| x == k).count();
+    // root, lost+found, small, big, dir; one indirect chain per level of "big".
+    assert_eq!(count("inode"), 5);
+    assert_eq!(count("superblock"), 1);
+    assert_eq!(count("group-desc"), 1);
+    assert_eq!(count("block-bitmap"), 1);
+    assert_eq!(count("inode-bitmap"), 1);
+    assert_eq!(count("indirect-1"), 3);
+    assert_eq!(count("indirect-2"), 2);
+    assert_eq!(count("indirect-3"), 1);
+    assert_eq!(count("dir-block"), 3);
+    assert_eq!(count("xattr-block"), 1);
+    assert_eq!(count("journal-super"), 0);
+
+    let (t, _) = build_with_transaction("survey-journal");
+    let targets = fuzz::survey(&Image::open(&t.path).unwrap()).unwrap();
+    let kinds: Vec<&str> = targets.iter().map(fuzz::Target::kind).collect();
+    for k in [
+        "journal-super",
+        "journal-descriptor",
+        "journal-data",
+        "journal-commit",
+    ] {
+        assert_eq!(kinds.iter().filter(|&&x| x == k).count(), 1, "{k}");
+    }
+}
+
+#[test]
+fn mutations_are_deterministic_and_never_fail() {
+    let (a, _) = build_with_transaction("mutate-a");
+    let (b, _) = build_with_transaction("mutate-b");
+    let (c, _) = build_with_transaction("mutate-c");
+    let pristine = Image::open(&c.path).unwrap();
+    let mut changed = 0;
+    for seed in 0..300u64 {
+        let img_a = Image::open(&a.path).unwrap();
+        let img_b = Image::open(&b.path).unwrap();
+        let log_a = fuzz::mutate(&img_a, seed).unwrap();
+        assert!((1..=4).contains(&log_a.len()));
+        assert_eq!(log_a, fuzz::mutate(&img_b, seed).unwrap());
+        assert_eq!(img_a.written(), img_b.written(), "seed {seed}");
+        let mut differs = false;
+        for blk in img_a.written() {
+            let new = img_a.read_block(blk).unwrap();
+            assert_eq!(
+                new,
+                img_b.read_block(blk).unwrap(),
+                "seed {seed} block {blk}"
+            );
+            let old = pristine.read_block(blk).unwrap();
+            differs |= new != old;
+            img_a.write_block(blk, &old).unwrap();
+            img_b.write_block(blk, &old).unwrap();
+        }
+        changed += usize::from(differs);
+    }
+    // A mutation may write a value equal to the old one (a boundary value that it was).
+    assert!(changed >= 280, "only {changed} of 300 images changed");
+}
+
+#[test]
+fn seal_recomputes_the_checksum_of_the_damaged_structure() {
+    let (t, _) = build_with_xattrs("seal");
+    let img = Image::open(&t.path).unwrap();
+    let seed = img.geo.checksum_seed();
+    for target in fuzz::survey(&img).unwrap() {
+        let (b, off, _) = fuzz::extent(&img, target).unwrap();
+        let mut block = img.read_block(b).unwrap();
+        block[off + 40] ^= 0x10;
+        img.write_block(b, &block).unwrap();
+        fuzz::seal(&img, target).unwrap();
+        let block = img.read_block(b).unwrap();
+        let ok = match target {
+            fuzz::Target::Super => SuperBlock::in_block(&block).verify_checksum().is_ok(),
+            fuzz::Target::GroupDesc(g) => GroupDesc::in_block(&block, g)
+                .verify_checksum(seed, g)
+                .is_ok(),
+            fuzz::Target::BlockBitmap(g) => img
+                .with_group_desc(g, |d| d.verify_block_bitmap(seed, g, &block).is_ok())
+                .unwrap(),
+            fuzz::Target::InodeBitmap(g) => img
+                .with_group_desc(g, |d| d.verify_inode_bitmap(seed, g, &block).is_ok())
+                .unwrap(),
+            fuzz::Target::Inode(ino) => {
+                verify_inode_checksum(seed, ino, &img.raw_inode(ino).unwrap()).is_ok()
+            }
+            fuzz::Target::Indirect {
+                ino, generation, ..
+            } => IndirectBlock::from_block(&block)
+                .verify_checksum(seed, ino, generation)
+                .is_ok(),
+            fuzz::Target::DirBlock {
+                ino, generation, ..
+            } => verify_dir_block_checksum(&block, seed, ino, generation).is_ok(),
+            fuzz::Target::XattrBlock(b) => {
+                let x = XattrBlock::from_block(&block);
+                x.compute_checksum(seed, b) == x.header.checksum.get()
+            }
+            other => panic!("unexpected target {other:?}"),
+        };
+        assert!(ok, "{target:?}");
+    }
+}
+
+#[test]
+fn reseal_makes_a_changed_transaction_replayable() {
+    let (t, [desc_b, data_b, commit_b]) = build_with_transaction("reseal");
+    let img = Image::open(&t.path).unwrap();
+    let seed = img.geo.checksum_seed();
+    let targets = fuzz::survey(&img).unwrap();
+    // A different logged block and another target: only the checksums are stale.
+    let mut data = img.read_block(data_b).unwrap();
+    data[100] ^= 0xFF;
+    img.write_block(data_b, &data).unwrap();
+    let mut desc = img.read_block(desc_b).unwrap();
+    JournalDescriptor::from_block_mut(&mut desc).tags[0]
+        .target
+        .set(5);
+    img.write_block(desc_b, &desc).unwrap();
+    assert!(verify_journal_block_checksum(seed, &desc).is_err());
+
+    fuzz::reseal_journal(&img, &targets).unwrap();
+    let desc = img.read_block(desc_b).unwrap();
+    verify_journal_block_checksum(seed, &desc).unwrap();
+    let tag = &JournalDescriptor::from_block(&desc).tags[0];
+    assert_eq!(tag.target.get(), 5);
+    assert_eq!(tag.checksum.get(), journal_data_checksum(seed, 1, &data));
+    let commit = img.read_block(commit_b).unwrap();
+    verify_journal_block_checksum(seed, &commit).unwrap();
+    let mut txn = TransactionChecksum::new(seed);
+    txn.add_metadata_block(&desc);
+    JournalCommit::from_block(&commit)
+        .check_transaction(&txn)
+        .unwrap();
 }
