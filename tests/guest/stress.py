@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Guest half of tests/suites/stress.sh.
 
-  stress.py FSTYP SECONDS [SEED]
+  stress.py FSTYP SECONDS [SEED [PARALLEL_SECONDS]]
 
 fio with crc32c verification on /dev/vdb (sequential and random writers, verified again
 after a remount), then a randomized, model-checked workload for SECONDS: a seeded RNG picks
@@ -9,7 +9,11 @@ create / write / truncate / rename / unlink / mkdir / rmdir / link / fsync / rea
 operations, an in-memory model predicts every result (data, sizes, names, link counts and
 the exact errno of the ones that must fail), and the whole tree is compared with the model
 every few hundred operations, after remounts and at the end. The seed is printed first and
-in every failure: `STRESS_SEED=N tests/run stress` replays the same operations.
+in every failure: `STRESS_SEED=N tests/run stress` replays the same operations. Then the
+parallel stress of pstress.py for PARALLEL_SECONDS (default 60): processes creating,
+writing, renaming, truncating, unlinking, reading and syncing at once while the
+filesystem is remounted read-only now and then, each checked against its own model, and
+the final tree against all of them.
 """
 
 import hashlib
@@ -24,6 +28,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fsx  # noqa: E402
+import pstress  # noqa: E402
 from fsx import MIB, Fail, case, expect, note  # noqa: E402
 
 DEV, MNT = "/dev/vdb", "/mnt/stress"
@@ -423,6 +428,8 @@ def main():
     if case("fio", fio_jobs):
         case("fio-remount", fio_remount)
     case("model", model_run, seconds, seed)
+    parallel = int(sys.argv[4]) if len(sys.argv) > 4 and sys.argv[4] else 60
+    case("parallel", pstress.parallel, DEV, MNT, parallel, seed)
     case("umount", fsx.umount, MNT)
     note(f"run: {time.time() - t:.0f} s in the guest")
 
