@@ -67,7 +67,8 @@ test: setup
 	tests/run
 
 # The guest suites on the debug kernel (qemu/kernel-debug.config), with timeouts 4 times
-# longer; not harness (it times qemu/vm itself) nor the suites without a guest.
+# longer and 5 minutes of parallel stress; not harness (it times qemu/vm itself) nor the
+# suites without a guest.
 DEBUG_SUITES ?= read-path cycles corrupt fuzz write fileops posix xattr dirindex trim shutdown \
 	stress logwrites powercut staledata
 test-debug: setup
@@ -76,7 +77,7 @@ test-debug: setup
 	$(MAKE) tools
 	AEGISFS_VM_KERNEL=$(DEBUG_KDIR)/arch/x86/boot/bzImage \
 	AEGISFS_VM_MODULE=$(DEBUG_MODOUT)/aegisfs.ko AEGISFS_VM_TIME_SCALE=4 \
-	tests/run $(DEBUG_SUITES)
+	STRESS_PARALLEL_SECONDS=300 tests/run $(DEBUG_SUITES)
 
 # Images fuzzed, the seed (random unless given) and the kernel: debug (KASAN, KFENCE, UBSAN,
 # lockdep; about 4 times slower) or test.
