@@ -6,8 +6,8 @@ mod common;
 use aegisfs_format::dir::{add_entry, remove_entry};
 use aegisfs_format::disk::{FT_DIR, FT_REG, LOST_FOUND_INO, ROOT_INO};
 use common::fsck::{
-    detect_repair, edit_dir_block, edit_inode, fsck, ino_of, make_fs, offset_of, read_block,
-    write_block,
+    detect_repair, edit_dir_block, edit_inode, fsck, ino_of, make_fs, make_fs_from, offset_of,
+    read_block, write_block,
 };
 use common::Image;
 
@@ -240,4 +240,57 @@ fn removed_directory_still_allocated_is_released() {
     // Preen may do this alone.
     let (code, _) = fsck(&fs.img, &["-fp"]);
     assert_eq!(code, 0);
+}
+
+/// Found by the image fuzzer (issue 8): the old entry of a lost+found that is no
+/// directory stayed beside the new one.
+#[test]
+fn lost_found_that_is_not_a_directory() {
+    let fs = make_fs("lfblk");
+    edit_inode(&fs.img, LOST_FOUND_INO, true, |i| i.mode.set(0o060600));
+    detect_repair(
+        &fs.img,
+        "/lost+found (inode 11) is not a directory; clear it and create it",
+    );
+    let entries = common::dirindex::dir_entries(&fs.img, ROOT_INO);
+    let lf: Vec<_> = entries.iter().filter(|(n, _)| n == b"lost+found").collect();
+    assert_eq!(lf.len(), 1, "{entries:?}");
+    assert_eq!(lf[0].1, LOST_FOUND_INO);
+    assert!(Image::open(&fs.img).inode(LOST_FOUND_INO).i().is_dir());
+}
+
+/// Found by the image fuzzer (issue 8): a directory truncated at a hole gave back only
+/// the blocks it did not map twice, so one stayed marked in use.
+#[test]
+fn duplicate_block_past_a_hole_in_a_directory() {
+    let fs = make_fs_from("dirduphole", |src| {
+        std::fs::create_dir(src.join("many")).unwrap();
+        for i in 0..120 {
+            std::fs::write(
+                src.join("many").join(format!("{i:03}{}", "n".repeat(100))),
+                b"",
+            )
+            .unwrap();
+        }
+    });
+    let d = ino_of(&fs.img, "many");
+    let im = Image::open(&fs.img);
+    let map = im.block_map(&im.lookup("many"));
+    assert!(map.data.len() >= 4, "{map:?}");
+    let b2 = map.data[&2];
+    drop(im);
+    edit_inode(&fs.img, d, true, |i| {
+        i.set_direct_ptr(1, 0);
+        i.set_direct_ptr(3, b2);
+    });
+    let out = detect_repair(
+        &fs.img,
+        &format!("Directory inode {d} has a hole at logical block 1; truncate it there"),
+    );
+    assert!(
+        out.contains(&format!(
+            "Inode {d} block {b2} (logical block 3) is claimed by more than one owner"
+        )),
+        "{out}"
+    );
 }

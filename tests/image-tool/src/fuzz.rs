@@ -363,7 +363,8 @@ fn fields_of(t: Target, bytes: &[u8], rng: &mut Rng) -> Vec<Field> {
     let mut v = Vec::new();
     match t {
         Target::Super => {
-            fields!(SuperBlock, v; magic: 8, format_version: 4, feature_compat: 8,
+            fields!(SuperBlock, v; magic: 8, format_version: 4, block_size_log2: 4,
+                feature_compat: 8,
                 feature_incompat: 8, feature_ro_compat: 8, blocks_count: 8, free_blocks: 8,
                 reserved_blocks: 8, inodes_count: 4, free_inodes: 4, first_group_block: 8,
                 blocks_per_group: 4, inodes_per_group: 4, group_count: 4, inode_size: 2,

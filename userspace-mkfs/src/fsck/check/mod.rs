@@ -124,6 +124,10 @@ struct Walk {
     beyond_prefix: bool,
     prev_phys: Option<u64>,
     fragmented: bool,
+    /// Giving back: how many pointers to each block to leave claimed. They are the
+    /// inode's duplicate claims; the block's first claim may be its own (it points at the
+    /// block twice) or another owner's, and only the first is for the inode to give back.
+    keep_claimed: BTreeMap<u64, u32>,
 }
 
 impl Walk {
@@ -142,6 +146,19 @@ impl Walk {
             beyond_prefix: false,
             prev_phys: None,
             fragmented: false,
+            keep_claimed: BTreeMap::new(),
+        }
+    }
+
+    /// Whether this pointer to `b` (giving back) is one of the inode's duplicate claims,
+    /// which stay claimed.
+    fn keeps_claim(&mut self, b: u64) -> bool {
+        match self.keep_claimed.get_mut(&b) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
         }
     }
 

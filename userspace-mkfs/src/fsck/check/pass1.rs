@@ -455,7 +455,7 @@ impl<'u, 'o> Checker<'u, 'o> {
     fn walk_xattr(&mut self, w: &mut Walk, p: u64, raw: &[u8]) -> Res<bool> {
         let ino = w.ino;
         if !w.claim {
-            if self.geo.is_data_block(p) && !self.is_dup(ino, p) {
+            if self.geo.is_data_block(p) && !w.keeps_claim(p) {
                 self.unclaim(p);
             }
             return Ok(false);
@@ -514,8 +514,14 @@ impl<'u, 'o> Checker<'u, 'o> {
         Ok(None)
     }
 
-    fn is_dup(&self, ino: u32, b: u64) -> bool {
-        self.dups.iter().any(|d| d.ino == ino && d.block == b)
+    /// A walk that gives back the blocks inode `ino` claimed, but not its duplicate
+    /// claims.
+    fn give_back_walk(&self, ino: u32, generation: u32, is_dir: bool) -> Walk {
+        let mut w = Walk::new(ino, generation, is_dir, false, u64::MAX);
+        for d in self.dups.iter().filter(|d| d.ino == ino) {
+            *w.keep_claimed.entry(d.block).or_insert(0) += 1;
+        }
+        w
     }
 
     /// Walks pointer `p`, `level` levels above the data, mapping logical blocks from
@@ -535,7 +541,7 @@ impl<'u, 'o> Checker<'u, 'o> {
             unwritten,
         } = BlockPtr::decode(raw_p);
         if !w.claim {
-            if !self.geo.is_data_block(p) || self.is_dup(ino, p) {
+            if !self.geo.is_data_block(p) || w.keeps_claim(p) {
                 return Ok(None);
             }
             self.unclaim(p);
@@ -705,7 +711,7 @@ impl<'u, 'o> Checker<'u, 'o> {
         raw: &mut [u8],
         limit: u64,
     ) -> Res<Walk> {
-        let mut back = Walk::new(ino, generation, is_dir, false, u64::MAX);
+        let mut back = self.give_back_walk(ino, generation, is_dir);
         self.walk_inode(&mut back, raw, true)?;
         self.drop_dir_blocks(ino, is_dir);
         self.dups.retain(|d| d.ino != ino);
@@ -725,7 +731,7 @@ impl<'u, 'o> Checker<'u, 'o> {
         raw: &mut [u8],
     ) -> Res<()> {
         let tree = Inode::from_slot(raw).is_ok_and(|i| !i.has_inline_data());
-        let mut back = Walk::new(ino, generation, is_dir, false, u64::MAX);
+        let mut back = self.give_back_walk(ino, generation, is_dir);
         self.walk_inode(&mut back, raw, tree)?;
         self.drop_dir_blocks(ino, is_dir);
         if !self.dups.is_empty() {

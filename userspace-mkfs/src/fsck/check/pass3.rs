@@ -173,6 +173,14 @@ impl<'u, 'o> Checker<'u, 'o> {
                 )? {
                     return Ok(());
                 }
+                // Its names go with it: the new directory gets just its entry in the root.
+                let dirs: Vec<u32> = self.dirs.keys().copied().collect();
+                for dir in dirs {
+                    if self.refs.get(lf as usize).is_none_or(|&r| r == 0) {
+                        break;
+                    }
+                    self.remove_entries_to(dir, lf)?;
+                }
                 self.release_inode(lf)?;
             }
         }
