@@ -346,7 +346,7 @@ def progress(f, line):
 
 
 def one(img, seed, timeout):
-    """Steps 2 of one image: mount, workload in a child, umount. Returns (failure or
+    """One image: mount, the workload in a child, umount. Returns (failure or
     None, mounted)."""
     loop = fsx.run("losetup", "--find", "--show", img).strip()
     try:
