@@ -359,6 +359,21 @@ def run_cases(cases, dev, mnt, started):
     note(f"run: {time.time() - started:.0f} s in the guest")
 
 
+def child(fn, *args):
+    """Runs FN(*ARGS) in a forked child; returns its pid. The child exits 1, after a note
+    naming the exception, if FN raises, else 0; it never returns into the caller's code."""
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            fn(*args)
+        except BaseException as e:  # noqa: BLE001 - reported through the exit status
+            note(f"{fn.__name__}: {type(e).__name__}: {e}")
+            code = 1
+        os._exit(code)
+    return pid
+
+
 def as_user(fn, uid=1000, gid=1000):
     """Runs FN in a child with uid/gid UID:GID and no supplementary groups; returns what FN
     returned (a string), or the errno name of the OSError it raised."""

@@ -317,9 +317,9 @@ def parallel(dev, mnt, seconds, seed):
     outs = [f"/tmp/pstress-{w}.json" for w in range(WORKERS)]
     pids = []
     for w in range(WORKERS):
-        pids.append(fork(run_worker, root, w, seed, deadline, outs[w]))
-    pids.append(fork(run_syncer, mnt, seed, deadline))
-    pids.append(fork(run_reader, root, seed, deadline))
+        pids.append(fsx.child(run_worker, root, w, seed, deadline, outs[w]))
+    pids.append(fsx.child(run_syncer, mnt, seed, deadline))
+    pids.append(fsx.child(run_reader, root, seed, deadline))
     try:
         windows, busy = remounter(mnt, seed, deadline)
     finally:
@@ -337,15 +337,3 @@ def parallel(dev, mnt, seconds, seed):
     fsx.note(f"parallel: {sum(m['ops'] for m in models)} operations by {WORKERS} workers in {seconds} s, "
              f"{sum(m['erofs'] for m in models)} EROFS during {windows} read-only windows "
              f"({busy} remounts refused busy); final tree {files} files, {dirs} directories = model")
-
-
-def fork(fn, *args):
-    pid = os.fork()
-    if pid == 0:
-        code = 0
-        try:
-            fn(*args)
-        except BaseException:  # noqa: BLE001 - a child must never return into the parent's code
-            code = 1
-        os._exit(code)
-    return pid

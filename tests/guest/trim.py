@@ -416,19 +416,6 @@ def trimmer(seconds, counter):
         f.write(f"{n} {total}\n")
 
 
-def child(fn, *args):
-    pid = os.fork()
-    if pid == 0:
-        code = 0
-        try:
-            fn(*args)
-        except BaseException as e:  # noqa: BLE001 - reported through the exit status
-            print(f"# trim: {fn.__name__}: {type(e).__name__}: {e}", flush=True)
-            code = 1
-        os._exit(code)
-    return pid
-
-
 def concurrent(name="concurrent", seconds=TRIM_SECONDS, trim=True):
     records = [f"/tmp/trim-writer-{n}" for n in range(WRITERS)]
     counter = "/tmp/trim-count"
@@ -438,9 +425,9 @@ def concurrent(name="concurrent", seconds=TRIM_SECONDS, trim=True):
     dirs = [os.path.join(MNT, f"{name}-w{n}") for n in range(WRITERS)]
     for d in dirs:
         os.mkdir(d)
-    pids = [child(writer, dirs[n], n, seconds, records[n]) for n in range(WRITERS)]
+    pids = [fsx.child(writer, dirs[n], n, seconds, records[n]) for n in range(WRITERS)]
     if trim:
-        pids.append(child(trimmer, seconds, counter))
+        pids.append(fsx.child(trimmer, seconds, counter))
     else:
         with open(counter, "w") as f:
             f.write("0 0\n")
@@ -627,7 +614,7 @@ def discard_race():
         pid = status = None
         try:
             before = discards(SPARSE_DEV)
-            pid = child(unlink_and_sync, x)
+            pid = fsx.child(unlink_and_sync, x)
             deadline = time.time() + 60
             while discards(SPARSE_DEV) < before + 64:
                 fsx.expect(time.time() < deadline, "no discard after the delete was committed")
@@ -694,7 +681,7 @@ def race():
         pid = status = None
         try:
             before = discards(SPARSE_DEV)
-            pid = child(fitrim, SPARSE_MNT, lo, hi - lo)
+            pid = fsx.child(fitrim, SPARSE_MNT, lo, hi - lo)
             deadline = time.time() + 60
             while discards(SPARSE_DEV) < before + 64:
                 done, status = os.waitpid(pid, os.WNOHANG)
@@ -769,7 +756,7 @@ def enospc_wait():
         pid = status = None
         try:
             before = discards(SPARSE_DEV)
-            pid = child(fitrim, SPARSE_MNT, lo, hi - lo)
+            pid = fsx.child(fitrim, SPARSE_MNT, lo, hi - lo)
             deadline = time.time() + 60
             while discards(SPARSE_DEV) < before + 64:
                 done, status = os.waitpid(pid, os.WNOHANG)
