@@ -18,6 +18,7 @@ import fcntl
 import hashlib
 import os
 import random
+import re
 import subprocess
 import sys
 import time
@@ -48,6 +49,15 @@ def ok(case):
 def fail(case, reason):
     reason = " ".join(str(reason).split())
     print(f"not ok {SUITE}/{case}: {reason}", flush=True)
+    # What the filesystem said about it: CI prints only the results and these notes.
+    for line in kernel_messages()[-10:]:
+        note(f"kernel: {line}")
+
+
+def kernel_messages():
+    """The kernel log lines of the filesystems under test (AegisFS and ext4)."""
+    p = subprocess.run(["dmesg"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    return [line for line in p.stdout.splitlines() if re.search(r"aegisfs \(|EXT4-fs (error|warning)", line)]
 
 
 def note(text):

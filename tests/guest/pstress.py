@@ -29,6 +29,7 @@ import os
 import random
 import subprocess
 import time
+import traceback
 
 import fsx
 
@@ -49,6 +50,7 @@ class Worker:
         self.subdirs = set()
         self.next_id = 0
         self.ops = self.erofs = 0
+        self.current = None  # the file the step picked, for a failure's message
 
     def new_name(self):
         d = self.rng.choice(self.own + self.shared + sorted(self.subdirs))
@@ -62,7 +64,7 @@ class Worker:
 
     def step(self):
         r = self.rng.random()
-        p = self.pick()
+        p = self.current = self.pick()
         if os.path.exists(QUIET) and p is not None:
             # No descriptor open for writing: only calls that hold write access for their
             # own duration, so that a read-only remount can win the race against them.
@@ -213,7 +215,10 @@ def run_worker(root, w, seed, deadline, out):
                 wk.erofs += 1
                 time.sleep(0.02)
     except Exception as e:  # noqa: BLE001 - reported to the parent
-        status = f"{type(e).__name__}: {e}"
+        # Calls like write and fsync name no file: say which call and which file.
+        here = [f for f in traceback.extract_tb(e.__traceback__) if f.filename == __file__]
+        where = f" (in {here[-1].name}, pstress.py:{here[-1].lineno}, picked {wk.current})" if here else ""
+        status = f"{type(e).__name__}: {e}{where}"
     with open(out, "w") as f:
         json.dump({"status": status, "ops": wk.ops, "erofs": wk.erofs, **wk.model()}, f)
 
