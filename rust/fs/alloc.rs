@@ -73,23 +73,28 @@ fn read_desc<R>(sb: &SuperBlock, g: u32, f: impl FnOnce(&GroupDesc) -> R) -> Res
 /// Reads the block or inode bitmap of group `g`, verifying its checksum the first time.
 fn read_bitmap(sb: &SuperBlock, g: u32, inodes: bool) -> Result<BufferHead> {
     let geo = sb.info().geometry();
-    let (block, kind, expected) = if inodes {
-        (
-            geo.inode_bitmap_block(g),
-            Verified::InodeBitmap,
-            read_desc(sb, g, |d| d.inode_bitmap_checksum.get())?,
-        )
+    let (block, kind) = if inodes {
+        (geo.inode_bitmap_block(g), Verified::InodeBitmap)
     } else {
-        (
-            geo.block_bitmap_block(g),
-            Verified::BlockBitmap,
-            read_desc(sb, g, |d| d.block_bitmap_checksum.get())?,
-        )
+        (geo.block_bitmap_block(g), Verified::BlockBitmap)
     };
     let bh = sb.bread(block.ok_or(EUCLEAN)?)?;
     if !bh.is_verified(kind) {
         let seed = geo.checksum_seed();
-        if bh.read_locked(|data| bitmap_checksum(seed, g, data)) != expected {
+        // Under the bitmap's lock, which every change of the bitmap holds while it updates
+        // the descriptor's checksum too: a descriptor read before it could be older than a
+        // bitmap changed meanwhile by a task that verified it first.
+        let matches = bh.read_locked(|data| {
+            read_desc(sb, g, |d| {
+                if inodes {
+                    d.inode_bitmap_checksum.get()
+                } else {
+                    d.block_bitmap_checksum.get()
+                }
+            })
+            .map(|expected| bitmap_checksum(seed, g, data) == expected)
+        })?;
+        if !matches {
             let err = if inodes {
                 FormatError::InodeBitmapChecksum
             } else {

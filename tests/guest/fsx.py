@@ -228,6 +228,17 @@ def setflags(p, flags):
         os.close(fd)
 
 
+MS_RDONLY, MS_REMOUNT = 1, 32
+
+
+def remount_flags(mnt, flags):
+    """mount(2) with MS_REMOUNT | FLAGS on MNT: no mount(8) to start, and the exact errno."""
+    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+    if libc.mount(None, mnt.encode(), None, MS_REMOUNT | flags, None) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"remount of {mnt}: {os.strerror(e)}")
+
+
 def syncfs(fd):
     if libc.syncfs(fd) != 0:
         e = ctypes.get_errno()

@@ -342,3 +342,48 @@ def parallel(dev, mnt, seconds, seed):
     fsx.note(f"parallel: {sum(m['ops'] for m in models)} operations by {WORKERS} workers in {seconds} s, "
              f"{sum(m['erofs'] for m in models)} EROFS during {windows} read-only windows "
              f"({busy} remounts refused busy); final tree {files} files, {dirs} directories = model")
+
+
+FIRST_READ_WRITERS = 8
+
+
+def first_read_writer(fd, gate, release):
+    """Waits at GATE until the parent closes RELEASE, then allocates blocks: a write to
+    FD."""
+    os.close(release)
+    os.read(gate, 1)
+    os.write(fd, b"b" * 8192)
+
+
+def first_reads(mnt, rounds):
+    """The first use of a bitmap after it was read again from the disk, by many writers at
+    once: each round checkpoints everything (read-only remount), drops the caches, and
+    lets FIRST_READ_WRITERS tasks allocate blocks for files of one directory (so in one
+    group) at the same moment. The first reader checks the bitmap against the checksum in
+    the group descriptor; a writer that changed both meanwhile must not make it see a
+    mismatch (it did: a descriptor read before the bitmap was compared with a bitmap
+    changed since)."""
+    root = os.path.join(mnt, "first-read")
+    os.mkdir(root)
+    files = [os.path.join(root, f"f{c}") for c in range(FIRST_READ_WRITERS)]
+    for rnd in range(rounds):
+        for f in files:
+            open(f, "w").close()
+        fsx.remount_flags(mnt, fsx.MS_RDONLY)
+        fsx.remount_flags(mnt, 0)
+        fsx.drop_caches()
+        gate, release = os.pipe()
+        pids = []
+        for f in files:
+            fd = os.open(f, os.O_WRONLY)
+            pids.append(fsx.child(first_read_writer, fd, gate, release))
+            os.close(fd)
+        os.close(gate)
+        os.close(release)
+        failed = sum(os.waitpid(pid, 0)[1] != 0 for pid in pids)
+        fsx.expect(failed == 0, f"round {rnd}: {failed} of {FIRST_READ_WRITERS} writers failed")
+        # Committed first: a commit in flight holds the files it writes, and the
+        # read-only remount would be refused (EBUSY) until it ended.
+        os.sync()
+        for f in files:
+            os.unlink(f)

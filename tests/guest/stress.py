@@ -13,7 +13,8 @@ in every failure: `STRESS_SEED=N tests/run stress` replays the same operations. 
 parallel stress of pstress.py for PARALLEL_SECONDS (default 60): processes creating,
 writing, renaming, truncating, unlinking, reading and syncing at once while the
 filesystem is remounted read-only now and then, each checked against its own model, and
-the final tree against all of them.
+the final tree against all of them. Before it, `bitmap-first-read`: writers racing to
+be the first users of bitmaps just read again from the disk.
 """
 
 import hashlib
@@ -428,6 +429,7 @@ def main():
     if case("fio", fio_jobs):
         case("fio-remount", fio_remount)
     case("model", model_run, seconds, seed)
+    case("bitmap-first-read", pstress.first_reads, MNT, 300)
     parallel = int(sys.argv[4]) if len(sys.argv) > 4 and sys.argv[4] else 60
     case("parallel", pstress.parallel, DEV, MNT, parallel, seed)
     case("umount", fsx.umount, MNT)
