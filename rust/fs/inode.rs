@@ -95,6 +95,9 @@ pub(crate) struct InodeInfo {
     pub(crate) datasync_seq: AtomicU64,
     /// The transaction whose ordered data list holds the inode.
     pub(crate) ordered_seq: AtomicU64,
+    /// Its last name was removed (it is not a temporary file, which `linkat` may name):
+    /// nothing can read its data after a crash, so the data need not precede any commit.
+    pub(crate) unlinked: AtomicBool,
     /// The allocation flags saved by the handle `write_begin` leaves open for `write_end`.
     pub(crate) write_nofs: AtomicU32,
     /// The buffered write in progress (from `write_begin` to `write_end`, under the inode
@@ -127,6 +130,7 @@ impl InodeInfo {
             sync_seq: AtomicU64::new(0),
             datasync_seq: AtomicU64::new(0),
             ordered_seq: AtomicU64::new(0),
+            unlinked: AtomicBool::new(false),
             write_nofs: AtomicU32::new(0),
             write_whole_end: AtomicU64::new(0),
             fresh_block: AtomicU64::new(0),

@@ -180,6 +180,14 @@ pub(crate) fn link(old: &Dentry, dir: &Inode, dentry: &Dentry) -> Result {
     })
 }
 
+/// `inode` lost its last name: deleted when the last user closes it, until then recorded
+/// in the orphan list.
+fn last_name_removed(inode: &Inode) -> Result {
+    super::orphan::add(inode)?;
+    super::journal::forget_ordered(inode.sb(), inode);
+    Ok(())
+}
+
 /// Removes the name `dentry` of a file from `dir`.
 pub(crate) fn unlink(dir: &Inode, dentry: &Dentry) -> Result {
     let inode = dentry.inode().ok_or(ENOENT)?;
@@ -194,8 +202,7 @@ pub(crate) fn unlink(dir: &Inode, dentry: &Dentry) -> Result {
     dir::remove(dir, pos)?;
     inode.drop_nlink();
     if inode.nlink() == 0 {
-        // Deleted when the last user closes it; until then the orphan list records it.
-        super::orphan::add(inode)?;
+        last_name_removed(inode)?;
     }
     inode.touch(false);
     inode.mark_dirty();
@@ -283,7 +290,7 @@ pub(crate) fn rename(
                 target.drop_nlink();
             }
             if target.nlink() == 0 {
-                super::orphan::add(target)?;
+                last_name_removed(target)?;
             }
             target.touch(false);
             target.mark_dirty();

@@ -314,6 +314,17 @@ pub(crate) fn add_ordered(sb: &SuperBlock, inode: &Inode) {
     }
 }
 
+/// `inode` lost its last name: its data no longer waits for a commit, and the running
+/// transaction lets go of it. Its reference would otherwise keep the file from being
+/// deleted at its last close until the commit, and a read-only remount meanwhile would be
+/// refused (EBUSY) as if the file were still open.
+pub(crate) fn forget_ordered(sb: &SuperBlock, inode: &Inode) {
+    inode.info().unlinked.store(true, Ordering::Relaxed);
+    if let Some(journal) = journal_of(sb) {
+        transaction::forget_ordered(journal, inode);
+    }
+}
+
 /// The first block free for allocation in `block..block + count` under the journal's rules
 /// (not freed by an uncommitted transaction): `None` if all are usable, else the first busy
 /// block and the end of its busy extent.

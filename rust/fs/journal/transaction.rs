@@ -245,6 +245,9 @@ pub(super) fn revoke(sb: &SuperBlock, journal: &Journal, block: u64) {
 
 /// Adds `inode` to the files whose data is written before the running transaction commits.
 pub(super) fn add_ordered(journal: &Journal, inode: &Inode) {
+    if inode.info().unlinked.load(Ordering::Relaxed) {
+        return;
+    }
     let mut st = journal.state.lock();
     let sequence = st.running.sequence;
     if inode.info().ordered_seq.swap(sequence, Ordering::Relaxed) == sequence {
@@ -270,4 +273,26 @@ pub(super) fn add_ordered(journal: &Journal, inode: &Inode) {
     }
     // Cannot fail after the reservation.
     let _ = st.running.ordered.push(reference, GFP_KERNEL);
+}
+
+/// Takes `inode` off the running transaction's ordered files.
+pub(super) fn forget_ordered(journal: &Journal, inode: &Inode) {
+    let mut st = journal.state.lock();
+    if inode.info().ordered_seq.load(Ordering::Relaxed) != st.running.sequence {
+        return;
+    }
+    let Some(i) = st
+        .running
+        .ordered
+        .iter()
+        .position(|r| core::ptr::eq::<Inode>(&**r, inode))
+    else {
+        return;
+    };
+    // `i` is in bounds: found just now under the lock.
+    let removed = st.running.ordered.remove(i);
+    drop(st);
+    // Not the last reference (the caller's is another); dropped with the journal unlocked
+    // all the same.
+    drop(removed);
 }
