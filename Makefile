@@ -1,6 +1,10 @@
 # AegisFS top-level Makefile.
 #   make          build aegisfs.ko against KDIR (default: the project's test kernel)
 #   make tools    build mkfs.aegisfs (and the other userspace tools)
+#   make install [KDIR=/lib/modules/$(uname -r)/build] [PREFIX=/usr/local] [DESTDIR=]
+#                 the module into /lib/modules/RELEASE/extra (modules_install, depmod),
+#                 mkfs.aegisfs and fsck.aegisfs into PREFIX/sbin, the man pages into
+#                 PREFIX/share/man; `make uninstall` (same variables) removes them
 #   make setup    install missing packages, build the test kernel and the guest image
 #   make run      setup + build, then boot QEMU and show AegisFS mounted and used
 #   make test     setup + build, then cargo test and every in-guest suite
@@ -35,7 +39,8 @@ export LIBCLANG_PATH ?= /usr/lib/llvm-19/lib
 KMAKE = $(MAKE) -C $(KDIR) M=$(TOP) MO=$(MODOUT) \
 	RUSTC=$(KRUSTC) BINDGEN=$(KBINDGEN) RUST_LIB_SRC=$(KRUSTLIB) $(KCC_VARS)
 
-.PHONY: all module tools setup kernel guest run test test-debug fuzz crash-test bench xfstests clean
+.PHONY: all module tools install uninstall setup kernel guest run test test-debug fuzz crash-test \
+	bench xfstests clean
 
 all: module
 
@@ -48,6 +53,32 @@ TOOLS_OUT := $(BUILD)/target/release
 tools:
 	cargo build --release --workspace --bins
 	@for b in $(TOOLS_OUT)/*-aegisfs; do ln -f "$$b" "$(TOOLS_OUT)/$$(basename "$$b" -aegisfs).aegisfs"; done
+
+# Installation. DESTDIR stages a tree for a package: depmod is then left to the package's
+# installation (it would index only this module).
+PREFIX   ?= /usr/local
+SBINDIR  := $(PREFIX)/sbin
+MANDIR   := $(PREFIX)/share/man
+TOOLS    := mkfs.aegisfs fsck.aegisfs
+MANPAGES := man/mkfs.aegisfs.8 man/fsck.aegisfs.8 man/aegisfs.5
+KRELEASE  = $(shell cat $(KDIR)/include/config/kernel.release 2>/dev/null)
+MODDIR    = $(DESTDIR)/lib/modules/$(KRELEASE)/extra
+install: module tools
+	$(KMAKE) modules_install INSTALL_MOD_PATH=$(DESTDIR) INSTALL_MOD_DIR=extra \
+		$(if $(DESTDIR),DEPMOD=true)
+	for t in $(TOOLS); do install -D -m 755 $(TOOLS_OUT)/$$t $(DESTDIR)$(SBINDIR)/$$t; done
+	for m in $(MANPAGES); do \
+		install -D -m 644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/$$(basename $$m); done
+	@echo "aegisfs.ko installed for kernel $(KRELEASE) in $(MODDIR)"
+	@[ "$(KRELEASE)" = "$$(uname -r)" ] || echo "note: the running kernel is $$(uname -r);" \
+		"modprobe finds aegisfs once $(KRELEASE) runs (or build with KDIR=/lib/modules/\$$(uname -r)/build)"
+
+uninstall:
+	rm -f $(MODDIR)/aegisfs.ko $(MODDIR)/aegisfs.ko.gz $(MODDIR)/aegisfs.ko.xz \
+		$(MODDIR)/aegisfs.ko.zst
+	$(if $(DESTDIR),,[ -z "$(KRELEASE)" ] || depmod -a $(KRELEASE))
+	rm -f $(addprefix $(DESTDIR)$(SBINDIR)/,$(TOOLS))
+	rm -f $(foreach m,$(MANPAGES),$(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(notdir $(m)))
 
 kernel:
 	qemu/setup-host.sh

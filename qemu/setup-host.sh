@@ -26,7 +26,7 @@ fi
 
 packages=(build-essential flex bison bc libelf-dev libssl-dev cpio kmod busybox-static xz-utils
     clang-19 libclang-19-dev llvm-19 lld-19 rustc-web rust-web-src debootstrap e2fsprogs
-    python3 rsync gnuplot-nox)
+    python3 rsync gnuplot-nox groff-base man-db)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

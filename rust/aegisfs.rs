@@ -81,6 +81,14 @@ module! {
     authors: ["AegisFS developers"],
     description: "AegisFS journaled filesystem",
     license: "GPL",
+    // `mount -t aegisfs` loads the module by this name (request_module), as for ext4.
+    alias: ["fs-aegisfs"],
+    params: {
+        commit_interval: u32 {
+            default: 5,
+            description: "Journal commit interval in seconds of mounts without commit= (default 5)",
+        },
+    },
 }
 
 struct AegisFs {

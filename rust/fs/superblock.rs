@@ -5,7 +5,7 @@
 use super::alloc::{Reservation, Trims};
 use super::inode::iget;
 use super::journal::recovery::{recover, JournalArea};
-use super::journal::{Journal, DEFAULT_COMMIT_SECONDS};
+use super::journal::{default_commit_seconds, Journal};
 use crate::disk::{
     GroupDesc, SuperBlock as DiskSuperBlock, ERRORS_CONTINUE, ERRORS_PANIC, ERRORS_REMOUNT_RO,
     FEATURE_INCOMPAT_RECOVER, MAX_FILE_SIZE, ROOT_INO, STATE_CLEAN, STATE_ERRORS, S_IFDIR, S_IFMT,
@@ -295,7 +295,7 @@ pub(crate) fn load(dev: &Device, opts: MountOptions, read_only: bool) -> Result<
             clear_recover(dev)?;
         }
         let commit = if opts.commit == 0 {
-            DEFAULT_COMMIT_SECONDS
+            default_commit_seconds()
         } else {
             opts.commit
         };
@@ -404,7 +404,7 @@ pub(crate) fn set_discard(sb: &SuperBlock, on: bool) {
 /// The `commit=` option for `/proc/mounts`, when it is not the default.
 pub(crate) fn show_commit_option(sb: &SuperBlock) -> Option<u64> {
     let seconds = sb.info().journal()?.interval_seconds();
-    (seconds != u64::from(DEFAULT_COMMIT_SECONDS)).then_some(seconds)
+    (seconds != u64::from(default_commit_seconds())).then_some(seconds)
 }
 
 /// The `errors=` option for `/proc/mounts`, when it differs from the superblock's default.

@@ -29,6 +29,9 @@ const AEGISFS_ACL_OFF: u32 = 2;
 /// `data_err=abort` (`data_err=ignore` is 1).
 const AEGISFS_DATA_ERR_UNSET: u32 = 0;
 const AEGISFS_DATA_ERR_ABORT: u32 = 2;
+/// Value of `aegisfs_vfs_fc_commit` for `commit=0` (`AEGISFS_COMMIT_DEFAULT` in helpers.h):
+/// the default interval; 0 is "not given".
+const AEGISFS_COMMIT_DEFAULT: u32 = u32::MAX;
 
 /// The filesystem type and the inode cache.
 ///
@@ -164,7 +167,10 @@ unsafe fn fill_super(sb: *mut bindings::super_block, fc: *mut bindings::fs_conte
             ffi::aegisfs_vfs_fc_is_rdonly(fc),
             fs::superblock::MountOptions {
                 errors: ffi::aegisfs_vfs_fc_errors(fc),
-                commit: ffi::aegisfs_vfs_fc_commit(fc),
+                commit: match ffi::aegisfs_vfs_fc_commit(fc) {
+                    AEGISFS_COMMIT_DEFAULT => 0,
+                    seconds => seconds,
+                },
                 norecovery: ffi::aegisfs_vfs_fc_norecovery(fc),
                 discard: ffi::aegisfs_vfs_fc_discard(fc) == AEGISFS_ACL_ON,
                 data_err_abort: ffi::aegisfs_vfs_fc_data_err(fc) == AEGISFS_DATA_ERR_ABORT,
@@ -268,7 +274,10 @@ unsafe extern "C" fn aegisfs_reconfigure(fc: *mut bindings::fs_context) -> c_int
     }
     if commit != 0 {
         if let Some(journal) = sb.info().journal() {
-            journal.set_interval(commit);
+            journal.set_interval(match commit {
+                AEGISFS_COMMIT_DEFAULT => fs::journal::default_commit_seconds(),
+                seconds => seconds,
+            });
         }
     }
     // Everything dirty reaches the disk before the superblock is marked clean.

@@ -20,6 +20,7 @@
 #include <linux/freezer.h>
 #include <linux/iomap.h>
 #include <linux/kdev_t.h>
+#include <linux/module.h>
 #include <linux/sched.h>
 #include <linux/sched/mm.h>
 #include <linux/pagemap.h>
@@ -35,6 +36,9 @@
 #include <linux/writeback.h>
 
 #include "helpers.h"
+
+/* The Rust module! macro has no version field; Kbuild passes the workspace's version. */
+MODULE_VERSION(AEGISFS_VERSION);
 
 /* Buffer state bits of our own: the checksum of the block was verified for this kind. */
 #define AEGISFS_BH_VERIFIED_FIRST BH_PrivateStart
@@ -104,8 +108,8 @@ static int aegisfs_parse_param(struct fs_context *fc, struct fs_parameter *param
 		opts->errors = result.uint_32;
 		break;
 	case AEGISFS_OPT_COMMIT:
-		/* commit=0 means the default, as in ext4. */
-		opts->commit = result.uint_32 ? result.uint_32 : 5;
+		/* commit=0 means the default, as in ext4 (0 itself: not given). */
+		opts->commit = result.uint_32 ? result.uint_32 : AEGISFS_COMMIT_DEFAULT;
 		break;
 	case AEGISFS_OPT_NORECOVERY:
 		opts->norecovery = true;

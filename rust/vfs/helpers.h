@@ -53,6 +53,9 @@ struct aegisfs_iomap_extent {
 #define AEGISFS_DATA_ERR_IGNORE	1
 #define AEGISFS_DATA_ERR_ABORT	2
 
+/* Value of aegisfs_vfs_fc_commit() for commit=0, the default interval (0: not given). */
+#define AEGISFS_COMMIT_DEFAULT	0xffffffffU
+
 /* On-disk xattr name indexes (docs/format.md "Extended attributes"). */
 #define AEGISFS_XATTR_INDEX_USER		1
 #define AEGISFS_XATTR_INDEX_POSIX_ACL_ACCESS	2

@@ -35,8 +35,11 @@ use kernel::new_mutex;
 use kernel::prelude::*;
 use kernel::sync::{CondVar, Mutex};
 
-/// The default commit interval (`commit=` mount option), in seconds.
-pub(crate) const DEFAULT_COMMIT_SECONDS: u32 = 5;
+/// The commit interval of mounts without `commit=` (or with `commit=0`), in seconds: the
+/// module parameter `commit_interval` (5 unless given at load).
+pub(crate) fn default_commit_seconds() -> u32 {
+    crate::module_parameters::commit_interval.value().max(1)
+}
 
 /// Blocks freed by a transaction that is not yet committed: they must not be reused before
 /// it is, or a crash could leave the old owner pointing at someone else's data. With the
