@@ -33,6 +33,14 @@ const AEGISFS_DATA_ERR_ABORT: u32 = 2;
 /// the default interval; 0 is "not given".
 const AEGISFS_COMMIT_DEFAULT: u32 = u32::MAX;
 
+/// The `commit=` seconds from `aegisfs_vfs_fc_commit`: 0 when not given.
+fn commit_seconds(raw: u32) -> u32 {
+    match raw {
+        AEGISFS_COMMIT_DEFAULT => fs::journal::default_commit_seconds(),
+        seconds => seconds,
+    }
+}
+
 /// The filesystem type and the inode cache.
 ///
 /// The type lives in static storage because lockdep requires the lock class keys inside
@@ -167,10 +175,7 @@ unsafe fn fill_super(sb: *mut bindings::super_block, fc: *mut bindings::fs_conte
             ffi::aegisfs_vfs_fc_is_rdonly(fc),
             fs::superblock::MountOptions {
                 errors: ffi::aegisfs_vfs_fc_errors(fc),
-                commit: match ffi::aegisfs_vfs_fc_commit(fc) {
-                    AEGISFS_COMMIT_DEFAULT => 0,
-                    seconds => seconds,
-                },
+                commit: commit_seconds(ffi::aegisfs_vfs_fc_commit(fc)),
                 norecovery: ffi::aegisfs_vfs_fc_norecovery(fc),
                 discard: ffi::aegisfs_vfs_fc_discard(fc) == AEGISFS_ACL_ON,
                 data_err_abort: ffi::aegisfs_vfs_fc_data_err(fc) == AEGISFS_DATA_ERR_ABORT,
@@ -274,10 +279,7 @@ unsafe extern "C" fn aegisfs_reconfigure(fc: *mut bindings::fs_context) -> c_int
     }
     if commit != 0 {
         if let Some(journal) = sb.info().journal() {
-            journal.set_interval(match commit {
-                AEGISFS_COMMIT_DEFAULT => fs::journal::default_commit_seconds(),
-                seconds => seconds,
-            });
+            journal.set_interval(commit_seconds(commit));
         }
     }
     // Everything dirty reaches the disk before the superblock is marked clean.
