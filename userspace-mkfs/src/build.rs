@@ -496,12 +496,14 @@ impl<'a> Builder<'a> {
     }
 
     /// Writes the inode tables, bitmaps, group descriptors, journal superblock and finally
-    /// the superblock, then syncs. Returns the final statistics.
+    /// the superblock, then syncs. Returns the final statistics. `progress(done, groups)`
+    /// follows the groups' bitmaps, most of what a large filesystem takes.
     pub fn finish(
         mut self,
         uuid: &[u8; 16],
         label: &[u8],
         reserved_hundredths: u64,
+        progress: &mut dyn FnMut(u64, u64),
     ) -> Result<Stats, String> {
         self.writer.flush()?;
         self.stats.data_writes = self.writer.writes;
@@ -579,6 +581,7 @@ impl<'a> Builder<'a> {
                 &bitmaps,
                 geo.block_bitmap_block(g).expect("group") * BLOCK_SIZE_U64,
             )?;
+            progress(u64::from(g) + 1, u64::from(geo.group_count()));
         }
         self.target
             .write_at(&gdt, geo.gdt_start() * BLOCK_SIZE_U64)?;

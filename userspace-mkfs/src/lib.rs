@@ -12,6 +12,7 @@ pub mod format_ext;
 pub mod fsck;
 pub mod mkfs;
 pub mod mounts;
+pub mod progress;
 pub mod rng;
 pub mod size;
 pub mod sparse;

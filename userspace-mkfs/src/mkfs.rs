@@ -14,6 +14,7 @@ use crate::cli::{format_uuid, parse_args, Command, Options, UuidChoice, BLOCKS_P
 use crate::device::{open_target, Kind, Target};
 use crate::format_ext::reserved_blocks;
 use crate::mounts::find_mount;
+use crate::progress::Bar;
 use crate::rng::Rng;
 use crate::size::human_bytes;
 use crate::wipe;
@@ -170,7 +171,7 @@ fn format(opts: &Options, env: &mut Env) -> Result<(), String> {
 
     let created = target.kind == Kind::Missing;
     target.prepare(fs_bytes)?;
-    let written = write_fs(&target, &geo, seed, &uuid, rng, opts, env.stderr);
+    let written = write_fs(&target, &geo, seed, &uuid, rng, opts, env);
     if written.is_err() && created {
         // Leave no half-made image behind when mkfs created the file itself.
         let _ = std::fs::remove_file(dev);
@@ -195,13 +196,29 @@ fn write_fs(
     uuid: &[u8; 16],
     rng: Rng,
     opts: &Options,
-    warn: &mut dyn Write,
+    env: &mut Env,
 ) -> Result<Stats, String> {
     // The whole device, not just the part the filesystem uses: blkid probes it all.
     wipe::wipe(target, target.current_bytes)?;
-    let mut builder = Builder::new(geo, seed, now(), target, rng, warn);
+    let mut builder = Builder::new(geo, seed, now(), target, rng, env.stderr);
     builder.populate(opts.root_dir.as_deref())?;
-    builder.finish(uuid, &opts.label, opts.reserved_hundredths)
+    // A bar while the groups are written, on a terminal (mke2fs counts them there too).
+    let mut bar = (env.stdout_is_tty && !opts.quiet).then(|| Bar::new("Writing groups"));
+    let stdout = &mut *env.stdout;
+    let result = builder.finish(
+        uuid,
+        &opts.label,
+        opts.reserved_hundredths,
+        &mut |done, groups| {
+            if let Some(bar) = bar.as_mut() {
+                bar.update(stdout, done, groups, "");
+            }
+        },
+    );
+    if let Some(bar) = bar.as_mut() {
+        bar.clear(stdout);
+    }
+    result
 }
 
 /// The filesystem's features under mke2fs's names.

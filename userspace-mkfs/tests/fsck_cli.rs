@@ -150,8 +150,8 @@ fn progress_lines_on_a_descriptor() {
     );
 }
 
-/// Runs the library's `run` with an injected mount table.
-fn run_lib(args: &[&str], mounts: &Path, answers: Option<&str>) -> (i32, String) {
+/// Runs the library's `run` with an injected mount table (and stdout a terminal or not).
+fn run_lib(args: &[&str], mounts: &Path, answers: Option<&str>, stdout_tty: bool) -> (i32, String) {
     let args: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let mut input = Cursor::new(answers.unwrap_or("").as_bytes().to_vec());
@@ -160,7 +160,7 @@ fn run_lib(args: &[&str], mounts: &Path, answers: Option<&str>) -> (i32, String)
         stderr: &mut err,
         stdin: &mut input,
         stdin_is_tty: answers.is_some(),
-        stdout_is_tty: false,
+        stdout_is_tty: stdout_tty,
         mounts: MountSources {
             mounts: mounts.to_path_buf(),
             sys_block: mounts.with_file_name("no-sys-block"),
@@ -184,13 +184,13 @@ fn mounted_filesystem_is_not_repaired() {
     .unwrap();
     let img = fs.img.to_str().unwrap();
     let before = fs::read(&fs.img).unwrap();
-    let (code, out) = run_lib(&["-fy", img], &table, None);
+    let (code, out) = run_lib(&["-fy", img], &table, None, false);
     assert_eq!(code, 8, "{out}");
     assert!(
         out.contains("is mounted on /mnt/x: will not repair a mounted filesystem"),
         "{out}"
     );
-    let (code, out) = run_lib(&["-n", img], &table, None);
+    let (code, out) = run_lib(&["-n", img], &table, None, false);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("warning: "), "{out}");
     assert_eq!(fs::read(&fs.img).unwrap(), before);
@@ -263,7 +263,7 @@ fn interactive_answers() {
     edit_inode(&fs.img, a, true, |i| i.links_count.set(3));
     edit_inode(&fs.img, b, true, |i| i.links_count.set(4));
     // "n" for the first question, an unclear answer then the default (yes) for the second.
-    let (code, out) = run_lib(&["-f", img], &table, Some("n\nmaybe\n\n"));
+    let (code, out) = run_lib(&["-f", img], &table, Some("n\nmaybe\n\n"), false);
     assert_eq!(code, 5, "{out}");
     assert!(
         out.contains(&format!("Inode {a} ref count is 3, should be 1.  Fix<y>? ")),
@@ -320,4 +320,33 @@ fn block_device_checked_and_exclusive_for_repairs() {
     );
     assert_eq!(repaired.0, 1, "{}", repaired.1);
     assert_eq!(fsck(&fs.img, &["-n"]).0, 0);
+}
+
+#[test]
+fn progress_bar_on_a_terminal() {
+    let fs = make_fs("bar");
+    let table = fs.img.with_file_name("mounts");
+    fs::write(&table, "").unwrap();
+    let img = fs.img.to_str().unwrap();
+    let (code, out) = run_lib(&["-fn", "-C", "0", img], &table, None, true);
+    assert_eq!(code, 0, "{out}");
+    for pass in 1..=5 {
+        assert!(
+            out.contains(&format!("% (pass {pass})")),
+            "pass {pass} drawn: {out:?}"
+        );
+    }
+    // The bar is erased (a line of spaces between two `\r`) before the summary.
+    let (drawn, after) = out.rsplit_once('\r').unwrap();
+    assert!(
+        after.starts_with(img) && !after.contains('|'),
+        "summary: {after:?}"
+    );
+    let erase = drawn.rsplit_once('\r').unwrap().1;
+    assert!(
+        !erase.is_empty() && erase.chars().all(|c| c == ' '),
+        "erased: {erase:?}"
+    );
+    let (_, plain) = run_lib(&["-fn", "-C", "0", img], &table, None, false);
+    assert!(!plain.contains('\r'), "no bar off a terminal: {plain:?}");
 }

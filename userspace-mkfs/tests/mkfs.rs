@@ -31,6 +31,17 @@ fn now_sec() -> i64 {
 
 /// Runs mkfs in-process with an injected mount table and stdin.
 fn run_lib(args: &[&str], mounts: &Path, stdin: &[u8], tty: bool) -> (i32, String, String) {
+    run_lib_on(args, mounts, stdin, tty, false)
+}
+
+/// [`run_lib`], with stdout a terminal or not.
+fn run_lib_on(
+    args: &[&str],
+    mounts: &Path,
+    stdin: &[u8],
+    tty: bool,
+    stdout_tty: bool,
+) -> (i32, String, String) {
     let args: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
     let mut out = Vec::new();
     let mut err = Vec::new();
@@ -40,7 +51,7 @@ fn run_lib(args: &[&str], mounts: &Path, stdin: &[u8], tty: bool) -> (i32, Strin
         stderr: &mut err,
         stdin: &mut input,
         stdin_is_tty: tty,
-        stdout_is_tty: false,
+        stdout_is_tty: stdout_tty,
         mounts: MountSources {
             mounts: mounts.to_path_buf(),
             sys_block: PathBuf::from("/sys/block"),
@@ -883,4 +894,48 @@ fn the_checker_notices_corruption() {
         corrupt(offset);
         Image::open(&img).check();
     }
+}
+
+#[test]
+fn progress_bar_on_a_terminal_only() {
+    let t = Scratch::new("progress");
+    let img = t.join("img");
+    let mounts = t.join("mounts");
+    fs::write(&mounts, "").unwrap();
+    // 8 groups of 32768 blocks.
+    let args = ["-f", s(&img), "1G"];
+    let (code, out, err) = run_lib_on(&args, &mounts, b"", false, true);
+    assert_eq!(code, 0, "{err}");
+    let bar = format!("\rWriting groups: |{}| 100%", "=".repeat(50));
+    let at = out.find(&bar).expect("a full bar on the terminal");
+    assert!(
+        out.contains("\rWriting groups: |======    "),
+        "12 % after the first of 8 groups: {out:?}"
+    );
+    // Erased before the summary, which starts a clean line.
+    let rest = &out[at + bar.len()..];
+    let summary = rest
+        .find("Created AegisFS")
+        .expect("the summary after the bar");
+    assert!(
+        rest[..summary]
+            .trim_matches(|c| c == '\r' || c == ' ')
+            .is_empty(),
+        "{rest:?}"
+    );
+    Image::open(&img).check();
+
+    let (code, out, _) = run_lib_on(&args, &mounts, b"", false, false);
+    assert_eq!(code, 0);
+    assert!(
+        !out.contains('\r') && out.contains("Created AegisFS"),
+        "no bar off a terminal: {out:?}"
+    );
+    let quiet = ["-f", "-q", s(&img), "1G"];
+    let (code, out, _) = run_lib_on(&quiet, &mounts, b"", false, true);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, ""),
+        "-q: nothing, not even the bar"
+    );
 }

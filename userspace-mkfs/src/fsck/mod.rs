@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::mounts::find_mount;
+use crate::progress::Bar;
 use check::{Checker, Outcome};
 use dev::Device;
 use ui::{Mode, Progress, Stop, Ui};
@@ -220,7 +221,7 @@ pub fn run(args: &[OsString], env: &mut Env) -> i32 {
         }
     };
     let progress = match opts.progress_fd {
-        Some(0) if env.stdout_is_tty => Progress::Bar,
+        Some(0) if env.stdout_is_tty => Progress::Bar(Bar::new(&name)),
         Some(0) | None => Progress::None,
         // SAFETY: the caller handed this descriptor to us for progress output (fsck(8)
         // -C fd); it is owned from here on and closed at exit.

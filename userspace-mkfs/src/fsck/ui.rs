@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::progress::Bar;
+
 /// Set by the SIGINT handler; polled between units of work.
 pub static CANCELLED: AtomicBool = AtomicBool::new(false);
 
@@ -46,7 +48,7 @@ pub type Res<T> = Result<T, Stop>;
 pub enum Progress {
     None,
     /// `-C 0` on a terminal: a bar redrawn on stdout.
-    Bar,
+    Bar(Bar),
     /// `-C fd`: `pass current max device` lines on that descriptor, as e2fsck writes them.
     Fd(std::fs::File),
 }
@@ -63,7 +65,6 @@ pub struct Ui<'a> {
     pub fixed: u64,
     /// Problems left.
     pub left: u64,
-    last_percent: Option<(u8, u64)>,
     /// Decisions being recorded, by message, while the check may still restart.
     recording: Option<HashMap<String, bool>>,
     /// Decisions of the check before a restart: a problem met again keeps its answer and
@@ -88,7 +89,6 @@ impl<'a> Ui<'a> {
             found: 0,
             fixed: 0,
             left: 0,
-            last_percent: None,
             recording: None,
             replay: HashMap::new(),
         }
@@ -228,29 +228,14 @@ impl<'a> Ui<'a> {
             Progress::Fd(f) => {
                 let _ = writeln!(f, "{pass} {cur} {max} {}", self.device);
             }
-            Progress::Bar => {
-                let pct = (cur.saturating_mul(100)).checked_div(max).unwrap_or(100);
-                if self.last_percent == Some((pass, pct)) {
-                    return;
-                }
-                self.last_percent = Some((pass, pct));
-                let filled = (pct / 2) as usize;
-                let _ = write!(
-                    self.out,
-                    "\r{}: |{}{}| {pct:3}% (pass {pass})",
-                    self.device,
-                    "=".repeat(filled),
-                    " ".repeat(50 - filled)
-                );
-                let _ = self.out.flush();
-            }
+            Progress::Bar(bar) => bar.update(self.out, cur, max, &format!(" (pass {pass})")),
         }
     }
 
     /// Erases a progress bar before other output.
     pub fn clear_bar(&mut self) {
-        if matches!(self.progress, Progress::Bar) && self.last_percent.take().is_some() {
-            let _ = write!(self.out, "\r{}\r", " ".repeat(80));
+        if let Progress::Bar(bar) = &mut self.progress {
+            bar.clear(self.out);
         }
     }
 }
