@@ -32,4 +32,4 @@ chmod 0600 "$sample/docs/notes.md"
 chmod 0755 "$sample/src"
 (cd "$sample" && find . -type f -print0 | sort -z | xargs -0 sha256sum) > "$demo/share/sample.sha256"
 
-exec "$top/qemu/vm" --disk 256M --share "$demo/share" --timeout 300 -- "$top/qemu/guest/demo.sh"
+exec "$top/qemu/vm" --disk 1G --share "$demo/share" --timeout 600 -- "$top/qemu/guest/demo.sh"
