@@ -63,12 +63,13 @@ TOOLS    := mkfs.aegisfs fsck.aegisfs
 MANPAGES := man/mkfs.aegisfs.8 man/fsck.aegisfs.8 man/aegisfs.5
 KRELEASE  = $(shell cat $(KDIR)/include/config/kernel.release 2>/dev/null)
 MODDIR    = $(DESTDIR)/lib/modules/$(KRELEASE)/extra
+# Where man page $(1) (man/NAME.SECTION) is installed.
+man_dest  = $(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(1)))/$(notdir $(1))
 install: module tools
 	$(KMAKE) modules_install INSTALL_MOD_PATH=$(DESTDIR) INSTALL_MOD_DIR=extra \
 		$(if $(DESTDIR),DEPMOD=true)
 	for t in $(TOOLS); do install -D -m 755 $(TOOLS_OUT)/$$t $(DESTDIR)$(SBINDIR)/$$t; done
-	for m in $(MANPAGES); do \
-		install -D -m 644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/$$(basename $$m); done
+	$(foreach m,$(MANPAGES),install -D -m 644 $(m) $(call man_dest,$(m)) &&) true
 	@echo "aegisfs.ko installed for kernel $(KRELEASE) in $(MODDIR)"
 	@[ "$(KRELEASE)" = "$$(uname -r)" ] || echo "note: the running kernel is $$(uname -r);" \
 		"modprobe finds aegisfs once $(KRELEASE) runs (or build with KDIR=/lib/modules/\$$(uname -r)/build)"
@@ -78,7 +79,7 @@ uninstall:
 		$(MODDIR)/aegisfs.ko.zst
 	$(if $(DESTDIR),,[ -z "$(KRELEASE)" ] || depmod -a $(KRELEASE))
 	rm -f $(addprefix $(DESTDIR)$(SBINDIR)/,$(TOOLS))
-	rm -f $(foreach m,$(MANPAGES),$(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(notdir $(m)))
+	rm -f $(foreach m,$(MANPAGES),$(call man_dest,$(m)))
 
 kernel:
 	qemu/setup-host.sh

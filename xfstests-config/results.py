@@ -69,6 +69,15 @@ def boot_files(run_dir):
     return [path for _, path in sorted(found)]
 
 
+def load_unkept(run_dir):
+    """{test: Result} of the result.xml check left in the run directory (the boot running
+    now, or the last one of a killed runner, not yet kept in xunit/); {} without one."""
+    try:
+        return {r.name: r for r in read_xunit(os.path.join(run_dir, "result.xml"))[1]}
+    except (OSError, ET.ParseError):
+        return {}
+
+
 def load(run_dir):
     """(properties of the newest boot, {test: Result}) over every boot of a run."""
     props, results = {}, {}

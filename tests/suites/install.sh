@@ -56,6 +56,8 @@ check modinfo modinfo_fields
 man_pages() {
     local page out
     for page in "$stage"/usr/local/share/man/man*/*; do
+        grep -q "^\.TH .* \"AegisFS $version\"" "$page" ||
+            { echo "$page: .TH does not name AegisFS $version"; return 1; }
         # -ww: every groff warning; -z: no output, only the diagnostics.
         out=$(LC_ALL=C.UTF-8 groff -t -man -ww -z -Tutf8 "$page" 2>&1)
         [ -z "$out" ] || { echo "$page: $out"; return 1; }
