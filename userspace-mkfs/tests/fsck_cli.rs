@@ -10,7 +10,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use aegisfs_format::disk::{BLOCK_SIZE, FEATURE_INCOMPAT_RECOVER};
-use aegisfs_tools::fsck::{run, Env};
+use aegisfs_tools::fsck::{
+    run, Env, EXIT_CANCELLED, EXIT_ERROR, EXIT_NONDESTRUCT, EXIT_OK, EXIT_UNCORRECTED, EXIT_USAGE,
+};
 use aegisfs_tools::mounts::MountSources;
 use common::fsck::{
     edit_inode, edit_sb, flip_bitmap_bit, fsck, ino_of, make_fs, read_block, write_block, FSCK,
@@ -104,6 +106,25 @@ fn usage_and_operational_errors() {
     assert_eq!(fsck(&fs.img, &["-t", "ext4", "-n"]).0, 16);
     // Without -n/-y/-p and without a terminal there is no one to ask.
     assert_eq!(fsck(&fs.img, &[]).0, 16);
+    // --help names every exit status the program uses, with the values it uses.
+    let (code, out) = fsck(&fs.img, &["-h"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("Usage: fsck.aegisfs "), "{out}");
+    let status = out
+        .split("Exit status")
+        .nth(1)
+        .unwrap_or("")
+        .replace('\n', " ");
+    for (value, meaning) in [
+        (EXIT_OK, "no errors"),
+        (EXIT_NONDESTRUCT, "errors corrected"),
+        (EXIT_UNCORRECTED, "errors left uncorrected"),
+        (EXIT_ERROR, "operational error"),
+        (EXIT_USAGE, "usage error"),
+        (EXIT_CANCELLED, "cancelled"),
+    ] {
+        assert!(status.contains(&format!(" {value} {meaning}")), "{out}");
+    }
     let (code, out) = fsck(&fs.img, &["-V"]);
     assert_eq!((code, out.starts_with("fsck.aegisfs ")), (0, true), "{out}");
     // fsck(8) passes -t-less options plus -C; -t aegisfs is accepted.

@@ -42,6 +42,12 @@ pub const EXIT_CANCELLED: i32 = 32;
 pub const USAGE: &str = "\
 Usage: fsck.aegisfs [-n | -y | -p | -a] [-f] [-v] [-C fd] DEVICE
 
+Check an AegisFS filesystem on DEVICE (a block device or a regular file) and repair
+it: replay its journal, then check the superblock, group descriptors, bitmaps,
+inodes, block maps, directories and link counts. DEVICE must not be mounted
+(with -n a mounted one is checked read-only).
+
+Options:
   -n        check only: open the device read-only and answer no to every fix
   -y        answer yes to every fix
   -p, -a    preen: fix what is safe without asking, stop at anything else
@@ -52,6 +58,9 @@ Usage: fsck.aegisfs [-n | -y | -p | -a] [-f] [-v] [-C fd] DEVICE
   -V        print the version and exit
   -h        print this help and exit
 Without -n, -y or -p fsck asks before each fix (stdin must be a terminal).
+
+Exit status, the sum of: 0 no errors, 1 errors corrected, 4 errors left
+uncorrected, 8 operational error, 16 usage error, 32 cancelled.
 ";
 
 #[derive(Debug, PartialEq, Eq)]
