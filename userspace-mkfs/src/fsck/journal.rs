@@ -7,6 +7,8 @@
 //! (checksum over the unescaped contents; target inside the filesystem and outside the
 //! journal). The scan pass reads the logged blocks to check that, and stops at the first
 //! transaction that fails: it and everything after it are neither counted nor replayed.
+//! The scan pass (`Journal::scan_log`) also describes each transaction it meets, which is
+//! what aegisfs-inspect prints.
 
 use std::collections::HashMap;
 
@@ -61,9 +63,99 @@ pub struct Recovery {
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Pass {
-    Scan,
     Revoke,
     Replay,
+}
+
+/// A commit block found by [`Journal::scan_log`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Commit {
+    /// Its log block.
+    pub block: u64,
+    /// Its own block checksum (and magic and type) is valid.
+    pub checksum_ok: bool,
+    /// Its `transaction_checksum` matches the transaction read from the log; `None` when
+    /// the journal has no `TXN_CHECKSUM` or the block itself is bad.
+    pub txn_checksum_ok: Option<bool>,
+}
+
+/// One transaction found by [`Journal::scan_log`], committed or not.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TxnInfo {
+    pub sequence: u64,
+    /// Log block of its first block.
+    pub start: u64,
+    pub descriptor_blocks: u64,
+    pub revoke_blocks: u64,
+    /// The filesystem blocks it logs (its tags' targets), in log order.
+    pub targets: Vec<u64>,
+    /// The blocks its revoke records name.
+    pub revoked: Vec<u64>,
+    pub commit: Option<Commit>,
+    /// The first logged block that does not match its tag, and why.
+    pub bad_copy: Option<String>,
+}
+
+impl TxnInfo {
+    /// Why a transaction with a valid commit block still does not count as committed.
+    pub fn damage(&self) -> Option<String> {
+        if let Some(why) = &self.bad_copy {
+            return Some(why.clone());
+        }
+        match self.commit {
+            Some(c) if c.txn_checksum_ok == Some(false) => {
+                Some("its transaction checksum does not match".to_string())
+            }
+            _ => None,
+        }
+    }
+
+    /// Recovery replays it: a valid commit block and nothing damaged.
+    pub fn committed(&self) -> bool {
+        self.commit.is_some_and(|c| c.checksum_ok) && self.damage().is_none()
+    }
+}
+
+/// Why a walk over the log stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogEnd {
+    /// Log block `pos` is not a journal block: the normal end of the log.
+    End { pos: u64 },
+    /// Log block `pos` belongs to transaction `found`, not to the `expected` one: an older
+    /// transaction already checkpointed, also a normal end.
+    SequenceGap { pos: u64, found: u64, expected: u64 },
+    /// Log block `pos` of the expected transaction is damaged (`why`): a torn write.
+    BadBlock { pos: u64, why: String },
+    /// The transaction has a valid commit block but fails another check; it and
+    /// everything after it are not replayed.
+    Damaged { sequence: u64 },
+    /// The walk consumed every block of the log.
+    Full,
+}
+
+/// What [`Journal::scan_log`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogScan {
+    /// The transactions in log order: the committed ones, then the one the walk stopped
+    /// in, if it had started.
+    pub txns: Vec<TxnInfo>,
+    /// The first transaction id after the committed ones.
+    pub next_sequence: u64,
+    pub end: LogEnd,
+}
+
+impl LogScan {
+    /// The transaction with a valid commit block that fails another check (id, why).
+    pub fn damaged(&self) -> Option<(u64, String)> {
+        match self.end {
+            LogEnd::Damaged { sequence } => self
+                .txns
+                .iter()
+                .find(|t| t.sequence == sequence)
+                .and_then(|t| Some((sequence, t.damage()?))),
+            _ => None,
+        }
+    }
 }
 
 /// `a` comes after `b` in transaction ids that may wrap (jbd2's `tid_gt`).
@@ -82,13 +174,12 @@ impl Journal {
 
     /// The scan pass alone (reads only): the committed transactions of the log that
     /// starts at log block `start` with transaction `sequence`.
-    pub fn committed(&self, dev: &mut Device, ui: &mut Ui, start: u64, sequence: u64) -> Res<Scan> {
-        let mut walk = Walk::new(dev, ui, false);
-        let end = self.pass(&mut walk, Pass::Scan, start, sequence, None)?;
+    pub fn committed(&self, dev: &Device, start: u64, sequence: u64) -> Res<Scan> {
+        let log = self.scan_log(dev, start, sequence, &mut |_, _| check_cancel())?;
         Ok(Scan {
-            transactions: end.wrapping_sub(sequence),
-            next_sequence: end,
-            damaged: walk.damaged,
+            transactions: log.next_sequence.wrapping_sub(sequence),
+            next_sequence: log.next_sequence,
+            damaged: log.damaged(),
         })
     }
 
@@ -103,13 +194,149 @@ impl Journal {
         sequence: u64,
         write: bool,
     ) -> Res<Recovery> {
+        let end = self
+            .scan_log(dev, start, sequence, &mut |_, _| check_cancel())?
+            .next_sequence;
         let mut walk = Walk::new(dev, ui, write);
-        let end = self.pass(&mut walk, Pass::Scan, start, sequence, None)?;
         walk.rec.next_sequence = end;
         walk.rec.transactions = end.wrapping_sub(sequence);
-        self.pass(&mut walk, Pass::Revoke, start, sequence, Some(end))?;
-        self.pass(&mut walk, Pass::Replay, start, sequence, Some(end))?;
+        self.pass(&mut walk, Pass::Revoke, start, sequence, end)?;
+        self.pass(&mut walk, Pass::Replay, start, sequence, end)?;
         Ok(walk.rec)
+    }
+
+    /// The scan pass: walks the log that starts at log block `start` with transaction
+    /// `sequence` as recovery does, reading every logged block to check it against its
+    /// tag, and reports each transaction it meets and why it stopped. Only the
+    /// transactions before the first one that is not [`TxnInfo::committed`] count.
+    /// `progress` is told the log blocks consumed and the most there can be before each
+    /// block is read.
+    pub fn scan_log(
+        &self,
+        dev: &Device,
+        start: u64,
+        sequence: u64,
+        progress: &mut dyn FnMut(u64, u64) -> Res<()>,
+    ) -> Res<LogScan> {
+        let mut pos = start;
+        let mut seq = sequence;
+        // Log blocks consumed: the log can hold at most len - 1 of them.
+        let mut steps: u64 = 0;
+        let cap = self.len - JOURNAL_FIRST_LOG_BLOCK;
+        let mut block = zero_block();
+        let mut data = zero_block();
+        let mut txns = Vec::new();
+        // The transaction being read and its transaction checksum so far.
+        let mut cur: Option<TxnInfo> = None;
+        let mut sum = TransactionChecksum::new(self.seed);
+        let end = loop {
+            progress(steps, cap)?;
+            if steps >= cap {
+                break LogEnd::Full;
+            }
+            dev.read(self.start_block + pos, &mut block)?;
+            let h: &JournalHeader = &JournalDescriptor::from_block(&block).header;
+            if h.magic.get() != JOURNAL_MAGIC {
+                break LogEnd::End { pos };
+            }
+            if h.sequence.get() != seq {
+                break LogEnd::SequenceGap {
+                    pos,
+                    found: h.sequence.get(),
+                    expected: seq,
+                };
+            }
+            let kind = h.block_type.get();
+            let txn = cur.get_or_insert_with(|| TxnInfo {
+                sequence: seq,
+                start: pos,
+                ..TxnInfo::default()
+            });
+            if let Err(e) = check_journal_block(&block, self.seed, kind) {
+                if kind == JT_COMMIT {
+                    txn.commit = Some(Commit {
+                        block: pos,
+                        checksum_ok: false,
+                        txn_checksum_ok: None,
+                    });
+                }
+                break LogEnd::BadBlock {
+                    pos,
+                    why: e.msg().to_string(),
+                };
+            }
+            steps += 1;
+            match kind {
+                JT_DESCRIPTOR => {
+                    let Ok(tags) = JournalDescriptor::from_block(&block).used_tags() else {
+                        break LogEnd::BadBlock {
+                            pos,
+                            why: "descriptor tag count out of range".to_string(),
+                        };
+                    };
+                    if steps + tags.len() as u64 > cap {
+                        break LogEnd::BadBlock {
+                            pos,
+                            why: "descriptor logs more blocks than the log holds".to_string(),
+                        };
+                    }
+                    sum.add_metadata_block(&block);
+                    txn.descriptor_blocks += 1;
+                    let mut dpos = pos;
+                    for tag in tags {
+                        dpos = self.next(dpos);
+                        steps += 1;
+                        txn.targets.push(tag.target.get());
+                        if txn.bad_copy.is_none() {
+                            txn.bad_copy = self.logged_copy(dev, seq, tag, dpos, &mut data)?.err();
+                        }
+                    }
+                    pos = self.next(dpos);
+                }
+                JT_REVOKE => {
+                    let Ok(records) = JournalRevoke::from_block(&block).records() else {
+                        break LogEnd::BadBlock {
+                            pos,
+                            why: "revoke record count out of range".to_string(),
+                        };
+                    };
+                    sum.add_metadata_block(&block);
+                    txn.revoke_blocks += 1;
+                    txn.revoked.extend(records.iter().map(|b| b.get()));
+                    pos = self.next(pos);
+                }
+                JT_COMMIT => {
+                    let c = JournalCommit::from_block(&block);
+                    txn.commit = Some(Commit {
+                        block: pos,
+                        checksum_ok: true,
+                        txn_checksum_ok: self
+                            .txn_checksum
+                            .then(|| c.check_transaction(&sum).is_ok()),
+                    });
+                    sum = TransactionChecksum::new(self.seed);
+                    let committed = txn.committed();
+                    txns.extend(cur.take());
+                    if !committed {
+                        break LogEnd::Damaged { sequence: seq };
+                    }
+                    seq = seq.wrapping_add(1);
+                    pos = self.next(pos);
+                }
+                other => {
+                    break LogEnd::BadBlock {
+                        pos,
+                        why: format!("unknown journal block type {other}"),
+                    }
+                }
+            }
+        };
+        txns.extend(cur);
+        Ok(LogScan {
+            txns,
+            next_sequence: seq,
+            end,
+        })
     }
 
     /// Reads the logged copy of `tag` (transaction `seq`) at log block `pos` into `data`,
@@ -117,7 +344,7 @@ impl Journal {
     /// filesystem or inside the journal, or its checksum does not match.
     fn logged_copy(
         &self,
-        dev: &mut Device,
+        dev: &Device,
         seq: u64,
         tag: &JournalTag,
         pos: u64,
@@ -142,33 +369,17 @@ impl Journal {
         Ok(Ok(()))
     }
 
-    /// One walk over the log. Scan returns the id after the last committed transaction;
-    /// the other passes stop at `end`.
-    fn pass(
-        &self,
-        w: &mut Walk,
-        pass: Pass,
-        start: u64,
-        sequence: u64,
-        end: Option<u64>,
-    ) -> Res<u64> {
+    /// One walk over the log, up to transaction `end` (the scan pass's result).
+    fn pass(&self, w: &mut Walk, pass: Pass, start: u64, sequence: u64, end: u64) -> Res<()> {
         let mut pos = start;
         let mut seq = sequence;
-        let mut committed = sequence;
         // Log blocks consumed: the log can hold at most len - 1 of them.
         let mut steps: u64 = 0;
         let cap = self.len - JOURNAL_FIRST_LOG_BLOCK;
         let mut block = zero_block();
         let mut data = zero_block();
-        // Scan: the transaction checksum so far and the first check the current
-        // transaction failed.
-        let mut sum = TransactionChecksum::new(self.seed);
-        let mut fault: Option<String> = None;
-        loop {
+        while seq != end && steps < cap {
             check_cancel()?;
-            if end == Some(seq) || steps >= cap {
-                break;
-            }
             w.dev.read(self.start_block + pos, &mut block)?;
             let h: &JournalHeader = &JournalDescriptor::from_block(&block).header;
             if h.magic.get() != JOURNAL_MAGIC || h.sequence.get() != seq {
@@ -186,86 +397,54 @@ impl Journal {
                     if steps + tags.len() as u64 > cap {
                         break;
                     }
-                    if pass == Pass::Scan {
-                        sum.add_metadata_block(&block);
-                    }
                     let mut dpos = pos;
                     for tag in tags {
                         dpos = self.next(dpos);
                         steps += 1;
-                        match pass {
-                            Pass::Revoke => {}
-                            Pass::Scan => {
-                                if fault.is_none() {
-                                    fault =
-                                        self.logged_copy(w.dev, seq, tag, dpos, &mut data)?.err();
-                                }
-                            }
-                            Pass::Replay => {
-                                let target = tag.target.get();
-                                if w.revokes.get(&target).is_some_and(|&r| !seq_after(seq, r)) {
-                                    w.rec.revoked += 1;
-                                    continue;
-                                }
-                                if let Err(why) =
-                                    self.logged_copy(w.dev, seq, tag, dpos, &mut data)?
-                                {
-                                    w.rec.bad += 1;
-                                    w.ui.problem(
-                                        &format!("Journal transaction {seq}: {why}; skip it"),
-                                        true,
-                                    )?;
-                                    continue;
-                                }
-                                if w.write {
-                                    w.dev.write(target, &data)?;
-                                }
-                                w.rec.replayed += 1;
-                            }
+                        if pass == Pass::Revoke {
+                            continue;
                         }
+                        let target = tag.target.get();
+                        if w.revokes.get(&target).is_some_and(|&r| !seq_after(seq, r)) {
+                            w.rec.revoked += 1;
+                            continue;
+                        }
+                        if let Err(why) = self.logged_copy(w.dev, seq, tag, dpos, &mut data)? {
+                            w.rec.bad += 1;
+                            w.ui.problem(
+                                &format!("Journal transaction {seq}: {why}; skip it"),
+                                true,
+                            )?;
+                            continue;
+                        }
+                        if w.write {
+                            w.dev.write(target, &data)?;
+                        }
+                        w.rec.replayed += 1;
                     }
                     pos = self.next(dpos);
                 }
                 JT_REVOKE => {
                     let r = JournalRevoke::from_block(&block);
                     let Ok(records) = r.records() else { break };
-                    match pass {
-                        Pass::Scan => sum.add_metadata_block(&block),
-                        Pass::Revoke => {
-                            for b in records {
-                                let e = w.revokes.entry(b.get()).or_insert(seq);
-                                if seq_after(seq, *e) {
-                                    *e = seq;
-                                }
+                    if pass == Pass::Revoke {
+                        for b in records {
+                            let e = w.revokes.entry(b.get()).or_insert(seq);
+                            if seq_after(seq, *e) {
+                                *e = seq;
                             }
                         }
-                        Pass::Replay => {}
                     }
                     pos = self.next(pos);
                 }
                 JT_COMMIT => {
-                    if pass == Pass::Scan {
-                        let c = JournalCommit::from_block(&block);
-                        if fault.is_none()
-                            && self.txn_checksum
-                            && c.check_transaction(&sum).is_err()
-                        {
-                            fault = Some("its transaction checksum does not match".to_string());
-                        }
-                        if let Some(why) = fault.take() {
-                            w.damaged = Some((seq, why));
-                            break;
-                        }
-                        sum = TransactionChecksum::new(self.seed);
-                    }
                     seq = seq.wrapping_add(1);
-                    committed = seq;
                     pos = self.next(pos);
                 }
                 _ => break,
             }
         }
-        Ok(committed)
+        Ok(())
     }
 }
 
@@ -275,8 +454,6 @@ struct Walk<'d, 'u, 'o> {
     /// Revoked block -> the latest transaction that revoked it.
     revokes: HashMap<u64, u64>,
     rec: Recovery,
-    /// Scan: the transaction with a commit block that failed another check.
-    damaged: Option<(u64, String)>,
     write: bool,
 }
 
@@ -287,7 +464,6 @@ impl<'d, 'u, 'o> Walk<'d, 'u, 'o> {
             ui,
             revokes: HashMap::new(),
             rec: Recovery::default(),
-            damaged: None,
             write,
         }
     }

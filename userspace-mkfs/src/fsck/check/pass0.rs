@@ -83,7 +83,7 @@ impl<'u, 'o> Checker<'u, 'o> {
             fs_blocks: self.geo.blocks_count(),
             txn_checksum,
         };
-        let scan = journal.committed(&mut self.dev, self.ui, start, sequence)?;
+        let scan = journal.committed(&self.dev, start, sequence)?;
         let committed = scan.transactions;
         if let Some((seq, why)) = &scan.damaged {
             self.ui.problem(
