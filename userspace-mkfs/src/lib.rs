@@ -10,6 +10,7 @@ pub mod dirblocks;
 pub mod filemap;
 pub mod format_ext;
 pub mod fsck;
+pub mod inspect;
 pub mod mkfs;
 pub mod mounts;
 pub mod progress;
