@@ -1,9 +1,9 @@
 # AegisFS top-level Makefile.
 #   make          build aegisfs.ko against KDIR (default: the project's test kernel)
-#   make tools    build mkfs.aegisfs (and the other userspace tools)
+#   make tools    build mkfs.aegisfs, fsck.aegisfs and aegisfs-inspect
 #   make install [KDIR=/lib/modules/$(uname -r)/build] [PREFIX=/usr/local] [DESTDIR=]
 #                 the module into /lib/modules/RELEASE/extra (modules_install, depmod),
-#                 mkfs.aegisfs and fsck.aegisfs into PREFIX/sbin, the man pages into
+#                 mkfs.aegisfs, fsck.aegisfs and aegisfs-inspect into PREFIX/sbin, the man pages into
 #                 PREFIX/share/man; `make uninstall` (same variables) removes them
 #   make setup    install missing packages, build the test kernel and the guest image
 #   make run      setup + build, then boot QEMU and show AegisFS mounted and used
@@ -49,6 +49,7 @@ module:
 	$(KMAKE) modules
 
 # Cargo forbids dots in binary names; util-linux's mkfs/fsck look for mkfs.TYPE and fsck.TYPE.
+# aegisfs-inspect keeps its name (it does not end in -aegisfs).
 TOOLS_OUT := $(BUILD)/target/release
 tools:
 	cargo build --release --workspace --bins
@@ -59,8 +60,8 @@ tools:
 PREFIX   ?= /usr/local
 SBINDIR  := $(PREFIX)/sbin
 MANDIR   := $(PREFIX)/share/man
-TOOLS    := mkfs.aegisfs fsck.aegisfs
-MANPAGES := man/mkfs.aegisfs.8 man/fsck.aegisfs.8 man/aegisfs.5
+TOOLS    := mkfs.aegisfs fsck.aegisfs aegisfs-inspect
+MANPAGES := man/mkfs.aegisfs.8 man/fsck.aegisfs.8 man/aegisfs-inspect.8 man/aegisfs.5
 KRELEASE  = $(shell cat $(KDIR)/include/config/kernel.release 2>/dev/null)
 MODDIR    = $(DESTDIR)/lib/modules/$(KRELEASE)/extra
 # Where man page $(1) (man/NAME.SECTION) is installed.

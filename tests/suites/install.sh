@@ -26,8 +26,10 @@ installed=(
     "lib/modules/$release/extra/aegisfs.ko"
     usr/local/sbin/mkfs.aegisfs
     usr/local/sbin/fsck.aegisfs
+    usr/local/sbin/aegisfs-inspect
     usr/local/share/man/man8/mkfs.aegisfs.8
     usr/local/share/man/man8/fsck.aegisfs.8
+    usr/local/share/man/man8/aegisfs-inspect.8
     usr/local/share/man/man5/aegisfs.5
 )
 
@@ -70,7 +72,7 @@ check man-pages man_pages
 
 tool_help() {
     local tool
-    for tool in mkfs.aegisfs fsck.aegisfs; do
+    for tool in mkfs.aegisfs fsck.aegisfs aegisfs-inspect; do
         "$stage/usr/local/sbin/$tool" --help | grep -q "^Usage: $tool" ||
             { echo "$tool --help has no usage line"; return 1; }
         [ "$("$stage/usr/local/sbin/$tool" -V)" = "$tool $version" ] ||

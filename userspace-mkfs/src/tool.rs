@@ -1,6 +1,6 @@
-//! What mkfs.aegisfs and fsck.aegisfs share around their work: the environment they run
-//! in, the `main` of their binaries, and the answers to `--help`, `--version` and usage
-//! errors.
+//! What mkfs.aegisfs, fsck.aegisfs and aegisfs-inspect share around their work: the
+//! environment they run in, the `main` of their binaries, and the answers to `--help`,
+//! `--version` and usage errors.
 
 use std::ffi::OsString;
 use std::fmt::Display;
@@ -43,7 +43,7 @@ impl Env<'_> {
     }
 }
 
-/// The `main` of both binaries: runs `run` with the process's arguments (after the
+/// The `main` of every binary: runs `run` with the process's arguments (after the
 /// program name), standard streams and mount table, and exits with its status.
 pub fn main(run: fn(&[OsString], &mut Env) -> i32) -> ! {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
