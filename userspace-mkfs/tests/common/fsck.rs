@@ -4,9 +4,8 @@
 use std::fs;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
-use super::{mkfs_ok, text, Image, Scratch};
+use super::{mkfs_ok, run_tool, Image, Scratch};
 use aegisfs_format::checksum::set_inode_checksum;
 use aegisfs_format::dir::{iter_dir_block, set_dir_block_checksum};
 use aegisfs_format::disk::{GroupDesc, Inode, SuperBlock, BLOCK_SIZE, BLOCK_SIZE_U64};
@@ -62,17 +61,10 @@ pub fn make_fs_from(name: &str, populate: impl FnOnce(&Path)) -> Fs {
 }
 
 pub fn fsck(img: &Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(FSCK)
-        .args(args)
-        .arg(img)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let code = out
-        .status
-        .code()
-        .unwrap_or_else(|| panic!("fsck killed by a signal: {:?}", out.status));
-    (code, format!("{}{}", text(&out.stdout), text(&out.stderr)))
+    let mut all: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_ref()).collect();
+    all.push(img.as_os_str());
+    let (code, out, err) = run_tool(FSCK, &all);
+    (code, out + &err)
 }
 
 /// `-n` reports `msg` with exit 4, `-fy` repairs with exit 1, `-n` is then clean.

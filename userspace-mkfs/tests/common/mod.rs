@@ -80,6 +80,21 @@ pub fn mkfs_ok<S: AsRef<OsStr>>(args: &[S]) -> Output {
     out
 }
 
+/// Runs `bin` with `args` and stdin from /dev/null: (exit status, stdout, stderr); a
+/// death by a signal fails the test.
+pub fn run_tool<S: AsRef<OsStr>>(bin: &str, args: &[S]) -> (i32, String, String) {
+    let out = Command::new(bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let code = out
+        .status
+        .code()
+        .unwrap_or_else(|| panic!("{bin} killed by a signal: {:?}", out.status));
+    (code, text(&out.stdout), text(&out.stderr))
+}
+
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
