@@ -61,6 +61,28 @@ fsck_t() {
 }
 step fsck-t fsck_t
 
+# The installed inspector reads what the kernel wrote, and a journal it left to replay.
+inspect() {
+    local out
+    out=$(aegisfs-inspect "$dev" super) || { echo "super: $out"; return 1; }
+    grep -qE "^Label: +\"installed\"$" <<<"$out" || { echo "no label in: $out"; return 1; }
+    out=$(aegisfs-inspect "$dev" inode /data) || { echo "inode /data: $out"; return 1; }
+    grep -qx "Size: 3000000 bytes" <<<"$out" || { echo "inode /data: $out"; return 1; }
+    mount -t aegisfs "$dev" "$mnt" || return 1
+    echo after > "$mnt/after" || return 1
+    # FS_IOC_SHUTDOWN, LOGFLUSH: the journal is committed, nothing is checkpointed.
+    python3 -c 'import fcntl, os, struct, sys; fcntl.ioctl(os.open(sys.argv[1], os.O_RDONLY), 0x8004587D, struct.pack("I", 1))' "$mnt" ||
+        return 1
+    umount "$mnt" || return 1
+    out=$(aegisfs-inspect -q "$dev" journal) || { echo "journal: $out"; return 1; }
+    grep -qE "^Recovery would replay [1-9][0-9]* transaction" <<<"$out" && grep -qx "  replayed: yes" <<<"$out" ||
+        { echo "no transaction to replay in: $out"; return 1; }
+    mount -t aegisfs "$dev" "$mnt" && umount "$mnt" || return 1
+    out=$(aegisfs-inspect "$dev" journal) || { echo "journal after the replay: $out"; return 1; }
+    grep -q "^Log: empty" <<<"$out" || { echo "journal not empty after the replay: $out"; return 1; }
+}
+step inspect inspect
+
 modinfo_name() {
     [ "$(modinfo -F version aegisfs)" = "$version" ] || { echo "modinfo aegisfs: $(modinfo aegisfs 2>&1)"; return 1; }
     modinfo -n aegisfs | grep -q "^/lib/modules/$release/extra/aegisfs.ko" ||

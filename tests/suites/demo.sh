@@ -34,6 +34,7 @@ expect_line sparse-allocated $'^[0-9]+K\t/mnt/aegisfs/sparse$' "a few KiB alloca
 expect_line sparse-tail '^the end$' "the last bytes of the sparse file"
 expect_line efbig "failed to truncate .*: File too large" "EFBIG past the largest file"
 expect_line shutdown-eio "cannot open directory '/mnt/aegisfs': Input/output error" "EIO after the shutdown"
+expect_line inspect-journal '^Recovery would replay [1-9][0-9]* transaction' "aegisfs-inspect's journal view before the replay"
 expect_line replay 'aegisfs \(vdb\): recovered [0-9]+ journal transactions' "the journal replay" "$after"
 expect_line after-crash-counted '^/mnt/aegisfs/after/counted.txt: OK$' "the file made before the crash" "$after"
 expect_line after-crash-big '^/mnt/aegisfs/big: OK$' "the large file after the crash" "$after"

@@ -106,7 +106,7 @@ check dkms-build dkms_build
 
 # The guest installs the staged tree into its root and uses it as a user would.
 cases=$work/cases
-printf '%s\n' copy depmod mkfs-t mount-autoload write-read fsck-t modinfo-by-name modprobe-r \
+printf '%s\n' copy depmod mkfs-t mount-autoload write-read fsck-t inspect modinfo-by-name modprobe-r \
     commit-parameter > "$cases"
 suite_fsck=0 suite_vm "$cases" -- --disk 256M --share "$stage" --timeout 300 -- \
     "$top/tests/guest/install.sh" "$release" "$version"
