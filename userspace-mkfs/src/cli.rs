@@ -10,6 +10,7 @@ pub use aegisfs_format::geometry::InodeSpec;
 use aegisfs_format::geometry::{MAX_INODE_RATIO, MIN_INODE_RATIO};
 
 use crate::size::{parse_fs_size, parse_percent_hundredths, parse_u64};
+pub use crate::tool::Command;
 
 /// Filesystem blocks per MiB (`-J` counts MiB).
 pub const BLOCKS_PER_MIB: u64 = (1 << 20) / BLOCK_SIZE_U64;
@@ -87,14 +88,6 @@ pub struct Options {
     pub dir_index: bool,
 }
 
-/// What the command line asks for.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Command {
-    Format(Box<Options>),
-    Version,
-    Help,
-}
-
 /// A command line error: the message is printed with the usage text and exit status 1.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UsageError(pub String);
@@ -128,7 +121,7 @@ const LONG: &[(&str, u8)] = &[
 ];
 
 /// Parses the arguments after the program name.
-pub fn parse_args(args: &[OsString]) -> Result<Command, UsageError> {
+pub fn parse_args(args: &[OsString]) -> Result<Command<Box<Options>>, UsageError> {
     let opts = Options {
         device: PathBuf::new(),
         size_bytes: None,
@@ -265,7 +258,7 @@ pub fn parse_args(args: &[OsString]) -> Result<Command, UsageError> {
         let unit = opts.block_size.unwrap_or(1024);
         opts.size_bytes = Some(parse_fs_size(size, unit).map_err(UsageError)?);
     }
-    Ok(Command::Format(Box::new(opts)))
+    Ok(Command::Run(Box::new(opts)))
 }
 
 fn utf8_value(opt: u8, value: &OsString) -> Result<&str, UsageError> {
@@ -496,14 +489,14 @@ pub fn format_uuid(uuid: &[u8; 16]) -> String {
 mod tests {
     use super::*;
 
-    fn parse(args: &[&str]) -> Result<Command, UsageError> {
+    fn parse(args: &[&str]) -> Result<Command<Box<Options>>, UsageError> {
         let args: Vec<OsString> = args.iter().map(OsString::from).collect();
         parse_args(&args)
     }
 
     fn format(args: &[&str]) -> Options {
         match parse(args) {
-            Ok(Command::Format(o)) => *o,
+            Ok(Command::Run(o)) => *o,
             other => panic!("expected a format command, got {other:?}"),
         }
     }

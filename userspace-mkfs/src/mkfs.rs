@@ -10,7 +10,7 @@ use aegisfs_format::disk::{Timestamp, BLOCKS_PER_GROUP, BLOCK_SIZE_U64};
 use aegisfs_format::geometry::{Geometry, DEFAULT_INODE_SIZE};
 
 use crate::build::{Builder, Stats};
-use crate::cli::{format_uuid, parse_args, Command, Options, UuidChoice, BLOCKS_PER_MIB, USAGE};
+use crate::cli::{format_uuid, parse_args, Options, UuidChoice, BLOCKS_PER_MIB, USAGE};
 use crate::device::{open_target, Kind, Target};
 use crate::format_ext::reserved_blocks;
 use crate::mounts::find_mount;
@@ -30,26 +30,16 @@ pub use crate::tool::Env;
 
 /// Runs mkfs with the arguments after the program name; returns the exit status.
 pub fn run(args: &[OsString], env: &mut Env) -> i32 {
-    match parse_args(args) {
+    let opts = match env.command(PROG, USAGE, parse_args(args), EXIT_USAGE) {
+        Ok(opts) => opts,
+        Err(status) => return status,
+    };
+    match format(&opts, env) {
+        Ok(()) => 0,
         Err(e) => {
-            env.usage_error(PROG, e, USAGE);
-            EXIT_USAGE
+            env.error(PROG, e);
+            EXIT_ERROR
         }
-        Ok(Command::Help) => {
-            env.help(USAGE);
-            0
-        }
-        Ok(Command::Version) => {
-            env.version(PROG);
-            0
-        }
-        Ok(Command::Format(opts)) => match format(&opts, env) {
-            Ok(()) => 0,
-            Err(e) => {
-                env.error(PROG, e);
-                EXIT_ERROR
-            }
-        },
     }
 }
 

@@ -20,7 +20,42 @@ pub struct Env<'a> {
     pub mounts: MountSources,
 }
 
+/// What a tool's command line asks for: its work with options `T`, or `--help`, or
+/// `--version`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command<T> {
+    Run(T),
+    Help,
+    Version,
+}
+
 impl Env<'_> {
+    /// Answers `--help`, `--version` and a command line error (with `usage_status`); returns
+    /// the options to run with, or the exit status to end with.
+    pub fn command<T, E: Display>(
+        &mut self,
+        prog: &str,
+        usage: &str,
+        parsed: Result<Command<T>, E>,
+        usage_status: i32,
+    ) -> Result<T, i32> {
+        match parsed {
+            Ok(Command::Run(opts)) => Ok(opts),
+            Ok(Command::Help) => {
+                self.help(usage);
+                Err(0)
+            }
+            Ok(Command::Version) => {
+                self.version(prog);
+                Err(0)
+            }
+            Err(e) => {
+                self.usage_error(prog, e, usage);
+                Err(usage_status)
+            }
+        }
+    }
+
     /// `--help`: the usage on stdout.
     pub fn help(&mut self, usage: &str) {
         let _ = self.stdout.write_all(usage.as_bytes());

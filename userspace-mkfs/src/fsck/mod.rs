@@ -72,13 +72,6 @@ pub struct Options {
     pub device: PathBuf,
 }
 
-#[derive(Debug, PartialEq, Eq)]
-pub enum Command {
-    Check(Options),
-    Help,
-    Version,
-}
-
 fn set_mode(mode: &mut Option<Mode>, m: Mode) -> Result<(), String> {
     match mode {
         Some(old) if *old != m => {
@@ -93,7 +86,7 @@ fn set_mode(mode: &mut Option<Mode>, m: Mode) -> Result<(), String> {
 
 /// Parses e2fsck-style options: clustered short flags, `-C` and `-t` with their value
 /// attached or separate.
-pub fn parse_args(args: &[OsString]) -> Result<Command, String> {
+pub fn parse_args(args: &[OsString]) -> Result<Command<Options>, String> {
     let mut mode = None;
     let (mut force, mut verbose) = (false, false);
     let mut progress_fd = None;
@@ -161,7 +154,7 @@ pub fn parse_args(args: &[OsString]) -> Result<Command, String> {
         }
     }
     let device = device.ok_or("no device given")?;
-    Ok(Command::Check(Options {
+    Ok(Command::Run(Options {
         mode,
         force,
         verbose,
@@ -170,24 +163,13 @@ pub fn parse_args(args: &[OsString]) -> Result<Command, String> {
     }))
 }
 
-pub use crate::tool::Env;
+pub use crate::tool::{Command, Env};
 
 /// Runs fsck with the arguments after the program name; returns the exit status.
 pub fn run(args: &[OsString], env: &mut Env) -> i32 {
-    let opts = match parse_args(args) {
-        Ok(Command::Help) => {
-            env.help(USAGE);
-            return EXIT_OK;
-        }
-        Ok(Command::Version) => {
-            env.version(PROG);
-            return EXIT_OK;
-        }
-        Ok(Command::Check(o)) => o,
-        Err(e) => {
-            env.usage_error(PROG, e, USAGE);
-            return EXIT_USAGE;
-        }
+    let opts = match env.command(PROG, USAGE, parse_args(args), EXIT_USAGE) {
+        Ok(opts) => opts,
+        Err(status) => return status,
     };
     let mode = match opts.mode {
         Some(m) => m,
@@ -328,7 +310,7 @@ fn print_summary(out: &mut dyn Write, name: &str, o: &Outcome, verbose: bool, pr
 mod tests {
     use super::*;
 
-    fn parse(args: &[&str]) -> Result<Command, String> {
+    fn parse(args: &[&str]) -> Result<Command<Options>, String> {
         let v: Vec<OsString> = args.iter().map(Into::into).collect();
         parse_args(&v)
     }
@@ -337,7 +319,7 @@ mod tests {
     fn options() {
         assert_eq!(
             parse(&["-fyC0", "/dev/x"]),
-            Ok(Command::Check(Options {
+            Ok(Command::Run(Options {
                 mode: Some(Mode::Yes),
                 force: true,
                 verbose: false,
@@ -347,7 +329,7 @@ mod tests {
         );
         assert_eq!(
             parse(&["-a", "-C", "5", "-t", "aegisfs", "-v", "--", "-dev"]),
-            Ok(Command::Check(Options {
+            Ok(Command::Run(Options {
                 mode: Some(Mode::Preen),
                 force: false,
                 verbose: true,

@@ -25,7 +25,7 @@ use crate::fsck::dev::{Block, Device};
 use crate::fsck::ui::Stop;
 use crate::mounts::find_mount;
 use crate::progress::Bar;
-pub use crate::tool::Env;
+pub use crate::tool::{Command, Env};
 
 pub const PROG: &str = "aegisfs-inspect";
 
@@ -87,13 +87,6 @@ pub struct Options {
     pub view: View,
 }
 
-#[derive(Debug, PartialEq, Eq)]
-pub enum Command {
-    Inspect(Options),
-    Help,
-    Version,
-}
-
 fn parse_target(cmd: &str, arg: Option<&OsString>) -> Result<Target, String> {
     let arg = arg.ok_or_else(|| format!("'{cmd}' needs an inode number or a path"))?;
     let s = arg
@@ -111,7 +104,7 @@ fn parse_target(cmd: &str, arg: Option<&OsString>) -> Result<Target, String> {
 
 /// Parses the arguments after the program name: options anywhere before `--`, then
 /// `DEVICE [COMMAND [ARG]]`.
-pub fn parse_args(args: &[OsString]) -> Result<Command, String> {
+pub fn parse_args(args: &[OsString]) -> Result<Command<Options>, String> {
     let mut quiet = false;
     let mut operands: Vec<&OsString> = Vec::new();
     let mut only_operands = false;
@@ -157,7 +150,7 @@ pub fn parse_args(args: &[OsString]) -> Result<Command, String> {
             extra.to_string_lossy()
         ));
     }
-    Ok(Command::Inspect(Options {
+    Ok(Command::Run(Options {
         quiet,
         device,
         view,
@@ -261,20 +254,9 @@ impl Inspector<'_> {
 /// Runs aegisfs-inspect with the arguments after the program name; returns the exit
 /// status.
 pub fn run(args: &[OsString], env: &mut Env) -> i32 {
-    let opts = match parse_args(args) {
-        Ok(Command::Help) => {
-            env.help(USAGE);
-            return EXIT_OK;
-        }
-        Ok(Command::Version) => {
-            env.version(PROG);
-            return EXIT_OK;
-        }
-        Ok(Command::Inspect(o)) => o,
-        Err(e) => {
-            env.usage_error(PROG, e, USAGE);
-            return EXIT_USAGE;
-        }
+    let opts = match env.command(PROG, USAGE, parse_args(args), EXIT_USAGE) {
+        Ok(opts) => opts,
+        Err(status) => return status,
     };
     let name = opts.device.display().to_string();
     match find_mount(&opts.device, &env.mounts) {
@@ -389,14 +371,14 @@ fn human_bytes(bytes: u128) -> String {
 mod tests {
     use super::*;
 
-    fn parse(args: &[&str]) -> Result<Command, String> {
+    fn parse(args: &[&str]) -> Result<Command<Options>, String> {
         let v: Vec<OsString> = args.iter().map(Into::into).collect();
         parse_args(&v)
     }
 
     fn view(args: &[&str]) -> View {
         match parse(args) {
-            Ok(Command::Inspect(o)) => o.view,
+            Ok(Command::Run(o)) => o.view,
             other => panic!("{args:?}: {other:?}"),
         }
     }
