@@ -3,9 +3,9 @@
 # indexed directories, every mapping level, a dirty journal with orphans; cached in
 # build/fuzz/corpus) is mutated image by image (aegisfs-testimage mutate: random bits and
 # bytes, and boundary values in the fields of every metadata structure, checksums
-# recomputed). On the host each mutated image goes through fsck.aegisfs -fn and -fy, after
-# which -fn must find it clean, every run ending within the step timeout and without a
-# crash. In the guest each is mounted and worked on (tests/guest/fuzz.py): a kernel report,
+# recomputed). On the host each mutated image is shown by every view of aegisfs-inspect,
+# then goes through fsck.aegisfs -fn and -fy, after which -fn must find it clean, every run
+# ending within the step timeout and without a crash. In the guest each is mounted and worked on (tests/guest/fuzz.py): a kernel report,
 # a hang or a VM crash fails the image. A failed image's reproducer is saved in
 # build/fuzz/failures/ (the mutated image, its mutations, the log), and a new VM goes on
 # with the next image.
@@ -84,21 +84,42 @@ save_failure() {
     echo "# fuzz: reproducer: ${out#"$top"/}.img (mutations and log beside it)"
 }
 
-# fsck_run ARGS: runs fsck.aegisfs ARGS on the image; sets $rc, and $crash to why the run
-# is a failure (a hang, a signal, a Rust panic), empty if it is not.
-fsck_run() {
-    local out
+# tool_run TOOL ARGS: runs the tool TOOL with ARGS; sets $rc, $tool_out, and $crash to why
+# the run is a failure (a hang, a signal, a Rust panic), empty if it is not.
+tool_run() {
+    local tool=$1
+    shift
     set +e
-    out=$(timeout -s KILL "${FUZZ_TIMEOUT:-60}" "$release/fsck.aegisfs" "$@" "$img" 2>&1)
+    tool_out=$(timeout -s KILL "${FUZZ_TIMEOUT:-60}" "$release/$tool" "$@" 2>&1)
     rc=$?
     set -e
     crash=
     if [ $rc = 137 ]; then
-        crash="fsck $* did not finish in ${FUZZ_TIMEOUT:-60} s"
-    elif [ $rc -ge 101 ] || grep -q "panicked at" <<<"$out"; then
-        crash="fsck $* crashed (exit $rc): $(tail -n 2 <<<"$out" | tr '\n' ' ')"
+        crash="$tool $* did not finish in ${FUZZ_TIMEOUT:-60} s"
+    elif [ $rc -ge 101 ] || grep -q "panicked at" <<<"$tool_out"; then
+        crash="$tool $* crashed (exit $rc): $(tail -n 2 <<<"$tool_out" | tr '\n' ' ')"
     fi
-    fsck_out=$out
+}
+
+# fsck_run ARGS: fsck.aegisfs ARGS on the image.
+fsck_run() { tool_run fsck.aegisfs "$@" "$img"; }
+
+# Every view of aegisfs-inspect, with the root, lost+found and the first files as inodes.
+inspect_views=(super groups freefrag journal "dir 2" "dir 11" "inode 2" "inode 11" "inode 12"
+    "inode 13" "inode 14" "inode 15" "inode 16" "inode 17")
+
+# inspect_image: each view of the image; sets $crash as tool_run does, also for an exit
+# status the inspector does not give for a damaged image (0 nothing wrong, 1 damage shown,
+# 4 unreadable).
+inspect_image() {
+    local view
+    for view in "${inspect_views[@]}"; do
+        # shellcheck disable=SC2086 # a view is a command and its argument
+        tool_run aegisfs-inspect -q "$img" $view
+        [ -n "$crash" ] || [ $rc = 0 ] || [ $rc = 1 ] || [ $rc = 4 ] ||
+            crash="aegisfs-inspect $view exited $rc: $(tail -n 2 <<<"$tool_out" | tr '\n' ' ')"
+        [ -z "$crash" ] || return 0
+    done
 }
 
 # mutate_batch FIRST END: the deltas of images FIRST..END-1, each image checked by fsck.
@@ -110,6 +131,12 @@ mutate_batch() {
         mseed=$(((seed << 32) | i))
         cp --sparse=always "$corpus/$name.img" "$img"
         "$testimage" mutate "$img" "$mseed" "$work/deltas/$i.delta" > /dev/null
+        inspect_image
+        if [ -n "$crash" ]; then
+            echo "not ok fuzz/inspect-$i: $name seed $mseed: $crash"
+            save_failure "$i" "$crash"
+            inspect_failed=$((inspect_failed + 1))
+        fi
         fsck_run -fn
         if [ -z "$crash" ]; then
             fsck_run -fy
@@ -117,7 +144,7 @@ mutate_batch() {
             [ -n "$crash" ] || fsck_run -fn
             # Exit 8 twice: a superblock fsck cannot use (there is no backup to repair from).
             if [ -z "$crash" ] && [ $rc != 0 ] && ! { [ $repaired = 8 ] && [ $rc = 8 ]; }; then
-                crash="fsck -fy left errors (fsck -fn exit $rc): $(grep "Fix?" <<<"$fsck_out" | head -n 3 | tr '\n' ' ')"
+                crash="fsck -fy left errors (fsck -fn exit $rc): $(grep "Fix?" <<<"$tool_out" | head -n 3 | tr '\n' ' ')"
             fi
         fi
         if [ -n "$crash" ]; then
@@ -132,6 +159,7 @@ start=$SECONDS
 next=0
 failed=0
 fsck_failed=0
+inspect_failed=0
 mounted=0
 refused=0
 kernel_time=0
@@ -185,6 +213,7 @@ while [ "$next" -lt "$images" ]; do
     esac
     for ((i = next - batch; i < next; i++)); do rm -f "$work/deltas/$i.delta"; done
 done
-echo "# fuzz: $images images in $((SECONDS - start)) s ($boots boots, ${kernel_time} s in mounts and workloads): $mounted mounted, $refused refused at mount; $failed kernel failures, $fsck_failed fsck failures"
+echo "# fuzz: $images images in $((SECONDS - start)) s ($boots boots, ${kernel_time} s in mounts and workloads): $mounted mounted, $refused refused at mount; $failed kernel failures, $fsck_failed fsck failures, $inspect_failed inspector failures"
 [ "$fsck_failed" != 0 ] || echo "ok fuzz/fsck"
+[ "$inspect_failed" != 0 ] || echo "ok fuzz/inspect"
 [ "$failed" != 0 ] || echo "ok fuzz/kernel"
