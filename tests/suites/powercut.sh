@@ -3,8 +3,9 @@
 # record log /dev/vdc; each of POWERCUT_RUNS boots checks what the previous cut left (mount =
 # journal replay, every fsync'ed file exact, fsck -n clean), runs the workload of
 # tests/guest/powercut_work.py and is killed (qemu/vm --kill-after, SIGKILL of QEMU) at a
-# seeded random moment POWERCUT_MIN..POWERCUT_MAX s (default 3..25) after the guest script
-# started. A last boot only checks. The loop stops at the first failed check (the image is
+# seeded random moment POWERCUT_MIN..POWERCUT_MAX s (default 3..25, times
+# AEGISFS_VM_TIME_SCALE: on a slower kernel the workload starts later) after the guest
+# script started. A last boot only checks. The loop stops at the first failed check (the image is
 # kept with AEGISFS_KEEP=1).
 #
 #   FSTYP=ext4 tests/run powercut          prove it on ext4 (default FSTYP aegisfs)
@@ -15,8 +16,9 @@ set -euo pipefail
 suite_init powercut
 fstyp=${FSTYP:-aegisfs}
 runs=${POWERCUT_RUNS:-3}
-lo=${POWERCUT_MIN:-3}
-hi=${POWERCUT_MAX:-25}
+scale=${AEGISFS_VM_TIME_SCALE:-1}
+lo=${POWERCUT_MIN:-$(awk -v s="$scale" 'BEGIN { print 3 * s }')}
+hi=${POWERCUT_MAX:-$(awk -v s="$scale" 'BEGIN { print 25 * s }')}
 seed=${POWERCUT_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
 echo "# powercut: FSTYP=$fstyp POWERCUT_RUNS=$runs cut ${lo}..${hi} s, seed $seed (POWERCUT_SEED=$seed repeats it)"
 

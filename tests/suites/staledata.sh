@@ -2,7 +2,8 @@
 # staledata: no file ever shows another file's old data. A persistent image /dev/vdb is
 # first filled with files whose every block says SECRET, which are then deleted; then
 # STALEDATA_CUTS times a boot appends to, truncates and extends files until it is killed
-# (qemu/vm --kill-after) at a seeded random moment 3..10 s after its script started, and
+# (qemu/vm --kill-after) at a seeded random moment 3..10 s (times AEGISFS_VM_TIME_SCALE: on
+# a slower kernel the workload starts later) after its script started, and
 # the next boot checks what the power cut left: every block of every file zeros or exactly
 # what was written there, never SECRET; fsck -n clean. Cases: tests/guest/staledata.py.
 #
@@ -14,6 +15,7 @@ suite_init staledata
 fstyp=${FSTYP:-aegisfs}
 cuts=${STALEDATA_CUTS:-3}
 seed=${STALEDATA_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
+scale=${AEGISFS_VM_TIME_SCALE:-1}
 echo "# staledata: FSTYP=$fstyp STALEDATA_CUTS=$cuts, seed $seed (STALEDATA_SEED=$seed repeats it)"
 
 image=$work/fs.img
@@ -44,7 +46,7 @@ if [ "$status" != 0 ]; then
 fi
 stopped=0
 for ((n = 1; n <= cuts; n++)); do
-    t=$(python3 -c "import random; print(round(random.Random($seed * 1000 + $n).uniform(3, 10), 2))")
+    t=$(python3 -c "import random; print(round(random.Random($seed * 1000 + $n).uniform(3 * $scale, 10 * $scale), 2))")
     boot "$((2 * n))" run --kill-after "$t"
     if [ "$status" != 137 ]; then
         echo "not ok staledata/cut-$n: qemu/vm exited $status, not 137 (the power cut at $t s): $(last_words)"
