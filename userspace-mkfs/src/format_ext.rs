@@ -1,10 +1,26 @@
 //! Format-level helpers the `aegisfs-format` crate does not provide (yet). They belong
 //! there and are kept here, small and self-contained, so they can move without changes.
 
+use aegisfs_format::disk::{FT_BLKDEV, FT_CHRDEV, FT_DIR, FT_FIFO, FT_REG, FT_SOCK, FT_SYMLINK};
+
 /// Linux `new_encode_dev`: the 32-bit device number stored in an inode's `rdev`
 /// (docs/format.md, "Inodes").
 pub fn encode_dev(major: u32, minor: u32) -> u32 {
     (minor & 0xff) | ((major & 0xfff) << 8) | ((minor & !0xff) << 12)
+}
+
+/// What a directory entry's or an inode's file type (`FT_*`) is, in words.
+pub fn file_type_name(ft: u8) -> &'static str {
+    match ft {
+        FT_REG => "regular file",
+        FT_DIR => "directory",
+        FT_CHRDEV => "character device",
+        FT_BLKDEV => "block device",
+        FT_FIFO => "FIFO",
+        FT_SOCK => "socket",
+        FT_SYMLINK => "symbolic link",
+        _ => "unknown",
+    }
 }
 
 /// Reserved blocks for `percent_hundredths` hundredths of a percent of `data_blocks`

@@ -2,13 +2,14 @@
 //! map as extents of logical to physical blocks with the holes between them, and the
 //! indirect blocks of the tree with their checksums.
 
+use crate::format_ext::file_type_name;
 use aegisfs_format::blockmap::{BlockPtr, DIND_START, IND_START, TIND_START};
 use aegisfs_format::checksum::verify_inode_checksum;
 use aegisfs_format::disk::{
-    bitmap_test, IndirectBlock, Inode, BLOCK_SIZE_U64, FT_BLKDEV, FT_CHRDEV, FT_DIR, FT_FIFO,
-    FT_REG, FT_SOCK, FT_SYMLINK, INODE_BASE_SIZE, INODE_FLAG_APPEND, INODE_FLAG_DIRSYNC,
-    INODE_FLAG_IMMUTABLE, INODE_FLAG_INDEX, INODE_FLAG_INLINE_DATA, INODE_FLAG_NOATIME,
-    INODE_FLAG_NODUMP, INODE_FLAG_SYNC, PTRS_PER_BLOCK, PTRS_PER_BLOCK_U64,
+    bitmap_test, IndirectBlock, Inode, BLOCK_SIZE_U64, FT_BLKDEV, FT_CHRDEV, FT_REG, FT_SYMLINK,
+    INODE_BASE_SIZE, INODE_FLAG_APPEND, INODE_FLAG_DIRSYNC, INODE_FLAG_IMMUTABLE, INODE_FLAG_INDEX,
+    INODE_FLAG_INLINE_DATA, INODE_FLAG_NOATIME, INODE_FLAG_NODUMP, INODE_FLAG_SYNC, PTRS_PER_BLOCK,
+    PTRS_PER_BLOCK_U64,
 };
 use aegisfs_format::geometry::Geometry;
 use aegisfs_format::xattr::{entries, index_prefix, inline_area, XattrBlock};
@@ -198,19 +199,6 @@ pub(super) fn resolve(ins: &Inspector, geo: &Geometry, t: &Target) -> Res<u32> {
     }
 }
 
-fn type_name(ft: Option<u8>) -> &'static str {
-    match ft {
-        Some(FT_REG) => "regular file",
-        Some(FT_DIR) => "directory",
-        Some(FT_CHRDEV) => "character device",
-        Some(FT_BLKDEV) => "block device",
-        Some(FT_FIFO) => "FIFO",
-        Some(FT_SOCK) => "socket",
-        Some(FT_SYMLINK) => "symbolic link",
-        _ => "invalid",
-    }
-}
-
 pub(super) fn show(ins: &mut Inspector, t: &Target) -> Res<()> {
     let geo = ins.geometry()?;
     let ino = resolve(ins, &geo, t)?;
@@ -236,7 +224,7 @@ pub(super) fn show(ins: &mut Inspector, t: &Target) -> Res<()> {
     writeln!(
         o,
         "Type: {}   Mode: 0{mode:06o} (permissions {:04o})",
-        type_name(ft),
+        ft.map_or("invalid", file_type_name),
         mode & 0o7777
     )?;
     writeln!(o, "Owner: uid {}, gid {}", i.uid.get(), i.gid.get())?;

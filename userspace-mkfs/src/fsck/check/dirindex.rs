@@ -7,6 +7,7 @@
 //! `Checker::index_blocks`, which pass 2 and every directory edit leave alone: they are
 //! not directory blocks.
 
+use crate::format_ext::file_type_name;
 use aegisfs_format::checksum::{dir_index_checksum, set_inode_checksum};
 use aegisfs_format::dir::{
     add_entry, init_dir_block, iter_dir_block, iter_verified_dir_block, set_dir_block_checksum,
@@ -18,7 +19,7 @@ use aegisfs_format::dirindex::{
 };
 use aegisfs_format::disk::{Inode, DIR_INDEX_CHECKSUM_OFFSET, FT_DIR, INODE_FLAG_INDEX};
 
-use super::{type_name, Checker};
+use super::Checker;
 use crate::fsck::dev::Block;
 use crate::fsck::ui::{check_cancel, Res, Stop};
 
@@ -45,7 +46,7 @@ impl<'u, 'o> Checker<'u, 'o> {
         }
         let msg = format!(
             "Inode {ino} ({}) has the INDEX flag, which only directories may have; clear it",
-            type_name(ft)
+            file_type_name(ft)
         );
         if !self.ui.problem(&msg, false)? {
             return Ok(false);

@@ -191,19 +191,6 @@ fn span(level: u8) -> u64 {
     PTRS_PER_BLOCK_U64.pow(u32::from(level))
 }
 
-fn type_name(ft: u8) -> &'static str {
-    match ft {
-        1 => "regular file",
-        2 => "directory",
-        3 => "character device",
-        4 => "block device",
-        5 => "FIFO",
-        6 => "socket",
-        7 => "symlink",
-        _ => "unknown",
-    }
-}
-
 /// Inode table blocks read ahead by [`Checker::read_inode_ahead`].
 #[derive(Default)]
 struct ReadAhead {

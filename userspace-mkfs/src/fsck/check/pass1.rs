@@ -1,5 +1,6 @@
 //! Pass 1: every inode and its block map (fields, checksums, claimed blocks, sizes).
 
+use crate::format_ext::file_type_name;
 use aegisfs_format::blockmap::{BlockPtr, DIND_START, IND_START, TIND_START};
 use aegisfs_format::checksum::{set_inode_checksum, verify_inode_checksum};
 use aegisfs_format::disk::{
@@ -14,8 +15,8 @@ use aegisfs_format::xattr::{
 };
 
 use super::{
-    live_in_free_slot, span, type_name, Checker, DirBlock, DirInfo, Dup, Loc, Walk, CHUNK_BLOCKS,
-    TYPE_BAD, XATTR_LBLK,
+    live_in_free_slot, span, Checker, DirBlock, DirInfo, Dup, Loc, Walk, CHUNK_BLOCKS, TYPE_BAD,
+    XATTR_LBLK,
 };
 use crate::fsck::dev::{zero_block, zero_blocks, Block};
 use crate::fsck::ui::{check_cancel, Res, Stop};
@@ -376,7 +377,7 @@ impl<'u, 'o> Checker<'u, 'o> {
         if inode.is_special() && (inode.size.get() != 0 || !inode.has_no_block_ptrs()) {
             let msg = format!(
                 "Special file inode {ino} ({}) has a size or block pointers; clear them",
-                type_name(ft)
+                file_type_name(ft)
             );
             if self.ui.problem(&msg, false)? {
                 let i = Inode::from_slot_mut(raw).map_err(|e| Stop::Error(e.msg().into()))?;

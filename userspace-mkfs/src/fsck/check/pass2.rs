@@ -1,5 +1,6 @@
 //! Pass 2: directory blocks and their entries.
 
+use crate::format_ext::file_type_name;
 use std::collections::HashSet;
 
 use aegisfs_format::dir::{
@@ -9,7 +10,7 @@ use aegisfs_format::dir::{
 use aegisfs_format::disk::{DIR_TAIL_OFFSET, FT_DIR, ROOT_INO};
 use aegisfs_format::error::FormatError;
 
-use super::{type_name, Checker, DirBlock, TYPE_BAD};
+use super::{Checker, DirBlock, TYPE_BAD};
 use crate::fsck::dev::{zero_block, Block};
 use crate::fsck::ui::{check_cancel, Res, Stop};
 
@@ -322,8 +323,8 @@ impl<'u, 'o> Checker<'u, 'o> {
             let msg = format!(
                 "Entry '{shown}' in directory inode {dir} has file type {ft} ({}), but inode \
                  {ino} is a {}",
-                type_name(ft),
-                type_name(t)
+                file_type_name(ft),
+                file_type_name(t)
             );
             if self.ui.problem(&msg, false)? {
                 set_entry_inode(blk, off, ino, t).map_err(|e| Stop::Error(e.msg().into()))?;

@@ -1,9 +1,10 @@
 //! Pass 4: reference counts.
 
+use crate::format_ext::file_type_name;
 use aegisfs_format::checksum::set_inode_checksum;
 use aegisfs_format::disk::{Inode, FT_DIR};
 
-use super::{type_name, Checker, ReadAhead, TYPE_BAD};
+use super::{Checker, ReadAhead, TYPE_BAD};
 use crate::fsck::ui::{check_cancel, Res, Stop};
 
 impl<'u, 'o> Checker<'u, 'o> {
@@ -35,7 +36,7 @@ impl<'u, 'o> Checker<'u, 'o> {
                 }
                 let msg = format!(
                     "Unattached inode {ino} ({}); connect it to /lost+found",
-                    type_name(t)
+                    file_type_name(t)
                 );
                 if self.ui.problem(&msg, false)? {
                     match self.lost_found {
