@@ -1,6 +1,7 @@
 //! Journal recovery (docs/format.md, "Journal"), in the three passes of jbd2: scan for the
 //! last committed transaction, collect revoke records, replay the logged blocks that were
-//! not revoked. Every walk over the circular log is bounded by its length.
+//! not revoked. Only the scan walks the circular log (bounded by its length); the other
+//! two work from what it recorded of each transaction.
 //!
 //! A transaction counts as committed only when its commit block is valid, its transaction
 //! checksum matches (journals with `TXN_CHECKSUM`), and every logged block matches its tag
@@ -15,8 +16,8 @@ use std::collections::HashMap;
 use aegisfs_format::checksum::journal_data_checksum;
 use aegisfs_format::journal::{
     check_journal_block, unescape, JournalCommit, JournalDescriptor, JournalHeader, JournalRevoke,
-    JournalTag, TransactionChecksum, JOURNAL_FIRST_LOG_BLOCK, JOURNAL_MAGIC, JT_COMMIT,
-    JT_DESCRIPTOR, JT_REVOKE, TAG_FLAG_ESCAPED,
+    TransactionChecksum, JOURNAL_FIRST_LOG_BLOCK, JOURNAL_MAGIC, JT_COMMIT, JT_DESCRIPTOR,
+    JT_REVOKE, TAG_FLAG_ESCAPED,
 };
 
 use super::dev::{zero_block, Block, Device};
@@ -61,10 +62,17 @@ pub struct Recovery {
     pub next_sequence: u64,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Pass {
-    Revoke,
-    Replay,
+/// A block a transaction logs: its tag and where its copy is in the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoggedBlock {
+    /// The filesystem block it belongs to.
+    pub target: u64,
+    /// The log block that holds the copy.
+    pub pos: u64,
+    /// The tag's `TAG_FLAG_*`.
+    flags: u32,
+    /// The tag's checksum of the unescaped copy.
+    checksum: u32,
 }
 
 /// A commit block found by [`Journal::scan_log`].
@@ -87,8 +95,8 @@ pub struct TxnInfo {
     pub start: u64,
     pub descriptor_blocks: u64,
     pub revoke_blocks: u64,
-    /// The filesystem blocks it logs (its tags' targets), in log order.
-    pub targets: Vec<u64>,
+    /// The blocks it logs, in log order.
+    pub logged: Vec<LoggedBlock>,
     /// The blocks its revoke records name.
     pub revoked: Vec<u64>,
     pub commit: Option<Commit>,
@@ -194,15 +202,45 @@ impl Journal {
         sequence: u64,
         write: bool,
     ) -> Res<Recovery> {
-        let end = self
-            .scan_log(dev, start, sequence, &mut |_, _| check_cancel())?
-            .next_sequence;
-        let mut walk = Walk::new(dev, ui, write);
-        walk.rec.next_sequence = end;
-        walk.rec.transactions = end.wrapping_sub(sequence);
-        self.pass(&mut walk, Pass::Revoke, start, sequence, end)?;
-        self.pass(&mut walk, Pass::Replay, start, sequence, end)?;
-        Ok(walk.rec)
+        let log = self.scan_log(dev, start, sequence, &mut |_, _| check_cancel())?;
+        let mut rec = Recovery {
+            transactions: log.next_sequence.wrapping_sub(sequence),
+            next_sequence: log.next_sequence,
+            ..Recovery::default()
+        };
+        let committed: Vec<&TxnInfo> = log.txns.iter().filter(|t| t.committed()).collect();
+        // Revoked block -> the latest transaction that revoked it.
+        let mut revokes: HashMap<u64, u64> = HashMap::new();
+        for t in &committed {
+            for &b in &t.revoked {
+                let latest = revokes.entry(b).or_insert(t.sequence);
+                if seq_after(t.sequence, *latest) {
+                    *latest = t.sequence;
+                }
+            }
+        }
+        let mut data = zero_block();
+        for t in &committed {
+            let seq = t.sequence;
+            for logged in &t.logged {
+                check_cancel()?;
+                let target = logged.target;
+                if revokes.get(&target).is_some_and(|&r| !seq_after(seq, r)) {
+                    rec.revoked += 1;
+                    continue;
+                }
+                if let Err(why) = self.logged_copy(dev, seq, logged, &mut data)? {
+                    rec.bad += 1;
+                    ui.problem(&format!("Journal transaction {seq}: {why}; skip it"), true)?;
+                    continue;
+                }
+                if write {
+                    dev.write(target, &data)?;
+                }
+                rec.replayed += 1;
+            }
+        }
+        Ok(rec)
     }
 
     /// The scan pass: walks the log that starts at log block `start` with transaction
@@ -286,9 +324,15 @@ impl Journal {
                     for tag in tags {
                         dpos = self.next(dpos);
                         steps += 1;
-                        txn.targets.push(tag.target.get());
+                        let logged = LoggedBlock {
+                            target: tag.target.get(),
+                            pos: dpos,
+                            flags: tag.flags.get(),
+                            checksum: tag.checksum.get(),
+                        };
+                        txn.logged.push(logged);
                         if txn.bad_copy.is_none() {
-                            txn.bad_copy = self.logged_copy(dev, seq, tag, dpos, &mut data)?.err();
+                            txn.bad_copy = self.logged_copy(dev, seq, &logged, &mut data)?.err();
                         }
                     }
                     pos = self.next(dpos);
@@ -339,132 +383,32 @@ impl Journal {
         })
     }
 
-    /// Reads the logged copy of `tag` (transaction `seq`) at log block `pos` into `data`,
-    /// unescaped, and checks it against its tag: `Err(why)` if its target is outside the
-    /// filesystem or inside the journal, or its checksum does not match.
+    /// Reads the copy of `logged` (transaction `seq`) into `data`, unescaped, and checks
+    /// it against its tag: `Err(why)` if its target is outside the filesystem or inside the
+    /// journal, or its checksum does not match.
     fn logged_copy(
         &self,
         dev: &Device,
         seq: u64,
-        tag: &JournalTag,
-        pos: u64,
+        logged: &LoggedBlock,
         data: &mut Block,
     ) -> Res<Result<(), String>> {
-        let target = tag.target.get();
+        let target = logged.target;
         let in_journal = target >= self.start_block && target < self.start_block + self.len;
         if target >= self.fs_blocks || in_journal {
             return Ok(Err(format!(
                 "it logs block {target}, which is outside the filesystem's data"
             )));
         }
-        dev.read(self.start_block + pos, data)?;
-        if tag.flags.get() & TAG_FLAG_ESCAPED != 0 {
+        dev.read(self.start_block + logged.pos, data)?;
+        if logged.flags & TAG_FLAG_ESCAPED != 0 {
             unescape(data);
         }
-        if journal_data_checksum(self.seed, seq, data) != tag.checksum.get() {
+        if journal_data_checksum(self.seed, seq, data) != logged.checksum {
             return Ok(Err(format!(
                 "the logged copy of block {target} has a bad checksum"
             )));
         }
         Ok(Ok(()))
-    }
-
-    /// One walk over the log, up to transaction `end` (the scan pass's result).
-    fn pass(&self, w: &mut Walk, pass: Pass, start: u64, sequence: u64, end: u64) -> Res<()> {
-        let mut pos = start;
-        let mut seq = sequence;
-        // Log blocks consumed: the log can hold at most len - 1 of them.
-        let mut steps: u64 = 0;
-        let cap = self.len - JOURNAL_FIRST_LOG_BLOCK;
-        let mut block = zero_block();
-        let mut data = zero_block();
-        while seq != end && steps < cap {
-            check_cancel()?;
-            w.dev.read(self.start_block + pos, &mut block)?;
-            let h: &JournalHeader = &JournalDescriptor::from_block(&block).header;
-            if h.magic.get() != JOURNAL_MAGIC || h.sequence.get() != seq {
-                break;
-            }
-            let kind = h.block_type.get();
-            if check_journal_block(&block, self.seed, kind).is_err() {
-                break;
-            }
-            steps += 1;
-            match kind {
-                JT_DESCRIPTOR => {
-                    let d = JournalDescriptor::from_block(&block);
-                    let Ok(tags) = d.used_tags() else { break };
-                    if steps + tags.len() as u64 > cap {
-                        break;
-                    }
-                    let mut dpos = pos;
-                    for tag in tags {
-                        dpos = self.next(dpos);
-                        steps += 1;
-                        if pass == Pass::Revoke {
-                            continue;
-                        }
-                        let target = tag.target.get();
-                        if w.revokes.get(&target).is_some_and(|&r| !seq_after(seq, r)) {
-                            w.rec.revoked += 1;
-                            continue;
-                        }
-                        if let Err(why) = self.logged_copy(w.dev, seq, tag, dpos, &mut data)? {
-                            w.rec.bad += 1;
-                            w.ui.problem(
-                                &format!("Journal transaction {seq}: {why}; skip it"),
-                                true,
-                            )?;
-                            continue;
-                        }
-                        if w.write {
-                            w.dev.write(target, &data)?;
-                        }
-                        w.rec.replayed += 1;
-                    }
-                    pos = self.next(dpos);
-                }
-                JT_REVOKE => {
-                    let r = JournalRevoke::from_block(&block);
-                    let Ok(records) = r.records() else { break };
-                    if pass == Pass::Revoke {
-                        for b in records {
-                            let e = w.revokes.entry(b.get()).or_insert(seq);
-                            if seq_after(seq, *e) {
-                                *e = seq;
-                            }
-                        }
-                    }
-                    pos = self.next(pos);
-                }
-                JT_COMMIT => {
-                    seq = seq.wrapping_add(1);
-                    pos = self.next(pos);
-                }
-                _ => break,
-            }
-        }
-        Ok(())
-    }
-}
-
-struct Walk<'d, 'u, 'o> {
-    dev: &'d mut Device,
-    ui: &'u mut Ui<'o>,
-    /// Revoked block -> the latest transaction that revoked it.
-    revokes: HashMap<u64, u64>,
-    rec: Recovery,
-    write: bool,
-}
-
-impl<'d, 'u, 'o> Walk<'d, 'u, 'o> {
-    fn new(dev: &'d mut Device, ui: &'u mut Ui<'o>, write: bool) -> Self {
-        Walk {
-            dev,
-            ui,
-            revokes: HashMap::new(),
-            rec: Recovery::default(),
-            write,
-        }
     }
 }

@@ -104,7 +104,7 @@ pub(super) fn show(ins: &mut Inspector) -> Res<()> {
     for t in &scan.txns {
         show_txn(ins, t)?;
         if t.committed() {
-            replayed_blocks += t.targets.len();
+            replayed_blocks += t.logged.len();
         }
     }
     let end = match &scan.end {
@@ -143,11 +143,12 @@ fn show_txn(ins: &mut Inspector, t: &TxnInfo) -> Res<()> {
         t.sequence,
         t.start,
         t.descriptor_blocks,
-        t.targets.len(),
+        t.logged.len(),
         t.revoke_blocks
     )?;
-    if !t.targets.is_empty() {
-        writeln!(ins.out, "  logs blocks: {}", join(&t.targets))?;
+    if !t.logged.is_empty() {
+        let targets: Vec<u64> = t.logged.iter().map(|l| l.target).collect();
+        writeln!(ins.out, "  logs blocks: {}", join(&targets))?;
     }
     if !t.revoked.is_empty() {
         writeln!(ins.out, "  revokes blocks: {}", join(&t.revoked))?;
