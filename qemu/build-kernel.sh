@@ -2,9 +2,10 @@
 # Fetches Debian's linux-source package and builds an AegisFS kernel into build/: with
 # KERNEL_FLAVOUR=test (the default) the test kernel in build/linux-obj (qemu/kernel.config),
 # with KERNEL_FLAVOUR=bench the benchmark kernel in build/linux-obj-bench (the same options
-# with the checking ones of qemu/kernel-bench.config turned off), with KERNEL_FLAVOUR=debug
-# the debug kernel in build/linux-obj-debug (the test kernel's options plus the memory
-# checkers of qemu/kernel-debug.config: KASAN, KFENCE, UBSAN, kmemleak).
+# with the checking ones of qemu/kernel-bench.config turned off and the architecture's CRC
+# code on), with KERNEL_FLAVOUR=debug the debug kernel in build/linux-obj-debug (the test
+# kernel's options plus the memory checkers of qemu/kernel-debug.config: KASAN, KFENCE,
+# UBSAN, kmemleak).
 # Skips everything that is already up to date.
 set -euo pipefail
 

@@ -1,7 +1,7 @@
 // CRC32C (Castagnoli), slicing-by-8, tables built at compile time.
 //
 // `crc32c(state, bytes)` is the raw reflected update with no initial or final inversion,
-// the convention of the Linux kernel's `crc32c()`, so the kernel module may use either.
+// the convention of the Linux kernel's `crc32c()`, which the kernel module calls instead.
 
 /// The reflected Castagnoli polynomial.
 pub const CRC32C_POLY: u32 = 0x82F6_3B78;
@@ -69,20 +69,6 @@ pub fn crc32c(crc: u32, data: &[u8]) -> u32 {
     crc
 }
 
-/// Raw CRC32C update of `crc` with `n` zero bytes (used for checksum fields counted as
-/// zero inside a covered range).
-pub fn crc32c_zeros(crc: u32, n: usize) -> u32 {
-    let mut crc = crc;
-    let mut left = n;
-    const Z: [u8; 64] = [0; 64];
-    while left > 0 {
-        let step = if left < Z.len() { left } else { Z.len() };
-        crc = crc32c(crc, Z.get(..step).unwrap_or(&[]));
-        left -= step;
-    }
-    crc
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,14 +122,6 @@ mod tests {
         let whole = crc32c(7, &data);
         for split in 0..data.len() {
             assert_eq!(crc32c(crc32c(7, &data[..split]), &data[split..]), whole);
-        }
-    }
-
-    #[test]
-    fn zeros_helper() {
-        for n in [0usize, 1, 4, 63, 64, 65, 200] {
-            let z = [0u8; 200];
-            assert_eq!(crc32c_zeros(0xABCD, n), crc32c(0xABCD, &z[..n]));
         }
     }
 }

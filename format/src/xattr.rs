@@ -6,7 +6,7 @@
 // bytes from `used` on are zero. Editing keeps that shape (removal moves the later entries
 // down), so an area never has holes and every rule can be checked in one pass.
 
-use crate::crc32c::{crc32c, crc32c_zeros};
+use crate::crc32c::crc32c;
 use crate::disk::{Inode, BLOCK_SIZE, INODE_BASE_SIZE};
 use crate::error::{FormatError, Result};
 use core::mem::{offset_of, size_of};
@@ -408,7 +408,7 @@ impl XattrBlock {
     pub fn compute_checksum(&self, seed: u32, block_nr: u64) -> u32 {
         let (head, tail) = self.as_bytes().split_at(XATTR_BLOCK_CHECKSUM_OFFSET);
         let crc = crc32c(crc32c(seed, &block_nr.to_le_bytes()), head);
-        let crc = crc32c_zeros(crc, 4);
+        let crc = crc32c(crc, &[0; 4]);
         crc32c(crc, tail.get(4..).unwrap_or(&[]))
     }
 

@@ -11,6 +11,7 @@ use kernel::ffi::{c_char, c_int, c_uint, c_void};
 #[allow(improper_ctypes)]
 unsafe extern "C" {
     // Exported by the kernel.
+    pub(crate) fn crc32c(crc: u32, p: *const c_void, len: usize) -> u32;
     pub(crate) fn mpage_read_folio(
         folio: *mut bindings::folio,
         get_block: bindings::get_block_t,

@@ -48,6 +48,13 @@ pub(crate) fn real_seconds() -> i64 {
     unsafe { kernel::bindings::ktime_get_real_seconds() }
 }
 
+/// Raw CRC32C update of `crc` with `data`, no inversion in or out: the kernel's
+/// `crc32c()`, the same convention as `format/src/crc32c.rs`.
+pub(crate) fn crc32c(crc: u32, data: &[u8]) -> u32 {
+    // SAFETY: `data` is a valid slice for `data.len()` bytes; `crc32c()` only reads them.
+    unsafe { ffi::crc32c(crc, data.as_ptr().cast(), data.len()) }
+}
+
 /// A random 32-bit number (inode generations).
 pub(crate) fn random_u32() -> u32 {
     // SAFETY: The kernel's random number generator may be called from any context.
