@@ -3,13 +3,14 @@
 // All are `crc32c(seed, ...)` (raw update, no inversion) where `seed` is the superblock's
 // `checksum_seed`; a checksum field inside the covered range counts as four zero bytes.
 
-use crate::crc32c::crc32c;
+use crate::crc32c::{crc32c, CRC32C_POLY};
 use crate::disk::{
     GroupDesc, IndirectBlock, SuperBlock, BLOCK_SIZE, DIR_INDEX_CHECKSUM_OFFSET, DIR_TAIL_OFFSET,
     GROUP_DESC_CHECKSUM_OFFSET, INDIRECT_CHECKSUM_OFFSET, INODE_CHECKSUM_OFFSET, INODE_SIZES,
     SUPERBLOCK_CHECKSUM_OFFSET,
 };
 use crate::error::{FormatError, Result};
+use core::mem::offset_of;
 
 /// Offset of the checksum in journal metadata blocks (superblock, descriptor, revoke,
 /// commit).
@@ -26,6 +27,65 @@ fn crc_with_zeroed_field(crc: u32, bytes: &[u8], field: usize) -> u32 {
     let crc = crc32c(crc, head);
     let crc = crc32c(crc, &[0; 4]);
     crc32c(crc, bytes.get(field + 4..).unwrap_or(&[]))
+}
+
+/// The product of two polynomials over GF(2) modulo the CRC32C polynomial, in the CRC's
+/// reflected bit order (bit 31 is the coefficient of x^0).
+const fn gf2_mul_mod(a: u32, b: u32) -> u32 {
+    let mut product = 0;
+    let mut b_times_x_i = b;
+    let mut i = 0;
+    while i < 32 {
+        if a & (1 << (31 - i)) != 0 {
+            product ^= b_times_x_i;
+        }
+        b_times_x_i = if b_times_x_i & 1 != 0 {
+            (b_times_x_i >> 1) ^ CRC32C_POLY
+        } else {
+            b_times_x_i >> 1
+        };
+        i += 1;
+    }
+    product
+}
+
+/// `x^(8 * 2^k)` modulo the polynomial for k = 0..32: what taking `2^k` zero bytes
+/// multiplies a CRC state by.
+const ZERO_BYTES_POW2: [u32; 32] = {
+    let mut pow = [0u32; 32];
+    let mut x_8 = 1 << (31 - 8);
+    let mut k = 0;
+    while k < 32 {
+        pow[k] = x_8;
+        x_8 = gf2_mul_mod(x_8, x_8);
+        k += 1;
+    }
+    pow
+};
+
+/// The CRC32C state after `crc` has taken `n` more zero bytes, in at most 32
+/// multiplications however large `n` is (a zero byte multiplies the state by x^8).
+pub fn crc32c_zero_bytes(crc: u32, n: u32) -> u32 {
+    let mut crc = crc;
+    let mut n = n;
+    for &pow in &ZERO_BYTES_POW2 {
+        if n == 0 {
+            break;
+        }
+        if n & 1 != 0 {
+            crc = gf2_mul_mod(pow, crc);
+        }
+        n >>= 1;
+    }
+    crc
+}
+
+/// A checksum after some of the bytes it covers changed, from the checksum `sum` before:
+/// `delta_crc` is `crc32c(0, old ^ new)` over the changed bytes and `after` the number of
+/// covered bytes after them. A raw CRC is linear in its input, so a change of a few bytes
+/// is hashed without rehashing the rest.
+pub fn patch_checksum(sum: u32, delta_crc: u32, after: u32) -> u32 {
+    sum ^ crc32c_zero_bytes(delta_crc, after)
 }
 
 /// `seed` extended with two u32 words (inode number and generation, or group number).
@@ -52,6 +112,17 @@ impl SuperBlock {
     pub fn update_checksum(&mut self) {
         let c = self.compute_checksum();
         self.checksum.set(c);
+    }
+
+    /// Sets `last_orphan` (the orphan list's head, which every unlink changes twice) and
+    /// patches the checksum for the four bytes instead of rehashing the superblock. The
+    /// checksum must be correct before.
+    pub fn set_last_orphan(&mut self, ino: u32) {
+        let delta = (self.last_orphan.get() ^ ino).to_le_bytes();
+        self.last_orphan.set(ino);
+        let after = SUPERBLOCK_CHECKSUM_OFFSET - offset_of!(SuperBlock, last_orphan) - 4;
+        let sum = patch_checksum(self.checksum.get(), crc32c(0, &delta), after as u32);
+        self.checksum.set(sum);
     }
 
     /// Checks the stored checksum.
@@ -125,6 +196,35 @@ impl GroupDesc {
 /// Checksum of a block or inode bitmap of group `g` (stored in the group descriptor).
 pub fn bitmap_checksum(seed: u32, g: u32, bitmap: &[u8; BLOCK_SIZE]) -> u32 {
     crc32c(seed_with(seed, g, None), bitmap)
+}
+
+/// [`bitmap_checksum`] after bits `first..first + count` of the bitmap flipped, from the
+/// checksum `sum` before: it hashes the flipped bytes, not the whole bitmap, which every
+/// allocation and free would otherwise do.
+pub fn bitmap_checksum_flip(sum: u32, first: u32, count: u32) -> u32 {
+    const BITS: u32 = BLOCK_SIZE as u32 * 8;
+    let end = first.saturating_add(count).min(BITS);
+    if first >= end {
+        return sum;
+    }
+    let end_byte = end.div_ceil(8);
+    let mut delta_crc = 0;
+    let mut chunk = [0u8; 64];
+    let mut used = 0;
+    for byte in first / 8..end_byte {
+        let lo = first.max(byte * 8) - byte * 8;
+        let hi = end.min(byte * 8 + 8) - byte * 8;
+        if let Some(slot) = chunk.get_mut(used) {
+            *slot = ((1u16 << hi) - (1u16 << lo)) as u8;
+        }
+        used += 1;
+        if used == chunk.len() {
+            delta_crc = crc32c(delta_crc, &chunk);
+            used = 0;
+        }
+    }
+    delta_crc = crc32c(delta_crc, chunk.get(..used).unwrap_or(&[]));
+    patch_checksum(sum, delta_crc, BITS / 8 - end_byte)
 }
 
 fn inode_slot_ok(raw: &[u8]) -> Result<()> {
@@ -262,6 +362,65 @@ pub fn journal_data_checksum(seed: u32, sequence: u64, data: &[u8; BLOCK_SIZE]) 
 mod tests {
     use super::*;
     use crate::crc32c::crc32c;
+
+    #[test]
+    fn zero_bytes_shift_matches_hashing_zeros() {
+        for crc in [0u32, 1, 0x8000_0000, 0xDEAD_BEEF, !0] {
+            for n in [0u32, 1, 2, 3, 7, 8, 255, 1000, 4095, 4096, 70_000] {
+                let zeros = [0u8; 70_000];
+                let zeros = &zeros[..n as usize];
+                assert_eq!(
+                    crc32c_zero_bytes(crc, n),
+                    crc32c(crc, zeros),
+                    "{crc:#x} {n}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn bitmap_flip_matches_rehashing() {
+        let mut rng = crate::test_rng::xorshift64(7);
+        let mut bitmap = [0u8; BLOCK_SIZE];
+        for b in bitmap.iter_mut() {
+            *b = rng() as u8;
+        }
+        let seed = 0x1234_5678;
+        let mut sum = bitmap_checksum(seed, 3, &bitmap);
+        let bits = BLOCK_SIZE as u32 * 8;
+        let fixed = [
+            (0, 1),
+            (bits - 1, 1),
+            (0, bits),
+            (5, 0),
+            (7, 2),
+            (8, 8),
+            (9, 700),
+        ];
+        let random = (0..300).map(|_| (rng() as u32 % bits, rng() as u32 % 3000));
+        for (first, count) in fixed.into_iter().chain(random).chain([(bits - 3, 100)]) {
+            for i in first..first.saturating_add(count).min(bits) {
+                let was = crate::disk::bitmap_test(&bitmap, i);
+                crate::disk::bitmap_set(&mut bitmap, i, !was);
+            }
+            sum = bitmap_checksum_flip(sum, first, count);
+            assert_eq!(sum, bitmap_checksum(seed, 3, &bitmap), "{first} {count}");
+        }
+    }
+
+    #[test]
+    fn last_orphan_patch_matches_rehashing() {
+        let mut sb = SuperBlock::zeroed();
+        sb.checksum_seed.set(0xABCD_0123);
+        sb.inodes_count.set(1000);
+        sb.update_checksum();
+        for ino in [12u32, 0, 0xFFFF_FFFF, 77, 77, 0] {
+            sb.set_last_orphan(ino);
+            assert_eq!(sb.last_orphan.get(), ino);
+            assert!(sb.verify_checksum().is_ok());
+            assert_eq!(sb.checksum.get(), sb.compute_checksum());
+        }
+    }
 
     #[test]
     fn seed_is_crc_of_uuid() {

@@ -3,7 +3,8 @@
 //
 // Entries fill bytes `0..4084`; the 12-byte tail at `4084..4096` holds the checksum.
 
-use crate::checksum::dir_block_checksum;
+use crate::checksum::{dir_block_checksum, patch_checksum};
+use crate::crc32c::crc32c;
 use crate::disk::{
     BLOCK_SIZE, DIR_CHECKSUM_OFFSET, DIR_ENTRY_HEADER_SIZE, DIR_TAIL_FILE_TYPE, DIR_TAIL_OFFSET,
     DIR_TAIL_SIZE, FIRST_INO, FT_DIR, FT_MAX, NAME_MAX, ROOT_INO,
@@ -309,16 +310,65 @@ pub fn init_first_dir_block(
     Ok(())
 }
 
+/// The bytes `start..end` of a directory block that a change rewrote, with the CRC32C
+/// (from 0) of what they held before: enough to patch the block's checksum
+/// ([`patch_dir_block_checksum`]) rather than rehash the block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DirChange {
+    /// The offset of the record the change added or changed.
+    pub entry: usize,
+    start: usize,
+    end: usize,
+    old_crc: u32,
+}
+
+impl DirChange {
+    /// Notes bytes `start..end`, about to change for the record at `entry`.
+    fn before(block: &[u8; BLOCK_SIZE], entry: usize, start: usize, end: usize) -> Self {
+        Self {
+            entry,
+            start,
+            end,
+            old_crc: crc32c(0, block.get(start..end).unwrap_or(&[])),
+        }
+    }
+}
+
+/// Patches the checksum of a block whose checksum was correct before `change`; `false`
+/// (nothing written) if the change reaches past the covered bytes.
+pub fn patch_dir_block_checksum(block: &mut [u8; BLOCK_SIZE], change: &DirChange) -> bool {
+    let (Some(changed), Some(sum)) = (
+        block.get(change.start..change.end.min(DIR_TAIL_OFFSET + 1)),
+        read_u32(block, DIR_CHECKSUM_OFFSET),
+    ) else {
+        return false;
+    };
+    if change.end > DIR_TAIL_OFFSET {
+        return false;
+    }
+    let delta_crc = change.old_crc ^ crc32c(0, changed);
+    let after = (DIR_TAIL_OFFSET - change.end) as u32;
+    let sum = patch_checksum(sum, delta_crc, after);
+    match block.get_mut(DIR_CHECKSUM_OFFSET..DIR_CHECKSUM_OFFSET + 4) {
+        Some(field) => {
+            field.copy_from_slice(&sum.to_le_bytes());
+            true
+        }
+        None => false,
+    }
+}
+
 /// Adds an entry `name` -> `ino` of type `file_type` to a block, ext2 style: into the first
 /// unused record big enough, or by splitting the first used record with enough slack.
-/// Returns the new record's offset, or `None` if the block has no room. The checksum is
-/// not updated. Fails on a malformed block or invalid arguments.
+/// Returns the bytes changed (`entry` is the new record's offset), or `None` if the block
+/// has no room. The checksum is not updated. Fails on a malformed block or invalid
+/// arguments.
 pub fn add_entry(
     block: &mut [u8; BLOCK_SIZE],
     ino: u32,
     name: &[u8],
     file_type: u8,
-) -> Result<Option<usize>> {
+) -> Result<Option<DirChange>> {
     check_name(name)?;
     if ino == 0 {
         return Err(FormatError::DirInode);
@@ -338,6 +388,17 @@ pub fn add_entry(
     let Some((off, old_ino, rec_len, old_name_len)) = slot else {
         return Ok(None);
     };
+    let new_off = if old_ino == 0 {
+        off
+    } else {
+        off + min_rec_len(old_name_len)
+    };
+    let change = DirChange::before(
+        block,
+        new_off,
+        off,
+        new_off + DIR_ENTRY_HEADER_SIZE + name.len(),
+    );
     let (new_off, new_rec) = if old_ino == 0 {
         (off, rec_len)
     } else {
@@ -354,12 +415,13 @@ pub fn add_entry(
         .get_mut(new_off + DIR_ENTRY_HEADER_SIZE..new_off + DIR_ENTRY_HEADER_SIZE + name.len())
         .ok_or(FormatError::DirRecLen)?;
     dst.copy_from_slice(name);
-    Ok(Some(new_off))
+    Ok(Some(change))
 }
 
 /// Removes the record at `offset`: merged into the previous record, or marked unused if
-/// it is the first. The checksum is not updated. Fails if no record starts at `offset`.
-pub fn remove_entry(block: &mut [u8; BLOCK_SIZE], offset: usize) -> Result<()> {
+/// it is the first. Returns the bytes changed; the checksum is not updated. Fails if no
+/// record starts at `offset`.
+pub fn remove_entry(block: &mut [u8; BLOCK_SIZE], offset: usize) -> Result<DirChange> {
     let mut prev: Option<DirEntry<'_>> = None;
     let mut found = None;
     for e in records(block) {
@@ -376,18 +438,20 @@ pub fn remove_entry(block: &mut [u8; BLOCK_SIZE], offset: usize) -> Result<()> {
     match found {
         Some((Some((p_off, p_len)), len)) => {
             let rec = u16::try_from(p_len + len).map_err(|_| FormatError::DirRecLen)?;
+            let change = DirChange::before(block, p_off, p_off + 4, p_off + 6);
             let f = block
                 .get_mut(p_off + 4..p_off + 6)
                 .ok_or(FormatError::DirRecLen)?;
             f.copy_from_slice(&rec.to_le_bytes());
-            Ok(())
+            Ok(change)
         }
         Some((None, _)) => {
+            let change = DirChange::before(block, offset, offset, offset + 4);
             let f = block
                 .get_mut(offset..offset + 4)
                 .ok_or(FormatError::DirRecLen)?;
             f.fill(0);
-            Ok(())
+            Ok(change)
         }
         None => Err(FormatError::DirRecLen),
     }
@@ -454,13 +518,14 @@ pub fn retain_entries(
 }
 
 /// Points the used record at `offset` to `ino` with type `file_type` (rename over an
-/// existing name, `..` of a moved directory). The checksum is not updated.
+/// existing name, `..` of a moved directory). Returns the bytes changed; the checksum is
+/// not updated.
 pub fn set_entry_inode(
     block: &mut [u8; BLOCK_SIZE],
     offset: usize,
     ino: u32,
     file_type: u8,
-) -> Result<()> {
+) -> Result<DirChange> {
     if ino == 0 {
         return Err(FormatError::DirInode);
     }
@@ -471,6 +536,7 @@ pub fn set_entry_inode(
     if !found {
         return Err(FormatError::DirRecLen);
     }
+    let change = DirChange::before(block, offset, offset, offset + DIR_ENTRY_HEADER_SIZE);
     let h = block
         .get_mut(offset..offset + DIR_ENTRY_HEADER_SIZE)
         .ok_or(FormatError::DirRecLen)?;
@@ -480,7 +546,7 @@ pub fn set_entry_inode(
     if let Some(ft) = h.get_mut(7) {
         *ft = file_type;
     }
-    Ok(())
+    Ok(change)
 }
 
 /// Looks up `name` among the used records of a block already validated with
@@ -673,7 +739,7 @@ mod tests {
         assert!(validate_dir_block(&block, &g, 20, 3).is_ok());
         let off = add_entry(&mut block, 600, b"again", FT_REG).unwrap();
         // The freed space was merged into `..` (offset 12), which splits again at 24.
-        assert_eq!(off, Some(24));
+        assert_eq!(off.map(|c| c.entry), Some(24));
         assert!(remove_entry(&mut block, 5).is_err());
         assert_eq!(
             add_entry(&mut block, 0, b"x", FT_REG),
@@ -728,9 +794,52 @@ mod tests {
         let e = find_entry(&block, b"second").unwrap().unwrap();
         assert_eq!((e.ino, e.file_type), (77, FT_SYMLINK));
         assert_eq!(
-            add_entry(&mut block, 32, b"third", FT_REG).unwrap(),
+            add_entry(&mut block, 32, b"third", FT_REG)
+                .unwrap()
+                .map(|c| c.entry),
             Some(0)
         );
+    }
+
+    #[test]
+    fn patched_checksum_matches_rehashing() {
+        let mut block = [0u8; BLOCK_SIZE];
+        init_dir_block(&mut block);
+        set_dir_block_checksum(&mut block, SEED, 9, 4);
+        let mut rng = crate::test_rng::xorshift64(3);
+        let (mut added, mut removed, mut set) = (0, 0, 0);
+        for round in 0..3000u32 {
+            let used: std::vec::Vec<usize> = records(&block)
+                .filter_map(|e| e.ok().filter(|e| e.is_used()).map(|e| e.offset))
+                .collect();
+            let pick = used.get(rng() as usize % used.len().max(1)).copied();
+            let change = match (rng() % 3, pick) {
+                (1, Some(offset)) => {
+                    removed += 1;
+                    remove_entry(&mut block, offset).unwrap()
+                }
+                (2, Some(offset)) => {
+                    set += 1;
+                    set_entry_inode(&mut block, offset, 100 + round, FT_SYMLINK).unwrap()
+                }
+                _ => {
+                    let name = std::format!("{:x}", rng() >> (rng() % 64));
+                    match add_entry(&mut block, 100 + round, name.as_bytes(), FT_REG).unwrap() {
+                        Some(change) => {
+                            added += 1;
+                            change
+                        }
+                        None => continue,
+                    }
+                }
+            };
+            assert!(patch_dir_block_checksum(&mut block, &change));
+            assert!(
+                verify_dir_block_checksum(&block, SEED, 9, 4).is_ok(),
+                "{round}"
+            );
+        }
+        assert!(added > 500 && removed > 500 && set > 500);
     }
 
     #[test]

@@ -16,7 +16,7 @@
 //! or as excluded, never as plainly free.
 
 use super::superblock::group_corruption;
-use crate::checksum::bitmap_checksum;
+use crate::checksum::{bitmap_checksum, bitmap_checksum_flip};
 use crate::disk::{
     bitmap_find_set, bitmap_set, bitmap_test, GroupDesc, BLOCKS_PER_GROUP, FIRST_INO,
 };
@@ -134,7 +134,6 @@ fn alloc_in_group(
     let len = len.min(u64::from(BPG)) as u32;
     let meta = u32::try_from(geo.group_meta_blocks()).map_err(|_| EUCLEAN)?;
     let bh = read_bitmap(sb, g, false)?;
-    let seed = geo.checksum_seed();
     let found = super::journal::modify(sb, &bh, None, |bitmap| -> Result<Option<(u32, u32)>> {
         let usable =
             |i: u32| !bitmap_test(bitmap, i) && excluded(sb, start + u64::from(i)).is_none();
@@ -167,9 +166,9 @@ fn alloc_in_group(
         for i in first..first + count {
             bitmap_set(bitmap, i, true);
         }
-        let sum = bitmap_checksum(seed, g, bitmap);
         update_desc(sb, g, |d| {
             d.free_blocks.set(d.free_blocks.get().saturating_sub(count));
+            let sum = bitmap_checksum_flip(d.block_bitmap_checksum.get(), first, count);
             d.block_bitmap_checksum.set(sum);
         })?;
         Ok(Some((first, count)))
@@ -457,7 +456,6 @@ pub(crate) fn take_reserved(sb: &SuperBlock, start: u64, max: u64) -> Result<u64
         return Ok(0);
     }
     let bh = read_bitmap(sb, g, false)?;
-    let seed = geo.checksum_seed();
     let taken = super::journal::modify(sb, &bh, None, |bitmap| -> Result<u32> {
         // The run stops at a block freed by an uncommitted transaction or being discarded
         // (its own reservation was just released), both looked up once.
@@ -474,9 +472,9 @@ pub(crate) fn take_reserved(sb: &SuperBlock, start: u64, max: u64) -> Result<u64
             n += 1;
         }
         if n > 0 {
-            let sum = bitmap_checksum(seed, g, bitmap);
             update_desc(sb, g, |d| {
                 d.free_blocks.set(d.free_blocks.get().saturating_sub(n));
+                let sum = bitmap_checksum_flip(d.block_bitmap_checksum.get(), index, n);
                 d.block_bitmap_checksum.set(sum);
             })?;
         }
@@ -587,9 +585,15 @@ fn free_in_group(sb: &SuperBlock, first: u64, count: u64) -> Result {
         // Busy before the bitmap is unlocked: whoever sees these bits clear (an allocation,
         // a FITRIM) also sees that they wait for the commit.
         super::journal::blocks_freed(sb, first, count);
-        let sum = bitmap_checksum(seed, g, bitmap);
+        let flipped = u32::try_from(count).ok().filter(|_| !double);
         update_desc(sb, g, |d| {
             d.free_blocks.set(d.free_blocks.get().saturating_add(freed));
+            // Freeing a block already free is corruption (reported below); the bits that
+            // did change are then not one run, so the checksum is computed afresh.
+            let sum = match flipped {
+                Some(count) => bitmap_checksum_flip(d.block_bitmap_checksum.get(), index, count),
+                None => bitmap_checksum(seed, g, bitmap),
+            };
             d.block_bitmap_checksum.set(sum);
         })?;
         Ok((freed, double))
@@ -679,7 +683,6 @@ fn pick_group(sb: &SuperBlock, parent: &Inode, dir: bool) -> Result<Option<u32>>
 /// Takes a free inode number in group `g`, or `None` if the group has none left.
 fn alloc_inode_in_group(sb: &SuperBlock, g: u32, dir: bool) -> Result<Option<u32>> {
     let geo = sb.info().geometry();
-    let seed = geo.checksum_seed();
     let per_group = geo.inodes_per_group();
     let first = if g == 0 { FIRST_INO } else { 0 };
     let bh = read_bitmap(sb, g, true)?;
@@ -689,12 +692,12 @@ fn alloc_inode_in_group(sb: &SuperBlock, g: u32, dir: bool) -> Result<Option<u32
         };
         bitmap_set(bitmap, index, true);
         start_table_block(sb, g, index, bitmap)?;
-        let sum = bitmap_checksum(seed, g, bitmap);
         update_desc(sb, g, |d| {
             d.free_inodes.set(d.free_inodes.get().saturating_sub(1));
             if dir {
                 d.used_dirs.set(d.used_dirs.get().saturating_add(1));
             }
+            let sum = bitmap_checksum_flip(d.inode_bitmap_checksum.get(), index, 1);
             d.inode_bitmap_checksum.set(sum);
         })?;
         Ok(Some(index))
@@ -767,20 +770,19 @@ pub(crate) fn free_inode(sb: &SuperBlock, ino: u32, dir: bool) -> Result {
     let info = sb.info();
     let geo = info.geometry();
     let (g, index) = geo.inode_group(ino).map_err(|_| EUCLEAN)?;
-    let seed = geo.checksum_seed();
     let bh = read_bitmap(sb, g, true)?;
     let was_used = super::journal::modify(sb, &bh, None, |bitmap| -> Result<bool> {
         let was_used = bitmap_set(bitmap, index, false);
-        let sum = bitmap_checksum(seed, g, bitmap);
-        update_desc(sb, g, |d| {
-            if was_used {
+        if was_used {
+            update_desc(sb, g, |d| {
                 d.free_inodes.set(d.free_inodes.get().saturating_add(1));
                 if dir {
                     d.used_dirs.set(d.used_dirs.get().saturating_sub(1));
                 }
-            }
-            d.inode_bitmap_checksum.set(sum);
-        })?;
+                let sum = bitmap_checksum_flip(d.inode_bitmap_checksum.get(), index, 1);
+                d.inode_bitmap_checksum.set(sum);
+            })?;
+        }
         Ok(was_used)
     })?;
     if !was_used {

@@ -14,8 +14,8 @@ use super::dirindex;
 use super::superblock::inode_corruption;
 use crate::dir::{
     add_entry, init_dir_block, init_first_dir_block, is_empty_dir_block, iter_verified_dir_block,
-    min_rec_len, remove_entry, set_dir_block_checksum, set_entry_inode, verify_dir_block_checksum,
-    DirIter,
+    min_rec_len, patch_dir_block_checksum, remove_entry, set_dir_block_checksum, set_entry_inode,
+    verify_dir_block_checksum, DirChange, DirIter,
 };
 use crate::disk::{BLOCK_SIZE, BLOCK_SIZE_U64, DIR_ENTRY_HEADER_SIZE, DIR_TAIL_OFFSET, NAME_MAX};
 use crate::geometry::Geometry;
@@ -216,11 +216,12 @@ pub(crate) struct EntryPos {
     pub(crate) ino: u32,
 }
 
-/// Changes block `index` of `dir` with `f` and updates the block's checksum.
+/// Changes block `index` of `dir` with `f` and updates the block's checksum: patched for
+/// the bytes `f` says it changed, rehashed when it does not say (`None`).
 pub(super) fn modify_block(
     dir: &Inode,
     index: u64,
-    f: impl FnOnce(&mut [u8; BLOCK_SIZE]) -> crate::error::Result<()>,
+    f: impl FnOnce(&mut [u8; BLOCK_SIZE]) -> crate::error::Result<Option<DirChange>>,
 ) -> Result {
     let mut map = DirMap::new(dir);
     let block = DirBlock::read(dir, &mut map, index)?;
@@ -228,8 +229,13 @@ pub(super) fn modify_block(
     let generation = dir.info().generation;
     super::journal::modify(dir.sb(), &block.bh, Some(dir), |data| {
         let result = f(data);
-        set_dir_block_checksum(data, seed, dir.ino(), generation);
-        result
+        // The checksum was verified when the block was read and kept right by every change
+        // since, so a change of a few bytes only needs those bytes hashed.
+        let patched = matches!(&result, Ok(Some(change)) if patch_dir_block_checksum(data, change));
+        if !patched {
+            set_dir_block_checksum(data, seed, dir.ino(), generation);
+        }
+        result.map(drop)
     })
     .map_err(|e| inode_corruption(dir, e.msg()))
 }
@@ -276,8 +282,8 @@ pub(crate) fn add(dir: &Inode, name: &[u8], ino: u32, file_type: u8) -> Result {
             drop(block);
             return modify_block(dir, index, |data| {
                 add_entry(data, ino, name, file_type)?
-                    .ok_or(crate::error::FormatError::DirRecLen)?;
-                Ok(())
+                    .ok_or(crate::error::FormatError::DirRecLen)
+                    .map(Some)
             });
         }
     }
@@ -306,14 +312,16 @@ pub(crate) fn add(dir: &Inode, name: &[u8], ino: u32, file_type: u8) -> Result {
 /// Points the entry at `pos` to `ino` of `file_type`.
 pub(crate) fn set(dir: &Inode, pos: EntryPos, ino: u32, file_type: u8) -> Result {
     modify_block(dir, pos.index, |data| {
-        set_entry_inode(data, pos.offset, ino, file_type)
+        set_entry_inode(data, pos.offset, ino, file_type).map(Some)
     })
 }
 
 /// Removes the entry at `pos`; empty blocks at the end of a linear directory are freed
 /// (an index keeps its leaves).
 pub(crate) fn remove(dir: &Inode, pos: EntryPos) -> Result {
-    modify_block(dir, pos.index, |data| remove_entry(data, pos.offset))?;
+    modify_block(dir, pos.index, |data| {
+        remove_entry(data, pos.offset).map(Some)
+    })?;
     if dirindex::is_indexed(dir) {
         return Ok(());
     }

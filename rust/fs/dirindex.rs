@@ -298,8 +298,9 @@ pub(crate) fn add(dir: &Inode, name: &[u8], ino: u32, file_type: u8) -> Result {
     if leaf.has_room(need) {
         drop(leaf);
         return modify_block(dir, d.leaf, |data| {
-            add_entry(data, ino, name, file_type)?.ok_or(FormatError::DirRecLen)?;
-            Ok(())
+            add_entry(data, ino, name, file_type)?
+                .ok_or(FormatError::DirRecLen)
+                .map(Some)
         });
     }
     // Where the leaf splits, decided before anything changes.
@@ -339,8 +340,9 @@ pub(crate) fn add(dir: &Inode, name: &[u8], ino: u32, file_type: u8) -> Result {
     split_leaf(&grow, d.leaf, new_leaf, split, &key)?;
     let target = if hash >= split { new_leaf.0 } else { d.leaf };
     modify_block(dir, target, |data| {
-        add_entry(data, ino, name, file_type)?.ok_or(FormatError::DirRecLen)?;
-        Ok(())
+        add_entry(data, ino, name, file_type)?
+            .ok_or(FormatError::DirRecLen)
+            .map(Some)
     })?;
     let entry = IndexEntry {
         hash: split,
@@ -393,7 +395,7 @@ fn split_leaf(grow: &Growth<'_>, old: u64, new: (u64, u64), split: u64, key: &[u
     .map_err(|e| inode_corruption(dir, e.msg()))?;
     drop(old_leaf);
     modify_block(dir, old, |data| {
-        retain_entries(data, |name| name_hash(key, name) < split)
+        retain_entries(data, |name| name_hash(key, name) < split).map(|()| None)
     })
 }
 

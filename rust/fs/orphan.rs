@@ -37,9 +37,7 @@ fn set_next(sb: &SuperBlock, ino: u32, next: u32) -> Result {
 fn set_head(sb: &SuperBlock, ino: u32) -> Result {
     let bh = sb.bread(0)?;
     journal::modify(sb, &bh, None, |block0| {
-        let disk = DiskSuperBlock::in_block_mut(block0);
-        disk.last_orphan.set(ino);
-        disk.update_checksum();
+        DiskSuperBlock::in_block_mut(block0).set_last_orphan(ino);
     });
     Ok(())
 }
