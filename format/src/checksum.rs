@@ -30,54 +30,53 @@ fn crc_with_zeroed_field(crc: u32, bytes: &[u8], field: usize) -> u32 {
 }
 
 /// The product of two polynomials over GF(2) modulo the CRC32C polynomial, in the CRC's
-/// reflected bit order (bit 31 is the coefficient of x^0).
-const fn gf2_mul_mod(a: u32, b: u32) -> u32 {
+/// reflected bit order (bit 31 is the coefficient of x^0). Branch-free: about a hundred
+/// cycles, less than hashing a few hundred bytes even with the `crc32` instruction.
+fn gf2_mul_mod(a: u32, b: u32) -> u32 {
     let mut product = 0;
     let mut b_times_x_i = b;
-    let mut i = 0;
-    while i < 32 {
-        if a & (1 << (31 - i)) != 0 {
-            product ^= b_times_x_i;
-        }
-        b_times_x_i = if b_times_x_i & 1 != 0 {
-            (b_times_x_i >> 1) ^ CRC32C_POLY
-        } else {
-            b_times_x_i >> 1
-        };
-        i += 1;
+    for i in 0..32 {
+        product ^= b_times_x_i & 0u32.wrapping_sub((a >> (31 - i)) & 1);
+        b_times_x_i = (b_times_x_i >> 1) ^ (CRC32C_POLY & 0u32.wrapping_sub(b_times_x_i & 1));
     }
     product
 }
 
-/// `x^(8 * 2^k)` modulo the polynomial for k = 0..32: what taking `2^k` zero bytes
-/// multiplies a CRC state by.
-const ZERO_BYTES_POW2: [u32; 32] = {
-    let mut pow = [0u32; 32];
-    let mut x_8 = 1 << (31 - 8);
-    let mut k = 0;
-    while k < 32 {
-        pow[k] = x_8;
-        x_8 = gf2_mul_mod(x_8, x_8);
-        k += 1;
+/// `x^(8n)` modulo the polynomial for n = 0..=4096: what taking `n` zero bytes multiplies
+/// a CRC state by (16 KiB, so that carrying a patch to the end of a block is one
+/// multiplication).
+static ZERO_BYTES: [u32; BLOCK_SIZE + 1] = {
+    let mut table = [0u32; BLOCK_SIZE + 1];
+    let mut x_8n: u32 = 1 << 31;
+    let mut n = 0;
+    while n <= BLOCK_SIZE {
+        table[n] = x_8n;
+        // Times x^8: the CRC's shift register, eight steps with zero input.
+        let mut bit = 0;
+        while bit < 8 {
+            x_8n = if x_8n & 1 != 0 {
+                (x_8n >> 1) ^ CRC32C_POLY
+            } else {
+                x_8n >> 1
+            };
+            bit += 1;
+        }
+        n += 1;
     }
-    pow
+    table
 };
 
-/// The CRC32C state after `crc` has taken `n` more zero bytes, in at most 32
-/// multiplications however large `n` is (a zero byte multiplies the state by x^8).
+/// The CRC32C state after `crc` has taken `n` more zero bytes: one multiplication per
+/// 4096 bytes (a zero byte multiplies the state by x^8).
 pub fn crc32c_zero_bytes(crc: u32, n: u32) -> u32 {
     let mut crc = crc;
-    let mut n = n;
-    for &pow in &ZERO_BYTES_POW2 {
-        if n == 0 {
-            break;
-        }
-        if n & 1 != 0 {
-            crc = gf2_mul_mod(pow, crc);
-        }
-        n >>= 1;
+    let mut n = n as usize;
+    let block = ZERO_BYTES.last().copied().unwrap_or(1 << 31);
+    while n > BLOCK_SIZE {
+        crc = gf2_mul_mod(block, crc);
+        n -= BLOCK_SIZE;
     }
-    crc
+    gf2_mul_mod(ZERO_BYTES.get(n).copied().unwrap_or(1 << 31), crc)
 }
 
 /// A checksum after some of the bytes it covers changed, from the checksum `sum` before:
