@@ -29,9 +29,6 @@ mod checksum;
 /// instructions where it has them (the table-driven `format/src/crc32c.rs` is the tools').
 mod crc32c {
     pub(crate) use crate::vfs::crc32c;
-
-    /// The reflected Castagnoli polynomial (`checksum.rs` patches checksums with it).
-    pub(crate) const CRC32C_POLY: u32 = 0x82F6_3B78;
 }
 #[allow(dead_code, missing_docs, unreachable_pub)]
 #[path = "../format/src/dir.rs"]

@@ -3,8 +3,7 @@
 // `crc32c(state, bytes)` is the raw reflected update with no initial or final inversion,
 // the convention of the Linux kernel's `crc32c()`, which the kernel module calls instead.
 
-/// The reflected Castagnoli polynomial.
-pub const CRC32C_POLY: u32 = 0x82F6_3B78;
+use crate::checksum::CRC32C_POLY;
 
 const fn make_tables() -> [[u32; 256]; 8] {
     let mut t = [[0u32; 256]; 8];

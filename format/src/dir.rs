@@ -337,15 +337,15 @@ impl DirChange {
 /// Patches the checksum of a block whose checksum was correct before `change`; `false`
 /// (nothing written) if the change reaches past the covered bytes.
 pub fn patch_dir_block_checksum(block: &mut [u8; BLOCK_SIZE], change: &DirChange) -> bool {
+    if change.end > DIR_TAIL_OFFSET {
+        return false;
+    }
     let (Some(changed), Some(sum)) = (
-        block.get(change.start..change.end.min(DIR_TAIL_OFFSET + 1)),
+        block.get(change.start..change.end),
         read_u32(block, DIR_CHECKSUM_OFFSET),
     ) else {
         return false;
     };
-    if change.end > DIR_TAIL_OFFSET {
-        return false;
-    }
     let delta_crc = change.old_crc ^ crc32c(0, changed);
     let after = (DIR_TAIL_OFFSET - change.end) as u32;
     let sum = patch_checksum(sum, delta_crc, after);
@@ -388,26 +388,24 @@ pub fn add_entry(
     let Some((off, old_ino, rec_len, old_name_len)) = slot else {
         return Ok(None);
     };
-    let new_off = if old_ino == 0 {
-        off
+    // A used record keeps what its name needs and gives the rest to the new one.
+    let keep = if old_ino == 0 {
+        0
     } else {
-        off + min_rec_len(old_name_len)
+        min_rec_len(old_name_len)
     };
+    let (new_off, new_rec) = (off + keep, rec_len - keep);
     let change = DirChange::before(
         block,
         new_off,
         off,
         new_off + DIR_ENTRY_HEADER_SIZE + name.len(),
     );
-    let (new_off, new_rec) = if old_ino == 0 {
-        (off, rec_len)
-    } else {
-        let keep = min_rec_len(old_name_len);
+    if keep > 0 {
         let old_nl = u8::try_from(old_name_len).map_err(|_| FormatError::DirName)?;
         let old_ft = *block.get(off + 7).ok_or(FormatError::DirRecLen)?;
         write_header(block, off, old_ino, keep, old_nl, old_ft)?;
-        (off + keep, rec_len - keep)
-    };
+    }
     // check_name bounds the length to 255.
     let nl = name.len() as u8;
     write_header(block, new_off, ino, new_rec, nl, file_type)?;
